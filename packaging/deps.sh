@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dbpulse needs to build, test and run its demo.
+# Idempotent: only missing packages are installed. Needs root (or sudo).
+set -euo pipefail
+
+PKGS=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config
+  # libraries (see README: why each is here)
+  libpqxx-dev libpq-dev libhiredis-dev prometheus-cpp-dev libcivetweb-dev
+  libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  libcurl4-openssl-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # real peers for integration tests and the demo
+  postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server
+  prometheus prometheus-alertmanager
+  # tools used by tests, demo and benchmarks
+  curl wrk procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "deps.sh: installing: ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts packaged services on install; the tests and demo run their own
+# instances on free ports, so stop the system-wide ones to free memory and ports.
+for svc in redis-server prometheus prometheus-alertmanager prometheus-node-exporter; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $SUDO systemctl stop "$svc" || true
+  fi
+  if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
+done
