@@ -1,0 +1,29 @@
+# The README's two commands. Each installs what is missing, configures, builds, runs.
+BUILD ?= build
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build test demo bench clean
+
+all: build
+
+deps:
+	@bash packaging/deps.sh
+
+configure: deps
+	@if [ ! -f $(BUILD)/build.ninja ]; then cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS); fi
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j $(JOBS)
+
+demo: build
+	@bash packaging/demo/run.sh $(BUILD)/dbpulse
+
+bench: build
+	@bash tests/bench/run.sh $(BUILD)
+
+clean:
+	@rm -rf $(BUILD)

@@ -1,0 +1,279 @@
+#include "agent/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <set>
+
+#include "agent/scheduler.h"
+#include "collectors/catalog.h"
+#include "collectors/postgres/pg_session.h"
+
+#ifndef DBPULSE_VERSION
+#define DBPULSE_VERSION "dev"
+#endif
+
+namespace dbpulse {
+
+struct Agent::Pipeline {
+  std::unique_ptr<collectors::PgSession> postgres;
+  std::unique_ptr<Scheduler> scheduler;
+  std::set<std::string> collectors;  // names scheduled
+  ~Pipeline() {
+    // The scheduler's collectors hold references to the session: scheduler goes first.
+    scheduler.reset();
+    postgres.reset();
+  }
+};
+
+Agent::Agent(Config config)
+    : store_(clock_), exposition_(store_), config_(std::move(config)) {}
+
+Agent::~Agent() { stop(Duration(10'000)); }
+
+std::shared_ptr<Agent::Pipeline> Agent::buildPipeline(const Config& config, SampleStore& store,
+                                                      const Clock& clock) {
+  auto p = std::make_shared<Pipeline>();
+  p->scheduler = std::make_unique<Scheduler>(store, clock, config.agent.worker_threads);
+
+  // One PostgreSQL session for the database collectors; its statement_timeout is the
+  // smaller of the configured one and the shortest collector timeout, so a query can
+  // never outlive the run that issued it.
+  Duration pg_timeout = config.postgres.statement_timeout;
+  Duration min_interval = Duration::max();
+  for (const auto& [name, section] : config.collectors) {
+    const auto* entry = collectors::findCollector(name);
+    if (entry && entry->scope == collectors::CollectorScope::kDatabase && section.enabled &&
+        entry->make) {
+      pg_timeout = std::min(pg_timeout, section.timeout);
+      min_interval = std::min(min_interval, section.interval);
+    }
+  }
+  if (min_interval != Duration::max()) {
+    collectors::PgSessionOptions o;
+    o.dsn = config.postgres.dsn;
+    o.password = config.postgres.password;
+    o.statement_timeout = pg_timeout;
+    o.lock_timeout = std::min(config.postgres.lock_timeout, pg_timeout);
+    o.connect_timeout = std::min(config.postgres.connect_timeout, pg_timeout);
+    // Reconnect attempts at most every few intervals, never slower than 30 s.
+    o.max_backoff = std::min(Duration(30'000), 4 * min_interval);
+    p->postgres = std::make_unique<collectors::PgSession>(o);
+  }
+
+  collectors::CollectorEnv env;
+  env.postgres = p->postgres.get();
+  env.companion_pid_file = config.companion.pid_file;
+  env.companion_process_name = config.companion.process_name;
+  for (const auto& entry : collectors::catalog()) {
+    const CollectorSection& section = config.collectors.at(entry.name);
+    if (!section.enabled) continue;
+    if (!entry.make) {
+      spdlog::debug("collector {}: not available in this version", entry.name);
+      continue;
+    }
+    auto collector = entry.make(env);
+    if (!collector) continue;
+    p->collectors.insert(entry.name);
+    p->scheduler->add(std::move(collector), JobOptions{section.interval, section.timeout, 0.1});
+  }
+  return p;
+}
+
+std::shared_ptr<Agent::Pipeline> Agent::pipeline() const {
+  std::lock_guard lock(mu_);
+  return pipeline_;
+}
+
+Status Agent::start() {
+  Config cfg;
+  {
+    std::lock_guard lock(mu_);
+    cfg = config_;
+  }
+  installRoutes();
+  HttpServerOptions http;
+  http.listen = cfg.agent.listen_addr;
+  http.threads = cfg.agent.http_threads;
+  http.max_body_bytes = cfg.agent.max_request_body_bytes;
+  http.request_timeout = cfg.agent.request_timeout;
+  if (Status s = http_.start(http); !s.ok()) return s;
+  spdlog::info("listening on {}:{}", cfg.agent.listen_addr.host, http_.port());
+
+  auto p = buildPipeline(cfg, store_, clock_);
+  std::string names;
+  for (const auto& n : p->collectors) names += (names.empty() ? "" : ", ") + n;
+  spdlog::info("collectors: {}", names.empty() ? "(none)" : names);
+  if (p->postgres) spdlog::info("postgres: {}", p->postgres->redactedDsn());
+  p->scheduler->start();
+  std::lock_guard lock(mu_);
+  pipeline_ = std::move(p);
+  return okStatus();
+}
+
+void Agent::reload(Config config) {
+  if (config.agent.listen != config_.agent.listen) {
+    spdlog::warn("reload: agent.listen changed to {}; it takes effect after a restart",
+                 config.agent.listen);
+  }
+  auto old = pipeline();
+  if (old) old->scheduler->stop(Duration(10'000));
+  auto fresh = buildPipeline(config, store_, clock_);
+  if (old) {
+    for (const auto& name : old->collectors) {
+      if (!fresh->collectors.count(name)) {
+        store_.dropSource(name);
+        store_.dropSource("scheduler:" + name);
+      }
+    }
+  }
+  fresh->scheduler->start();
+  {
+    std::lock_guard lock(mu_);
+    config_ = std::move(config);
+    pipeline_ = fresh;
+  }
+  spdlog::info("reload: configuration applied ({} collectors)", fresh->collectors.size());
+}
+
+bool Agent::stop(Duration grace) {
+  std::shared_ptr<Pipeline> p;
+  {
+    std::lock_guard lock(mu_);
+    p = std::move(pipeline_);
+  }
+  bool clean = true;
+  if (p) {
+    clean = p->scheduler->stop(grace);
+    if (p->postgres && clean) p->postgres->disconnect();
+  }
+  http_.stop();
+  if (clean && p) {
+    p.reset();
+  } else if (p) {
+    // A collector thread is still inside the pipeline: keep it alive for the process' life.
+    new std::shared_ptr<Pipeline>(std::move(p));  // NOLINT: deliberate leak at exit
+  }
+  return clean;
+}
+
+void Agent::installRoutes() {
+  http_.route("GET", "/metrics", [this](const HttpRequest&) { return metrics(); });
+  http_.route("GET", "/health", [](const HttpRequest&) {
+    return HttpResponse::json(200, "{\"status\":\"ok\"}\n");
+  });
+  http_.route("GET", "/health/ready", [this](const HttpRequest&) { return ready(); });
+  http_.route("GET", "/", [this](const HttpRequest&) { return statusPage(); });
+}
+
+HttpResponse Agent::metrics() {
+  auto text = exposition_.render();
+  return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", *text, {}};
+}
+
+HttpResponse Agent::ready() const {
+  auto p = pipeline();
+  nlohmann::json body;
+  nlohmann::json collectors = nlohmann::json::object();
+  std::vector<std::string> reasons;
+  if (!p) {
+    reasons.push_back("collectors are not running");
+  } else {
+    for (const auto& s : p->scheduler->status()) {
+      nlohmann::json c{{"ok", s.last_success}, {"runs", s.runs}};
+      if (!s.has_run) {
+        c["ok"] = nullptr;
+        reasons.push_back("collector " + s.name + " has not finished its first run");
+      }
+      if (!s.last_error.empty()) c["error"] = s.last_error;
+      collectors[s.name] = c;
+    }
+  }
+  // Readiness means "the agent works", not "every server it watches is up": a failing
+  // collector shows in the details while the agent still reports ready.
+  body["status"] = reasons.empty() ? "ready" : "not_ready";
+  body["collectors"] = collectors;
+  if (!reasons.empty()) body["reasons"] = reasons;
+  return HttpResponse::json(reasons.empty() ? 200 : 503, body.dump() + "\n");
+}
+
+namespace {
+
+std::string htmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+HttpResponse Agent::statusPage() const {
+  auto p = pipeline();
+  std::string instance;
+  {
+    std::lock_guard lock(mu_);
+    instance = config_.agent.instance;
+  }
+  std::string rows;
+  if (p) {
+    for (const auto& s : p->scheduler->status()) {
+      const char* state = !s.has_run ? "pending" : s.last_success ? "ok" : "failing";
+      rows += "<tr><td>" + htmlEscape(s.name) + "</td><td class=\"" + state + "\">" + state +
+              "</td><td>" + std::to_string(s.last_duration.count()) + " ms</td><td>" +
+              std::to_string(s.runs) + "</td><td>" + std::to_string(s.errors) + "</td><td>" +
+              htmlEscape(s.last_error) + "</td></tr>\n";
+    }
+  }
+  std::string html =
+      "<!doctype html><html><head><meta charset=\"utf-8\"><title>dbpulse " + htmlEscape(instance) +
+      "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+      "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.ok{color:#080}"
+      ".failing{color:#b00}.pending{color:#888}</style></head><body><h1>dbpulse</h1><p>instance "
+      "<b>" +
+      htmlEscape(instance) + "</b>, version " DBPULSE_VERSION
+      "</p><p><a href=\"/metrics\">/metrics</a> · <a href=\"/health/ready\">/health/ready</a></p>"
+      "<h2>Collectors</h2><table><tr><th>collector</th><th>state</th><th>last run</th>"
+      "<th>runs</th><th>errors</th><th>last error</th></tr>\n" +
+      rows + "</table></body></html>\n";
+  return HttpResponse{200, "text/html; charset=utf-8", std::move(html), {}};
+}
+
+int Agent::runOnce(const Config& config, OutputFormat format, std::ostream& out) {
+  SystemClock clock;
+  SampleStore store(clock);
+  auto p = buildPipeline(config, store, clock);
+  p->scheduler->runAllOnce();
+  bool all_ok = true;
+  for (const auto& s : p->scheduler->status()) {
+    if (!s.last_success) {
+      all_ok = false;
+      spdlog::error("collector {}: {}", s.name, s.last_error);
+    }
+  }
+  auto snap = store.snapshot();
+  if (format == OutputFormat::kPrometheus) {
+    out << exporters::renderText(*snap);
+  } else {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& fam : snap->families) {
+      for (const auto& s : fam.series) {
+        nlohmann::json labels = nlohmann::json::object();
+        for (const auto& l : s.labels.items()) labels[l.name] = l.value;
+        j.push_back({{"name", fam.name}, {"labels", labels}, {"value", s.value}});
+      }
+    }
+    out << j.dump(2) << "\n";
+  }
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace dbpulse

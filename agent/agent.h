@@ -1,0 +1,69 @@
+#pragma once
+// Agent: the composition root's product. Builds and owns every long-lived
+// component in one visible order (store, PostgreSQL session, collectors,
+// scheduler, HTTP server) and stops them in reverse.
+// start()/reload()/stop() are called from the main thread only; HTTP handlers
+// read state concurrently.
+
+#include <iosfwd>
+#include <memory>
+#include <mutex>
+
+#include "agent/config.h"
+#include "agent/core/clock.h"
+#include "agent/core/sample_store.h"
+#include "agent/http_server.h"
+#include "exporters/prometheus/exposition.h"
+
+namespace dbpulse {
+
+class Scheduler;
+namespace collectors {
+class PgSession;
+}
+
+enum class OutputFormat { kPrometheus, kJson };
+
+class Agent {
+ public:
+  explicit Agent(Config config);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Binds the HTTP listener and starts the collectors.
+  Status start();
+  // Swaps in a new, already validated config: collectors are rebuilt; the HTTP
+  // listener keeps its address (a changed `listen` needs a restart, and says so).
+  void reload(Config config);
+  // Stops collectors (cancelling in-flight queries) and the HTTP server. Returns
+  // false when a collector did not stop within `grace`.
+  bool stop(Duration grace);
+
+  int port() const { return http_.port(); }
+
+  // `dbpulse once`: runs every enabled collector once and prints the samples.
+  // Returns the process exit code (0 when every collector succeeded, 1 otherwise).
+  static int runOnce(const Config& config, OutputFormat format, std::ostream& out);
+
+ private:
+  struct Pipeline;
+  static std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store,
+                                                 const Clock& clock);
+  void installRoutes();
+  std::shared_ptr<Pipeline> pipeline() const;
+
+  HttpResponse metrics();
+  HttpResponse ready() const;
+  HttpResponse statusPage() const;
+
+  SystemClock clock_;
+  SampleStore store_;
+  exporters::Exposition exposition_;
+  HttpServer http_;
+  mutable std::mutex mu_;
+  Config config_;                       // GUARDED_BY(mu_)
+  std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace dbpulse

@@ -1,0 +1,700 @@
+#include "agent/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <variant>
+
+#define TOML_EXCEPTIONS 1
+#include <toml++/toml.h>
+
+#include "collectors/catalog.h"
+
+extern char** environ;
+
+namespace dbpulse {
+namespace {
+
+constexpr size_t kMaxConfigBytes = 1 << 20;  // a config larger than 1 MiB is a mistake
+constexpr Duration kMinInterval{100};
+
+enum class Kind { kString, kDuration, kBool, kInt, kStringList };
+
+const char* kindName(Kind k) {
+  switch (k) {
+    case Kind::kString: return "a string";
+    case Kind::kDuration: return "a duration string such as \"15s\"";
+    case Kind::kBool: return "true or false";
+    case Kind::kInt: return "an integer";
+    case Kind::kStringList: return "an array of strings";
+  }
+  return "?";
+}
+
+using Value = std::variant<std::string, Duration, bool, int64_t, std::vector<std::string>>;
+
+// One settings table (after pgbouncer's): key, type, how to apply it. An apply
+// function validates the value and returns an error message, or "" when fine.
+template <typename Section>
+struct KeySpec {
+  std::string key;
+  Kind kind;
+  std::function<std::string(Section&, const Value&)> apply;
+};
+
+template <typename Section, typename T>
+KeySpec<Section> field(std::string key, Kind kind, T Section::*member) {
+  return {std::move(key), kind, [member](Section& s, const Value& v) {
+            s.*member = std::get<T>(v);
+            return std::string();
+          }};
+}
+
+template <typename Section>
+KeySpec<Section> hostPortField(std::string key, std::string Section::*text, HostPort Section::*addr) {
+  return {std::move(key), Kind::kString, [text, addr](Section& s, const Value& v) {
+            const auto& str = std::get<std::string>(v);
+            auto hp = parseHostPort(str);
+            if (!hp.ok()) return hp.status().message();
+            s.*text = str;
+            s.*addr = hp.value();
+            return std::string();
+          }};
+}
+
+template <typename Section>
+KeySpec<Section> positiveIntField(std::string key, int Section::*member, int max) {
+  return {std::move(key), Kind::kInt, [member, max](Section& s, const Value& v) {
+            int64_t n = std::get<int64_t>(v);
+            if (n < 1 || n > max) {
+              return "must be between 1 and " + std::to_string(max) + ", got " + std::to_string(n);
+            }
+            s.*member = static_cast<int>(n);
+            return std::string();
+          }};
+}
+
+template <typename Section>
+KeySpec<Section> positiveDurationField(std::string key, Duration Section::*member) {
+  return {std::move(key), Kind::kDuration, [member](Section& s, const Value& v) {
+            Duration d = std::get<Duration>(v);
+            if (d.count() <= 0) return std::string("must be greater than 0");
+            s.*member = d;
+            return std::string();
+          }};
+}
+
+template <typename Section>
+KeySpec<Section> oneOfField(std::string key, std::string Section::*member,
+                            std::vector<std::string> allowed) {
+  return {std::move(key), Kind::kString, [member, allowed](Section& s, const Value& v) {
+            const auto& str = std::get<std::string>(v);
+            if (std::find(allowed.begin(), allowed.end(), str) == allowed.end()) {
+              std::string list;
+              for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
+              return "must be one of " + list + ", got \"" + str + "\"";
+            }
+            s.*member = str;
+            return std::string();
+          }};
+}
+
+const std::vector<KeySpec<AgentSection>>& agentKeys() {
+  static const std::vector<KeySpec<AgentSection>> k = {
+      hostPortField<AgentSection>("listen", &AgentSection::listen, &AgentSection::listen_addr),
+      field("state_dir", Kind::kString, &AgentSection::state_dir),
+      field("admin_token_file", Kind::kString, &AgentSection::admin_token_file),
+      field("instance", Kind::kString, &AgentSection::instance),
+      {"log_format", Kind::kString,
+       [](AgentSection& s, const Value& v) {
+         const auto& f = std::get<std::string>(v);
+         if (f == "json") s.log_format = LogFormat::kJson;
+         else if (f == "text") s.log_format = LogFormat::kText;
+         else return "must be \"json\" or \"text\", got \"" + f + "\"";
+         return std::string();
+       }},
+      oneOfField<AgentSection>("log_level", &AgentSection::log_level,
+                               {"trace", "debug", "info", "warn", "error"}),
+      field("leader_election", Kind::kBool, &AgentSection::leader_election),
+      positiveIntField<AgentSection>("worker_threads", &AgentSection::worker_threads, 64),
+      positiveIntField<AgentSection>("http_threads", &AgentSection::http_threads, 256),
+      {"max_request_body_bytes", Kind::kInt,
+       [](AgentSection& s, const Value& v) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 1024 || n > (64 << 20)) return std::string("must be between 1024 and 67108864");
+         s.max_request_body_bytes = n;
+         return std::string();
+       }},
+      positiveDurationField<AgentSection>("request_timeout", &AgentSection::request_timeout),
+  };
+  return k;
+}
+
+const std::vector<KeySpec<PostgresSection>>& postgresKeys() {
+  static const std::vector<KeySpec<PostgresSection>> k = {
+      field("dsn", Kind::kString, &PostgresSection::dsn),
+      field("password_file", Kind::kString, &PostgresSection::password_file),
+      positiveDurationField<PostgresSection>("statement_timeout",
+                                             &PostgresSection::statement_timeout),
+      positiveDurationField<PostgresSection>("lock_timeout", &PostgresSection::lock_timeout),
+      positiveDurationField<PostgresSection>("connect_timeout", &PostgresSection::connect_timeout),
+  };
+  return k;
+}
+
+const std::vector<KeySpec<RedisSection>>& redisKeys() {
+  static const std::vector<KeySpec<RedisSection>> k = {
+      hostPortField<RedisSection>("address", &RedisSection::address, &RedisSection::addr),
+      field("password_file", Kind::kString, &RedisSection::password_file),
+  };
+  return k;
+}
+
+const std::vector<KeySpec<PgbouncerSection>>& pgbouncerKeys() {
+  static const std::vector<KeySpec<PgbouncerSection>> k = {
+      field("dsn", Kind::kString, &PgbouncerSection::dsn),
+  };
+  return k;
+}
+
+const std::vector<KeySpec<CompanionSection>>& companionKeys() {
+  static const std::vector<KeySpec<CompanionSection>> k = {
+      field("health_url", Kind::kString, &CompanionSection::health_url),
+      field("metrics_url", Kind::kString, &CompanionSection::metrics_url),
+      field("pid_file", Kind::kString, &CompanionSection::pid_file),
+      field("process_name", Kind::kString, &CompanionSection::process_name),
+  };
+  return k;
+}
+
+const std::vector<KeySpec<CollectorSection>>& collectorKeys() {
+  static const std::vector<KeySpec<CollectorSection>> k = {
+      field("enabled", Kind::kBool, &CollectorSection::enabled),
+      positiveDurationField<CollectorSection>("interval", &CollectorSection::interval),
+      positiveDurationField<CollectorSection>("timeout", &CollectorSection::timeout),
+  };
+  return k;
+}
+
+const std::vector<KeySpec<RulesSection>>& rulesKeys() {
+  static const std::vector<KeySpec<RulesSection>> k = {
+      field("files", Kind::kStringList, &RulesSection::files),
+      positiveDurationField<RulesSection>("evaluation_interval", &RulesSection::evaluation_interval),
+  };
+  return k;
+}
+
+const std::vector<KeySpec<AlertmanagerSection>>& alertmanagerKeys() {
+  static const std::vector<KeySpec<AlertmanagerSection>> k = {
+      {"urls", Kind::kStringList,
+       [](AlertmanagerSection& s, const Value& v) {
+         const auto& urls = std::get<std::vector<std::string>>(v);
+         for (const auto& u : urls) {
+           if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0) {
+             return "\"" + u + "\" is not an http:// or https:// URL";
+           }
+         }
+         s.urls = urls;
+         return std::string();
+       }},
+      positiveDurationField<AlertmanagerSection>("resend_interval",
+                                                 &AlertmanagerSection::resend_interval),
+  };
+  return k;
+}
+
+const std::vector<KeySpec<MaintenanceSection>>& maintenanceKeys() {
+  static const std::vector<KeySpec<MaintenanceSection>> k = {
+      field("enabled", Kind::kBool, &MaintenanceSection::enabled),
+      {"window", Kind::kString,
+       [](MaintenanceSection& s, const Value& v) {
+         const auto& w = std::get<std::string>(v);
+         std::istringstream is(w);
+         std::string part;
+         int fields = 0;
+         while (is >> part) ++fields;
+         if (fields != 5) {
+           return "must be a cron expression with 5 fields (minute hour day month weekday), got \"" +
+                  w + "\"";
+         }
+         s.window = w;
+         return std::string();
+       }},
+      positiveDurationField<MaintenanceSection>("window_duration",
+                                                &MaintenanceSection::window_duration),
+      field("dry_run", Kind::kBool, &MaintenanceSection::dry_run),
+  };
+  return k;
+}
+
+const std::vector<KeySpec<AdvisorSection>>& advisorKeys() {
+  static const std::vector<KeySpec<AdvisorSection>> k = {
+      oneOfField<AdvisorSection>("hypopg", &AdvisorSection::hypopg, {"auto", "require", "off"}),
+  };
+  return k;
+}
+
+// Levenshtein distance, for "did you mean" hints on typos.
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string suggest(std::string_view got, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_d = 3;  // only close matches are worth suggesting
+  for (const auto& k : known) {
+    size_t d = editDistance(got, k);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  if (!best.empty()) return "; did you mean '" + best + "'?";
+  std::string list;
+  for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+  return "; known: " + list;
+}
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+struct Position {
+  int line = 0, column = 0;
+};
+
+class Loader {
+ public:
+  Loader(std::string path, const Environment& env) : path_(std::move(path)), env_(env) {}
+
+  LoadResult load(const std::string& text) {
+    Config cfg;
+    cfg.path = path_;
+    for (const auto& e : collectors::catalog()) {
+      cfg.collectors[e.name] = CollectorSection{true, e.default_interval, e.default_timeout};
+    }
+    if (text.size() > kMaxConfigBytes) {
+      error({}, "config file is larger than 1 MiB");
+      return finish(std::move(cfg));
+    }
+    toml::table root;
+    try {
+      root = toml::parse(text, path_);
+    } catch (const toml::parse_error& e) {
+      error(Position{static_cast<int>(e.source().begin.line), static_cast<int>(e.source().begin.column)},
+            std::string(e.description()));
+      return finish(std::move(cfg));
+    }
+
+    for (auto&& [key, node] : root) {
+      const std::string name(key.str());
+      const Position pos = positionOf(key);
+      if (name == "collectors") {
+        loadCollectors(node, cfg);
+        continue;
+      }
+      auto* table = node.as_table();
+      bool known = loadKnownSection(name, table, cfg, pos);
+      if (!known) {
+        error(pos, "unknown section [" + name + "]" + suggest(name, sectionNames()));
+      }
+    }
+    applyEnvironment(cfg);
+    validate(cfg);
+    return finish(std::move(cfg));
+  }
+
+ private:
+  static const std::vector<std::string>& sectionNames() {
+    static const std::vector<std::string> k = {"agent",   "postgres",     "redis",
+                                               "pgbouncer", "companion",  "collectors",
+                                               "rules",   "alertmanager", "maintenance",
+                                               "advisor"};
+    return k;
+  }
+
+  template <typename T>
+  static Position positionOf(const T& sourced) {
+    const auto& src = sourced.source();
+    return Position{static_cast<int>(src.begin.line), static_cast<int>(src.begin.column)};
+  }
+
+  void error(Position pos, std::string message) {
+    errors_.push_back(ConfigError{path_, pos.line, pos.column, std::move(message)});
+  }
+  void envError(const std::string& var, std::string message) {
+    errors_.push_back(ConfigError{"environment variable " + var, 0, 0, std::move(message)});
+  }
+
+  LoadResult finish(Config cfg) {
+    LoadResult r;
+    std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
+      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
+    r.errors = std::move(errors_);
+    if (r.errors.empty()) r.config = std::move(cfg);
+    return r;
+  }
+
+  bool loadKnownSection(const std::string& name, toml::table* table, Config& cfg, Position pos) {
+    auto need_table = [&]() {
+      if (table == nullptr) error(pos, "[" + name + "] must be a table");
+      return table != nullptr;
+    };
+    if (name == "agent") {
+      if (need_table()) loadSection(name, *table, agentKeys(), cfg.agent);
+    } else if (name == "postgres") {
+      if (need_table()) loadSection(name, *table, postgresKeys(), cfg.postgres);
+    } else if (name == "redis") {
+      if (need_table()) loadSection(name, *table, redisKeys(), cfg.redis);
+    } else if (name == "pgbouncer") {
+      if (need_table()) loadSection(name, *table, pgbouncerKeys(), cfg.pgbouncer);
+    } else if (name == "companion") {
+      if (need_table()) loadSection(name, *table, companionKeys(), cfg.companion);
+    } else if (name == "rules") {
+      if (need_table()) loadSection(name, *table, rulesKeys(), cfg.rules);
+    } else if (name == "alertmanager") {
+      if (need_table()) loadSection(name, *table, alertmanagerKeys(), cfg.alertmanager);
+    } else if (name == "maintenance") {
+      if (need_table()) loadSection(name, *table, maintenanceKeys(), cfg.maintenance);
+    } else if (name == "advisor") {
+      if (need_table()) loadSection(name, *table, advisorKeys(), cfg.advisor);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  void loadCollectors(toml::node& node, Config& cfg) {
+    auto* table = node.as_table();
+    if (table == nullptr) {
+      error(positionOf(node), "[collectors] must be a table of [collectors.NAME] sections");
+      return;
+    }
+    std::vector<std::string> names;
+    for (const auto& e : collectors::catalog()) names.push_back(e.name);
+    for (auto&& [key, sub] : *table) {
+      const std::string name(key.str());
+      auto it = cfg.collectors.find(name);
+      if (it == cfg.collectors.end()) {
+        error(positionOf(key), "unknown collector '" + name + "'" + suggest(name, names));
+        continue;
+      }
+      auto* sub_table = sub.as_table();
+      if (sub_table == nullptr) {
+        error(positionOf(key), "[collectors." + name + "] must be a table");
+        continue;
+      }
+      loadSection("collectors." + name, *sub_table, collectorKeys(), it->second);
+    }
+  }
+
+  template <typename Section>
+  void loadSection(const std::string& section, toml::table& table,
+                   const std::vector<KeySpec<Section>>& specs, Section& out) {
+    for (auto&& [key, node] : table) {
+      const std::string name(key.str());
+      const Position pos = positionOf(key);
+      auto spec = std::find_if(specs.begin(), specs.end(),
+                               [&](const KeySpec<Section>& s) { return s.key == name; });
+      if (spec == specs.end()) {
+        std::vector<std::string> known;
+        for (const auto& s : specs) known.push_back(s.key);
+        error(pos, "unknown key '" + name + "' in [" + section + "]" + suggest(name, known));
+        continue;
+      }
+      const Position value_pos = positionOf(node);
+      std::string why;
+      auto value = fromNode(node, spec->kind, why);
+      if (!value) {
+        error(value_pos, section + "." + name + ": " + why);
+        continue;
+      }
+      if (std::string msg = spec->apply(out, *value); !msg.empty()) {
+        error(value_pos, section + "." + name + ": " + msg);
+        continue;
+      }
+      positions_[section + "." + name] = value_pos;
+    }
+  }
+
+  static std::optional<Value> fromNode(toml::node& node, Kind kind, std::string& why) {
+    auto expected = [&]() {
+      why = std::string("expected ") + kindName(kind) + ", got " + typeName(node);
+      return std::nullopt;
+    };
+    switch (kind) {
+      case Kind::kString:
+        if (auto s = node.value<std::string>(); s && node.is_string()) return Value(*s);
+        return expected();
+      case Kind::kBool:
+        if (node.is_boolean()) return Value(*node.value<bool>());
+        return expected();
+      case Kind::kInt:
+        if (node.is_integer()) return Value(*node.value<int64_t>());
+        return expected();
+      case Kind::kDuration: {
+        if (!node.is_string()) return expected();
+        auto d = parseDuration(*node.value<std::string>());
+        if (!d.ok()) {
+          why = d.status().message();
+          return std::nullopt;
+        }
+        return Value(d.value());
+      }
+      case Kind::kStringList: {
+        auto* arr = node.as_array();
+        if (arr == nullptr) return expected();
+        std::vector<std::string> out;
+        for (auto& el : *arr) {
+          if (!el.is_string()) {
+            why = "expected an array of strings, found " + typeName(el);
+            return std::nullopt;
+          }
+          out.push_back(*el.value<std::string>());
+        }
+        return Value(std::move(out));
+      }
+    }
+    return std::nullopt;
+  }
+
+  static std::string typeName(const toml::node& node) {
+    switch (node.type()) {
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      case toml::node_type::array: return "an array";
+      case toml::node_type::table: return "a table";
+      default: return "a date/time";
+    }
+  }
+
+  static std::optional<Value> fromEnv(const std::string& text, Kind kind, std::string& why) {
+    switch (kind) {
+      case Kind::kString: return Value(text);
+      case Kind::kBool:
+        if (text == "true" || text == "1") return Value(true);
+        if (text == "false" || text == "0") return Value(false);
+        why = "expected true or false, got \"" + text + "\"";
+        return std::nullopt;
+      case Kind::kInt: {
+        try {
+          size_t used = 0;
+          int64_t n = std::stoll(text, &used);
+          if (used == text.size()) return Value(n);
+        } catch (const std::exception&) {
+        }
+        why = "expected an integer, got \"" + text + "\"";
+        return std::nullopt;
+      }
+      case Kind::kDuration: {
+        auto d = parseDuration(text);
+        if (!d.ok()) {
+          why = d.status().message();
+          return std::nullopt;
+        }
+        return Value(d.value());
+      }
+      case Kind::kStringList: {
+        std::vector<std::string> out;
+        std::stringstream ss(text);
+        std::string item;
+        while (std::getline(ss, item, ',')) {
+          if (!item.empty()) out.push_back(item);
+        }
+        return Value(std::move(out));
+      }
+    }
+    return std::nullopt;
+  }
+
+  template <typename Section>
+  void envSection(const std::string& section, const std::vector<KeySpec<Section>>& specs,
+                  Section& out) {
+    std::string prefix = "DBPULSE_" + upper(section) + "_";
+    for (char& c : prefix) {
+      if (c == '.') c = '_';
+    }
+    for (const auto& spec : specs) {
+      const std::string var = prefix + upper(spec.key);
+      auto it = env_.find(var);
+      if (it == env_.end()) continue;
+      std::string why;
+      auto value = fromEnv(it->second, spec.kind, why);
+      if (!value) {
+        envError(var, why);
+        continue;
+      }
+      if (std::string msg = spec.apply(out, *value); !msg.empty()) envError(var, msg);
+      positions_.erase(section + "." + spec.key);  // now comes from the environment
+    }
+  }
+
+  void applyEnvironment(Config& cfg) {
+    envSection("agent", agentKeys(), cfg.agent);
+    envSection("postgres", postgresKeys(), cfg.postgres);
+    envSection("redis", redisKeys(), cfg.redis);
+    envSection("pgbouncer", pgbouncerKeys(), cfg.pgbouncer);
+    envSection("companion", companionKeys(), cfg.companion);
+    envSection("rules", rulesKeys(), cfg.rules);
+    envSection("alertmanager", alertmanagerKeys(), cfg.alertmanager);
+    envSection("maintenance", maintenanceKeys(), cfg.maintenance);
+    envSection("advisor", advisorKeys(), cfg.advisor);
+    for (auto& [name, section] : cfg.collectors) {
+      envSection("collectors." + name, collectorKeys(), section);
+    }
+  }
+
+  // Reads a *_file secret; trailing newlines (as `echo` and Kubernetes leave them) are dropped.
+  void readSecret(const std::string& key, const std::string& file, std::string& out) {
+    if (file.empty()) return;
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream ss;
+    if (in) ss << in.rdbuf();
+    if (!in) {
+      secretError(key, "cannot read secret file \"" + file + "\"");
+      return;
+    }
+    out = ss.str();
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    if (out.empty()) secretError(key, "secret file \"" + file + "\" is empty");
+  }
+
+  void secretError(const std::string& key, std::string message) {
+    auto it = positions_.find(key);
+    if (it != positions_.end()) {
+      error(it->second, key + ": " + message);
+    } else {
+      envError("DBPULSE_" + upper(key.substr(0, key.find('.'))) + "_" +
+                   upper(key.substr(key.find('.') + 1)),
+               message);
+    }
+  }
+
+  void validate(Config& cfg) {
+    readSecret("postgres.password_file", cfg.postgres.password_file, cfg.postgres.password);
+    readSecret("redis.password_file", cfg.redis.password_file, cfg.redis.password);
+    readSecret("agent.admin_token_file", cfg.agent.admin_token_file, cfg.agent.admin_token);
+    for (auto& [name, c] : cfg.collectors) {
+      const std::string key = "collectors." + name;
+      if (c.interval < kMinInterval) {
+        keyError(key + ".interval", "must be at least " + formatDuration(kMinInterval));
+      }
+      if (c.timeout > c.interval) {
+        keyError(key + ".timeout", "(" + formatDuration(c.timeout) + ") must not exceed interval (" +
+                                       formatDuration(c.interval) + ")");
+      }
+    }
+    if (cfg.agent.instance.empty()) {
+      char host[256] = {};
+      if (gethostname(host, sizeof(host) - 1) == 0) cfg.agent.instance = host;
+    }
+  }
+
+  void keyError(const std::string& key, std::string message) {
+    auto it = positions_.find(key);
+    errors_.push_back(ConfigError{path_, it == positions_.end() ? 0 : it->second.line,
+                                  it == positions_.end() ? 0 : it->second.column,
+                                  key + ": " + std::move(message)});
+  }
+
+  std::string path_;
+  const Environment& env_;
+  std::vector<ConfigError> errors_;
+  std::map<std::string, Position> positions_;  // "section.key" -> where its value is
+};
+
+}  // namespace
+
+std::string ConfigError::toString() const {
+  if (line > 0) return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+  return file + ": " + message;
+}
+
+Environment processEnvironment() {
+  Environment env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    if (kv.rfind("DBPULSE_", 0) != 0) continue;
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  return env;
+}
+
+LoadResult loadConfigString(const std::string& text, const std::string& path,
+                            const Environment& env) {
+  return Loader(path, env).load(text);
+}
+
+LoadResult loadConfigFile(const std::string& path, const Environment& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back(ConfigError{path, 0, 0, "cannot open config file"});
+    return r;
+  }
+  std::string text;
+  text.resize(kMaxConfigBytes + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return loadConfigString(text, path, env);
+}
+
+Result<HostPort> parseHostPort(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return invalidArgument("invalid address \"" + std::string(text) + "\": " + why +
+                           " (expected host:port, e.g. \"127.0.0.1:9470\" or \"[::1]:9470\")");
+  };
+  std::string host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos) return bad("missing ']'");
+    host = std::string(text.substr(1, close - 1));
+    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("missing port");
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad("missing port");
+    host = std::string(text.substr(0, colon));
+    if (host.find(':') != std::string::npos) return bad("IPv6 addresses need brackets");
+    port = text.substr(colon + 1);
+  }
+  if (host.empty()) return bad("missing host");
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return bad("port must be a number");
+  }
+  int p = std::stoi(std::string(port));
+  if (p > 65535) return bad("port must be 0..65535");
+  return HostPort{host, p};
+}
+
+const std::vector<std::string>& knownCollectorNames() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const auto& e : collectors::catalog()) n.push_back(e.name);
+    return n;
+  }();
+  return names;
+}
+
+}  // namespace dbpulse

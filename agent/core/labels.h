@@ -1,0 +1,41 @@
+#pragma once
+// Label sets for series. A Labels value is kept sorted by name with unique
+// names, so equal sets compare equal and hash/serialise the same way.
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dbpulse {
+
+struct Label {
+  std::string name;
+  std::string value;
+  bool operator==(const Label&) const = default;
+  auto operator<=>(const Label&) const = default;
+};
+
+class Labels {
+ public:
+  Labels() = default;
+  Labels(std::initializer_list<std::pair<std::string_view, std::string_view>> init);
+
+  // Sets (or replaces) one label, keeping the order.
+  void set(std::string_view name, std::string_view value);
+  // Empty string when absent (Prometheus treats an empty label as absent).
+  std::string_view get(std::string_view name) const;
+  const std::vector<Label>& items() const { return items_; }
+  bool empty() const { return items_.empty(); }
+  size_t size() const { return items_.size(); }
+  bool operator==(const Labels&) const = default;
+
+  // Appends a canonical encoding (name=value pairs separated by \x1f) used as a map key.
+  void appendKey(std::string& out) const;
+
+ private:
+  std::vector<Label> items_;
+};
+
+}  // namespace dbpulse

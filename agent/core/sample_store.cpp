@@ -1,0 +1,132 @@
+#include "agent/core/sample_store.h"
+
+#include <algorithm>
+#include <map>
+
+namespace dbpulse {
+
+size_t Snapshot::seriesCount() const {
+  size_t n = 0;
+  for (const auto& f : families) n += f.series.size();
+  return n;
+}
+
+const SnapshotFamily* Snapshot::family(std::string_view name) const {
+  auto it = std::lower_bound(families.begin(), families.end(), name,
+                             [](const SnapshotFamily& f, std::string_view n) { return f.name < n; });
+  return it != families.end() && it->name == name ? &*it : nullptr;
+}
+
+SampleStore::SampleStore(const Clock& clock, SampleStoreOptions options)
+    : clock_(clock), options_(options) {
+  // A store without history would make rate() impossible; one point is the floor.
+  options_.history_points = std::max<size_t>(options_.history_points, 1);
+}
+
+std::string SampleStore::key(std::string_view name, const Labels& labels) {
+  std::string k(name);
+  labels.appendKey(k);
+  return k;
+}
+
+void SampleStore::write(std::string_view source, const SampleBatch& batch,
+                        std::chrono::milliseconds staleness, bool exported) {
+  const int64_t now_ms = toMillis(clock_.now());
+  const int64_t expires_ms = now_ms + staleness.count();
+  std::lock_guard lock(mu_);
+  for (const auto& [name, info] : batch.families()) {
+    families_.insert_or_assign(name, info);
+  }
+  for (const auto& s : batch.samples()) {
+    auto [it, inserted] = series_.try_emplace(key(s.name, s.labels));
+    Series& series = it->second;
+    if (inserted) {
+      series.name = s.name;
+      series.labels = s.labels;
+      series.ring.reserve(std::min<size_t>(options_.history_points, 8));
+    }
+    series.source = source;
+    series.value = s.value;
+    series.last_ms = now_ms;
+    series.expires_ms = expires_ms;
+    series.exported = exported;
+    if (series.ring.size() < options_.history_points) {
+      series.ring.push_back(Point{now_ms, s.value});
+    } else {
+      series.ring[series.head] = Point{now_ms, s.value};
+      series.head = (series.head + 1) % series.ring.size();
+    }
+  }
+  next_expiry_ms_ = std::min(next_expiry_ms_, expires_ms);
+  ++version_;
+}
+
+void SampleStore::dropSource(std::string_view source) {
+  std::lock_guard lock(mu_);
+  std::erase_if(series_, [&](const auto& kv) { return kv.second.source == source; });
+  ++version_;
+}
+
+void SampleStore::expireLocked(int64_t now_ms) const {
+  if (now_ms < next_expiry_ms_) return;
+  int64_t next = INT64_MAX;
+  size_t removed = std::erase_if(series_, [&](const auto& kv) {
+    if (kv.second.expires_ms <= now_ms) return true;
+    next = std::min(next, kv.second.expires_ms);
+    return false;
+  });
+  next_expiry_ms_ = next;
+  if (removed > 0) ++version_;
+}
+
+std::shared_ptr<const Snapshot> SampleStore::snapshot() const {
+  std::lock_guard lock(mu_);
+  expireLocked(toMillis(clock_.now()));
+  if (cached_ && cached_->version == version_) return cached_;
+
+  std::map<std::string_view, std::vector<const Series*>> by_family;
+  for (const auto& [k, s] : series_) {
+    if (s.exported) by_family[s.name].push_back(&s);
+  }
+  auto snap = std::make_shared<Snapshot>();
+  snap->version = version_;
+  snap->families.reserve(by_family.size());
+  for (auto& [name, list] : by_family) {
+    SnapshotFamily fam;
+    fam.name = std::string(name);
+    if (auto it = families_.find(fam.name); it != families_.end()) {
+      fam.type = it->second.type;
+      fam.help = it->second.help;
+    }
+    std::sort(list.begin(), list.end(),
+              [](const Series* a, const Series* b) { return a->labels.items() < b->labels.items(); });
+    fam.series.reserve(list.size());
+    for (const Series* s : list) fam.series.push_back(SnapshotSeries{s->labels, s->value, s->last_ms});
+    snap->families.push_back(std::move(fam));
+  }
+  cached_ = std::move(snap);
+  return cached_;
+}
+
+std::vector<Point> SampleStore::history(std::string_view name, const Labels& labels,
+                                        int64_t since_ms) const {
+  std::lock_guard lock(mu_);
+  expireLocked(toMillis(clock_.now()));
+  std::vector<Point> out;
+  auto it = series_.find(key(name, labels));
+  if (it == series_.end()) return out;
+  const Series& s = it->second;
+  const size_t n = s.ring.size();
+  for (size_t i = 0; i < n; ++i) {
+    const Point& p = s.ring[(s.head + i) % n];
+    if (p.t_ms >= since_ms) out.push_back(p);
+  }
+  return out;
+}
+
+size_t SampleStore::seriesCount() const {
+  std::lock_guard lock(mu_);
+  return series_.size();
+}
+
+}  // namespace dbpulse

@@ -1,0 +1,107 @@
+#pragma once
+// SampleStore: the latest value and a short history of every series, written by
+// collectors (through the scheduler) and read by /metrics, the rule engine and
+// the admin API. Thread-safe: any thread may call any method.
+//
+// Staleness: every write carries a staleness period; a series that is not
+// written again within it disappears from snapshots (and its history is freed).
+// A collector that stops reporting a series (table dropped, server down) thus
+// loses it after one staleness period, not at once, so one slow run does not
+// make series flicker.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/core/clock.h"
+#include "agent/core/sample.h"
+
+namespace dbpulse {
+
+struct Point {
+  int64_t t_ms = 0;
+  double value = 0;
+};
+
+struct SnapshotSeries {
+  Labels labels;
+  double value = 0;
+  int64_t t_ms = 0;  // when the value was written
+};
+
+struct SnapshotFamily {
+  std::string name;
+  MetricType type = MetricType::kUntyped;
+  std::string help;
+  std::vector<SnapshotSeries> series;  // sorted by labels
+};
+
+// An immutable view of the latest values; families sorted by name. Shared by readers.
+struct Snapshot {
+  uint64_t version = 0;
+  std::vector<SnapshotFamily> families;
+  size_t seriesCount() const;
+  // nullptr when absent.
+  const SnapshotFamily* family(std::string_view name) const;
+};
+
+struct SampleStoreOptions {
+  size_t history_points = 40;  // per series ring buffer capacity
+};
+
+class SampleStore {
+ public:
+  SampleStore(const Clock& clock, SampleStoreOptions options = {});
+  SampleStore(const SampleStore&) = delete;
+  SampleStore& operator=(const SampleStore&) = delete;
+
+  // Writes every sample of `batch` at the clock's current time. `source` names the
+  // writer (a collector); `staleness` is how long the series live without a new write.
+  // `exported` = false keeps the series for rules and the admin API but out of /metrics.
+  void write(std::string_view source, const SampleBatch& batch, std::chrono::milliseconds staleness,
+             bool exported = true);
+
+  // Drops every series written by `source` (a collector removed by a reload).
+  void dropSource(std::string_view source);
+
+  // The latest exported values. Cheap when nothing changed since the previous call.
+  std::shared_ptr<const Snapshot> snapshot() const;
+
+  // History of one series, oldest first, points with t_ms >= since_ms.
+  std::vector<Point> history(std::string_view name, const Labels& labels, int64_t since_ms) const;
+
+  size_t seriesCount() const;
+
+ private:
+  struct Series {
+    std::string name;
+    Labels labels;
+    std::string source;
+    double value = 0;
+    int64_t last_ms = 0;
+    int64_t expires_ms = 0;
+    bool exported = true;
+    std::vector<Point> ring;  // grows to history_points, then wraps at head
+    size_t head = 0;
+  };
+
+  static std::string key(std::string_view name, const Labels& labels);
+  void expireLocked(int64_t now_ms) const;
+
+  const Clock& clock_;
+  SampleStoreOptions options_;
+  mutable std::mutex mu_;
+  // mutable: expiry happens lazily in readers; it only removes series past their staleness.
+  mutable std::unordered_map<std::string, Series> series_;
+  std::unordered_map<std::string, FamilyInfo> families_;
+  mutable uint64_t version_ = 1;
+  mutable int64_t next_expiry_ms_ = INT64_MAX;
+  mutable std::shared_ptr<const Snapshot> cached_;
+};
+
+}  // namespace dbpulse

@@ -1,0 +1,169 @@
+#include "agent/http_server.h"
+
+#include <CivetServer.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+namespace dbpulse {
+namespace {
+
+const char* reasonPhrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+void send(mg_connection* conn, const HttpResponse& r) {
+  std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " + reasonPhrase(r.status) + "\r\n";
+  head += "Content-Type: " + r.content_type + "\r\n";
+  head += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  head += "Cache-Control: no-store\r\n";
+  for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
+  head += "\r\n";
+  mg_write(conn, head.data(), head.size());
+  if (!r.body.empty()) mg_write(conn, r.body.data(), r.body.size());
+}
+
+}  // namespace
+
+HttpResponse HttpResponse::error(int status, std::string code, const std::string& message) {
+  nlohmann::json j{{"error", message}, {"code", std::move(code)}};
+  return HttpResponse{status, "application/json", j.dump() + "\n", {}};
+}
+
+HttpResponse HttpResponse::json(int status, std::string body) {
+  return HttpResponse{status, "application/json", std::move(body), {}};
+}
+
+// One catch-all CivetWeb handler; routing is ours, so unknown paths and methods get
+// JSON 404/405 instead of CivetWeb's HTML.
+struct HttpServer::Impl final : public CivetHandler {
+  explicit Impl(HttpServer& owner) : owner_(owner) {}
+
+  bool handleAll(const char* method, CivetServer* /*server*/, mg_connection* conn) {
+    const mg_request_info* info = mg_get_request_info(conn);
+    HttpRequest req;
+    req.method = method;
+    req.path = info->local_uri ? info->local_uri : "/";
+    req.query = info->query_string ? info->query_string : "";
+    req.remote_addr = info->remote_addr;
+    if (const char* auth = mg_get_header(conn, "Authorization")) req.authorization = auth;
+
+    const int64_t max = owner_.options_.max_body_bytes;
+    if (info->content_length > max) {
+      send(conn, HttpResponse::error(413, "body_too_large",
+                                     "request body exceeds " + std::to_string(max) + " bytes"));
+      return true;
+    }
+    if (info->content_length != 0) {
+      char buf[8192];
+      int n;
+      while ((n = mg_read(conn, buf, sizeof(buf))) > 0) {
+        req.body.append(buf, static_cast<size_t>(n));
+        if (static_cast<int64_t>(req.body.size()) > max) {
+          send(conn, HttpResponse::error(413, "body_too_large",
+                                         "request body exceeds " + std::to_string(max) + " bytes"));
+          return true;
+        }
+      }
+    }
+    send(conn, owner_.handle(req));
+    return true;
+  }
+
+  bool handleGet(CivetServer* s, mg_connection* c) override { return handleAll("GET", s, c); }
+  bool handlePost(CivetServer* s, mg_connection* c) override { return handleAll("POST", s, c); }
+  bool handleHead(CivetServer* s, mg_connection* c) override { return handleAll("HEAD", s, c); }
+  bool handlePut(CivetServer* s, mg_connection* c) override { return handleAll("PUT", s, c); }
+  bool handleDelete(CivetServer* s, mg_connection* c) override { return handleAll("DELETE", s, c); }
+  bool handleOptions(CivetServer* s, mg_connection* c) override {
+    return handleAll("OPTIONS", s, c);
+  }
+  bool handlePatch(CivetServer* s, mg_connection* c) override { return handleAll("PATCH", s, c); }
+
+  HttpServer& owner_;
+  std::unique_ptr<CivetServer> server;
+};
+
+HttpServer::HttpServer() = default;
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler) {
+  routes_[path][method] = std::move(handler);
+}
+
+HttpResponse HttpServer::handle(const HttpRequest& request) const {
+  auto path_it = routes_.find(request.path);
+  if (path_it == routes_.end()) {
+    return HttpResponse::error(404, "not_found", "no such endpoint: " + request.path);
+  }
+  const auto& methods = path_it->second;
+  auto it = methods.find(request.method == "HEAD" ? "GET" : request.method);
+  if (it == methods.end()) {
+    std::string allow;
+    for (const auto& [m, h] : methods) allow += (allow.empty() ? "" : ", ") + m;
+    auto r = HttpResponse::error(405, "method_not_allowed",
+                                 request.method + " is not allowed on " + request.path);
+    r.headers.emplace_back("Allow", allow);
+    return r;
+  }
+  try {
+    HttpResponse r = it->second(request);
+    if (request.method == "HEAD") r.body.clear();
+    return r;
+  } catch (const std::exception& e) {
+    // Handlers validate their input; an exception here is our bug, not the caller's.
+    spdlog::error("http {} {}: {}", request.method, request.path, e.what());
+    return HttpResponse::error(500, "internal", "internal error");
+  }
+}
+
+Status HttpServer::start(const HttpServerOptions& options) {
+  options_ = options;
+  std::string host = options.listen.host;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  std::vector<std::string> civet_options = {
+      "listening_ports", host + ":" + std::to_string(options.listen.port),
+      "num_threads", std::to_string(options.threads),
+      "request_timeout_ms", std::to_string(options.request_timeout.count()),
+      "enable_keep_alive", "yes",
+      "keep_alive_timeout_ms", "5000",
+      "listen_backlog", "128",
+  };
+  impl_ = std::make_unique<Impl>(*this);
+  try {
+    impl_->server = std::make_unique<CivetServer>(civet_options);
+  } catch (const std::exception& e) {
+    impl_.reset();
+    return unavailable("cannot listen on " + host + ":" + std::to_string(options.listen.port) +
+                       ": " + e.what());
+  }
+  impl_->server->addHandler("/", impl_.get());
+  auto ports = impl_->server->getListeningPorts();
+  port_ = ports.empty() ? options.listen.port : ports.front();
+  return okStatus();
+}
+
+void HttpServer::stop() {
+  if (impl_ && impl_->server) {
+    impl_->server->close();
+    impl_->server.reset();
+  }
+  impl_.reset();
+}
+
+}  // namespace dbpulse

@@ -1,0 +1,127 @@
+// dbpulse: parse the command line, load the config, hand over to the Agent.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "agent/logging.h"
+
+namespace {
+
+constexpr int kExitConfigError = 2;
+constexpr auto kShutdownGrace = dbpulse::Duration(8000);  // of the 10 s the design allows
+
+std::optional<dbpulse::Config> loadOrReport(const std::string& path) {
+  auto result = dbpulse::loadConfigFile(path, dbpulse::processEnvironment());
+  for (const auto& e : result.errors) std::cerr << e.toString() << "\n";
+  return std::move(result.config);
+}
+
+// SIGTERM/SIGINT/SIGHUP are blocked in every thread and taken here with sigwait,
+// so no signal handler runs in the middle of library code.
+int runDaemon(const std::string& path) {
+  auto config = loadOrReport(path);
+  if (!config) return kExitConfigError;
+  dbpulse::setupLogging(config->agent.log_format, config->agent.log_level);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  spdlog::info("dbpulse {} starting, config {}", DBPULSE_VERSION, path);
+  dbpulse::Agent agent(std::move(*config));
+  if (auto s = agent.start(); !s.ok()) {
+    spdlog::critical("{}", s.message());
+    return 1;
+  }
+
+  int sig = 0;
+  while (true) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    spdlog::info("SIGHUP: reloading {}", path);
+    auto result = dbpulse::loadConfigFile(path, dbpulse::processEnvironment());
+    if (!result.config) {
+      for (const auto& e : result.errors) spdlog::error("reload rejected: {}", e.toString());
+      spdlog::error("reload rejected: keeping the running configuration");
+      continue;
+    }
+    agent.reload(std::move(*result.config));
+  }
+
+  spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  // A second signal, or shutdown overrunning its 10 s, ends the process at once.
+  std::thread([signals] {
+    timespec limit{10, 0};
+    int second = sigtimedwait(&signals, nullptr, &limit);
+    spdlog::error(second > 0 ? "second signal: exiting now" : "shutdown took too long: exiting now");
+    spdlog::default_logger()->flush();
+    _exit(1);
+  }).detach();
+  const bool clean = agent.stop(kShutdownGrace);
+  spdlog::info("stopped");
+  spdlog::default_logger()->flush();
+  if (!clean) _exit(1);  // a collector thread is stuck: skip destructors
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dbpulse: a database-health sidecar agent for PostgreSQL, Redis and the chat server"};
+  app.set_version_flag("--version", std::string("dbpulse ") + DBPULSE_VERSION);
+  app.require_subcommand(0, 1);
+
+  std::string config_path;
+  app.add_option("--config", config_path, "Config file (same as `dbpulse run --config FILE`)");
+
+  auto* run = app.add_subcommand("run", "Run the agent (the default)");
+  run->add_option("--config", config_path, "Config file")->required();
+
+  std::string check_path;
+  auto* check = app.add_subcommand("check-config", "Validate a config file: exit 0, or 2 with FILE:LINE:COL errors");
+  check->add_option("file", check_path, "Config file")->required();
+
+  std::string once_format = "prometheus";
+  auto* once = app.add_subcommand("once", "Run every enabled collector once, print the samples, exit");
+  once->add_option("--config", config_path, "Config file")->required();
+  once->add_option("--format", once_format, "Output format")->check(CLI::IsMember({"prometheus", "json"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (*check) {
+    auto config = loadOrReport(check_path);
+    if (!config) return kExitConfigError;
+    std::cout << check_path << ": OK\n";
+    return 0;
+  }
+  if (*once) {
+    auto config = loadOrReport(config_path);
+    if (!config) return kExitConfigError;
+    dbpulse::setupLogging(dbpulse::LogFormat::kText, "warn");
+    return dbpulse::Agent::runOnce(*config,
+                                   once_format == "json" ? dbpulse::OutputFormat::kJson
+                                                         : dbpulse::OutputFormat::kPrometheus,
+                                   std::cout);
+  }
+  if (config_path.empty()) {
+    std::cerr << "dbpulse: --config FILE is required (see --help)\n";
+    return kExitConfigError;
+  }
+  return runDaemon(config_path);
+}

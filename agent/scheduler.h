@@ -1,0 +1,117 @@
+#pragma once
+// Scheduler: runs each collector on its own interval, with jitter, a timeout and
+// no overlap with its own previous run, on a small fixed thread pool.
+//
+// - Due times are drift-free (next = previous due + interval), plus a random
+//   splay of up to `jitter` x interval so agents started together spread out.
+// - A run still going at its next due time is not started twice: the tick is
+//   skipped and counted (dbpulse_collector_skipped_runs_total).
+// - A run past its timeout is reported as failed at once and cancel() is called
+//   on the collector (PQcancel for PostgreSQL); whatever it returns later is
+//   discarded. Clients carry their own timeouts too (statement_timeout, ...),
+//   since a thread cannot be killed.
+// - After every run the collector's samples and its self-metrics
+//   (dbpulse_collector_duration_seconds, _success, _last_run_timestamp_seconds,
+//   _errors_total, all labelled `collector`) go into the SampleStore.
+// Thread-safe; add() only before start().
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/core/clock.h"
+#include "agent/core/duration.h"
+#include "agent/core/sample_store.h"
+#include "collectors/collector.h"
+
+namespace dbpulse {
+
+struct JobOptions {
+  Duration interval{15'000};
+  Duration timeout{5000};
+  double jitter = 0.1;  // fraction of the interval
+};
+
+struct CollectorStatus {
+  std::string name;
+  uint64_t runs = 0;
+  uint64_t errors = 0;
+  bool has_run = false;
+  bool last_success = false;
+  std::string last_error;  // empty after a success
+  WallTime last_run{};
+  Duration last_duration{0};
+  bool running = false;
+};
+
+class Scheduler {
+ public:
+  Scheduler(SampleStore& store, const Clock& clock, int threads);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  void add(std::unique_ptr<collectors::Collector> collector, JobOptions options);
+  void start();
+  // Stops scheduling, cancels running collectors and waits up to `grace` for them.
+  // Returns false when a collector did not return in time (its thread is left behind).
+  bool stop(Duration grace);
+
+  // Runs every collector once on the calling thread, in order (for `dbpulse once`).
+  void runAllOnce();
+
+  // True once every collector has finished (or timed out) at least one run.
+  bool firstCycleDone() const;
+  std::vector<CollectorStatus> status() const;
+
+ private:
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  struct Job {
+    std::unique_ptr<collectors::Collector> collector;
+    JobOptions options;
+    SteadyTime base_due{};  // drift-free schedule
+    SteadyTime due{};       // base_due + jitter
+    bool running = false;
+    uint64_t run_id = 0;
+    SteadyTime deadline{};
+    bool timed_out = false;
+    uint64_t skipped = 0;
+    uint64_t timeouts = 0;
+    CollectorStatus status;
+  };
+
+  void dispatchLoop(std::stop_token stop);
+  void workerLoop(std::stop_token stop);
+  void execute(Job& job, uint64_t run_id, SteadyTime deadline, std::stop_token stop);
+  // Records a finished (or timed-out) run and writes the self-metrics. Caller holds mu_.
+  void recordLocked(Job& job, const Status& status, Duration took);
+  void writeSelfMetrics(const Job& job);
+  Duration jitterFor(const Job& job);
+
+  SampleStore& store_;
+  const Clock& clock_;
+  const int threads_;
+
+  mutable std::mutex mu_;
+  std::condition_variable_any cv_;       // dispatcher: due times, stop
+  std::condition_variable_any work_cv_;  // workers: queue, stop
+  std::condition_variable_any idle_cv_;  // stop(): running count
+  std::vector<std::unique_ptr<Job>> jobs_;
+  std::deque<std::pair<Job*, uint64_t>> queue_;
+  int running_ = 0;
+  bool started_ = false;
+  bool stopping_ = false;
+  std::mt19937 rng_{std::random_device{}()};
+
+  std::stop_source stop_source_;
+  std::vector<std::jthread> workers_;
+  std::jthread dispatcher_;
+};
+
+}  // namespace dbpulse

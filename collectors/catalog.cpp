@@ -1,0 +1,64 @@
+#include "collectors/catalog.h"
+
+#include "collectors/postgres/connections_collector.h"
+#include "collectors/process/process_collector.h"
+
+namespace dbpulse::collectors {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+std::unique_ptr<Collector> makeConnections(const CollectorEnv& env) {
+  if (env.postgres == nullptr) return nullptr;
+  return std::make_unique<ConnectionsCollector>(*env.postgres);
+}
+
+std::unique_ptr<Collector> makeProcess(const CollectorEnv& env) {
+  ProcessCollectorOptions options;
+  options.companion_pid_file = env.companion_pid_file;
+  options.companion_process_name = env.companion_process_name;
+  return std::make_unique<ProcessCollector>(options);
+}
+
+}  // namespace
+
+const std::vector<CatalogEntry>& catalog() {
+  static const std::vector<CatalogEntry> kCatalog = {
+      {"connections", "How full is PostgreSQL's connection table, and who holds it?",
+       CollectorScope::kDatabase, seconds(15), seconds(5), makeConnections},
+      {"statements", "Which statements take the database's time? (not built yet)",
+       CollectorScope::kDatabase, seconds(60), seconds(10), nullptr},
+      {"indexes", "Which indexes are unused, duplicate or invalid? (not built yet)",
+       CollectorScope::kDatabase, minutes(5), seconds(10), nullptr},
+      {"cache", "Is the working set in shared buffers? (not built yet)",
+       CollectorScope::kDatabase, seconds(30), seconds(5), nullptr},
+      {"tables", "Which tables need VACUUM/ANALYZE? (not built yet)",
+       CollectorScope::kDatabase, minutes(1), seconds(10), nullptr},
+      {"size", "How big are databases, tables and indexes? (not built yet)",
+       CollectorScope::kDatabase, minutes(10), seconds(30), nullptr},
+      {"locks", "Who waits for whom? (not built yet)", CollectorScope::kDatabase, seconds(15),
+       seconds(5), nullptr},
+      {"pgbouncer", "Is the pooler queueing clients? (not built yet)",
+       CollectorScope::kDatabase, seconds(15), seconds(5), nullptr},
+      {"replication", "How far behind are the replicas? (not built yet)",
+       CollectorScope::kDatabase, seconds(15), seconds(5), nullptr},
+      {"redis", "Is Redis up, hitting and within memory? (not built yet)", CollectorScope::kLocal,
+       seconds(15), seconds(5), nullptr},
+      {"process", "How much memory and CPU do dbpulse and the chat server use?",
+       CollectorScope::kLocal, seconds(15), seconds(5), makeProcess},
+      {"companion", "Is the chat server healthy, and what do its metrics say? (not built yet)",
+       CollectorScope::kLocal, seconds(15), seconds(5), nullptr},
+  };
+  return kCatalog;
+}
+
+const CatalogEntry* findCollector(const std::string& name) {
+  for (const auto& e : catalog()) {
+    if (e.name == name) return &e;
+  }
+  return nullptr;
+}
+
+}  // namespace dbpulse::collectors

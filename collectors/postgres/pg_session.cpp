@@ -1,0 +1,193 @@
+#include "collectors/postgres/pg_session.h"
+
+#include <pqxx/pqxx>
+#include <regex>
+
+namespace dbpulse::collectors {
+namespace {
+
+bool isUri(const std::string& dsn) {
+  return dsn.rfind("postgres://", 0) == 0 || dsn.rfind("postgresql://", 0) == 0;
+}
+
+std::string quoteConnValue(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string uriEscape(const std::string& v) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : v) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// Adds our parameters to the operator's DSN. Settings go in `options` (-c ...) so they
+// hold from the first statement and survive any pooler-less reconnect.
+std::string buildConninfo(const PgSessionOptions& o) {
+  const std::string settings = "-c statement_timeout=" + std::to_string(o.statement_timeout.count()) +
+                               " -c lock_timeout=" + std::to_string(o.lock_timeout.count());
+  const std::string connect_timeout =
+      std::to_string(std::max<int64_t>(1, (o.connect_timeout.count() + 999) / 1000));
+  if (isUri(o.dsn)) {
+    std::string s = o.dsn;
+    char sep = s.find('?') == std::string::npos ? '?' : '&';
+    s += sep;
+    s += "application_name=" + uriEscape(o.application_name);
+    s += "&connect_timeout=" + connect_timeout;
+    s += "&options=" + uriEscape(settings);
+    if (!o.password.empty()) s += "&password=" + uriEscape(o.password);
+    return s;
+  }
+  std::string s = o.dsn;
+  s += " application_name=" + quoteConnValue(o.application_name);
+  s += " connect_timeout=" + connect_timeout;
+  s += " options=" + quoteConnValue(settings);
+  if (!o.password.empty()) s += " password=" + quoteConnValue(o.password);
+  return s;
+}
+
+std::string oneLine(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  for (char& c : s) {
+    if (c == '\n' || c == '\t') c = ' ';
+  }
+  return s;
+}
+
+}  // namespace
+
+struct PgSession::Connection {
+  explicit Connection(const std::string& conninfo) : conn(conninfo) {}
+  pqxx::connection conn;
+};
+
+std::string redactDsn(const std::string& dsn) {
+  static const std::regex kKv(R"((password\s*=\s*)('([^'\\]|\\.)*'|\S+))", std::regex::icase);
+  static const std::regex kUri(R"(^(postgres(ql)?://[^:/@]*:)[^@]*@)", std::regex::icase);
+  static const std::regex kUriParam(R"(([?&]password=)[^&]*)", std::regex::icase);
+  std::string out = std::regex_replace(dsn, kKv, "$1***");
+  out = std::regex_replace(out, kUri, "$1***@");
+  return std::regex_replace(out, kUriParam, "$1***");
+}
+
+PgSession::PgSession(PgSessionOptions options)
+    : options_(std::move(options)),
+      conninfo_(buildConninfo(options_)),
+      redacted_dsn_(redactDsn(options_.dsn)) {}
+
+PgSession::~PgSession() { disconnect(); }
+
+void PgSession::disconnect() {
+  // use_mu_ first: a query running on conn_ finishes (or is cancelled) before it goes.
+  std::lock_guard use_lock(use_mu_);
+  std::lock_guard conn_lock(conn_mu_);
+  conn_.reset();
+  server_version_ = 0;
+}
+
+int PgSession::serverVersion() const { return server_version_; }
+
+void PgSession::dropConnectionLocked(const std::string& why) {
+  last_error_ = why;
+  {
+    std::lock_guard conn_lock(conn_mu_);
+    conn_.reset();
+    server_version_ = 0;
+  }
+  backoff_ = backoff_.count() == 0 ? std::chrono::milliseconds(500)
+                                   : std::min(backoff_ * 2, options_.max_backoff);
+  next_attempt_ = std::chrono::steady_clock::now() + backoff_;
+}
+
+Status PgSession::ensureConnectedLocked() {
+  {
+    std::lock_guard conn_lock(conn_mu_);
+    if (conn_ && conn_->conn.is_open()) return okStatus();
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_attempt_) {
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now);
+    return unavailable(last_error_ + " (next attempt in " + std::to_string(wait.count()) + "ms)");
+  }
+  try {
+    auto conn = std::make_unique<Connection>(conninfo_);
+    std::lock_guard conn_lock(conn_mu_);
+    server_version_ = conn->conn.server_version();
+    conn_ = std::move(conn);
+    backoff_ = std::chrono::milliseconds(0);
+    return okStatus();
+  } catch (const std::exception& e) {
+    dropConnectionLocked(redacted_dsn_ + ": " + oneLine(e.what()));
+    return unavailable(last_error_);
+  }
+}
+
+Result<PgRows> PgSession::query(const std::string& sql) {
+  std::lock_guard use_lock(use_mu_);
+  if (Status s = ensureConnectedLocked(); !s.ok()) return s;
+  try {
+    pqxx::nontransaction tx(conn_->conn);
+    pqxx::result r = tx.exec(sql);
+    PgRows rows;
+    rows.columns.reserve(r.columns());
+    for (pqxx::row::size_type c = 0; c < r.columns(); ++c) rows.columns.emplace_back(r.column_name(c));
+    rows.rows.reserve(r.size());
+    for (const auto& row : r) {
+      auto& out = rows.rows.emplace_back();
+      out.reserve(row.size());
+      for (const auto& field : row) {
+        if (field.is_null()) {
+          out.emplace_back(std::nullopt);
+        } else {
+          out.emplace_back(std::string(field.c_str(), field.size()));
+        }
+      }
+    }
+    return rows;
+  } catch (const pqxx::broken_connection& e) {
+    dropConnectionLocked(redacted_dsn_ + ": connection lost: " + oneLine(e.what()));
+    return unavailable(last_error_);
+  } catch (const pqxx::insufficient_privilege& e) {
+    return permissionDenied(oneLine(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    const std::string state = e.sqlstate();
+    // 57014 query_canceled: statement_timeout or our cancel(); 55P03 lock_not_available.
+    if (state == "57014" || state == "55P03") return deadlineExceeded(oneLine(e.what()));
+    // Class 57 (admin shutdown, crash shutdown, cannot connect now) and 08 (connection
+    // exception): the session is gone, reconnect later.
+    if (state.rfind("57", 0) == 0 || state.rfind("08", 0) == 0) {
+      dropConnectionLocked(redacted_dsn_ + ": " + oneLine(e.what()));
+      return unavailable(last_error_);
+    }
+    return invalidArgument(oneLine(e.what()));
+  } catch (const std::exception& e) {
+    // Unknown failure: the connection state is unknown too, so start afresh.
+    dropConnectionLocked(redacted_dsn_ + ": " + oneLine(e.what()));
+    return unavailable(last_error_);
+  }
+}
+
+void PgSession::cancel() {
+  std::lock_guard conn_lock(conn_mu_);
+  if (!conn_) return;
+  try {
+    conn_->conn.cancel_query();
+  } catch (const std::exception&) {
+    // Nothing running or the connection is gone: either way there is nothing to cancel.
+  }
+}
+
+}  // namespace dbpulse::collectors

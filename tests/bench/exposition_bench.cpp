@@ -1,0 +1,54 @@
+// /metrics rendering cost: a scrape is served from memory. Measures a scrape of
+// an unchanged snapshot (the common case: cached text) and a scrape right after a
+// collector wrote (snapshot rebuild + prometheus-cpp serialisation).
+#include <benchmark/benchmark.h>
+
+#include "agent/core/sample_store.h"
+#include "exporters/prometheus/exposition.h"
+
+namespace {
+
+void fill(dbpulse::SampleStore& store, int series) {
+  dbpulse::SampleBatch batch;
+  for (int i = 0; i < series; ++i) {
+    const std::string family = "dbpulse_bench_family_" + std::to_string(i % 50);
+    batch.gauge(family, "A benchmark family.",
+                dbpulse::Labels{{"datname", "chat"}, {"relname", "table_" + std::to_string(i)},
+                                {"schemaname", "public"}},
+                i * 1.5);
+  }
+  store.write("bench", batch, std::chrono::hours(1));
+}
+
+void BM_ScrapeUnchanged(benchmark::State& state) {
+  dbpulse::SystemClock clock;
+  dbpulse::SampleStore store(clock);
+  fill(store, static_cast<int>(state.range(0)));
+  dbpulse::exporters::Exposition exposition(store);
+  for (auto _ : state) {
+    auto text = exposition.render();
+    benchmark::DoNotOptimize(text->size());
+  }
+  state.counters["series"] = static_cast<double>(state.range(0));
+}
+BENCHMARK(BM_ScrapeUnchanged)->Arg(1000)->Arg(5000)->Unit(benchmark::kMicrosecond);
+
+void BM_ScrapeAfterWrite(benchmark::State& state) {
+  dbpulse::SystemClock clock;
+  dbpulse::SampleStore store(clock);
+  fill(store, static_cast<int>(state.range(0)));
+  dbpulse::exporters::Exposition exposition(store);
+  dbpulse::SampleBatch tick;
+  tick.gauge("dbpulse_tick", "x", {}, 1);
+  for (auto _ : state) {
+    state.PauseTiming();
+    store.write("tick", tick, std::chrono::hours(1));
+    state.ResumeTiming();
+    auto text = exposition.render();
+    benchmark::DoNotOptimize(text->size());
+  }
+  state.counters["series"] = static_cast<double>(state.range(0));
+}
+BENCHMARK(BM_ScrapeAfterWrite)->Arg(1000)->Arg(5000)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
