@@ -119,8 +119,8 @@ Status PgSession::ensureConnectedLocked() {
   }
   const auto now = std::chrono::steady_clock::now();
   if (now < next_attempt_) {
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_attempt_ - now);
-    return unavailable(last_error_ + " (next attempt in " + std::to_string(wait.count()) + "ms)");
+    // The message stays the same while backing off, so the scheduler logs it only once.
+    return unavailable(last_error_);
   }
   try {
     auto conn = std::make_unique<Connection>(conninfo_);

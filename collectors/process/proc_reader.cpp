@@ -319,7 +319,8 @@ Result<int64_t> parseCpuStatUsageUsec(std::string_view text) {
 }
 
 Result<pid_t> parsePidFile(std::string_view text) {
-  const std::string_view t = trim(text);
+  // The pid is the first line; some daemons (PostgreSQL's postmaster.pid) write more after it.
+  const std::string_view t = trim(text.substr(0, text.find('\n')));
   const auto v = parseUnsigned(t);
   if (!v || *v <= 0 || *v > std::numeric_limits<pid_t>::max()) {
     return malformed("pid file", "pid", t);

@@ -79,7 +79,8 @@ Result<int64_t> parseSingleInteger(std::string_view text, std::string_view what)
 // cgroup cpu.stat: "usage_usec" in microseconds. kNotFound when absent.
 Result<int64_t> parseCpuStatUsageUsec(std::string_view text);
 
-// A pid file: one positive decimal pid, optional whitespace around it.
+// A pid file: one positive decimal pid on the first line, optional whitespace around it;
+// later lines are ignored (PostgreSQL's postmaster.pid keeps more there).
 Result<pid_t> parsePidFile(std::string_view text);
 
 // True when `wanted` (non-empty) equals the comm name (one trailing newline ignored) or
