@@ -6,6 +6,7 @@
 #include <cctype>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <variant>
 
@@ -268,9 +269,13 @@ std::string suggest(std::string_view got, const std::vector<std::string>& known)
   return "; known: " + list;
 }
 
-std::string upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
+// "collectors.process.interval" -> "DBPULSE_COLLECTORS_PROCESS_INTERVAL"
+std::string envVarName(const std::string& key) {
+  std::string var = "DBPULSE_";
+  for (char c : key) {
+    var += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return var;
 }
 
 struct Position {
@@ -527,12 +532,8 @@ class Loader {
   template <typename Section>
   void envSection(const std::string& section, const std::vector<KeySpec<Section>>& specs,
                   Section& out) {
-    std::string prefix = "DBPULSE_" + upper(section) + "_";
-    for (char& c : prefix) {
-      if (c == '.') c = '_';
-    }
     for (const auto& spec : specs) {
-      const std::string var = prefix + upper(spec.key);
+      const std::string var = envVarName(section + "." + spec.key);
       auto it = env_.find(var);
       if (it == env_.end()) continue;
       std::string why;
@@ -543,6 +544,7 @@ class Loader {
       }
       if (std::string msg = spec.apply(out, *value); !msg.empty()) envError(var, msg);
       positions_.erase(section + "." + spec.key);  // now comes from the environment
+      env_overridden_.insert(section + "." + spec.key);
     }
   }
 
@@ -568,23 +570,12 @@ class Loader {
     std::ostringstream ss;
     if (in) ss << in.rdbuf();
     if (!in) {
-      secretError(key, "cannot read secret file \"" + file + "\"");
+      keyError(key, "cannot read secret file \"" + file + "\"");
       return;
     }
     out = ss.str();
     while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-    if (out.empty()) secretError(key, "secret file \"" + file + "\" is empty");
-  }
-
-  void secretError(const std::string& key, std::string message) {
-    auto it = positions_.find(key);
-    if (it != positions_.end()) {
-      error(it->second, key + ": " + message);
-    } else {
-      envError("DBPULSE_" + upper(key.substr(0, key.find('.'))) + "_" +
-                   upper(key.substr(key.find('.') + 1)),
-               message);
-    }
+    if (out.empty()) keyError(key, "secret file \"" + file + "\" is empty");
   }
 
   void validate(Config& cfg) {
@@ -596,9 +587,13 @@ class Loader {
       if (c.interval < kMinInterval) {
         keyError(key + ".interval", "must be at least " + formatDuration(kMinInterval));
       }
-      if (c.timeout > c.interval) {
+      if (c.timeout <= c.interval) continue;
+      if (explicitlySet(key + ".timeout")) {
         keyError(key + ".timeout", "(" + formatDuration(c.timeout) + ") must not exceed interval (" +
                                        formatDuration(c.interval) + ")");
+      } else {
+        // The default timeout is ours, not the operator's: a short interval shortens it.
+        c.timeout = c.interval;
       }
     }
     if (cfg.agent.instance.empty()) {
@@ -607,17 +602,27 @@ class Loader {
     }
   }
 
+  bool explicitlySet(const std::string& key) const {
+    return positions_.count(key) > 0 || env_overridden_.count(key) > 0;
+  }
+
+  // An error about one key: at its position in the file, or naming the environment
+  // variable it came from.
   void keyError(const std::string& key, std::string message) {
-    auto it = positions_.find(key);
-    errors_.push_back(ConfigError{path_, it == positions_.end() ? 0 : it->second.line,
-                                  it == positions_.end() ? 0 : it->second.column,
-                                  key + ": " + std::move(message)});
+    if (auto it = positions_.find(key); it != positions_.end()) {
+      error(it->second, key + ": " + std::move(message));
+    } else if (env_overridden_.count(key) > 0) {
+      envError(envVarName(key), std::move(message));
+    } else {
+      error({}, key + ": " + std::move(message));
+    }
   }
 
   std::string path_;
   const Environment& env_;
   std::vector<ConfigError> errors_;
   std::map<std::string, Position> positions_;  // "section.key" -> where its value is
+  std::set<std::string> env_overridden_;        // "section.key" set from the environment
 };
 
 }  // namespace

@@ -1,9 +1,16 @@
 #include "agent/http_server.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <CivetServer.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 namespace dbpulse {
 namespace {
@@ -24,6 +31,21 @@ const char* reasonPhrase(int status) {
     case 503: return "Service Unavailable";
     default: return "Unknown";
   }
+}
+
+// Opens and closes one TCP connection to host:port; failures are irrelevant here.
+void wakeListener(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return;
+  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    (void)connect(fd, res->ai_addr, res->ai_addrlen);
+    close(fd);
+  }
+  freeaddrinfo(res);
 }
 
 void send(mg_connection* conn, const HttpResponse& r) {
@@ -160,7 +182,21 @@ Status HttpServer::start(const HttpServerOptions& options) {
 
 void HttpServer::stop() {
   if (impl_ && impl_->server) {
-    impl_->server->close();
+    // CivetWeb's accept loop polls its sockets in 2 s quanta before it sees the stop flag;
+    // a connection to our own port wakes it, so shutdown takes milliseconds, not seconds.
+    std::atomic<bool> closed{false};
+    std::thread closer([&] {
+      impl_->server->close();
+      closed = true;
+    });
+    std::string host = options_.listen.host;
+    if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+    if (host == "::") host = "::1";
+    for (int i = 0; i < 200 && !closed; ++i) {
+      wakeListener(host, port_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    closer.join();
     impl_->server.reset();
   }
   impl_.reset();
