@@ -151,6 +151,9 @@ HttpResponse HttpServer::handle(const HttpRequest& request) const {
     // Handlers validate their input; an exception here is our bug, not the caller's.
     spdlog::error("http {} {}: {}", request.method, request.path, e.what());
     return HttpResponse::error(500, "internal", "internal error");
+  } catch (...) {
+    spdlog::error("http {} {}: unknown exception", request.method, request.path);
+    return HttpResponse::error(500, "internal", "internal error");
   }
 }
 

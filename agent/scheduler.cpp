@@ -66,6 +66,7 @@ void Scheduler::dispatchLoop(std::stop_token stop) {
         if (job.running) {
           ++job.skipped;
           spdlog::warn("collector {}: previous run still going, skipping this run", job.status.name);
+          writeSelfMetrics(job);  // the skip must be visible while the run is stuck
         } else {
           job.running = true;
           job.timed_out = false;

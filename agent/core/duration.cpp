@@ -1,7 +1,6 @@
 #include "agent/core/duration.h"
 
 #include <cstdint>
-#include <limits>
 
 namespace dbpulse {
 
@@ -18,8 +17,9 @@ Result<Duration> parseDuration(std::string_view text) {
                                                    std::to_string(i + 1));
     int64_t n = 0;
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (n > std::numeric_limits<int64_t>::max() / 10 / 86'400'000) return bad("too large");
-      n = n * 10 + (text[i] - '0');
+      if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, text[i] - '0', &n)) {
+        return bad("too large");
+      }
       ++i;
     }
     size_t unit_start = i;
@@ -33,7 +33,11 @@ Result<Duration> parseDuration(std::string_view text) {
     else if (unit == "d") scale = 86'400'000;
     else if (unit.empty()) return bad("missing unit");
     else return bad("unknown unit \"" + std::string(unit) + "\"");
-    total_ms += n * scale;
+    int64_t group_ms = 0;
+    if (__builtin_mul_overflow(n, scale, &group_ms) ||
+        __builtin_add_overflow(total_ms, group_ms, &total_ms)) {
+      return bad("too large");
+    }
   }
   return Duration(total_ms);
 }

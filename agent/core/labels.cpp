@@ -26,11 +26,15 @@ std::string_view Labels::get(std::string_view name) const {
 }
 
 void Labels::appendKey(std::string& out) const {
+  // Length-prefixed, so no label value (which may hold any byte) can mimic a separator
+  // and make two different label sets share a key.
   for (const auto& l : items_) {
-    out += '\x1f';
-    out += l.name;
-    out += '=';
-    out += l.value;
+    for (const std::string* part : {&l.name, &l.value}) {
+      out += '\x1f';
+      out += std::to_string(part->size());
+      out += ':';
+      out += *part;
+    }
   }
 }
 

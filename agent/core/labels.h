@@ -31,7 +31,8 @@ class Labels {
   size_t size() const { return items_.size(); }
   bool operator==(const Labels&) const = default;
 
-  // Appends a canonical encoding (name=value pairs separated by \x1f) used as a map key.
+  // Appends a canonical, unambiguous encoding (length-prefixed names and values), used as a
+  // map key.
   void appendKey(std::string& out) const;
 
  private:
