@@ -14,7 +14,7 @@ PKGS=(
   postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server
   prometheus prometheus-alertmanager
   # tools used by tests, demo and benchmarks
-  curl wrk procps
+  curl wrk procps python3
 )
 
 missing=()
