@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <map>
 #include <set>
 
 #include "agent/scheduler.h"
@@ -17,13 +18,15 @@
 namespace dbpulse {
 
 struct Agent::Pipeline {
-  std::unique_ptr<collectors::PgSession> postgres;
+  std::map<std::string, std::unique_ptr<collectors::PgSession>> postgres;  // by group
+  std::unique_ptr<collectors::PgSession> pgbouncer;
   std::unique_ptr<Scheduler> scheduler;
   std::set<std::string> collectors;  // names scheduled
   ~Pipeline() {
-    // The scheduler's collectors hold references to the session: scheduler goes first.
+    // The scheduler's collectors hold references to the sessions: scheduler goes first.
     scheduler.reset();
-    postgres.reset();
+    postgres.clear();
+    pgbouncer.reset();
   }
 };
 
@@ -32,40 +35,59 @@ Agent::Agent(Config config)
 
 Agent::~Agent() { stop(Duration(10'000)); }
 
+namespace {
+
+// Options of the PostgreSQL session shared by `members`: its statement_timeout is the
+// smaller of the configured one and the shortest member timeout, so a query can never
+// outlive the run that issued it.
+collectors::PgSessionOptions sessionOptions(const Config& config, const std::string& dsn,
+                                            const std::vector<const CollectorSection*>& members) {
+  Duration timeout = config.postgres.statement_timeout;
+  Duration min_interval = Duration(60'000);
+  for (const auto* m : members) {
+    timeout = std::min(timeout, m->timeout);
+    min_interval = std::min(min_interval, m->interval);
+  }
+  collectors::PgSessionOptions o;
+  o.dsn = dsn;
+  o.password = config.postgres.password;
+  o.statement_timeout = timeout;
+  o.lock_timeout = std::min(config.postgres.lock_timeout, timeout);
+  o.connect_timeout = std::min(config.postgres.connect_timeout, timeout);
+  // Reconnect attempts at most every few intervals, never slower than 30 s.
+  o.max_backoff = std::min(Duration(30'000), 4 * min_interval);
+  return o;
+}
+
+}  // namespace
+
 std::shared_ptr<Agent::Pipeline> Agent::buildPipeline(const Config& config, SampleStore& store,
                                                       const Clock& clock) {
   auto p = std::make_shared<Pipeline>();
   p->scheduler = std::make_unique<Scheduler>(store, clock, config.agent.worker_threads);
 
-  // One PostgreSQL session for the database collectors; its statement_timeout is the
-  // smaller of the configured one and the shortest collector timeout, so a query can
-  // never outlive the run that issued it.
-  Duration pg_timeout = config.postgres.statement_timeout;
-  Duration min_interval = Duration::max();
-  for (const auto& [name, section] : config.collectors) {
-    const auto* entry = collectors::findCollector(name);
-    if (entry && entry->scope == collectors::CollectorScope::kDatabase && section.enabled &&
-        entry->make) {
-      pg_timeout = std::min(pg_timeout, section.timeout);
-      min_interval = std::min(min_interval, section.interval);
+  // Which enabled, built collectors use which PostgreSQL group.
+  std::map<std::string, std::vector<const CollectorSection*>> groups;
+  std::vector<const CollectorSection*> pgbouncer_members;
+  for (const auto& entry : collectors::catalog()) {
+    const CollectorSection& section = config.collectors.at(entry.name);
+    if (!section.enabled || !entry.make) continue;
+    if (entry.name == "pgbouncer") {
+      pgbouncer_members.push_back(&section);
+    } else if (!section.group.empty()) {
+      groups[section.group].push_back(&section);
     }
   }
-  if (min_interval != Duration::max()) {
-    collectors::PgSessionOptions o;
-    o.dsn = config.postgres.dsn;
-    o.password = config.postgres.password;
-    o.statement_timeout = pg_timeout;
-    o.lock_timeout = std::min(config.postgres.lock_timeout, pg_timeout);
-    o.connect_timeout = std::min(config.postgres.connect_timeout, pg_timeout);
-    // Reconnect attempts at most every few intervals, never slower than 30 s.
-    o.max_backoff = std::min(Duration(30'000), 4 * min_interval);
-    p->postgres = std::make_unique<collectors::PgSession>(o);
+  for (const auto& [group, members] : groups) {
+    p->postgres[group] = std::make_unique<collectors::PgSession>(
+        sessionOptions(config, config.postgres.dsn, members));
+  }
+  if (!config.pgbouncer.dsn.empty() && !pgbouncer_members.empty()) {
+    auto o = sessionOptions(config, config.pgbouncer.dsn, pgbouncer_members);
+    o.admin_console = true;
+    p->pgbouncer = std::make_unique<collectors::PgSession>(o);
   }
 
-  collectors::CollectorEnv env;
-  env.postgres = p->postgres.get();
-  env.companion_pid_file = config.companion.pid_file;
-  env.companion_process_name = config.companion.process_name;
   for (const auto& entry : collectors::catalog()) {
     const CollectorSection& section = config.collectors.at(entry.name);
     if (!section.enabled) continue;
@@ -73,8 +95,28 @@ std::shared_ptr<Agent::Pipeline> Agent::buildPipeline(const Config& config, Samp
       spdlog::debug("collector {}: not available in this version", entry.name);
       continue;
     }
+    collectors::CollectorEnv env;
+    if (auto it = p->postgres.find(section.group); it != p->postgres.end()) {
+      env.postgres = it->second.get();
+    }
+    env.pgbouncer = p->pgbouncer.get();
+    env.top_n = section.top_n;
+    env.threshold = section.threshold;
+    env.interval = section.interval;
+    env.timeout = section.timeout;
+    env.redis_host = config.redis.addr.host;
+    env.redis_port = config.redis.addr.port;
+    env.redis_password = config.redis.password;
+    env.companion_health_url = config.companion.health_url;
+    env.companion_metrics_url = config.companion.metrics_url;
+    env.companion_pid_file = config.companion.pid_file;
+    env.companion_process_name = config.companion.process_name;
+    env.companion_reexport = config.companion.reexport;
     auto collector = entry.make(env);
-    if (!collector) continue;
+    if (!collector) {
+      spdlog::info("collector {}: not configured, not scheduled", entry.name);
+      continue;
+    }
     p->collectors.insert(entry.name);
     p->scheduler->add(std::move(collector), JobOptions{section.interval, section.timeout, 0.1});
   }
@@ -105,7 +147,9 @@ Status Agent::start() {
   std::string names;
   for (const auto& n : p->collectors) names += (names.empty() ? "" : ", ") + n;
   spdlog::info("collectors: {}", names.empty() ? "(none)" : names);
-  if (p->postgres) spdlog::info("postgres: {}", p->postgres->redactedDsn());
+  for (const auto& [group, session] : p->postgres) {
+    spdlog::info("postgres session '{}': {}", group, session->redactedDsn());
+  }
   p->scheduler->start();
   std::lock_guard lock(mu_);
   pipeline_ = std::move(p);
@@ -125,6 +169,7 @@ void Agent::reload(Config config) {
       if (!fresh->collectors.count(name)) {
         store_.dropSource(name);
         store_.dropSource("scheduler:" + name);
+        store_.dropSource("enabled:" + name);
       }
     }
   }
@@ -146,7 +191,9 @@ bool Agent::stop(Duration grace) {
   bool clean = true;
   if (p) {
     clean = p->scheduler->stop(grace);
-    if (p->postgres && clean) p->postgres->disconnect();
+    if (clean) {
+      for (auto& [group, session] : p->postgres) session->disconnect();
+    }
   }
   http_.stop();
   if (clean && p) {
@@ -187,6 +234,8 @@ HttpResponse Agent::ready() const {
         reasons.push_back("collector " + s.name + " has not finished its first run");
       }
       if (!s.last_error.empty()) c["error"] = s.last_error;
+      if (!s.disabled_reason.empty()) c["disabled"] = s.disabled_reason;
+      if (s.backoff.count() > 0) c["backoff_seconds"] = s.backoff.count() / 1000.0;
       collectors[s.name] = c;
     }
   }

@@ -164,6 +164,7 @@ const std::vector<KeySpec<PgbouncerSection>>& pgbouncerKeys() {
 
 const std::vector<KeySpec<CompanionSection>>& companionKeys() {
   static const std::vector<KeySpec<CompanionSection>> k = {
+      field("reexport", Kind::kBool, &CompanionSection::reexport),
       field("health_url", Kind::kString, &CompanionSection::health_url),
       field("metrics_url", Kind::kString, &CompanionSection::metrics_url),
       field("pid_file", Kind::kString, &CompanionSection::pid_file),
@@ -177,6 +178,18 @@ const std::vector<KeySpec<CollectorSection>>& collectorKeys() {
       field("enabled", Kind::kBool, &CollectorSection::enabled),
       positiveDurationField<CollectorSection>("interval", &CollectorSection::interval),
       positiveDurationField<CollectorSection>("timeout", &CollectorSection::timeout),
+      {"group", Kind::kString,
+       [](CollectorSection& s, const Value& v) {
+         const auto& g = std::get<std::string>(v);
+         if (g.empty() || g.size() > 32 ||
+             !std::all_of(g.begin(), g.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; })) {
+           return "must be 1-32 letters, digits, '_' or '-', got \"" + g + "\"";
+         }
+         s.group = g;
+         return std::string();
+       }},
+      positiveIntField<CollectorSection>("top_n", &CollectorSection::top_n, 10'000),
+      positiveDurationField<CollectorSection>("threshold", &CollectorSection::threshold),
   };
   return k;
 }
@@ -290,7 +303,11 @@ class Loader {
     Config cfg;
     cfg.path = path_;
     for (const auto& e : collectors::catalog()) {
-      cfg.collectors[e.name] = CollectorSection{true, e.default_interval, e.default_timeout};
+      CollectorSection section;
+      section.interval = e.default_interval;
+      section.timeout = e.default_timeout;
+      section.group = e.default_group;
+      cfg.collectors[e.name] = section;
     }
     if (text.size() > kMaxConfigBytes) {
       error({}, "config file is larger than 1 MiB");

@@ -57,6 +57,7 @@ struct PgbouncerSection {
 };
 
 struct CompanionSection {
+  bool reexport = false;  // re-export the chat server's series on /metrics
   std::string health_url;
   std::string metrics_url;
   std::string pid_file;
@@ -67,6 +68,9 @@ struct CollectorSection {
   bool enabled = true;
   Duration interval{15'000};
   Duration timeout{5000};
+  std::string group;     // PostgreSQL session group; "" = the catalogue's default
+  int top_n = 0;         // per-collector "top N" limit; 0 = the collector's default
+  Duration threshold{0};  // per-collector threshold (e.g. long-running statements); 0 = default
 };
 
 struct RulesSection {

@@ -63,7 +63,9 @@ void Scheduler::dispatchLoop(std::stop_token stop) {
                      job.options.timeout);
       }
       if (now >= job.due) {
-        if (job.running) {
+        if (now < job.hold_until) {
+          // Backed off or switched off: the tick passes without a run (and is not a skip).
+        } else if (job.running) {
           ++job.skipped;
           spdlog::warn("collector {}: previous run still going, skipping this run", job.status.name);
           writeSelfMetrics(job);  // the skip must be visible while the run is stuck
@@ -120,6 +122,8 @@ void Scheduler::execute(Job& job, uint64_t run_id, SteadyTime deadline, std::sto
     // Collectors catch their libraries' exceptions; one escaping is a bug, but it must
     // not take the agent down with it.
     status = internalError(std::string("unexpected exception: ") + e.what());
+  } catch (...) {
+    status = internalError("unexpected non-standard exception");
   }
   const auto took = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - t0);
 
@@ -139,6 +143,45 @@ void Scheduler::recordLocked(Job& job, const Status& status, Duration took) {
   CollectorStatus& s = job.status;
   const bool was_ok = !s.has_run || s.last_success;
   const std::string previous_error = s.last_error;
+  const auto now = std::chrono::steady_clock::now();
+
+  // Timeouts in a row back the collector off; anything else ends the streak.
+  if (status.code() == StatusCode::kDeadlineExceeded && job.timed_out) {
+    if (++job.consecutive_timeouts >= kBackoffAfterTimeouts) {
+      const int doublings = std::min(job.consecutive_timeouts - kBackoffAfterTimeouts, 10);
+      s.backoff = std::min(kMaxBackoff, job.options.interval * (int64_t{2} << doublings));
+      job.hold_until = now + s.backoff;
+      spdlog::warn("collector {}: timed out {} runs in a row; backing off for {}", s.name,
+                   job.consecutive_timeouts, formatDuration(s.backoff));
+    }
+  } else {
+    job.consecutive_timeouts = 0;
+    s.backoff = Duration(0);
+  }
+
+  // FailedPrecondition switches the collector off until a rare retry.
+  const std::string old_reason = s.disabled_reason;
+  if (status.code() == StatusCode::kFailedPrecondition) {
+    const std::string& m = status.message();
+    const auto colon = m.find(':');
+    const bool coded = colon != std::string::npos && colon > 0 && colon <= 40 &&
+                       std::all_of(m.begin(), m.begin() + static_cast<std::ptrdiff_t>(colon),
+                                   [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+    s.disabled_reason = coded ? m.substr(0, colon) : "precondition";
+    job.hold_until = now + std::max(kDisabledRetry, 10 * job.options.interval);
+  } else if (status.ok()) {
+    s.disabled_reason.clear();
+  }
+  if (old_reason != s.disabled_reason || !s.has_run) {
+    // The reason is a label: drop the old series so only the current state remains.
+    store_.dropSource("enabled:" + s.name);
+    SampleBatch b;
+    b.gauge("dbpulse_collector_enabled",
+            "0 while the collector is switched off by a missing prerequisite (see reason).",
+            Labels{{"collector", s.name}, {"reason", s.disabled_reason}},
+            s.disabled_reason.empty() ? 1 : 0);
+    store_.write("enabled:" + s.name, b, std::chrono::hours(24 * 365));
+  }
   ++s.runs;
   s.has_run = true;
   s.last_run = clock_.now();
@@ -175,6 +218,9 @@ void Scheduler::writeSelfMetrics(const Job& job) {
             static_cast<double>(s.runs));
   b.counter("dbpulse_collector_timeouts_total", "Runs of the collector that hit its timeout.",
             labels, static_cast<double>(job.timeouts));
+  b.gauge("dbpulse_collector_backoff_seconds",
+          "How long the collector is backed off after repeated timeouts (0 when not).", labels,
+          seconds(s.backoff));
   b.counter("dbpulse_collector_skipped_runs_total",
             "Scheduled runs skipped because the previous run was still going.", labels,
             static_cast<double>(job.skipped));

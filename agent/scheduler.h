@@ -13,6 +13,13 @@
 // - After every run the collector's samples and its self-metrics
 //   (dbpulse_collector_duration_seconds, _success, _last_run_timestamp_seconds,
 //   _errors_total, all labelled `collector`) go into the SampleStore.
+// - A collector that times out kBackoffAfterTimeouts runs in a row is backed off
+//   (not run) for a while that doubles each time, up to 10 minutes, and says so in
+//   the log and in dbpulse_collector_backoff_seconds.
+// - A collector that returns FailedPrecondition (missing extension or privilege)
+//   is switched off: dbpulse_collector_enabled{collector,reason} turns 0 with the
+//   reason (the message's leading "reason_code:"), the problem is logged once, and
+//   it is retried only every kDisabledRetry (the operator may fix it meanwhile).
 // Thread-safe; add() only before start().
 
 #include <chrono>
@@ -32,6 +39,10 @@
 
 namespace dbpulse {
 
+inline constexpr int kBackoffAfterTimeouts = 3;
+inline constexpr Duration kMaxBackoff{10 * 60'000};
+inline constexpr Duration kDisabledRetry{5 * 60'000};
+
 struct JobOptions {
   Duration interval{15'000};
   Duration timeout{5000};
@@ -48,6 +59,8 @@ struct CollectorStatus {
   WallTime last_run{};
   Duration last_duration{0};
   bool running = false;
+  std::string disabled_reason;  // non-empty while switched off (FailedPrecondition)
+  Duration backoff{0};          // current timeout backoff, 0 when none
 };
 
 class Scheduler {
@@ -83,6 +96,8 @@ class Scheduler {
     bool timed_out = false;
     uint64_t skipped = 0;
     uint64_t timeouts = 0;
+    int consecutive_timeouts = 0;
+    SteadyTime hold_until{};  // no runs before this (backoff, disabled)
     CollectorStatus status;
   };
 

@@ -15,11 +15,31 @@ namespace dbpulse::collectors {
 
 class PgSession;
 
-// What a factory may use. Pointers are null when that part is not configured.
+// What a factory may use: the collector's own settings and the shared clients.
+// Pointers are null when that part is not configured.
 struct CollectorEnv {
+  // PostgreSQL session of this collector's group (see CatalogEntry::default_group).
   PgSession* postgres = nullptr;
+  // Session to pgbouncer's admin console, when [pgbouncer] dsn is set.
+  PgSession* pgbouncer = nullptr;
+
+  // [collectors.NAME] options; 0 means "the collector's own default".
+  int top_n = 0;
+  std::chrono::milliseconds threshold{0};
+  std::chrono::milliseconds interval{0};
+  std::chrono::milliseconds timeout{0};
+
+  // [redis]
+  std::string redis_host;
+  int redis_port = 0;
+  std::string redis_password;
+
+  // [companion]
+  std::string companion_health_url;
+  std::string companion_metrics_url;
   std::string companion_pid_file;
   std::string companion_process_name;
+  bool companion_reexport = false;
 };
 
 enum class CollectorScope {
@@ -33,6 +53,10 @@ struct CatalogEntry {
   CollectorScope scope;
   std::chrono::milliseconds default_interval;
   std::chrono::milliseconds default_timeout;
+  // Database collectors in one group share one PostgreSQL session (so dbpulse holds one
+  // connection per group, however slow the server is); slow catalogue scans get their own
+  // group so they never delay the cheap, frequent ones. Empty for non-database collectors.
+  std::string default_group;
   // Null for names reserved by the design but not built into this version.
   std::function<std::unique_ptr<Collector>(const CollectorEnv&)> make;
 };

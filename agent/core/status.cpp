@@ -11,6 +11,7 @@ const char* statusCodeName(StatusCode code) {
     case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
     case StatusCode::kPermissionDenied: return "permission_denied";
     case StatusCode::kCancelled: return "cancelled";
+    case StatusCode::kFailedPrecondition: return "failed_precondition";
     case StatusCode::kInternal: return "internal";
   }
   return "unknown";

@@ -17,6 +17,8 @@ enum class StatusCode {
   kDeadlineExceeded,  // timed out (statement_timeout, collector timeout)
   kPermissionDenied,  // missing privilege: do not retry fast
   kCancelled,         // shutdown or explicit cancel
+  kFailedPrecondition,  // a prerequisite is missing (extension, privilege): the collector
+                        // is switched off and retried rarely, without failing readiness
   kInternal,
 };
 
@@ -50,6 +52,9 @@ inline Status permissionDenied(std::string m) {
 }
 inline Status cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 inline Status internalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status failedPrecondition(std::string m) {
+  return {StatusCode::kFailedPrecondition, std::move(m)};
+}
 
 // Either a value or a non-OK Status. Accessing value() of an error is a bug
 // (std::bad_variant_access), not an expected failure.

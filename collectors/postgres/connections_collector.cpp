@@ -78,10 +78,15 @@ Status parseConnectionRows(const PgRows& rows, SampleBatch& out) {
     double count;
   };
   std::vector<App> apps;
-  double clients = -1, longest_xact = 0, waiting = 0, blocked = 0, idle_in_xact = 0;
+  double clients = 0, longest_xact = 0, waiting = 0, blocked = 0, idle_in_xact = 0;
   double max_connections = -1, reserved = 0;
 
+  bool seen_clients = false, seen_waiting = false, seen_settings = false;
   for (const auto& row : rows.rows) {
+    if (row.size() != rows.columns.size()) {
+      return internalError("connections: row with " + std::to_string(row.size()) +
+                           " fields, expected " + std::to_string(rows.columns.size()));
+    }
     const std::string kind = row[c_kind].value_or("");
     double v1 = 0, v2 = 0;
     if (!toDouble(row[c_v1], v1) || !toDouble(row[c_v2], v2)) {
@@ -96,19 +101,22 @@ Status parseConnectionRows(const PgRows& rows, SampleBatch& out) {
     } else if (kind == "app") {
       apps.push_back(App{datname, row[c_app].value_or(""), v1});
     } else if (kind == "clients") {
+      seen_clients = true;
       clients = v1;
       longest_xact = v2;
     } else if (kind == "waiting") {
+      seen_waiting = true;
       waiting = v1;
       blocked = v2;
     } else if (kind == "settings") {
+      seen_settings = true;
       max_connections = v1;
       reserved = v2;
     } else {
       return internalError("connections: unexpected row kind '" + kind + "'");
     }
   }
-  if (clients < 0 || max_connections <= 0) {
+  if (!seen_clients || !seen_waiting || !seen_settings || max_connections <= 0) {
     return internalError("connections: summary rows missing from the result");
   }
 
@@ -116,20 +124,17 @@ Status parseConnectionRows(const PgRows& rows, SampleBatch& out) {
     return a.count != b.count ? a.count > b.count
                               : std::tie(a.datname, a.app) < std::tie(b.datname, b.app);
   });
-  std::map<std::string, double> other_by_db;
+  // Applications past the top kMaxApplicationSeries are summed into "other" (merged with
+  // a real application of that name, so each label set appears once).
+  std::map<std::pair<std::string, std::string>, double> by_label;
   for (size_t i = 0; i < apps.size(); ++i) {
-    if (i < kMaxApplicationSeries) {
-      out.gauge("dbpulse_pg_connections_by_application",
-                "Client connections by database and application_name (top 20, rest as \"other\").",
-                Labels{{"datname", apps[i].datname}, {"application_name", apps[i].app}},
-                apps[i].count);
-    } else {
-      other_by_db[apps[i].datname] += apps[i].count;
-    }
+    by_label[{apps[i].datname, i < kMaxApplicationSeries ? apps[i].app : "other"}] += apps[i].count;
   }
-  for (const auto& [db, n] : other_by_db) {
+  out.describe("dbpulse_pg_connections_by_application", MetricType::kGauge,
+               "Client connections by database and application_name (top 20, rest as \"other\").");
+  for (const auto& [key, n] : by_label) {
     out.add("dbpulse_pg_connections_by_application",
-            Labels{{"datname", db}, {"application_name", "other"}}, n);
+            Labels{{"datname", key.first}, {"application_name", key.second}}, n);
   }
 
   out.gauge("pg_settings_max_connections", "Server setting max_connections.", {}, max_connections);

@@ -37,6 +37,13 @@ std::string uriEscape(const std::string& v) {
 // Adds our parameters to the operator's DSN. Settings go in `options` (-c ...) so they
 // hold from the first statement and survive any pooler-less reconnect.
 std::string buildConninfo(const PgSessionOptions& o) {
+  const std::string connect_timeout_s =
+      std::to_string(std::max<int64_t>(1, (o.connect_timeout.count() + 999) / 1000));
+  if (o.admin_console) {
+    return isUri(o.dsn) ? o.dsn + (o.dsn.find('?') == std::string::npos ? "?" : "&") +
+                              "connect_timeout=" + connect_timeout_s
+                        : o.dsn + " connect_timeout=" + connect_timeout_s;
+  }
   const std::string settings = "-c statement_timeout=" + std::to_string(o.statement_timeout.count()) +
                                " -c lock_timeout=" + std::to_string(o.lock_timeout.count());
   const std::string connect_timeout =
@@ -78,9 +85,8 @@ std::string redactDsn(const std::string& dsn) {
   static const std::regex kKv(R"((password\s*=\s*)('([^'\\]|\\.)*'|\S+))", std::regex::icase);
   static const std::regex kUri(R"(^(postgres(ql)?://[^:/@]*:)[^@]*@)", std::regex::icase);
   static const std::regex kUriParam(R"(([?&]password=)[^&]*)", std::regex::icase);
-  std::string out = std::regex_replace(dsn, kKv, "$1***");
-  out = std::regex_replace(out, kUri, "$1***@");
-  return std::regex_replace(out, kUriParam, "$1***");
+  if (!isUri(dsn)) return std::regex_replace(dsn, kKv, "$1***");
+  return std::regex_replace(std::regex_replace(dsn, kUri, "$1***@"), kUriParam, "$1***");
 }
 
 PgSession::PgSession(PgSessionOptions options)

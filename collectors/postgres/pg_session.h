@@ -29,6 +29,9 @@ struct PgSessionOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds max_backoff{30'000};
   std::string application_name = "dbpulse";
+  // pgbouncer's admin console: no `options` startup parameter (it rejects unknown ones)
+  // and only SHOW commands, which the pooler answers itself.
+  bool admin_console = false;
 };
 
 class PgSession {
