@@ -156,7 +156,24 @@ Status Agent::start() {
   return okStatus();
 }
 
+std::vector<ConfigError> Agent::reloadFromFile() {
+  std::string path;
+  {
+    std::lock_guard lock(mu_);
+    path = config_.path;
+  }
+  auto result = loadConfigFile(path, processEnvironment());
+  if (!result.config) {
+    for (const auto& e : result.errors) spdlog::error("reload rejected: {}", e.toString());
+    spdlog::error("reload rejected: keeping the running configuration");
+    return result.errors;
+  }
+  reload(std::move(*result.config));
+  return {};
+}
+
 void Agent::reload(Config config) {
+  std::lock_guard reload_lock(reload_mu_);
   if (config.agent.listen != config_.agent.listen) {
     spdlog::warn("reload: agent.listen changed to {}; it takes effect after a restart",
                  config.agent.listen);
@@ -205,7 +222,63 @@ bool Agent::stop(Duration grace) {
   return clean;
 }
 
+namespace {
+
+bool isLoopback(const std::string& host) {
+  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
+}
+
+// Compares without an early exit, so response time does not reveal a token prefix.
+bool constantTimeEquals(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+HttpResponse Agent::checkAdmin(const HttpRequest& request) const {
+  std::string token, host;
+  {
+    std::lock_guard lock(mu_);
+    token = config_.agent.admin_token;
+    host = config_.agent.listen_addr.host;
+  }
+  if (token.empty()) {
+    if (isLoopback(host)) return HttpResponse{0, "", "", {}};
+    return HttpResponse::error(403, "forbidden",
+                               "admin routes need agent.admin_token_file when listening on " +
+                                   host);
+  }
+  const std::string prefix = "Bearer ";
+  if (request.authorization.rfind(prefix, 0) != 0 ||
+      !constantTimeEquals(request.authorization.substr(prefix.size()), token)) {
+    auto r = HttpResponse::error(401, "unauthorized", "missing or wrong bearer token");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  return HttpResponse{0, "", "", {}};
+}
+
+void Agent::adminRoute(const std::string& method, const std::string& path, HttpHandler handler) {
+  http_.route(method, path, [this, handler = std::move(handler)](const HttpRequest& request) {
+    HttpResponse denied = checkAdmin(request);
+    if (denied.status != 0) return denied;
+    return handler(request);
+  });
+}
+
 void Agent::installRoutes() {
+  adminRoute("POST", "/admin/reload", [this](const HttpRequest&) {
+    auto errors = reloadFromFile();
+    if (errors.empty()) return HttpResponse::json(200, "{\"status\":\"reloaded\"}\n");
+    nlohmann::json j{{"error", "config rejected; the running configuration stays"},
+                     {"code", "invalid_config"}};
+    for (const auto& e : errors) j["details"].push_back(e.toString());
+    return HttpResponse::json(400, j.dump() + "\n");
+  });
   http_.route("GET", "/metrics", [this](const HttpRequest&) { return metrics(); });
   http_.route("GET", "/health", [](const HttpRequest&) {
     return HttpResponse::json(200, "{\"status\":\"ok\"}\n");

@@ -8,6 +8,7 @@
 #include <iosfwd>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "agent/config.h"
 #include "agent/core/clock.h"
@@ -36,6 +37,9 @@ class Agent {
   // Swaps in a new, already validated config: collectors are rebuilt; the HTTP
   // listener keeps its address (a changed `listen` needs a restart, and says so).
   void reload(Config config);
+  // Re-reads the config file the agent was started with (SIGHUP, POST /admin/reload).
+  // A file with errors is rejected and the running config stays; the errors are returned.
+  std::vector<ConfigError> reloadFromFile();
   // Stops collectors (cancelling in-flight queries) and the HTTP server. Returns
   // false when a collector did not stop within `grace`.
   bool stop(Duration grace);
@@ -51,6 +55,11 @@ class Agent {
   static std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store,
                                                  const Clock& clock);
   void installRoutes();
+  // Registers an /admin/* route: needs `Authorization: Bearer <token>` when
+  // agent.admin_token_file is set; without a token it answers only when the agent
+  // listens on a loopback address (403 otherwise).
+  void adminRoute(const std::string& method, const std::string& path, HttpHandler handler);
+  HttpResponse checkAdmin(const HttpRequest& request) const;  // status 0 = allowed
   std::shared_ptr<Pipeline> pipeline() const;
 
   HttpResponse metrics();
@@ -61,6 +70,7 @@ class Agent {
   SampleStore store_;
   exporters::Exposition exposition_;
   HttpServer http_;
+  std::mutex reload_mu_;  // one reload at a time (SIGHUP and /admin/reload may race)
   mutable std::mutex mu_;
   Config config_;                       // GUARDED_BY(mu_)
   std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)

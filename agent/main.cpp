@@ -51,13 +51,7 @@ int runDaemon(const std::string& path) {
     sigwait(&signals, &sig);
     if (sig != SIGHUP) break;
     spdlog::info("SIGHUP: reloading {}", path);
-    auto result = dbpulse::loadConfigFile(path, dbpulse::processEnvironment());
-    if (!result.config) {
-      for (const auto& e : result.errors) spdlog::error("reload rejected: {}", e.toString());
-      spdlog::error("reload rejected: keeping the running configuration");
-      continue;
-    }
-    agent.reload(std::move(*result.config));
+    agent.reloadFromFile();
   }
 
   spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -1,0 +1,23 @@
+#pragma once
+// Small state files (alert state, outbox, maintenance history) written so that a
+// crash or kill -9 at any moment leaves either the old or the new content, never
+// a torn file: write to a temp file in the same directory, fsync, rename, fsync
+// the directory.
+
+#include <string>
+
+#include "agent/core/status.h"
+
+namespace dbpulse {
+
+// Creates `dir` (and parents) with mode 0700 if missing.
+Status ensureDirectory(const std::string& dir);
+
+// Atomically replaces `path` with `content`.
+Status writeFileAtomic(const std::string& path, const std::string& content);
+
+// Reads a whole file; NotFound when it does not exist. Files over `max_bytes` are
+// refused (InvalidArgument): a state file that large is corrupt, not data.
+Result<std::string> readSmallFile(const std::string& path, size_t max_bytes = 64 << 20);
+
+}  // namespace dbpulse
