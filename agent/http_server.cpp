@@ -55,8 +55,10 @@ void send(mg_connection* conn, const HttpResponse& r) {
   head += "Cache-Control: no-store\r\n";
   for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
   head += "\r\n";
+  // One write for head and body: two small writes meet Nagle and delayed ACK and cost
+  // ~40 ms per response on a keep-alive connection.
+  head += r.body;
   mg_write(conn, head.data(), head.size());
-  if (!r.body.empty()) mg_write(conn, r.body.data(), r.body.size());
 }
 
 }  // namespace
