@@ -1,0 +1,130 @@
+#pragma once
+// The PromQL subset that dbpulse's alerting and recording rules need, parsed into
+// an expression tree (a recursive-descent parser with Prometheus's precedence and
+// type rules). Anything outside the subset is rejected at parse time with the
+// construct named, so a rule file that loads here evaluates here.
+//
+// Supported (see DESIGN.md "Rules"):
+//   selectors        name{l="v", l!="v", l=~"re", l!~"re"}, {__name__=~"re"}, [5m], offset 5m
+//   functions        rate irate increase delta deriv avg_over_time min_over_time
+//                    max_over_time sum_over_time count_over_time abs clamp_min clamp_max
+//                    histogram_quantile absent time vector scalar
+//   aggregations     sum avg min max count, with by (...) / without (...) before or after
+//   binary           ^ (right-assoc) > unary - > * / % > + - > == != > < >= <= (with bool)
+//                    > and unless > or; on/ignoring, group_left/group_right
+//   literals         numbers (decimal, hex, Inf, NaN), strings where a function needs one
+// Regular expressions are ECMAScript (std::regex), fully anchored like Prometheus's RE2
+// ones; a leading (?i) is honoured. Everything else (topk, label_replace, subqueries,
+// @, atan2, ...) is an error naming the construct.
+//
+// Errors: Status kInvalidArgument whose message starts with "LINE:COL: " (1-based,
+// bytes) inside the expression text. Parsing is pure and thread-safe; the tree is
+// immutable after parsing and may be shared between threads.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/core/status.h"
+
+namespace dbpulse::rules {
+
+enum class ValueType { kScalar, kInstantVector, kRangeVector, kString };
+const char* valueTypeName(ValueType type);  // "scalar", "instant vector", ...
+
+struct LabelMatcher {
+  enum class Op { kEqual, kNotEqual, kRegexMatch, kRegexNoMatch };
+  Op op = Op::kEqual;
+  std::string name;
+  std::string value;
+  std::shared_ptr<const std::regex> regex;  // set for kRegexMatch / kRegexNoMatch
+
+  // Whether a label value (empty = label absent) satisfies the matcher.
+  bool matches(std::string_view label_value) const;
+};
+
+enum class BinaryOp {
+  kAdd, kSub, kMul, kDiv, kMod, kPow,
+  kEqual, kNotEqual, kGreater, kLess, kGreaterEqual, kLessEqual,
+  kAnd, kOr, kUnless,
+};
+const char* binaryOpName(BinaryOp op);  // "+", "==", "and", ...
+bool isComparison(BinaryOp op);
+bool isSetOperator(BinaryOp op);
+
+enum class AggregateOp { kSum, kAvg, kMin, kMax, kCount };
+const char* aggregateOpName(AggregateOp op);
+
+enum class Function {
+  kRate, kIrate, kIncrease, kDelta, kDeriv,
+  kAvgOverTime, kMinOverTime, kMaxOverTime, kSumOverTime, kCountOverTime,
+  kAbs, kClampMin, kClampMax, kHistogramQuantile, kAbsent, kTime, kVector, kScalar,
+};
+const char* functionName(Function f);
+
+enum class Cardinality { kOneToOne, kManyToOne, kOneToMany, kManyToMany };
+
+// How the two sides of a vector/vector binary operation are matched.
+struct VectorMatching {
+  Cardinality card = Cardinality::kOneToOne;  // kManyToMany for and/or/unless
+  bool on = false;                             // on(labels) rather than ignoring(labels)
+  std::vector<std::string> labels;             // the on/ignoring list
+  std::vector<std::string> include;            // group_left/group_right(labels)
+};
+
+struct Expr;
+using ExprPtr = std::unique_ptr<const Expr>;
+
+struct Expr {
+  enum class Kind {
+    kNumber,     // number
+    kString,     // text
+    kSelector,   // metric_name, matchers, range_ms (> 0: range vector), offset_ms
+    kCall,       // func(args...)
+    kAggregate,  // aggregate (by|without grouping) (args[0])
+    kBinary,     // lhs binary_op rhs, with return_bool / matching
+    kUnary,      // -args[0]
+    kParen,      // (args[0])
+  };
+  Kind kind = Kind::kNumber;
+  ValueType type = ValueType::kScalar;  // what the node evaluates to
+  size_t pos = 0;                       // byte offset of the node in the source text
+
+  double number = 0;
+  std::string text;
+
+  std::string metric_name;              // "" when the selector is {...} only
+  std::vector<LabelMatcher> matchers;   // without the metric name (but maybe __name__ ones)
+  int64_t range_ms = 0;
+  int64_t offset_ms = 0;
+
+  Function func = Function::kTime;
+  AggregateOp aggregate = AggregateOp::kSum;
+  bool without = false;
+  std::vector<std::string> grouping;
+
+  BinaryOp binary_op = BinaryOp::kAdd;
+  bool return_bool = false;
+  VectorMatching matching;  // meaningful when both sides are instant vectors
+  ExprPtr lhs, rhs;
+
+  std::vector<ExprPtr> args;
+};
+
+// Parses a whole expression. Errors: "LINE:COL: parse error: ..." or
+// "LINE:COL: unsupported ...: ..." (kInvalidArgument).
+Result<ExprPtr> parseExpr(std::string_view text);
+
+// Prometheus duration syntax ("5m", "1h30m", "90s", "250ms", "1d", "1w", "1y"), as used
+// in ranges, offsets and rule files (`for`, `interval`). Zero ("0s") is allowed.
+Result<int64_t> parsePromDuration(std::string_view text);  // milliseconds
+
+// Calls `fn` for every selector in the tree (used for history checks and tests).
+void forEachSelector(const Expr& expr, const std::function<void(const Expr&)>& fn);
+
+}  // namespace dbpulse::rules
