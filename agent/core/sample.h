@@ -16,6 +16,9 @@ enum class MetricType { kGauge, kCounter, kUntyped };
 struct FamilyInfo {
   MetricType type = MetricType::kUntyped;
   std::string help;
+  // false keeps the family's series for rules and the admin API but off /metrics
+  // (e.g. the chat server's own series, which Prometheus scrapes from it directly).
+  bool exported = true;
 };
 
 struct Sample {
@@ -27,8 +30,10 @@ struct Sample {
 // Filled by one collector run on one thread; not thread-safe.
 class SampleBatch {
  public:
-  // Declares a family's type and help; the first declaration wins.
-  void describe(std::string_view name, MetricType type, std::string_view help);
+  // Declares a family's type and help; the first declaration wins. `exported` = false
+  // keeps the family off /metrics (see FamilyInfo::exported).
+  void describe(std::string_view name, MetricType type, std::string_view help,
+                bool exported = true);
   void add(std::string_view name, Labels labels, double value);
 
   // describe() + add() in one call, the usual way collectors report.

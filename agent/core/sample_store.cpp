@@ -49,7 +49,9 @@ void SampleStore::write(std::string_view source, const SampleBatch& batch,
     series.value = s.value;
     series.last_ms = now_ms;
     series.expires_ms = expires_ms;
-    series.exported = exported;
+    const auto family = batch.families().find(s.name);
+    series.exported =
+        exported && (family == batch.families().end() || family->second.exported);
     if (series.ring.size() < options_.history_points) {
       series.ring.push_back(Point{now_ms, s.value});
     } else {

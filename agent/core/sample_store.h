@@ -62,7 +62,9 @@ class SampleStore {
 
   // Writes every sample of `batch` at the clock's current time. `source` names the
   // writer (a collector); `staleness` is how long the series live without a new write.
-  // `exported` = false keeps the series for rules and the admin API but out of /metrics.
+  // `exported` = false keeps the series for rules and the admin API but out of /metrics;
+  // a series is exported iff `exported` and its family's FamilyInfo::exported (undescribed
+  // families count as exported).
   void write(std::string_view source, const SampleBatch& batch, std::chrono::milliseconds staleness,
              bool exported = true);
 
