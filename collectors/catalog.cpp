@@ -1,13 +1,8 @@
 #include "collectors/catalog.h"
 
-#include "collectors/postgres/cache_collector.h"
 #include "collectors/postgres/connections_collector.h"
 #include "collectors/postgres/locks_collector.h"
-#include "collectors/postgres/size_collector.h"
-#include "collectors/postgres/statements_collector.h"
-#include "collectors/postgres/tables_collector.h"
 #include "collectors/process/process_collector.h"
-#include "collectors/redis/redis_collector.h"
 
 namespace dbpulse::collectors {
 namespace {
@@ -26,52 +21,11 @@ std::unique_ptr<Collector> makeLocks(const CollectorEnv& env) {
   return std::make_unique<LocksCollector>(*env.postgres, env.top_n);
 }
 
-std::unique_ptr<Collector> makeStatements(const CollectorEnv& env) {
-  if (env.postgres == nullptr) return nullptr;
-  StatementsOptions options;
-  if (env.top_n > 0) options.top_n = env.top_n;
-  if (env.threshold.count() > 0) options.long_running_threshold = env.threshold;
-  return std::make_unique<StatementsCollector>(*env.postgres, options);
-}
-
-std::unique_ptr<Collector> makeCache(const CollectorEnv& env) {
-  if (env.postgres == nullptr) return nullptr;
-  return std::make_unique<CacheCollector>(*env.postgres, env.top_n);
-}
-
-std::unique_ptr<Collector> makeTables(const CollectorEnv& env) {
-  if (env.postgres == nullptr) return nullptr;
-  return std::make_unique<TablesCollector>(*env.postgres, env.top_n);
-}
-
-std::unique_ptr<Collector> makeSize(const CollectorEnv& env) {
-  if (env.postgres == nullptr) return nullptr;
-  return std::make_unique<SizeCollector>(*env.postgres, env.top_n);
-}
-
 std::unique_ptr<Collector> makeProcess(const CollectorEnv& env) {
   ProcessCollectorOptions options;
   options.companion_pid_file = env.companion_pid_file;
   options.companion_process_name = env.companion_process_name;
   return std::make_unique<ProcessCollector>(options);
-}
-
-std::unique_ptr<Collector> makeRedis(const CollectorEnv& env) {
-  RedisCollectorOptions options;
-  options.session.host = env.redis_host;
-  options.session.port = env.redis_port;
-  options.session.password = env.redis_password;
-  if (env.timeout.count() > 0) {
-    options.session.command_timeout = env.timeout;
-    if (env.timeout < options.session.connect_timeout) {
-      options.session.connect_timeout = env.timeout;
-    }
-  }
-  // Reconnect attempts at most every few intervals, never slower than 30 s.
-  if (env.interval.count() > 0 && 4 * env.interval < options.session.max_backoff) {
-    options.session.max_backoff = 4 * env.interval;
-  }
-  return std::make_unique<RedisCollector>(options);
 }
 
 }  // namespace
@@ -80,24 +34,24 @@ const std::vector<CatalogEntry>& catalog() {
   static const std::vector<CatalogEntry> kCatalog = {
       {"connections", "How full is PostgreSQL's connection table, and who holds it?",
        CollectorScope::kDatabase, seconds(15), seconds(5), "fast", makeConnections},
-      {"statements", "Which statements take the database's time?",
-       CollectorScope::kDatabase, seconds(60), seconds(10), "fast", makeStatements},
+      {"statements", "Which statements take the database's time? (not built yet)",
+       CollectorScope::kDatabase, seconds(60), seconds(10), "fast", nullptr},
       {"indexes", "Which indexes are unused, duplicate or invalid? (not built yet)",
        CollectorScope::kDatabase, minutes(5), seconds(10), "slow", nullptr},
-      {"cache", "Is the working set in shared buffers?",
-       CollectorScope::kDatabase, seconds(30), seconds(5), "fast", makeCache},
-      {"tables", "Which tables need VACUUM/ANALYZE?",
-       CollectorScope::kDatabase, minutes(1), seconds(10), "slow", makeTables},
-      {"size", "How big are databases, tables and indexes?", CollectorScope::kDatabase,
-       minutes(10), seconds(30), "slow", makeSize},
+      {"cache", "Is the working set in shared buffers? (not built yet)",
+       CollectorScope::kDatabase, seconds(30), seconds(5), "fast", nullptr},
+      {"tables", "Which tables need VACUUM/ANALYZE? (not built yet)",
+       CollectorScope::kDatabase, minutes(1), seconds(10), "slow", nullptr},
+      {"size", "How big are databases, tables and indexes? (not built yet)",
+       CollectorScope::kDatabase, minutes(10), seconds(30), "slow", nullptr},
       {"locks", "Who waits for whom?", CollectorScope::kDatabase, seconds(15), seconds(5),
        "fast", makeLocks},
       {"pgbouncer", "Is the pooler queueing clients? (not built yet)",
        CollectorScope::kDatabase, seconds(15), seconds(5), "", nullptr},
       {"replication", "How far behind are the replicas? (not built yet)",
        CollectorScope::kDatabase, seconds(15), seconds(5), "fast", nullptr},
-      {"redis", "Is Redis up, hitting and within memory?", CollectorScope::kLocal,
-       seconds(15), seconds(5), "", makeRedis},
+      {"redis", "Is Redis up, hitting and within memory? (not built yet)", CollectorScope::kLocal,
+       seconds(15), seconds(5), "", nullptr},
       {"process", "How much memory and CPU do dbpulse and the chat server use?",
        CollectorScope::kLocal, seconds(15), seconds(5), "", makeProcess},
       {"companion", "Is the chat server healthy, and what do its metrics say? (not built yet)",
