@@ -1,0 +1,313 @@
+#include "agent/http_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+namespace dbpulse {
+namespace {
+
+HttpRequest request(std::string method, std::string path) {
+  HttpRequest r;
+  r.method = std::move(method);
+  r.path = std::move(path);
+  return r;
+}
+
+std::string header(const HttpResponse& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return "<absent>";
+}
+
+// Checks that `r` is a JSON error {"error": non-empty string, "code": code}.
+void expectJsonError(const HttpResponse& r, int status, const std::string& code) {
+  EXPECT_EQ(r.status, status);
+  EXPECT_EQ(r.content_type, "application/json");
+  const auto j = nlohmann::json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object()) << r.body;
+  ASSERT_TRUE(j.contains("error") && j["error"].is_string()) << r.body;
+  EXPECT_FALSE(j["error"].get<std::string>().empty());
+  ASSERT_TRUE(j.contains("code") && j["code"].is_string()) << r.body;
+  EXPECT_EQ(j["code"].get<std::string>(), code);
+}
+
+HttpHandler text(std::string body) {
+  return [body](const HttpRequest&) {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = body;
+    r.headers.emplace_back("X-Test", "yes");
+    return r;
+  };
+}
+
+TEST(HttpServerTest, UnknownPathIsJson404) {
+  HttpServer server;
+  server.route("GET", "/metrics", text("m"));
+  const HttpResponse r = server.handle(request("GET", "/nope"));
+  expectJsonError(r, 404, "not_found");
+  EXPECT_NE(r.body.find("/nope"), std::string::npos) << r.body;
+  // Exact paths: a prefix or a trailing slash is another path.
+  EXPECT_EQ(server.handle(request("GET", "/metrics/")).status, 404);
+  EXPECT_EQ(server.handle(request("GET", "/metric")).status, 404);
+}
+
+TEST(HttpServerTest, RoutesByPathAndMethod) {
+  HttpServer server;
+  server.route("GET", "/a", text("get a"));
+  server.route("POST", "/a", text("post a"));
+  server.route("GET", "/b", text("get b"));
+  EXPECT_EQ(server.handle(request("GET", "/a")).body, "get a");
+  EXPECT_EQ(server.handle(request("POST", "/a")).body, "post a");
+  EXPECT_EQ(server.handle(request("GET", "/b")).body, "get b");
+  const HttpResponse r = server.handle(request("GET", "/a"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4");
+  EXPECT_EQ(header(r, "X-Test"), "yes");
+}
+
+TEST(HttpServerTest, WrongMethodIs405WithAllowHeader) {
+  HttpServer server;
+  server.route("GET", "/health", text("ok"));
+  server.route("POST", "/admin/reload", text("ok"));
+  server.route("GET", "/admin/reload", text("ok"));
+
+  const HttpResponse r = server.handle(request("POST", "/health"));
+  expectJsonError(r, 405, "method_not_allowed");
+  EXPECT_EQ(header(r, "Allow"), "GET");
+
+  const HttpResponse both = server.handle(request("DELETE", "/admin/reload"));
+  expectJsonError(both, 405, "method_not_allowed");
+  EXPECT_EQ(header(both, "Allow"), "GET, POST");
+}
+
+TEST(HttpServerTest, HeadIsServedByGetHandlerWithEmptyBody) {
+  HttpServer server;
+  std::string seen_method;
+  server.route("GET", "/metrics", [&](const HttpRequest& req) {
+    seen_method = req.method;
+    HttpResponse r;
+    r.content_type = "text/plain";
+    r.body = "pg_up 1\n";
+    return r;
+  });
+  const HttpResponse r = server.handle(request("HEAD", "/metrics"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(r.content_type, "text/plain");
+  EXPECT_EQ(seen_method, "HEAD");
+
+  // HEAD on a path without GET is not allowed either.
+  server.route("POST", "/only-post", text("x"));
+  const HttpResponse post_only = server.handle(request("HEAD", "/only-post"));
+  EXPECT_EQ(post_only.status, 405);
+  EXPECT_EQ(header(post_only, "Allow"), "POST");
+}
+
+TEST(HttpServerTest, ThrowingHandlerGivesJson500) {
+  HttpServer server;
+  server.route("GET", "/boom", [](const HttpRequest&) -> HttpResponse {
+    throw std::runtime_error("secret detail from deep inside");
+  });
+  HttpResponse r;
+  ASSERT_NO_THROW(r = server.handle(request("GET", "/boom")));
+  expectJsonError(r, 500, "internal");
+  EXPECT_EQ(r.body.find("secret detail"), std::string::npos) << "internals are logged, not sent";
+}
+
+// DESIGN: "No exception crosses a folder boundary; no HTTP handler lets one escape."
+// On a CivetWeb worker thread an escaping exception terminates the process.
+TEST(HttpServerTest, HandlerThrowingANonStdExceptionGivesJson500) {
+  HttpServer server;
+  server.route("GET", "/boom", [](const HttpRequest&) -> HttpResponse { throw 42; });
+  HttpResponse r;
+  EXPECT_NO_THROW(r = server.handle(request("GET", "/boom")));
+  EXPECT_EQ(r.status, 500);
+}
+
+TEST(HttpServerTest, ErrorHelperEscapesTheMessage) {
+  const HttpResponse r = HttpResponse::error(400, "bad_request", "quote \" and \\ and\nnewline");
+  expectJsonError(r, 400, "bad_request");
+  EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "quote \" and \\ and\nnewline");
+}
+
+// ---- over a real socket ------------------------------------------------------------
+
+struct RawResponse {
+  int status = 0;
+  std::string head;
+  std::string body;
+};
+
+// Sends `raw` to 127.0.0.1:port and reads until the server closes the connection.
+RawResponse exchange(int port, const std::string& raw) {
+  RawResponse out;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    ADD_FAILURE() << "socket: " << std::strerror(errno);
+    return out;
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ADD_FAILURE() << "connect: " << std::strerror(errno);
+    ::close(fd);
+    return out;
+  }
+  size_t sent = 0;
+  while (sent < raw.size()) {
+    const ssize_t n = ::send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may answer (413) and close before reading it all
+    sent += static_cast<size_t>(n);
+  }
+  std::string all;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    all.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  const size_t end = all.find("\r\n\r\n");
+  if (end == std::string::npos) {
+    ADD_FAILURE() << "no complete response head in: " << all;
+    return out;
+  }
+  out.head = all.substr(0, end);
+  out.body = all.substr(end + 4);
+  if (out.head.rfind("HTTP/1.1 ", 0) == 0) out.status = std::stoi(out.head.substr(9, 3));
+  return out;
+}
+
+// One server for every socket test: stopping CivetWeb after it served a connection
+// takes about 2 s, which would otherwise dominate the suite's run time.
+class HttpServerSocketTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new HttpServer();
+    server_->route("GET", "/x", [](const HttpRequest& req) {
+      std::lock_guard lock(mu_);
+      last_query_ = req.query;
+      return HttpResponse::json(200, "{\"ok\":true}\n");
+    });
+    server_->route("POST", "/echo", [](const HttpRequest& req) {
+      ++posts_;
+      return HttpResponse::json(200, nlohmann::json{{"size", req.body.size()}}.dump());
+    });
+    HttpServerOptions options;
+    options.listen = HostPort{"127.0.0.1", 0};
+    options.threads = 2;
+    options.max_body_bytes = 1024;
+    start_status_ = server_->start(options);
+  }
+  static void TearDownTestSuite() {
+    delete server_;  // stops it
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(start_status_.ok()) << start_status_.toString();
+    ASSERT_GT(server_->port(), 0);
+    posts_ = 0;
+  }
+  static int port() { return server_->port(); }
+  static std::string lastQuery() {
+    std::lock_guard lock(mu_);
+    return last_query_;
+  }
+
+  static inline HttpServer* server_ = nullptr;
+  static inline Status start_status_;
+  static inline std::mutex mu_;
+  static inline std::string last_query_;
+  static inline std::atomic<int> posts_{0};
+};
+
+TEST_F(HttpServerSocketTest, ServesGetOnAnEphemeralPort) {
+  const RawResponse r =
+      exchange(port(), "GET /x?a=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(r.status, 200) << r.head;
+  EXPECT_EQ(r.body, "{\"ok\":true}\n");
+  EXPECT_NE(r.head.find("Content-Type: application/json"), std::string::npos) << r.head;
+  EXPECT_EQ(lastQuery(), "a=1");
+}
+
+TEST_F(HttpServerSocketTest, UnknownPathOverSocketIsJsonNotHtml) {
+  const RawResponse r =
+      exchange(port(), "GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(r.status, 404) << r.head;
+  const auto j = nlohmann::json::parse(r.body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.body;
+  EXPECT_EQ(j.value("code", ""), "not_found");
+}
+
+TEST_F(HttpServerSocketTest, BodyWithinLimitIsDelivered) {
+  const std::string body(1000, 'a');
+  const RawResponse r = exchange(port(),
+                                 "POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                 "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  EXPECT_EQ(r.status, 200) << r.head;
+  EXPECT_EQ(nlohmann::json::parse(r.body, nullptr, false).value("size", 0), 1000) << r.body;
+}
+
+TEST_F(HttpServerSocketTest, OversizedBodyGets413Json) {
+  const std::string body(4096, 'b');
+  const RawResponse r = exchange(port(),
+                                 "POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                 "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  EXPECT_EQ(r.status, 413) << r.head;
+  const auto j = nlohmann::json::parse(r.body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.body;
+  EXPECT_EQ(j.value("code", ""), "body_too_large");
+  EXPECT_NE(j.value("error", "").find("1024"), std::string::npos) << r.body;
+  EXPECT_EQ(posts_, 0) << "the handler never sees an oversized body";
+}
+
+TEST_F(HttpServerSocketTest, OversizedChunkedBodyGets413Json) {
+  const std::string chunk(2000, 'c');
+  char size_hex[16];
+  std::snprintf(size_hex, sizeof(size_hex), "%zx", chunk.size());
+  const RawResponse r = exchange(port(),
+                                 "POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                 "Transfer-Encoding: chunked\r\n\r\n" +
+                                     std::string(size_hex) + "\r\n" + chunk + "\r\n0\r\n\r\n");
+  EXPECT_EQ(r.status, 413) << r.head;
+  EXPECT_EQ(nlohmann::json::parse(r.body, nullptr, false).value("code", ""), "body_too_large")
+      << r.body;
+  EXPECT_EQ(posts_, 0);
+}
+
+TEST(HttpServerStartTest, PortInUseIsAnError) {
+  HttpServer first;
+  HttpServerOptions options;
+  options.listen = HostPort{"127.0.0.1", 0};
+  options.threads = 1;
+  ASSERT_TRUE(first.start(options).ok());
+  HttpServer second;
+  options.listen.port = first.port();
+  const Status s = second.start(options);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find(std::to_string(first.port())), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace dbpulse
