@@ -43,6 +43,7 @@ void SampleStore::write(std::string_view source, const SampleBatch& batch,
     if (inserted) {
       series.name = s.name;
       series.labels = s.labels;
+      by_name_[series.name].insert(&series);
       series.ring.reserve(std::min<size_t>(options_.history_points, 8));
     }
     series.source = source;
@@ -65,15 +66,46 @@ void SampleStore::write(std::string_view source, const SampleBatch& batch,
 
 void SampleStore::dropSource(std::string_view source) {
   std::lock_guard lock(mu_);
-  std::erase_if(series_, [&](const auto& kv) { return kv.second.source == source; });
+  std::erase_if(series_, [&](const auto& kv) {
+    if (kv.second.source != source) return false;
+    unindexLocked(kv.second);
+    return true;
+  });
   ++version_;
+}
+
+void SampleStore::replace(std::string_view source, const SampleBatch& batch,
+                          std::chrono::milliseconds staleness, bool exported) {
+  {
+    std::unordered_set<std::string> keep;
+    for (const auto& s : batch.samples()) keep.insert(key(s.name, s.labels));
+    std::lock_guard lock(mu_);
+    size_t removed = std::erase_if(series_, [&](const auto& kv) {
+      if (kv.second.source != source || keep.count(kv.first)) return false;
+      unindexLocked(kv.second);
+      return true;
+    });
+    if (removed > 0) ++version_;
+  }
+  // Series of the batch are kept above, so readers never miss one of them in between.
+  write(source, batch, staleness, exported);
+}
+
+void SampleStore::unindexLocked(const Series& series) const {
+  auto it = by_name_.find(series.name);
+  if (it == by_name_.end()) return;
+  it->second.erase(&series);
+  if (it->second.empty()) by_name_.erase(it);
 }
 
 void SampleStore::expireLocked(int64_t now_ms) const {
   if (now_ms < next_expiry_ms_) return;
   int64_t next = INT64_MAX;
   size_t removed = std::erase_if(series_, [&](const auto& kv) {
-    if (kv.second.expires_ms <= now_ms) return true;
+    if (kv.second.expires_ms <= now_ms) {
+      unindexLocked(kv.second);
+      return true;
+    }
     next = std::min(next, kv.second.expires_ms);
     return false;
   });
@@ -123,6 +155,41 @@ std::vector<Point> SampleStore::history(std::string_view name, const Labels& lab
     const Point& p = s.ring[(s.head + i) % n];
     if (p.t_ms >= since_ms) out.push_back(p);
   }
+  return out;
+}
+
+void SampleStore::visit(std::string_view name, int64_t since_ms, const SeriesVisitor& fn) const {
+  std::lock_guard lock(mu_);
+  expireLocked(toMillis(clock_.now()));
+  auto it = by_name_.find(std::string(name));
+  if (it == by_name_.end()) return;
+  std::vector<Point> scratch;
+  for (const Series* s : it->second) {
+    // The ring holds ring[head..n) then ring[0..head) in time order. Count the wanted points
+    // from the newest backwards; pass them in place when they are contiguous.
+    const size_t n = s->ring.size();
+    size_t wanted = 0;
+    while (wanted < n && s->ring[(s->head + n - 1 - wanted) % n].t_ms >= since_ms) ++wanted;
+    const size_t first = (s->head + n - wanted) % (n == 0 ? 1 : n);
+    if (wanted == 0) {
+      fn(s->labels, nullptr, 0);
+    } else if (first + wanted <= n) {
+      fn(s->labels, s->ring.data() + first, wanted);
+    } else {
+      scratch.clear();
+      for (size_t i = 0; i < wanted; ++i) scratch.push_back(s->ring[(first + i) % n]);
+      fn(s->labels, scratch.data(), wanted);
+    }
+  }
+}
+
+std::vector<std::string> SampleStore::names() const {
+  std::lock_guard lock(mu_);
+  expireLocked(toMillis(clock_.now()));
+  std::vector<std::string> out;
+  out.reserve(by_name_.size());
+  for (const auto& [name, list] : by_name_) out.push_back(name);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -11,11 +11,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "agent/core/clock.h"
@@ -68,6 +70,12 @@ class SampleStore {
   void write(std::string_view source, const SampleBatch& batch, std::chrono::milliseconds staleness,
              bool exported = true);
 
+  // write(), then drops every series of `source` that `batch` did not contain: for writers
+  // whose output is the complete current set (rule results, ALERTS), where a series that is
+  // no longer produced must vanish at once rather than after its staleness.
+  void replace(std::string_view source, const SampleBatch& batch,
+               std::chrono::milliseconds staleness, bool exported = true);
+
   // Drops every series written by `source` (a collector removed by a reload).
   void dropSource(std::string_view source);
 
@@ -78,6 +86,16 @@ class SampleStore {
   std::vector<Point> history(std::string_view name, const Labels& labels, int64_t since_ms) const;
 
   size_t seriesCount() const;
+
+  // The rule engine's read access. Calls `fn` once per live series named `name`, exported
+  // or not, with its labels (without the name) and its history points with
+  // t_ms >= since_ms, oldest first (`n` may be 0). `fn` runs under the store's lock: it
+  // must be quick and must not call the store; `points` is valid only during the call.
+  using SeriesVisitor = std::function<void(const Labels& labels, const Point* points, size_t n)>;
+  void visit(std::string_view name, int64_t since_ms, const SeriesVisitor& fn) const;
+
+  // The names of all live series, exported or not, sorted (for {__name__=~"..."}).
+  std::vector<std::string> names() const;
 
  private:
   struct Series {
@@ -94,12 +112,15 @@ class SampleStore {
 
   static std::string key(std::string_view name, const Labels& labels);
   void expireLocked(int64_t now_ms) const;
+  void unindexLocked(const Series& series) const;
 
   const Clock& clock_;
   SampleStoreOptions options_;
   mutable std::mutex mu_;
   // mutable: expiry happens lazily in readers; it only removes series past their staleness.
   mutable std::unordered_map<std::string, Series> series_;
+  // name -> its series (pointers into series_, whose nodes never move): rules select by name.
+  mutable std::unordered_map<std::string, std::unordered_set<const Series*>> by_name_;
   std::unordered_map<std::string, FamilyInfo> families_;
   mutable uint64_t version_ = 1;
   mutable int64_t next_expiry_ms_ = INT64_MAX;
