@@ -809,7 +809,7 @@ class Parser {
         m.regex = compileRegex(m.value, cur_.pos);
       }
       advance();
-      if (m.name == "__name__" && m.op == LabelMatcher::Op::kEqual && !metric.empty()) {
+      if (m.name == "__name__" && !metric.empty()) {
         fail(op, "parse error: metric name must not be set twice: \"" + metric + "\" or \"" +
                      m.value + "\"");
       }

@@ -1,0 +1,797 @@
+#include "rules/evaluator.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+namespace dbpulse::rules {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Thrown inside the evaluator only; evaluate() turns it into a Status.
+struct EvalError {
+  std::string message;
+};
+
+struct Value {
+  ValueType type = ValueType::kScalar;
+  double scalar = 0;
+  Vector vector;
+};
+
+Labels withoutLabel(const Labels& in, std::string_view drop) {
+  Labels out;
+  for (const auto& l : in.items()) {
+    if (l.name != drop) out.set(l.name, l.value);
+  }
+  return out;
+}
+
+bool contains(const std::vector<std::string>& list, std::string_view s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+// Neumaier's compensated summation step (what Prometheus uses for regression sums).
+void compensatedAdd(double inc, double& sum, double& c) {
+  const double t = sum + inc;
+  if (std::fabs(sum) >= std::fabs(inc)) {
+    c += (sum - t) + inc;
+  } else {
+    c += (inc - t) + sum;
+  }
+  sum = t;
+}
+
+// Prometheus's extrapolatedRate: rate(), increase() and delta() over the points of one
+// series in [range_start, range_end]. Returns false when there are fewer than two points.
+bool extrapolatedRate(const Point* pts, size_t n, int64_t range_start, int64_t range_end,
+                      bool is_counter, bool is_rate, double& out) {
+  if (n < 2) return false;
+  double result = pts[n - 1].value - pts[0].value;
+  if (is_counter) {
+    // A drop is a counter reset: the value before it was lost and counts again.
+    double prev = pts[0].value;
+    for (size_t i = 1; i < n; ++i) {
+      if (pts[i].value < prev) result += prev;
+      prev = pts[i].value;
+    }
+  }
+  double duration_to_start = static_cast<double>(pts[0].t_ms - range_start) / 1000;
+  const double duration_to_end = static_cast<double>(range_end - pts[n - 1].t_ms) / 1000;
+  const double sampled_interval = static_cast<double>(pts[n - 1].t_ms - pts[0].t_ms) / 1000;
+  const double average_between = sampled_interval / static_cast<double>(n - 1);
+
+  if (is_counter && result > 0 && pts[0].value >= 0) {
+    // A counter starts at zero: extrapolating further back than where it would have been
+    // zero would invent negative values.
+    const double duration_to_zero = sampled_interval * (pts[0].value / result);
+    if (duration_to_zero < duration_to_start) duration_to_start = duration_to_zero;
+  }
+  // Extrapolate to a boundary only when it is about one sample interval away; otherwise the
+  // series started or ended inside the range, and only half an interval is added.
+  const double threshold = average_between * 1.1;
+  double extrapolate_to = sampled_interval;
+  extrapolate_to += duration_to_start < threshold ? duration_to_start : average_between / 2;
+  extrapolate_to += duration_to_end < threshold ? duration_to_end : average_between / 2;
+  double factor = extrapolate_to / sampled_interval;
+  if (is_rate) factor /= static_cast<double>(range_end - range_start) / 1000;
+  out = result * factor;
+  return true;
+}
+
+bool instantRate(const Point* pts, size_t n, double& out) {
+  if (n < 2) return false;
+  const Point& last = pts[n - 1];
+  const Point& prev = pts[n - 2];
+  double v = last.value < prev.value ? last.value : last.value - prev.value;  // reset
+  const int64_t dt = last.t_ms - prev.t_ms;
+  if (dt == 0) return false;
+  out = v / (static_cast<double>(dt) / 1000);
+  return true;
+}
+
+// Least-squares slope per second, x measured from the first point (as Prometheus does, to
+// keep the sums small).
+bool derivative(const Point* pts, size_t n, double& out) {
+  if (n < 2) return false;
+  const double init_y = pts[0].value;
+  bool const_y = true;
+  double count = 0, sum_x = 0, c_x = 0, sum_y = 0, c_y = 0, sum_xy = 0, c_xy = 0, sum_x2 = 0,
+         c_x2 = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (const_y && i > 0 && pts[i].value != init_y) const_y = false;
+    count += 1;
+    const double x = static_cast<double>(pts[i].t_ms - pts[0].t_ms) / 1e3;
+    compensatedAdd(x, sum_x, c_x);
+    compensatedAdd(pts[i].value, sum_y, c_y);
+    compensatedAdd(x * pts[i].value, sum_xy, c_xy);
+    compensatedAdd(x * x, sum_x2, c_x2);
+  }
+  if (const_y) {
+    out = std::isinf(init_y) ? kNaN : 0;
+    return true;
+  }
+  sum_x += c_x;
+  sum_y += c_y;
+  sum_xy += c_xy;
+  sum_x2 += c_x2;
+  const double cov_xy = sum_xy - sum_x * sum_y / count;
+  const double var_x = sum_x2 - sum_x * sum_x / count;
+  out = cov_xy / var_x;
+  return true;
+}
+
+bool overTime(Function f, const Point* pts, size_t n, double& out) {
+  if (n == 0) return false;
+  switch (f) {
+    case Function::kAvgOverTime:
+    case Function::kSumOverTime: {
+      double sum = 0, c = 0;
+      for (size_t i = 0; i < n; ++i) compensatedAdd(pts[i].value, sum, c);
+      sum = std::isinf(sum) ? sum : sum + c;
+      out = f == Function::kSumOverTime ? sum : sum / static_cast<double>(n);
+      return true;
+    }
+    case Function::kMinOverTime:
+    case Function::kMaxOverTime: {
+      double v = pts[0].value;
+      for (size_t i = 0; i < n; ++i) {
+        const double x = pts[i].value;
+        if (std::isnan(v) || (f == Function::kMaxOverTime ? x > v : x < v)) v = x;
+      }
+      out = v;
+      return true;
+    }
+    case Function::kCountOverTime:
+      out = static_cast<double>(n);
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Go's math.Max/Min: NaN wins.
+double goMax(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return kNaN;
+  return std::max(a, b);
+}
+double goMin(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return kNaN;
+  return std::min(a, b);
+}
+
+// Applies `op`. For comparisons `keep` says whether the comparison holds and the value is
+// the left-hand one.
+double applyOp(BinaryOp op, double l, double r, bool& keep) {
+  keep = true;
+  switch (op) {
+    case BinaryOp::kAdd: return l + r;
+    case BinaryOp::kSub: return l - r;
+    case BinaryOp::kMul: return l * r;
+    case BinaryOp::kDiv: return l / r;
+    case BinaryOp::kMod: return std::fmod(l, r);
+    case BinaryOp::kPow: return std::pow(l, r);
+    case BinaryOp::kEqual: keep = l == r; return l;
+    case BinaryOp::kNotEqual: keep = l != r; return l;
+    case BinaryOp::kGreater: keep = l > r; return l;
+    case BinaryOp::kLess: keep = l < r; return l;
+    case BinaryOp::kGreaterEqual: keep = l >= r; return l;
+    case BinaryOp::kLessEqual: keep = l <= r; return l;
+    default: return kNaN;  // set operators never reach here
+  }
+}
+
+bool dropsMetricName(BinaryOp op) { return !isComparison(op) && !isSetOperator(op); }
+
+std::string labelsText(const Labels& labels) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& l : labels.items()) {
+    out += (first ? "" : ", ") + l.name + "=\"" + l.value + "\"";
+    first = false;
+  }
+  return out + "}";
+}
+
+// The identity used for vector matching: the on(...) labels, or every label except the
+// ignoring(...) ones and __name__.
+void signature(const Labels& labels, bool on, const std::vector<std::string>& names,
+               std::string& out) {
+  out.clear();
+  for (const auto& l : labels.items()) {
+    const bool listed = contains(names, l.name);
+    if (on ? !listed : (listed || l.name == kMetricNameLabel)) continue;
+    out += l.name;
+    out += '\xff';
+    out += l.value;
+    out += '\xff';
+  }
+}
+
+std::string keyOf(const Labels& labels) {
+  std::string k;
+  labels.appendKey(k);
+  return k;
+}
+
+// Drops __name__ from every element. Elements of one vector have distinct label sets; only
+// when they came from several metric names can two of them collide afterwards, which
+// Prometheus reports as an error.
+void dropMetricNames(Vector& v) {
+  std::string_view first_name;
+  bool several_names = false;
+  for (auto& e : v) {
+    std::string_view name = e.labels.get(kMetricNameLabel);
+    if (name.empty()) continue;
+    if (first_name.empty()) {
+      first_name = name;
+    } else if (name != first_name) {
+      several_names = true;
+    }
+  }
+  if (first_name.empty()) return;
+  for (auto& e : v) e.labels = withoutLabel(e.labels, kMetricNameLabel);
+  if (!several_names) return;
+  std::unordered_set<std::string> seen;
+  for (const auto& e : v) {
+    if (!seen.insert(keyOf(e.labels)).second) {
+      throw EvalError{"vector cannot contain metrics with the same labelset"};
+    }
+  }
+}
+
+class Evaluator {
+ public:
+  Evaluator(const SampleStore& store, int64_t ts, const EvalOptions& options)
+      : store_(store), ts_(ts), options_(options) {}
+
+  Value eval(const Expr& e) {
+    switch (e.kind) {
+      case Expr::Kind::kNumber: return scalar(e.number);
+      case Expr::Kind::kString: throw EvalError{"string values are not supported here"};
+      case Expr::Kind::kParen: return eval(*e.args[0]);
+      case Expr::Kind::kSelector:
+        if (e.type == ValueType::kRangeVector) {
+          throw EvalError{"a range vector is only allowed as a function argument"};
+        }
+        return vector(instantSelector(e));
+      case Expr::Kind::kCall: return call(e);
+      case Expr::Kind::kAggregate: return vector(aggregate(e));
+      case Expr::Kind::kUnary: {
+        Value v = eval(*e.args[0]);
+        if (v.type == ValueType::kScalar) return scalar(-v.scalar);
+        for (auto& el : v.vector) el.value = -el.value;
+        dropMetricNames(v.vector);
+        return v;
+      }
+      case Expr::Kind::kBinary: return binary(e);
+    }
+    throw EvalError{"unknown expression node"};
+  }
+
+ private:
+  static Value scalar(double v) {
+    Value out;
+    out.type = ValueType::kScalar;
+    out.scalar = v;
+    return out;
+  }
+  static Value vector(Vector v) {
+    Value out;
+    out.type = ValueType::kInstantVector;
+    out.vector = std::move(v);
+    return out;
+  }
+
+  using SeriesFn = std::function<void(std::string_view name, const Labels& labels,
+                                      const Point* pts, size_t n)>;
+
+  // Calls `fn` for every series the selector matches, with its points in [since, until].
+  void select(const Expr& sel, int64_t since, int64_t until, const SeriesFn& fn) {
+    std::vector<std::string> names;
+    std::vector<const LabelMatcher*> name_matchers, label_matchers;
+    for (const auto& m : sel.matchers) {
+      (m.name == kMetricNameLabel ? name_matchers : label_matchers).push_back(&m);
+    }
+    if (!sel.metric_name.empty()) {
+      names.push_back(sel.metric_name);
+    } else {
+      auto eq = std::find_if(name_matchers.begin(), name_matchers.end(), [](const auto* m) {
+        return m->op == LabelMatcher::Op::kEqual;
+      });
+      names = eq != name_matchers.end() ? std::vector<std::string>{(*eq)->value} : store_.names();
+      std::erase_if(names, [&](const std::string& n) {
+        return !std::all_of(name_matchers.begin(), name_matchers.end(),
+                            [&](const auto* m) { return m->matches(n); });
+      });
+    }
+    for (const auto& name : names) {
+      store_.visit(name, since, [&](const Labels& labels, const Point* pts, size_t n) {
+        for (const auto* m : label_matchers) {
+          if (!m->matches(labels.get(m->name))) return;
+        }
+        while (n > 0 && pts[n - 1].t_ms > until) --n;
+        fn(name, labels, pts, n);
+      });
+    }
+  }
+
+  Vector instantSelector(const Expr& sel) {
+    const int64_t ref = ts_ - sel.offset_ms;
+    Vector out;
+    select(sel, ref - options_.lookback_ms, ref,
+           [&](std::string_view name, const Labels& labels, const Point* pts, size_t n) {
+             if (n == 0) return;
+             Element e{labels, pts[n - 1].value};
+             e.labels.set(kMetricNameLabel, name);
+             out.push_back(std::move(e));
+           });
+    return out;
+  }
+
+  const Expr& rangeArgument(const Expr& call) {
+    const Expr* arg = call.args[0].get();
+    while (arg->kind == Expr::Kind::kParen) arg = arg->args[0].get();
+    if (arg->kind != Expr::Kind::kSelector || arg->range_ms == 0) {
+      throw EvalError{std::string("expected a range vector selector in ") +
+                      functionName(call.func)};
+    }
+    return *arg;
+  }
+
+  // rate(), *_over_time() & co: computed per series while visiting, no matrix is built.
+  Vector rangeFunction(const Expr& call) {
+    const Expr& sel = rangeArgument(call);
+    const int64_t range_end = ts_ - sel.offset_ms;
+    const int64_t range_start = range_end - sel.range_ms;
+    const Function f = call.func;
+    Vector out;
+    size_t names_seen = 0;
+    std::string_view last_name;
+    select(sel, range_start, range_end,
+           [&](std::string_view name, const Labels& labels, const Point* pts, size_t n) {
+             if (name != last_name) {
+               ++names_seen;
+               last_name = name;
+             }
+             double v = 0;
+             bool ok = false;
+             switch (f) {
+               case Function::kRate:
+                 ok = extrapolatedRate(pts, n, range_start, range_end, true, true, v);
+                 break;
+               case Function::kIncrease:
+                 ok = extrapolatedRate(pts, n, range_start, range_end, true, false, v);
+                 break;
+               case Function::kDelta:
+                 ok = extrapolatedRate(pts, n, range_start, range_end, false, false, v);
+                 break;
+               case Function::kIrate: ok = instantRate(pts, n, v); break;
+               case Function::kDeriv: ok = derivative(pts, n, v); break;
+               default: ok = overTime(f, pts, n, v); break;
+             }
+             if (ok) out.push_back(Element{labels, v});
+           });
+    if (names_seen > 1) {
+      std::unordered_set<std::string> seen;
+      for (const auto& e : out) {
+        if (!seen.insert(keyOf(e.labels)).second) {
+          throw EvalError{"vector cannot contain metrics with the same labelset"};
+        }
+      }
+    }
+    return out;
+  }
+
+  Value call(const Expr& e) {
+    switch (e.func) {
+      case Function::kRate:
+      case Function::kIrate:
+      case Function::kIncrease:
+      case Function::kDelta:
+      case Function::kDeriv:
+      case Function::kAvgOverTime:
+      case Function::kMinOverTime:
+      case Function::kMaxOverTime:
+      case Function::kSumOverTime:
+      case Function::kCountOverTime: return vector(rangeFunction(e));
+      case Function::kAbs:
+      case Function::kClampMin:
+      case Function::kClampMax: {
+        Value v = eval(*e.args[0]);
+        const double bound = e.args.size() > 1 ? eval(*e.args[1]).scalar : 0;
+        for (auto& el : v.vector) {
+          el.value = e.func == Function::kAbs        ? std::fabs(el.value)
+                     : e.func == Function::kClampMin ? goMax(bound, el.value)
+                                                     : goMin(bound, el.value);
+        }
+        dropMetricNames(v.vector);
+        return v;
+      }
+      case Function::kHistogramQuantile: {
+        const double q = eval(*e.args[0]).scalar;
+        return vector(histogramQuantile(q, eval(*e.args[1]).vector));
+      }
+      case Function::kAbsent: return vector(absent(e));
+      case Function::kTime: return scalar(static_cast<double>(ts_) / 1000);
+      case Function::kVector: return vector(Vector{Element{Labels{}, eval(*e.args[0]).scalar}});
+      case Function::kScalar: {
+        Value v = eval(*e.args[0]);
+        return scalar(v.vector.size() == 1 ? v.vector[0].value : kNaN);
+      }
+    }
+    throw EvalError{"unknown function"};
+  }
+
+  Vector absent(const Expr& e) {
+    if (!eval(*e.args[0]).vector.empty()) return {};
+    // Labels of the result: the selector's equality matchers, except labels matched more
+    // than once or by another matcher type (Prometheus's rule).
+    Labels labels;
+    const Expr& arg = *e.args[0];
+    if (arg.kind == Expr::Kind::kSelector) {
+      std::vector<std::string> ambiguous;
+      for (const auto& m : arg.matchers) {
+        if (m.name == kMetricNameLabel) continue;
+        if (m.op == LabelMatcher::Op::kEqual && labels.get(m.name).empty()) {
+          if (!m.value.empty()) labels.set(m.name, m.value);  // empty = absent
+        } else {
+          ambiguous.push_back(m.name);
+        }
+      }
+      for (const auto& name : ambiguous) labels = withoutLabel(labels, name);
+    }
+    return Vector{Element{std::move(labels), 1}};
+  }
+
+  Vector histogramQuantile(double q, const Vector& in) {
+    struct Group {
+      Labels labels;
+      std::vector<std::pair<double, double>> buckets;
+    };
+    std::unordered_map<std::string, Group> groups;
+    std::vector<std::string> order;
+    for (const auto& el : in) {
+      const std::string le(el.labels.get("le"));
+      if (le.empty()) continue;  // not a bucket: skipped, as in Prometheus
+      errno = 0;
+      char* end = nullptr;
+      const double upper = std::strtod(le.c_str(), &end);
+      if (end != le.c_str() + le.size() || std::isspace(static_cast<unsigned char>(le[0]))) {
+        continue;
+      }
+      Labels without_le = withoutLabel(el.labels, "le");
+      auto [it, inserted] = groups.try_emplace(keyOf(without_le));
+      if (inserted) {
+        it->second.labels = withoutLabel(without_le, kMetricNameLabel);
+        order.push_back(it->first);
+      }
+      it->second.buckets.emplace_back(upper, el.value);
+    }
+    Vector out;
+    std::unordered_set<std::string> seen;
+    for (const auto& k : order) {
+      Group& g = groups[k];
+      if (!seen.insert(keyOf(g.labels)).second) {
+        throw EvalError{"vector cannot contain metrics with the same labelset"};
+      }
+      out.push_back(Element{g.labels, bucketQuantile(q, std::move(g.buckets))});
+    }
+    return out;
+  }
+
+  Vector aggregate(const Expr& e) {
+    Vector in = eval(*e.args[0]).vector;
+    struct Group {
+      Labels labels;
+      double value = 0;
+      double count = 0;
+    };
+    std::unordered_map<std::string, size_t> index;
+    std::vector<Group> groups;
+    std::string key;
+    for (const auto& el : in) {
+      key.clear();
+      for (const auto& l : el.labels.items()) {
+        const bool listed = contains(e.grouping, l.name);
+        if (e.without ? (listed || l.name == kMetricNameLabel) : !listed) continue;
+        key += l.name;
+        key += '\xff';
+        key += l.value;
+        key += '\xff';
+      }
+      auto [it, inserted] = index.try_emplace(key, groups.size());
+      if (inserted) {
+        Group g;
+        for (const auto& l : el.labels.items()) {
+          const bool listed = contains(e.grouping, l.name);
+          if (e.without ? (listed || l.name == kMetricNameLabel) : !listed) continue;
+          g.labels.set(l.name, l.value);
+        }
+        g.value = el.value;
+        g.count = 1;
+        groups.push_back(std::move(g));
+        continue;
+      }
+      Group& g = groups[it->second];
+      g.count += 1;
+      switch (e.aggregate) {
+        case AggregateOp::kSum:
+        case AggregateOp::kAvg: g.value += el.value; break;
+        case AggregateOp::kMax:
+          if (g.value < el.value || std::isnan(g.value)) g.value = el.value;
+          break;
+        case AggregateOp::kMin:
+          if (g.value > el.value || std::isnan(g.value)) g.value = el.value;
+          break;
+        case AggregateOp::kCount: break;
+      }
+    }
+    Vector out;
+    out.reserve(groups.size());
+    for (auto& g : groups) {
+      double v = g.value;
+      if (e.aggregate == AggregateOp::kAvg) v = g.value / g.count;
+      if (e.aggregate == AggregateOp::kCount) v = g.count;
+      out.push_back(Element{std::move(g.labels), v});
+    }
+    return out;
+  }
+
+  Value binary(const Expr& e) {
+    Value l = eval(*e.lhs);
+    Value r = eval(*e.rhs);
+    const BinaryOp op = e.binary_op;
+    if (l.type == ValueType::kScalar && r.type == ValueType::kScalar) {
+      bool keep = true;
+      double v = applyOp(op, l.scalar, r.scalar, keep);
+      if (isComparison(op)) v = keep ? 1 : 0;  // the parser requires bool here
+      return scalar(v);
+    }
+    if (l.type == ValueType::kScalar || r.type == ValueType::kScalar) {
+      const bool swap = l.type == ValueType::kScalar;
+      Vector& vec = swap ? r.vector : l.vector;
+      const double s = swap ? l.scalar : r.scalar;
+      return vector(vectorScalar(e, std::move(vec), s, swap));
+    }
+    switch (op) {
+      case BinaryOp::kAnd: return vector(vectorAnd(e, std::move(l.vector), r.vector));
+      case BinaryOp::kOr: return vector(vectorOr(e, std::move(l.vector), std::move(r.vector)));
+      case BinaryOp::kUnless: return vector(vectorUnless(e, std::move(l.vector), r.vector));
+      default: return vector(vectorVector(e, l.vector, r.vector));
+    }
+  }
+
+  static Vector vectorScalar(const Expr& e, Vector vec, double s, bool scalar_on_left) {
+    const BinaryOp op = e.binary_op;
+    Vector out;
+    out.reserve(vec.size());
+    for (auto& el : vec) {
+      double lv = el.value, rv = s;
+      if (scalar_on_left) std::swap(lv, rv);
+      bool keep = true;
+      double v = applyOp(op, lv, rv, keep);
+      // The vector's own value is the result of a comparison, even with the scalar on the left.
+      if (isComparison(op) && scalar_on_left) v = rv;
+      if (e.return_bool) {
+        v = keep ? 1 : 0;
+        keep = true;
+      }
+      if (!keep) continue;
+      el.value = v;
+      out.push_back(std::move(el));
+    }
+    if (dropsMetricName(op) || e.return_bool) dropMetricNames(out);
+    return out;
+  }
+
+  Vector vectorAnd(const Expr& e, Vector lhs, const Vector& rhs) {
+    if (lhs.empty() || rhs.empty()) return {};
+    std::unordered_set<std::string> right;
+    std::string sig;
+    for (const auto& el : rhs) {
+      signature(el.labels, e.matching.on, e.matching.labels, sig);
+      right.insert(sig);
+    }
+    Vector out;
+    for (auto& el : lhs) {
+      signature(el.labels, e.matching.on, e.matching.labels, sig);
+      if (right.count(sig)) out.push_back(std::move(el));
+    }
+    return out;
+  }
+
+  Vector vectorOr(const Expr& e, Vector lhs, Vector rhs) {
+    if (lhs.empty()) return rhs;
+    if (rhs.empty()) return lhs;
+    std::unordered_set<std::string> left;
+    std::string sig;
+    for (const auto& el : lhs) {
+      signature(el.labels, e.matching.on, e.matching.labels, sig);
+      left.insert(sig);
+    }
+    Vector out = std::move(lhs);
+    for (auto& el : rhs) {
+      signature(el.labels, e.matching.on, e.matching.labels, sig);
+      if (!left.count(sig)) out.push_back(std::move(el));
+    }
+    return out;
+  }
+
+  Vector vectorUnless(const Expr& e, Vector lhs, const Vector& rhs) {
+    if (lhs.empty() || rhs.empty()) return lhs;
+    std::unordered_set<std::string> right;
+    std::string sig;
+    for (const auto& el : rhs) {
+      signature(el.labels, e.matching.on, e.matching.labels, sig);
+      right.insert(sig);
+    }
+    Vector out;
+    for (auto& el : lhs) {
+      signature(el.labels, e.matching.on, e.matching.labels, sig);
+      if (!right.count(sig)) out.push_back(std::move(el));
+    }
+    return out;
+  }
+
+  // Arithmetic and comparisons between two instant vectors (Prometheus's VectorBinop).
+  Vector vectorVector(const Expr& e, const Vector& lhs_in, const Vector& rhs_in) {
+    const VectorMatching& m = e.matching;
+    const BinaryOp op = e.binary_op;
+    // One-to-many is many-to-one with the sides swapped (and swapped back for the values).
+    const bool swapped = m.card == Cardinality::kOneToMany;
+    const Vector& many = swapped ? rhs_in : lhs_in;
+    const Vector& one = swapped ? lhs_in : rhs_in;
+
+    std::unordered_map<std::string, const Element*> one_side;
+    std::string sig;
+    for (const auto& el : one) {
+      signature(el.labels, m.on, m.labels, sig);
+      auto [it, inserted] = one_side.try_emplace(sig, &el);
+      if (!inserted) {
+        throw EvalError{"found duplicate series for the match group on the " +
+                        std::string(swapped ? "left" : "right") + " hand-side of the operation: [" +
+                        labelsText(el.labels) + ", " + labelsText(it->second->labels) +
+                        "]; many-to-many matching not allowed: matching labels must be unique "
+                        "on one side"};
+      }
+    }
+    // Signatures already matched: one-to-one allows one match each; many-to-one one per
+    // distinct output label set.
+    std::unordered_map<std::string, std::unordered_set<std::string>> matched;
+    Vector out;
+    for (const auto& ls : many) {
+      signature(ls.labels, m.on, m.labels, sig);
+      auto found = one_side.find(sig);
+      if (found == one_side.end()) continue;
+      const Element& rs = *found->second;
+      double vl = ls.value, vr = rs.value;
+      if (swapped) std::swap(vl, vr);
+      bool keep = true;
+      double v = applyOp(op, vl, vr, keep);
+      if (e.return_bool) {
+        v = keep ? 1 : 0;
+      } else if (!keep) {
+        continue;
+      }
+      Labels metric = resultLabels(ls.labels, rs.labels, e);
+      if (e.return_bool) metric = withoutLabel(metric, kMetricNameLabel);
+      auto [mit, first_match] = matched.try_emplace(sig);
+      if (m.card == Cardinality::kOneToOne) {
+        if (!first_match) {
+          throw EvalError{"multiple matches for labels: many-to-one matching must be explicit "
+                          "(group_left/group_right)"};
+        }
+      } else if (!mit->second.insert(keyOf(metric)).second) {
+        throw EvalError{"multiple matches for labels: grouping labels must ensure unique matches"};
+      }
+      out.push_back(Element{std::move(metric), v});
+    }
+    return out;
+  }
+
+  static Labels resultLabels(const Labels& lhs, const Labels& rhs, const Expr& e) {
+    const VectorMatching& m = e.matching;
+    Labels out;
+    for (const auto& l : lhs.items()) {
+      if (dropsMetricName(e.binary_op) && l.name == kMetricNameLabel) continue;
+      if (m.card == Cardinality::kOneToOne) {
+        const bool listed = contains(m.labels, l.name);
+        if (m.on ? !listed : listed) continue;
+      }
+      out.set(l.name, l.value);
+    }
+    for (const auto& name : m.include) {
+      // Labels named in group_left/right come from the "one" side (or vanish there).
+      std::string_view v = rhs.get(name);
+      if (!v.empty()) {
+        out.set(name, v);
+      } else {
+        out = withoutLabel(out, name);
+      }
+    }
+    return out;
+  }
+
+  const SampleStore& store_;
+  const int64_t ts_;
+  const EvalOptions& options_;
+};
+
+}  // namespace
+
+double bucketQuantile(double q, std::vector<std::pair<double, double>> buckets) {
+  if (std::isnan(q)) return kNaN;
+  if (q < 0) return -std::numeric_limits<double>::infinity();
+  if (q > 1) return std::numeric_limits<double>::infinity();
+  if (buckets.empty()) return kNaN;
+  std::sort(buckets.begin(), buckets.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  if (!std::isinf(buckets.back().first) || buckets.back().first < 0) return kNaN;
+  // Buckets with the same upper bound (e.g. from differently labelled series) are merged.
+  std::vector<std::pair<double, double>> merged;
+  for (const auto& b : buckets) {
+    if (!merged.empty() && merged.back().first == b.first) {
+      merged.back().second += b.second;
+    } else {
+      merged.push_back(b);
+    }
+  }
+  // Counts must not decrease with the bound; scrapes that are not atomic can make them.
+  double max = -std::numeric_limits<double>::infinity();
+  for (auto& b : merged) {
+    if (b.second > max) {
+      max = b.second;
+    } else if (b.second < max) {
+      b.second = max;
+    }
+  }
+  if (merged.size() < 2) return kNaN;
+  const double observations = merged.back().second;
+  if (observations == 0) return kNaN;
+  double rank = q * observations;
+  size_t b = 0;
+  while (b < merged.size() - 1 && merged[b].second < rank) ++b;
+  if (b == merged.size() - 1) return merged[merged.size() - 2].first;
+  if (b == 0 && merged[0].first <= 0) return merged[0].first;
+  double bucket_start = 0;
+  const double bucket_end = merged[b].first;
+  double count = merged[b].second;
+  if (b > 0) {
+    bucket_start = merged[b - 1].first;
+    count -= merged[b - 1].second;
+    rank -= merged[b - 1].second;
+  }
+  return bucket_start + (bucket_end - bucket_start) * (rank / count);
+}
+
+Result<EvalResult> evaluate(const Expr& expr, const SampleStore& store, int64_t at_ms,
+                            const EvalOptions& options) {
+  if (expr.type != ValueType::kScalar && expr.type != ValueType::kInstantVector) {
+    return invalidArgument(std::string("expression must evaluate to an instant vector or a "
+                                       "scalar, not a ") +
+                           valueTypeName(expr.type));
+  }
+  try {
+    Evaluator ev(store, at_ms, options);
+    Value v = ev.eval(expr);
+    EvalResult r;
+    r.type = v.type;
+    r.scalar = v.scalar;
+    r.vector = std::move(v.vector);
+    return r;
+  } catch (const EvalError& e) {
+    return invalidArgument(e.message);
+  } catch (const std::exception& e) {
+    // std::regex can throw while matching (complexity limits); bad_alloc.
+    return internalError(std::string("evaluation failed: ") + e.what());
+  }
+}
+
+}  // namespace dbpulse::rules
