@@ -3,6 +3,7 @@
 #include "collectors/postgres/connections_collector.h"
 #include "collectors/postgres/locks_collector.h"
 #include "collectors/process/process_collector.h"
+#include "collectors/redis/redis_collector.h"
 
 namespace dbpulse::collectors {
 namespace {
@@ -28,6 +29,24 @@ std::unique_ptr<Collector> makeProcess(const CollectorEnv& env) {
   return std::make_unique<ProcessCollector>(options);
 }
 
+std::unique_ptr<Collector> makeRedis(const CollectorEnv& env) {
+  RedisCollectorOptions options;
+  options.session.host = env.redis_host;
+  options.session.port = env.redis_port;
+  options.session.password = env.redis_password;
+  if (env.timeout.count() > 0) {
+    options.session.command_timeout = env.timeout;
+    if (env.timeout < options.session.connect_timeout) {
+      options.session.connect_timeout = env.timeout;
+    }
+  }
+  // Reconnect attempts at most every few intervals, never slower than 30 s.
+  if (env.interval.count() > 0 && 4 * env.interval < options.session.max_backoff) {
+    options.session.max_backoff = 4 * env.interval;
+  }
+  return std::make_unique<RedisCollector>(options);
+}
+
 }  // namespace
 
 const std::vector<CatalogEntry>& catalog() {
@@ -50,8 +69,8 @@ const std::vector<CatalogEntry>& catalog() {
        CollectorScope::kDatabase, seconds(15), seconds(5), "", nullptr},
       {"replication", "How far behind are the replicas? (not built yet)",
        CollectorScope::kDatabase, seconds(15), seconds(5), "fast", nullptr},
-      {"redis", "Is Redis up, hitting and within memory? (not built yet)", CollectorScope::kLocal,
-       seconds(15), seconds(5), "", nullptr},
+      {"redis", "Is Redis up, hitting and within memory?", CollectorScope::kLocal,
+       seconds(15), seconds(5), "", makeRedis},
       {"process", "How much memory and CPU do dbpulse and the chat server use?",
        CollectorScope::kLocal, seconds(15), seconds(5), "", makeProcess},
       {"companion", "Is the chat server healthy, and what do its metrics say? (not built yet)",
