@@ -490,5 +490,77 @@ TEST(SchedulerTest, RunAllOnceRunsEachCollectorOnceInOrder) {
   EXPECT_LT(b->contexts[0].deadline, before + 3s);
 }
 
+// Times out on every call (the gate never opens), returning only when cancelled late.
+Status hangUntilCancelled(int, const collectors::CollectContext& ctx, SampleBatch&, FakeState&) {
+  while (std::chrono::steady_clock::now() < ctx.deadline + 30ms) {
+    std::this_thread::sleep_for(1ms);
+  }
+  return deadlineExceeded("statement timeout");
+}
+
+TEST(SchedulerTest, BacksOffAfterRepeatedTimeoutsAndSaysSo) {
+  Harness h;
+  // 100 ms interval: the first backoff (200 ms) lasts long enough to be observed reliably.
+  auto slow = h.add("slow", hangUntilCancelled, every(100ms, 10ms));
+  h.scheduler.start();
+
+  ASSERT_TRUE(eventually([&] {
+    auto st = h.status("slow");
+    return st && st->backoff.count() > 0;
+  })) << "no backoff after repeated timeouts";
+  const CollectorStatus st = *h.status("slow");
+  EXPECT_EQ(st.errors, static_cast<uint64_t>(kBackoffAfterTimeouts));
+  EXPECT_EQ(st.backoff, 200ms) << "first backoff: twice the interval";
+  EXPECT_EQ(h.selfMetric("dbpulse_collector_backoff_seconds", "slow"), 0.2);
+  EXPECT_TRUE(h.scheduler.stop(2s));
+}
+
+TEST(SchedulerTest, BackoffGrowsWhileTimeoutsContinueAndIsCapped) {
+  Harness h;
+  auto slow = h.add("slow", hangUntilCancelled, every(20ms, 10ms));
+  h.scheduler.start();
+  // Each further timeout doubles the hold: 40, 80, 160 ms ...
+  ASSERT_TRUE(eventually([&] {
+    auto st = h.status("slow");
+    return st && st->backoff >= 160ms;
+  }, 5s)) << h.status("slow")->backoff.count();
+  EXPECT_LE(h.status("slow")->backoff, kMaxBackoff);
+  EXPECT_TRUE(h.scheduler.stop(2s));
+}
+
+TEST(SchedulerTest, FailedPreconditionSwitchesTheCollectorOffWithItsReason) {
+  Harness h;
+  auto off = h.add("statements",
+                   [](int, const collectors::CollectContext&, SampleBatch&, FakeState&) {
+                     return failedPrecondition(
+                         "extension_missing: pg_stat_statements is not installed");
+                   },
+                   every(20ms, 10ms));
+  auto other = h.add("other", succeed, every(20ms, 10ms));
+  h.scheduler.start();
+
+  ASSERT_TRUE(eventually([&] { return other->calls >= 5; }));
+  // Switched off: retried only after kDisabledRetry, so one call while the other ran on.
+  EXPECT_EQ(off->calls, 1);
+  const auto st = h.status("statements");
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->disabled_reason, "extension_missing");
+  EXPECT_TRUE(h.scheduler.firstCycleDone()) << "a switched-off collector must not block readiness";
+
+  const auto snap = h.store.snapshot();
+  const SnapshotFamily* fam = snap->family("dbpulse_collector_enabled");
+  ASSERT_NE(fam, nullptr);
+  bool found_off = false, found_other_on = false;
+  for (const auto& s : fam->series) {
+    if (s.labels == Labels{{"collector", "statements"}, {"reason", "extension_missing"}}) {
+      found_off = s.value == 0;
+    }
+    if (s.labels == Labels{{"collector", "other"}, {"reason", ""}}) found_other_on = s.value == 1;
+  }
+  EXPECT_TRUE(found_off);
+  EXPECT_TRUE(found_other_on);
+  EXPECT_TRUE(h.scheduler.stop(2s));
+}
+
 }  // namespace
 }  // namespace dbpulse
