@@ -2,6 +2,7 @@
 
 #include "collectors/postgres/connections_collector.h"
 #include "collectors/postgres/locks_collector.h"
+#include "collectors/postgres/statements_collector.h"
 #include "collectors/process/process_collector.h"
 #include "collectors/redis/redis_collector.h"
 
@@ -20,6 +21,14 @@ std::unique_ptr<Collector> makeConnections(const CollectorEnv& env) {
 std::unique_ptr<Collector> makeLocks(const CollectorEnv& env) {
   if (env.postgres == nullptr) return nullptr;
   return std::make_unique<LocksCollector>(*env.postgres, env.top_n);
+}
+
+std::unique_ptr<Collector> makeStatements(const CollectorEnv& env) {
+  if (env.postgres == nullptr) return nullptr;
+  StatementsOptions options;
+  if (env.top_n > 0) options.top_n = env.top_n;
+  if (env.threshold.count() > 0) options.long_running_threshold = env.threshold;
+  return std::make_unique<StatementsCollector>(*env.postgres, options);
 }
 
 std::unique_ptr<Collector> makeProcess(const CollectorEnv& env) {
@@ -53,8 +62,8 @@ const std::vector<CatalogEntry>& catalog() {
   static const std::vector<CatalogEntry> kCatalog = {
       {"connections", "How full is PostgreSQL's connection table, and who holds it?",
        CollectorScope::kDatabase, seconds(15), seconds(5), "fast", makeConnections},
-      {"statements", "Which statements take the database's time? (not built yet)",
-       CollectorScope::kDatabase, seconds(60), seconds(10), "fast", nullptr},
+      {"statements", "Which statements take the database's time?",
+       CollectorScope::kDatabase, seconds(60), seconds(10), "fast", makeStatements},
       {"indexes", "Which indexes are unused, duplicate or invalid? (not built yet)",
        CollectorScope::kDatabase, minutes(5), seconds(10), "slow", nullptr},
       {"cache", "Is the working set in shared buffers? (not built yet)",
