@@ -1,6 +1,7 @@
 #include "collectors/catalog.h"
 
 #include "collectors/postgres/connections_collector.h"
+#include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/locks_collector.h"
 #include "collectors/postgres/statements_collector.h"
 #include "collectors/process/process_collector.h"
@@ -16,6 +17,14 @@ using std::chrono::seconds;
 std::unique_ptr<Collector> makeConnections(const CollectorEnv& env) {
   if (env.postgres == nullptr) return nullptr;
   return std::make_unique<ConnectionsCollector>(*env.postgres);
+}
+
+std::unique_ptr<Collector> makeIndexes(const CollectorEnv& env) {
+  if (env.postgres == nullptr) return nullptr;
+  IndexesOptions options;
+  if (env.top_n > 0) options.top_n = env.top_n;
+  if (env.threshold.count() > 0) options.min_age = env.threshold;
+  return std::make_unique<IndexesCollector>(*env.postgres, options);
 }
 
 std::unique_ptr<Collector> makeLocks(const CollectorEnv& env) {
@@ -64,8 +73,8 @@ const std::vector<CatalogEntry>& catalog() {
        CollectorScope::kDatabase, seconds(15), seconds(5), "fast", makeConnections},
       {"statements", "Which statements take the database's time?",
        CollectorScope::kDatabase, seconds(60), seconds(10), "fast", makeStatements},
-      {"indexes", "Which indexes are unused, duplicate or invalid? (not built yet)",
-       CollectorScope::kDatabase, minutes(5), seconds(10), "slow", nullptr},
+      {"indexes", "Which indexes are unused, duplicate or invalid?",
+       CollectorScope::kDatabase, minutes(5), seconds(10), "slow", makeIndexes},
       {"cache", "Is the working set in shared buffers? (not built yet)",
        CollectorScope::kDatabase, seconds(30), seconds(5), "fast", nullptr},
       {"tables", "Which tables need VACUUM/ANALYZE? (not built yet)",
