@@ -1,5 +1,6 @@
 #include "collectors/catalog.h"
 
+#include "collectors/postgres/cache_collector.h"
 #include "collectors/postgres/connections_collector.h"
 #include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/locks_collector.h"
@@ -40,6 +41,11 @@ std::unique_ptr<Collector> makeStatements(const CollectorEnv& env) {
   return std::make_unique<StatementsCollector>(*env.postgres, options);
 }
 
+std::unique_ptr<Collector> makeCache(const CollectorEnv& env) {
+  if (env.postgres == nullptr) return nullptr;
+  return std::make_unique<CacheCollector>(*env.postgres, env.top_n);
+}
+
 std::unique_ptr<Collector> makeProcess(const CollectorEnv& env) {
   ProcessCollectorOptions options;
   options.companion_pid_file = env.companion_pid_file;
@@ -75,8 +81,8 @@ const std::vector<CatalogEntry>& catalog() {
        CollectorScope::kDatabase, seconds(60), seconds(10), "fast", makeStatements},
       {"indexes", "Which indexes are unused, duplicate or invalid?",
        CollectorScope::kDatabase, minutes(5), seconds(10), "slow", makeIndexes},
-      {"cache", "Is the working set in shared buffers? (not built yet)",
-       CollectorScope::kDatabase, seconds(30), seconds(5), "fast", nullptr},
+      {"cache", "Is the working set in shared buffers?",
+       CollectorScope::kDatabase, seconds(30), seconds(5), "fast", makeCache},
       {"tables", "Which tables need VACUUM/ANALYZE? (not built yet)",
        CollectorScope::kDatabase, minutes(1), seconds(10), "slow", nullptr},
       {"size", "How big are databases, tables and indexes? (not built yet)",
