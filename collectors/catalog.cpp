@@ -5,6 +5,7 @@
 #include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/locks_collector.h"
 #include "collectors/postgres/statements_collector.h"
+#include "collectors/postgres/tables_collector.h"
 #include "collectors/process/process_collector.h"
 #include "collectors/redis/redis_collector.h"
 
@@ -46,6 +47,11 @@ std::unique_ptr<Collector> makeCache(const CollectorEnv& env) {
   return std::make_unique<CacheCollector>(*env.postgres, env.top_n);
 }
 
+std::unique_ptr<Collector> makeTables(const CollectorEnv& env) {
+  if (env.postgres == nullptr) return nullptr;
+  return std::make_unique<TablesCollector>(*env.postgres, env.top_n);
+}
+
 std::unique_ptr<Collector> makeProcess(const CollectorEnv& env) {
   ProcessCollectorOptions options;
   options.companion_pid_file = env.companion_pid_file;
@@ -83,8 +89,8 @@ const std::vector<CatalogEntry>& catalog() {
        CollectorScope::kDatabase, minutes(5), seconds(10), "slow", makeIndexes},
       {"cache", "Is the working set in shared buffers?",
        CollectorScope::kDatabase, seconds(30), seconds(5), "fast", makeCache},
-      {"tables", "Which tables need VACUUM/ANALYZE? (not built yet)",
-       CollectorScope::kDatabase, minutes(1), seconds(10), "slow", nullptr},
+      {"tables", "Which tables need VACUUM/ANALYZE?",
+       CollectorScope::kDatabase, minutes(1), seconds(10), "slow", makeTables},
       {"size", "How big are databases, tables and indexes? (not built yet)",
        CollectorScope::kDatabase, minutes(10), seconds(30), "slow", nullptr},
       {"locks", "Who waits for whom?", CollectorScope::kDatabase, seconds(15), seconds(5),
