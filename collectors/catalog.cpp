@@ -4,6 +4,7 @@
 #include "collectors/postgres/connections_collector.h"
 #include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/locks_collector.h"
+#include "collectors/postgres/size_collector.h"
 #include "collectors/postgres/statements_collector.h"
 #include "collectors/postgres/tables_collector.h"
 #include "collectors/process/process_collector.h"
@@ -52,6 +53,11 @@ std::unique_ptr<Collector> makeTables(const CollectorEnv& env) {
   return std::make_unique<TablesCollector>(*env.postgres, env.top_n);
 }
 
+std::unique_ptr<Collector> makeSize(const CollectorEnv& env) {
+  if (env.postgres == nullptr) return nullptr;
+  return std::make_unique<SizeCollector>(*env.postgres, env.top_n);
+}
+
 std::unique_ptr<Collector> makeProcess(const CollectorEnv& env) {
   ProcessCollectorOptions options;
   options.companion_pid_file = env.companion_pid_file;
@@ -91,8 +97,8 @@ const std::vector<CatalogEntry>& catalog() {
        CollectorScope::kDatabase, seconds(30), seconds(5), "fast", makeCache},
       {"tables", "Which tables need VACUUM/ANALYZE?",
        CollectorScope::kDatabase, minutes(1), seconds(10), "slow", makeTables},
-      {"size", "How big are databases, tables and indexes? (not built yet)",
-       CollectorScope::kDatabase, minutes(10), seconds(30), "slow", nullptr},
+      {"size", "How big are databases, tables and indexes?", CollectorScope::kDatabase,
+       minutes(10), seconds(30), "slow", makeSize},
       {"locks", "Who waits for whom?", CollectorScope::kDatabase, seconds(15), seconds(5),
        "fast", makeLocks},
       {"pgbouncer", "Is the pooler queueing clients? (not built yet)",

@@ -1,0 +1,83 @@
+#pragma once
+// `size`: how big are the databases, tables, indexes and TOAST tables?
+//
+// One query per run: pg_database_size() of every database the role may measure (it
+// walks the database's directory: the expensive part, hence a default interval of
+// minutes), and pg_table_size() / pg_relation_size() of every user table, its TOAST
+// table and its indexes in the connected database (a few stat() calls per relation:
+// linear in relations). A relation that someone holds or awaits an ACCESS EXCLUSIVE lock
+// on is not opened (that would queue behind the lock): its size comes from relpages
+// (as of its last VACUUM/ANALYZE) and is counted as estimated.
+//
+// Exports pg_database_size_bytes{datname} (postgres_exporter's name), heap / TOAST /
+// index / total sizes of the top N tables by total size, and per-database sums over all
+// user tables. Every table and index is kept in memory for the admin API (latest()).
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "collectors/collector.h"
+#include "collectors/postgres/pg_rows.h"
+
+namespace dbpulse::collectors {
+
+class PgSession;
+
+inline constexpr int kDefaultSizeTopN = 20;
+
+extern const char* const kSizeQuery;
+
+struct DatabaseSize {
+  std::string datname;
+  double bytes = 0;
+};
+
+struct TableSize {
+  std::string schemaname, relname;
+  double heap_bytes = 0;     // main fork + free space map + visibility map
+  double toast_bytes = 0;    // TOAST table and its index
+  double indexes_bytes = 0;  // all indexes of the table
+  double total_bytes = 0;
+  bool estimated = false;  // some part came from relpages (relation locked)
+};
+
+struct IndexSize {
+  std::string schemaname, relname, indexrelname;
+  double bytes = 0;
+  bool estimated = false;
+};
+
+struct SizeReport {
+  std::string datname;                  // the connected database
+  std::vector<DatabaseSize> databases;  // largest first
+  std::vector<TableSize> tables;        // largest total first
+  std::vector<IndexSize> indexes;       // largest first
+};
+
+// Rows of kSizeQuery -> samples (top_n tables) and the full report. Pure.
+// Errors: Internal on an unexpected result shape.
+Status parseSizeRows(const PgRows& rows, int top_n, SampleBatch& out, SizeReport& report);
+
+class SizeCollector final : public Collector {
+ public:
+  SizeCollector(PgSession& session, int top_n)
+      : session_(session), top_n_(top_n > 0 ? top_n : kDefaultSizeTopN) {}
+  const std::string& name() const override { return name_; }
+  Status collect(const CollectContext& ctx, SampleBatch& out) override;
+  void cancel() override;
+
+  // The databases, tables and indexes of the last successful run, by size (for
+  // GET /admin/database/size). Thread-safe.
+  SizeReport latest() const;
+
+ private:
+  const std::string name_ = "size";
+  PgSession& session_;
+  const int top_n_;
+
+  mutable std::mutex mu_;
+  SizeReport latest_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace dbpulse::collectors
