@@ -1,0 +1,487 @@
+// The statements, cache, tables and size collectors against a real PostgreSQL 15: each test
+// builds its own small chat database in the shared server, drives a workload with a
+// separate client and runs the collector classes (or the real binary) against it.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collectors/postgres/cache_collector.h"
+#include "collectors/postgres/pg_session.h"
+#include "collectors/postgres/size_collector.h"
+#include "collectors/postgres/statements_collector.h"
+#include "collectors/postgres/tables_collector.h"
+#include "integration/harness/harness.h"
+
+namespace dbpulse::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using collectors::CacheCollector;
+using collectors::Collector;
+using collectors::PgSession;
+using collectors::PgSessionOptions;
+using collectors::SizeCollector;
+using collectors::StatementsCollector;
+using collectors::StatementsOptions;
+using collectors::TablesCollector;
+
+// The chat schema of packaging/demo (the parts these tests need), small enough to build in
+// well under a second. No index on messages(conversation_id): the missing index. messages
+// (~2 MB) stays under a quarter of the test server's 16 MB shared_buffers, so scans of it
+// go through shared buffers rather than a bulk-read ring.
+constexpr const char* kChatSchema = R"SQL(
+CREATE TABLE users (
+  id bigint PRIMARY KEY, username text NOT NULL UNIQUE, display_name text NOT NULL);
+CREATE TABLE conversations (id bigint PRIMARY KEY, title text);
+CREATE TABLE messages (
+  id bigint PRIMARY KEY, conversation_id bigint NOT NULL REFERENCES conversations (id),
+  sender_id bigint NOT NULL REFERENCES users (id), body text NOT NULL,
+  sent_at timestamptz NOT NULL DEFAULT now())
+  WITH (autovacuum_enabled = false);
+INSERT INTO users SELECT g, 'user' || g, 'User ' || g FROM generate_series(1, 2000) g;
+INSERT INTO conversations SELECT g, 'conversation ' || g FROM generate_series(1, 500) g;
+INSERT INTO messages (id, conversation_id, sender_id, body, sent_at)
+SELECT g, 1 + g % 500, 1 + g % 2000, repeat('hi ', 1 + g % 5), now() - g * interval '1 s'
+  FROM generate_series(1, 30000) g;
+)SQL";
+
+// A fresh database with the chat schema (dropped first if a previous run left it).
+void makeChatDatabase(PgServer& pg, const std::string& db, bool with_statements = true) {
+  pg.exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+  pg.exec("CREATE DATABASE " + db);
+  if (with_statements) pg.exec("CREATE EXTENSION pg_stat_statements", db);
+  pg.exec(kChatSchema, db);
+  // Separately: an ANALYZE in the loading transaction would not reset the modified-rows
+  // counters of the rows that transaction inserted.
+  pg.exec("ANALYZE", db);
+}
+
+std::unique_ptr<PgSession> sessionFor(PgServer& pg, const std::string& db,
+                                      const std::string& user = "postgres") {
+  PgSessionOptions o;
+  o.dsn = pg.dsn(db, user);
+  o.statement_timeout = 10s;
+  o.lock_timeout = 5s;
+  return std::make_unique<PgSession>(o);
+}
+
+Status runOnce(Collector& collector, SampleBatch& out) {
+  collectors::CollectContext ctx{
+      std::chrono::system_clock::now(), std::chrono::steady_clock::now() + 30s, {}};
+  return collector.collect(ctx, out);
+}
+
+// The value of the one sample named `name` whose labels include `match`.
+std::optional<double> valueOf(const SampleBatch& batch, const std::string& name,
+                              const std::vector<std::pair<std::string, std::string>>& match = {}) {
+  for (const auto& s : batch.samples()) {
+    if (s.name != name) continue;
+    bool all = true;
+    for (const auto& [k, v] : match) all = all && s.labels.get(k) == v;
+    if (all) return s.value;
+  }
+  return std::nullopt;
+}
+
+// Makes this session's pending statistics visible to others now (PG15), instead of at
+// the next flush up to a second later: the collectors read what was just done.
+void flushStats(PgClient& client) { client.exec("SELECT pg_stat_force_next_flush()"); }
+
+class PgCollectorsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!requirePostgres()) return;  // recorded as a skip (or a failure under CI=true)
+    pg_ = &sharedPostgres();
+  }
+  PgServer* pg_ = nullptr;
+};
+
+// ---------------------------------------------------------------- statements
+
+TEST_F(PgCollectorsTest, SlowQueryWithMissingIndexIsInTopStatementsWithItsQueryId) {
+  const std::string db = "pga_statements";
+  makeChatDatabase(*pg_, db);
+  auto session = sessionFor(*pg_, db);
+  StatementsCollector collector(*session, StatementsOptions{5, 5s});
+  SampleBatch baseline;
+  ASSERT_TRUE(runOnce(collector, baseline).ok());
+
+  // "Latest messages of a conversation" without an index on conversation_id: a scan of
+  // the whole table each time; and a cheap lookup by primary key as the contrast.
+  PgClient app = pg_->connect(db);
+  for (int i = 0; i < 12; ++i) {
+    app.exec("SELECT id, body FROM messages WHERE conversation_id = " + std::to_string(7 + i) +
+             " ORDER BY sent_at DESC LIMIT 50");
+    app.exec("SELECT username FROM users WHERE id = " + std::to_string(1 + i));
+  }
+  const std::string expected_queryid =
+      pg_->queryValue(
+             "SELECT queryid::text FROM pg_stat_statements s JOIN pg_database d ON "
+             "d.oid = s.dbid WHERE d.datname = '" +
+                 db + "' AND query LIKE 'SELECT id, body FROM messages WHERE%'",
+             db)
+          .value_or("");
+  ASSERT_FALSE(expected_queryid.empty());
+
+  SampleBatch out;
+  ASSERT_TRUE(runOnce(collector, out).ok());
+  const auto top = collector.topStatements();
+  ASSERT_FALSE(top.empty());
+  auto slow = std::find_if(top.begin(), top.end(),
+                           [&](const auto& s) { return s.queryid == expected_queryid; });
+  ASSERT_NE(slow, top.end()) << "the slow statement is not in the top " << top.size();
+  EXPECT_EQ(slow->datname, db);
+  EXPECT_EQ(slow->user, "postgres");
+  EXPECT_EQ(slow->recent_calls, 12);
+  EXPECT_NE(slow->query.find("FROM messages WHERE conversation_id ="), std::string::npos)
+      << slow->query;
+  auto lookup = std::find_if(top.begin(), top.end(), [](const auto& s) {
+    return s.query.find("FROM users WHERE id") != std::string::npos;
+  });
+  if (lookup != top.end()) {
+    EXPECT_GT(slow->recent_seconds, lookup->recent_seconds);
+  }
+
+  const auto calls =
+      valueOf(out, "pg_stat_statements_calls_total",
+              {{"queryid", expected_queryid}, {"datname", db}, {"user", "postgres"}});
+  ASSERT_TRUE(calls.has_value());
+  EXPECT_EQ(*calls, 12);
+  EXPECT_GT(*valueOf(out, "dbpulse_pg_statement_recent_seconds", {{"queryid", expected_queryid}}),
+            0);
+  for (const auto& s : out.samples()) {
+    EXPECT_TRUE(s.labels.get("query").empty()) << "query text used as a label in " << s.name;
+  }
+
+  // Nothing ran since: the statement is not exported again.
+  SampleBatch idle;
+  ASSERT_TRUE(runOnce(collector, idle).ok());
+  EXPECT_FALSE(
+      valueOf(idle, "pg_stat_statements_calls_total", {{"queryid", expected_queryid}}).has_value());
+}
+
+TEST_F(PgCollectorsTest, StatementsResetIsARestartNotANegativeRate) {
+  const std::string db = "pga_statements_reset";
+  makeChatDatabase(*pg_, db);
+  auto session = sessionFor(*pg_, db);
+  StatementsCollector collector(*session, StatementsOptions{50, 5s});
+  PgClient app = pg_->connect(db);
+  for (int i = 0; i < 5; ++i) app.exec("SELECT count(*) FROM messages WHERE sender_id = 3");
+  SampleBatch first;
+  ASSERT_TRUE(runOnce(collector, first).ok());
+  const double exec_before = *valueOf(first, "dbpulse_pg_statements_exec_seconds_total");
+
+  app.exec("SELECT pg_stat_statements_reset()");
+  app.exec("SELECT count(*) FROM messages WHERE sender_id = 3");
+  SampleBatch second;
+  ASSERT_TRUE(runOnce(collector, second).ok());
+  for (const auto& s : second.samples()) {
+    EXPECT_GE(s.value, 0) << s.name;
+  }
+  EXPECT_GE(*valueOf(second, "dbpulse_pg_statements_restarts_total"), 1);
+  EXPECT_GE(*valueOf(second, "dbpulse_pg_statements_exec_seconds_total"), exec_before);
+  const auto restarted =
+      valueOf(second, "dbpulse_pg_statement_recent_calls", {{"datname", db}, {"user", "postgres"}});
+  EXPECT_TRUE(restarted.has_value());
+}
+
+TEST_F(PgCollectorsTest, StatementsReportsLongRunningStatements) {
+  const std::string db = "pga_statements_long";
+  makeChatDatabase(*pg_, db);
+  auto session = sessionFor(*pg_, db);
+  StatementsCollector collector(*session, StatementsOptions{50, 200ms});
+  std::thread sleeper([&] {
+    PgClient c = pg_->connect(db);
+    c.exec("SELECT pg_sleep(2)");
+  });
+  SampleBatch seen;
+  const bool reported = pollUntil(
+      [&] {
+        seen = SampleBatch();
+        return runOnce(collector, seen).ok() &&
+               valueOf(seen, "dbpulse_pg_long_running_statements").value_or(0) >= 1;
+      },
+      1800ms, 100ms);
+  sleeper.join();
+  ASSERT_TRUE(reported);
+  EXPECT_GE(*valueOf(seen, "dbpulse_pg_longest_running_statement_seconds"), 0.2);
+}
+
+TEST_F(PgCollectorsTest, StatementsWithoutTheExtensionIsAFailedPreconditionWithTheFix) {
+  const std::string db = "pga_no_extension";
+  makeChatDatabase(*pg_, db, /*with_statements=*/false);
+  auto session = sessionFor(*pg_, db);
+  StatementsCollector collector(*session, StatementsOptions{});
+  SampleBatch out;
+  const Status s = runOnce(collector, out);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.toString();
+  EXPECT_EQ(s.message().rfind("extension_missing:", 0), 0u) << s.message();
+  EXPECT_NE(s.message().find("shared_preload_libraries"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("CREATE EXTENSION pg_stat_statements"), std::string::npos);
+}
+
+TEST_F(PgCollectorsTest, StatementsWithoutExecutePrivilegeNamesThePrivilege) {
+  const std::string db = "pga_statements_revoked";
+  makeChatDatabase(*pg_, db);
+  pg_->exec("DROP ROLE IF EXISTS pga_nobody; CREATE ROLE pga_nobody LOGIN");
+  pg_->exec("REVOKE EXECUTE ON FUNCTION pg_stat_statements(boolean) FROM PUBLIC", db);
+  auto session = sessionFor(*pg_, db, "pga_nobody");
+  StatementsCollector collector(*session, StatementsOptions{});
+  SampleBatch out;
+  const Status s = runOnce(collector, out);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.toString();
+  EXPECT_EQ(s.message().rfind("privilege_missing: statements:", 0), 0u) << s.message();
+  EXPECT_NE(s.message().find("permission denied for function pg_stat_statements"),
+            std::string::npos)
+      << s.message();
+}
+
+// ---------------------------------------------------------------- tables
+
+TEST_F(PgCollectorsTest, DeletingHalfATableRaisesItsDeadTupleRatio) {
+  const std::string db = "pga_tables";
+  makeChatDatabase(*pg_, db);
+  auto session = sessionFor(*pg_, db);
+  TablesCollector collector(*session, 20);
+  const std::vector<std::pair<std::string, std::string>> messages = {{"datname", db},
+                                                                     {"relname", "messages"}};
+  SampleBatch before;
+  ASSERT_TRUE(runOnce(collector, before).ok());
+  const double ratio_before = *valueOf(before, "dbpulse_pg_table_dead_tuple_ratio", messages);
+  EXPECT_LT(ratio_before, 0.05);
+
+  PgClient app = pg_->connect(db);
+  app.exec("DELETE FROM messages WHERE id % 2 = 0");
+  flushStats(app);
+  SampleBatch after;
+  ASSERT_TRUE(runOnce(collector, after).ok());
+  const double ratio_after = *valueOf(after, "dbpulse_pg_table_dead_tuple_ratio", messages);
+  EXPECT_NEAR(ratio_after, 0.5, 0.05);
+  EXPECT_EQ(*valueOf(after, "pg_stat_user_tables_n_dead_tup", messages), 15000);
+  EXPECT_EQ(*valueOf(after, "pg_stat_user_tables_n_mod_since_analyze", messages), 15000);
+  EXPECT_GT(*valueOf(after, "dbpulse_pg_tables_dead_tuples", {{"datname", db}}), 14999);
+
+  const auto report = collector.latest();
+  EXPECT_EQ(report.datname, db);
+  EXPECT_EQ(report.tables.size(), 3u);
+
+  // VACUUM frees the dead rows' space without shrinking the file: half of it is now bloat,
+  // and the statistics-based estimate should see about that much.
+  app.exec("VACUUM ANALYZE messages");
+  flushStats(app);
+  SampleBatch vacuumed;
+  ASSERT_TRUE(runOnce(collector, vacuumed).ok());
+  EXPECT_LT(*valueOf(vacuumed, "dbpulse_pg_table_dead_tuple_ratio", messages), 0.05);
+  EXPECT_NEAR(*valueOf(vacuumed, "dbpulse_pg_table_bloat_ratio", messages), 0.5, 0.1);
+  EXPECT_LT(*valueOf(vacuumed, "dbpulse_pg_table_vacuum_age_seconds", messages), 60);
+  EXPECT_GT(*valueOf(vacuumed, "dbpulse_pg_database_xid_age", {{"datname", db}}), 0);
+  EXPECT_TRUE(valueOf(vacuumed, "dbpulse_pg_table_xid_age", messages).has_value());
+}
+
+// ---------------------------------------------------------------- cache
+
+TEST_F(PgCollectorsTest, CacheHitRatioDropsWhenColdAndRisesWhenWarm) {
+  const std::string db = "pga_cache";
+  makeChatDatabase(*pg_, db);
+  pg_->exec("CHECKPOINT");
+  // A restart empties shared buffers (the messages table then comes from disk).
+  pg_->stop();
+  pg_->start();
+  auto session = sessionFor(*pg_, db);
+  CacheCollector collector(*session, 20);
+  SampleBatch baseline;
+  ASSERT_TRUE(runOnce(collector, baseline).ok());
+
+  const std::vector<std::pair<std::string, std::string>> this_db = {{"datname", db}};
+  const std::vector<std::pair<std::string, std::string>> messages = {{"datname", db},
+                                                                     {"relname", "messages"}};
+  PgClient app = pg_->connect(db);
+  app.exec("SELECT sum(length(body)) FROM messages");
+  flushStats(app);
+  SampleBatch cold;
+  ASSERT_TRUE(runOnce(collector, cold).ok());
+
+  for (int i = 0; i < 5; ++i) app.exec("SELECT sum(length(body)) FROM messages");
+  flushStats(app);
+  SampleBatch warm;
+  ASSERT_TRUE(runOnce(collector, warm).ok());
+
+  const double cold_ratio = *valueOf(cold, "dbpulse_pg_cache_hit_ratio", this_db);
+  const double warm_ratio = *valueOf(warm, "dbpulse_pg_cache_hit_ratio", this_db);
+  EXPECT_LT(cold_ratio, 0.5);
+  EXPECT_GT(warm_ratio, 0.95);
+  EXPECT_LT(*valueOf(cold, "dbpulse_pg_table_heap_cache_hit_ratio", messages), 0.5);
+  EXPECT_GT(*valueOf(warm, "dbpulse_pg_table_heap_cache_hit_ratio", messages), 0.95);
+  EXPECT_GT(*valueOf(warm, "pg_stat_database_blks_read", this_db), 200);
+  EXPECT_GE(*valueOf(warm, "pg_stat_database_blks_hit", this_db),
+            *valueOf(cold, "pg_stat_database_blks_hit", this_db));
+}
+
+// ---------------------------------------------------------------- size
+
+TEST_F(PgCollectorsTest, SizesOfDatabaseTablesIndexesAndToastAppear) {
+  const std::string db = "pga_size";
+  makeChatDatabase(*pg_, db);
+  auto session = sessionFor(*pg_, db);
+  SizeCollector collector(*session, 20);
+  SampleBatch out;
+  ASSERT_TRUE(runOnce(collector, out).ok());
+  PgClient app = pg_->connect(db);
+  const double db_bytes = std::stod(*app.queryValue("SELECT pg_database_size(current_database())"));
+  EXPECT_NEAR(*valueOf(out, "pg_database_size_bytes", {{"datname", db}}), db_bytes,
+              db_bytes * 0.05);
+  const std::vector<std::pair<std::string, std::string>> messages = {{"datname", db},
+                                                                     {"relname", "messages"}};
+  EXPECT_EQ(*valueOf(out, "dbpulse_pg_table_total_size_bytes", messages),
+            std::stod(*app.queryValue("SELECT pg_total_relation_size('messages')")));
+  EXPECT_EQ(*valueOf(out, "dbpulse_pg_table_indexes_size_bytes", messages),
+            std::stod(*app.queryValue("SELECT pg_indexes_size('messages')")));
+  EXPECT_EQ(*valueOf(out, "dbpulse_pg_table_toast_size_bytes", messages),
+            std::stod(*app.queryValue(
+                "SELECT pg_total_relation_size(reltoastrelid) FROM pg_class WHERE relname = "
+                "'messages'")));
+  EXPECT_GT(*valueOf(out, "dbpulse_pg_user_tables_size_bytes", {{"datname", db}, {"part", "heap"}}),
+            0);
+  const auto report = collector.latest();
+  ASSERT_FALSE(report.tables.empty());
+  EXPECT_EQ(report.tables.front().relname, "messages");  // the largest first
+  EXPECT_EQ(report.indexes.size(), 4u);  // three primary keys and users_username_key
+}
+
+TEST_F(PgCollectorsTest, SizeDoesNotQueueBehindAnAccessExclusiveLock) {
+  const std::string db = "pga_size_locked";
+  makeChatDatabase(*pg_, db);
+  auto session = sessionFor(*pg_, db);
+  SizeCollector collector(*session, 20);
+  PgClient locker = pg_->connect(db);
+  locker.exec("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE");
+  const auto t0 = std::chrono::steady_clock::now();
+  SampleBatch out;
+  const Status s = runOnce(collector, out);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  locker.exec("ROLLBACK");
+  ASSERT_TRUE(s.ok()) << s.toString();
+  EXPECT_LT(took, 4s) << "waited for the lock (lock_timeout is 5 s)";
+  EXPECT_EQ(*valueOf(out, "dbpulse_pg_size_estimated_tables", {{"datname", db}}), 1);
+  EXPECT_GT(*valueOf(out, "dbpulse_pg_table_total_size_bytes", {{"relname", "messages"}}), 0);
+}
+
+// ---------------------------------------------------------------- least privilege
+
+TEST_F(PgCollectorsTest, AllFourWorkWithARoleThatHasOnlyPgMonitor) {
+  const std::string db = "pga_monitor_only";
+  makeChatDatabase(*pg_, db);
+  pg_->exec(
+      "DROP ROLE IF EXISTS pga_monitor; CREATE ROLE pga_monitor LOGIN; "
+      "GRANT pg_monitor TO pga_monitor");
+  PgClient app = pg_->connect(db);
+  app.exec("SELECT count(*) FROM messages WHERE conversation_id = 3");
+  flushStats(app);
+
+  auto session = sessionFor(*pg_, db, "pga_monitor");
+  StatementsCollector statements(*session, StatementsOptions{});
+  CacheCollector cache(*session, 20);
+  TablesCollector tables(*session, 20);
+  SizeCollector size(*session, 20);
+  for (Collector* c : std::vector<Collector*>{&statements, &cache, &tables, &size}) {
+    SampleBatch out;
+    const Status s = runOnce(*c, out);
+    EXPECT_TRUE(s.ok()) << c->name() << ": " << s.toString();
+    EXPECT_FALSE(out.empty()) << c->name();
+    if (c == &statements) {
+      // pg_read_all_stats (in pg_monitor) shows other roles' statements.
+      EXPECT_EQ(*valueOf(out, "dbpulse_pg_statements_hidden"), 0);
+      EXPECT_TRUE(valueOf(out, "pg_stat_statements_calls_total", {{"user", "postgres"}}));
+    }
+    if (c == &tables) {
+      // pg_stats hides columns the role may not SELECT: no bloat estimate, but the rest.
+      EXPECT_EQ(*valueOf(out, "dbpulse_pg_tables_bloat_unknown", {{"datname", db}}), 3);
+      EXPECT_TRUE(valueOf(out, "pg_stat_user_tables_n_live_tup", {{"relname", "messages"}}));
+      EXPECT_EQ(tables.latest().stats_hidden, 3u);
+    }
+    if (c == &size) {
+      EXPECT_TRUE(valueOf(out, "pg_database_size_bytes", {{"datname", "postgres"}}));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the real binary
+
+std::string agentConfig(const DbpulseProcess& agent, const PgServer& pg, const std::string& db) {
+  std::string toml = "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+                     agent.stateDir().string() + "\"\nlog_format = \"text\"\n[postgres]\ndsn = \"" +
+                     pg.dsn(db) + "\"\nstatement_timeout = \"5s\"\n";
+  for (const char* name : {"statements", "cache", "tables", "size"}) {
+    toml += std::string("[collectors.") + name +
+            "]\nenabled = true\ninterval = \"1s\"\ntimeout = \"900ms\"\n";
+  }
+  // Only these four: the test is about them, not about the others' servers.
+  for (const char* name : {"connections", "indexes", "locks", "pgbouncer", "replication", "redis",
+                           "process", "companion"}) {
+    toml += std::string("[collectors.") + name + "]\nenabled = false\n";
+  }
+  return toml;
+}
+
+TEST_F(PgCollectorsTest, MissingExtensionSwitchesStatementsOffWhileTheOthersWork) {
+  const std::string db = "pga_agent_no_extension";
+  makeChatDatabase(*pg_, db, /*with_statements=*/false);
+  DbpulseProcess agent;
+  agent.start(agentConfig(agent, *pg_, db));
+  ASSERT_TRUE(agent.waitHealthy(15s));
+  ASSERT_TRUE(agent.waitForMetrics(
+      [&](const std::string& text) {
+        return sampleValue(text, "dbpulse_collector_enabled",
+                           {{"collector", "statements"}, {"reason", "extension_missing"}}) == 0.0 &&
+               sampleValue(text, "dbpulse_collector_success", {{"collector", "cache"}}) == 1.0 &&
+               sampleValue(text, "dbpulse_collector_success", {{"collector", "tables"}}) == 1.0 &&
+               sampleValue(text, "dbpulse_collector_success", {{"collector", "size"}}) == 1.0 &&
+               sampleValue(text, "dbpulse_pg_cache_hit_ratio", {{"datname", db}}).has_value() &&
+               sampleValue(text, "pg_database_size_bytes", {{"datname", db}}).has_value();
+      },
+      20s, "statements off with extension_missing, cache/tables/size working"));
+  EXPECT_TRUE(agent.waitReady(5s));
+}
+
+TEST_F(PgCollectorsTest, OncePrintsEverySeriesAndPassesPromtool) {
+  const std::string db = "pga_once";
+  makeChatDatabase(*pg_, db);
+  PgClient app = pg_->connect(db);
+  app.exec("SELECT count(*) FROM messages WHERE conversation_id = 9");
+  app.exec("DELETE FROM messages WHERE id % 10 = 0");
+  flushStats(app);
+  DbpulseProcess agent;
+  const auto config = agent.writeConfig(agentConfig(agent, *pg_, db));
+  const CommandResult once = runDbpulse({"once", "--config", config.string()}, 30s);
+  ASSERT_EQ(once.exit_code, 0) << once.describe();
+  for (const char* name :
+       {"pg_stat_statements_calls_total", "pg_stat_statements_seconds_total",
+        "dbpulse_pg_statement_mean_seconds", "dbpulse_pg_long_running_statements",
+        "dbpulse_pg_cache_hit_ratio", "pg_stat_database_blks_hit", "pg_stat_database_blks_read",
+        "dbpulse_pg_table_heap_cache_hit_ratio", "pg_stat_user_tables_n_live_tup",
+        "pg_stat_user_tables_n_dead_tup", "dbpulse_pg_table_dead_tuple_ratio",
+        "dbpulse_pg_table_bloat_ratio", "dbpulse_pg_index_bloat_ratio",
+        "dbpulse_pg_database_xid_age", "dbpulse_pg_table_xid_age", "pg_database_size_bytes",
+        "dbpulse_pg_table_total_size_bytes", "dbpulse_pg_table_toast_size_bytes"}) {
+    EXPECT_FALSE(findSamples(once.out, name).empty()) << name << " missing from once output";
+  }
+  EXPECT_NEAR(
+      *sampleValue(once.out, "dbpulse_pg_table_dead_tuple_ratio", {{"relname", "messages"}}), 0.1,
+      0.02);
+
+  if (!requirePromtool()) return;
+  RunOptions stdin_scrape;
+  stdin_scrape.stdin_text = once.out;
+  const CommandResult lint =
+      runCommand({std::string(kPromtool), "check", "metrics"}, 30s, stdin_scrape);
+  EXPECT_EQ(lint.exit_code, 0) << "promtool check metrics found problems:\n" << lint.describe();
+}
+
+}  // namespace
+}  // namespace dbpulse::testing
