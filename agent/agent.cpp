@@ -7,9 +7,14 @@
 #include <map>
 #include <set>
 
+#include "agent/database_views.h"
 #include "agent/scheduler.h"
 #include "collectors/catalog.h"
+#include "collectors/postgres/locks_collector.h"
 #include "collectors/postgres/pg_session.h"
+#include "collectors/postgres/size_collector.h"
+#include "collectors/postgres/statements_collector.h"
+#include "exporters/alertmanager/alertmanager_notifier.h"
 
 #ifndef DBPULSE_VERSION
 #define DBPULSE_VERSION "dev"
@@ -22,6 +27,10 @@ struct Agent::Pipeline {
   std::unique_ptr<collectors::PgSession> pgbouncer;
   std::unique_ptr<Scheduler> scheduler;
   std::set<std::string> collectors;  // names scheduled
+  // Collectors whose details the admin API shows; owned by the scheduler, null when off.
+  const collectors::StatementsCollector* statements = nullptr;
+  const collectors::LocksCollector* locks = nullptr;
+  const collectors::SizeCollector* size = nullptr;
   ~Pipeline() {
     // The scheduler's collectors hold references to the sessions: scheduler goes first.
     scheduler.reset();
@@ -118,6 +127,13 @@ std::shared_ptr<Agent::Pipeline> Agent::buildPipeline(const Config& config, Samp
       continue;
     }
     p->collectors.insert(entry.name);
+    if (auto* c = dynamic_cast<const collectors::StatementsCollector*>(collector.get())) {
+      p->statements = c;
+    } else if (auto* l = dynamic_cast<const collectors::LocksCollector*>(collector.get())) {
+      p->locks = l;
+    } else if (auto* z = dynamic_cast<const collectors::SizeCollector*>(collector.get())) {
+      p->size = z;
+    }
     p->scheduler->add(std::move(collector), JobOptions{section.interval, section.timeout, 0.1});
   }
   return p;
@@ -143,6 +159,7 @@ Status Agent::start() {
   if (Status s = http_.start(http); !s.ok()) return s;
   spdlog::info("listening on {}:{}", cfg.agent.listen_addr.host, http_.port());
 
+  configureAlertmanager(cfg);
   auto p = buildPipeline(cfg, store_, clock_);
   std::string names;
   for (const auto& n : p->collectors) names += (names.empty() ? "" : ", ") + n;
@@ -191,12 +208,41 @@ void Agent::reload(Config config) {
     }
   }
   fresh->scheduler->start();
+  configureAlertmanager(config);
   {
     std::lock_guard lock(mu_);
     config_ = std::move(config);
     pipeline_ = fresh;
   }
   spdlog::info("reload: configuration applied ({} collectors)", fresh->collectors.size());
+}
+
+AlertSink* Agent::alertSink() const { return notifier(); }
+
+exporters::AlertmanagerNotifier* Agent::notifier() const {
+  std::lock_guard lock(mu_);
+  return notifier_.get();
+}
+
+void Agent::configureAlertmanager(const Config& config) {
+  if (exporters::AlertmanagerNotifier* n = notifier()) {
+    n->setUrls(config.alertmanager.urls);
+    return;
+  }
+  if (config.alertmanager.urls.empty()) return;
+  exporters::AlertmanagerNotifierOptions o;
+  o.urls = config.alertmanager.urls;
+  o.state_dir = config.agent.state_dir;
+  o.metrics_store = &store_;
+  exporters::CurlTransportOptions http;
+  http.user_agent = "dbpulse/" DBPULSE_VERSION;
+  o.transport_factory = exporters::curlTransportFactory(http);
+  auto n = std::make_unique<exporters::AlertmanagerNotifier>(std::move(o), clock_);
+  std::string urls;
+  for (const auto& u : config.alertmanager.urls) urls += (urls.empty() ? "" : ", ") + u;
+  spdlog::info("alertmanager: notifying {}", urls);
+  std::lock_guard lock(mu_);
+  notifier_ = std::move(n);
 }
 
 bool Agent::stop(Duration grace) {
@@ -212,6 +258,7 @@ bool Agent::stop(Duration grace) {
       for (auto& [group, session] : p->postgres) session->disconnect();
     }
   }
+  if (exporters::AlertmanagerNotifier* n = notifier()) n->shutdown();  // writes the outbox
   http_.stop();
   if (clean && p) {
     p.reset();
@@ -271,6 +318,16 @@ void Agent::adminRoute(const std::string& method, const std::string& path, HttpH
 }
 
 void Agent::installRoutes() {
+  adminRoute("GET", "/admin/database/metrics", [this](const HttpRequest&) {
+    auto p = pipeline();
+    return HttpResponse::json(200, databaseMetricsJson(*store_.snapshot(),
+                                                       p ? p->statements : nullptr,
+                                                       p ? p->locks : nullptr));
+  });
+  adminRoute("GET", "/admin/database/size", [this](const HttpRequest&) {
+    auto p = pipeline();
+    return HttpResponse::json(200, databaseSizeJson(p ? p->size : nullptr));
+  });
   adminRoute("POST", "/admin/reload", [this](const HttpRequest&) {
     auto errors = reloadFromFile();
     if (errors.empty()) return HttpResponse::json(200, "{\"status\":\"reloaded\"}\n");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "agent/core/alert.h"
 #include "agent/core/clock.h"
 #include "agent/core/sample_store.h"
 #include "agent/http_server.h"
@@ -21,6 +22,9 @@ namespace dbpulse {
 class Scheduler;
 namespace collectors {
 class PgSession;
+}
+namespace exporters {
+class AlertmanagerNotifier;
 }
 
 enum class OutputFormat { kPrometheus, kJson };
@@ -46,6 +50,12 @@ class Agent {
 
   int port() const { return http_.port(); }
 
+  // Where the rule engine sends alert notifications: the Alertmanager notifier, built on the
+  // first config with [alertmanager] urls and kept until the agent is destroyed (a reload
+  // changes its URL list in place), so the pointer never dangles while the Agent lives.
+  // nullptr while no Alertmanager has been configured. Any thread.
+  AlertSink* alertSink() const;
+
   // `dbpulse once`: runs every enabled collector once and prints the samples.
   // Returns the process exit code (0 when every collector succeeded, 1 otherwise).
   static int runOnce(const Config& config, OutputFormat format, std::ostream& out);
@@ -61,6 +71,9 @@ class Agent {
   void adminRoute(const std::string& method, const std::string& path, HttpHandler handler);
   HttpResponse checkAdmin(const HttpRequest& request) const;  // status 0 = allowed
   std::shared_ptr<Pipeline> pipeline() const;
+  // Builds the notifier, or applies the new URL list to it (outboxes of kept URLs stay).
+  void configureAlertmanager(const Config& config);
+  exporters::AlertmanagerNotifier* notifier() const;
 
   HttpResponse metrics();
   HttpResponse ready() const;
@@ -74,6 +87,8 @@ class Agent {
   mutable std::mutex mu_;
   Config config_;                       // GUARDED_BY(mu_)
   std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)
+  // Last member: destroyed (and its outbox written) before the store it reports into.
+  std::unique_ptr<exporters::AlertmanagerNotifier> notifier_;  // GUARDED_BY(mu_) (the pointer)
 };
 
 }  // namespace dbpulse

@@ -3,6 +3,7 @@
 // pair getting every alert.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -165,6 +166,43 @@ TEST(AlertmanagerTest, EveryAlertmanagerOfAnHaPairGetsEveryAlert) {
       },
       10s))
       << am2.alertsJson();
+}
+
+// The wiring in the real binary: [alertmanager] urls builds the notifier, an idle
+// Alertmanager is probed (dbpulse_alertmanager_up), a reload swaps the URL list, SIGTERM
+// writes the outbox file.
+TEST(AlertmanagerAgentTest, DbpulseProbesConfiguredAlertmanagersAndFollowsReload) {
+  if (!requireAlertmanager()) return;
+  AlertmanagerServer am1;
+  AlertmanagerServer am2;
+  DbpulseProcess agent;
+  auto config = [&](const std::string& url) {
+    return "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+           agent.stateDir().string() + "\"\n[alertmanager]\nurls = [\"" + url + "\"]\n";
+  };
+  agent.start(config(am1.url()));
+  ASSERT_TRUE(agent.waitHealthy(15s));
+  ASSERT_TRUE(agent.waitForMetrics(
+      [&](const std::string& text) {
+        return sampleValue(text, "dbpulse_alertmanager_up", {{"url", am1.url()}}) == 1.0 &&
+               sampleValue(text, "dbpulse_alertmanager_notifications_total",
+                           {{"result", "sent"}}) == 0.0;
+      },
+      10s, "dbpulse_alertmanager_up{url=am1} 1"));
+
+  agent.writeConfig(config(am2.url()));
+  ASSERT_TRUE(agent.signal(SIGHUP));
+  ASSERT_TRUE(agent.waitForMetrics(
+      [&](const std::string& text) {
+        return sampleValue(text, "dbpulse_alertmanager_up", {{"url", am2.url()}}) == 1.0 &&
+               !sampleValue(text, "dbpulse_alertmanager_up", {{"url", am1.url()}}).has_value();
+      },
+      10s, "after reload: dbpulse_alertmanager_up{url=am2} 1 and no series for am1"));
+
+  ASSERT_EQ(agent.terminate(10s), std::optional<int>(0));
+  const std::string saved = readFile(agent.stateDir() / AlertmanagerNotifier::kStateFile);
+  EXPECT_NE(saved.find(am2.url()), std::string::npos) << saved;
+  EXPECT_EQ(saved.find(am1.url()), std::string::npos) << saved;
 }
 
 }  // namespace
