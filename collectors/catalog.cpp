@@ -4,6 +4,7 @@
 #include "collectors/postgres/connections_collector.h"
 #include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/locks_collector.h"
+#include "collectors/postgres/replication_collector.h"
 #include "collectors/postgres/size_collector.h"
 #include "collectors/postgres/statements_collector.h"
 #include "collectors/postgres/tables_collector.h"
@@ -58,6 +59,11 @@ std::unique_ptr<Collector> makeSize(const CollectorEnv& env) {
   return std::make_unique<SizeCollector>(*env.postgres, env.top_n);
 }
 
+std::unique_ptr<Collector> makeReplication(const CollectorEnv& env) {
+  if (env.postgres == nullptr) return nullptr;
+  return std::make_unique<ReplicationCollector>(*env.postgres);
+}
+
 std::unique_ptr<Collector> makeProcess(const CollectorEnv& env) {
   ProcessCollectorOptions options;
   options.companion_pid_file = env.companion_pid_file;
@@ -103,8 +109,8 @@ const std::vector<CatalogEntry>& catalog() {
        "fast", makeLocks},
       {"pgbouncer", "Is the pooler queueing clients? (not built yet)",
        CollectorScope::kDatabase, seconds(15), seconds(5), "", nullptr},
-      {"replication", "How far behind are the replicas? (not built yet)",
-       CollectorScope::kDatabase, seconds(15), seconds(5), "fast", nullptr},
+      {"replication", "How far behind are the replicas, and how much WAL do slots hold?",
+       CollectorScope::kDatabase, seconds(15), seconds(5), "fast", makeReplication},
       {"redis", "Is Redis up, hitting and within memory?", CollectorScope::kLocal,
        seconds(15), seconds(5), "", makeRedis},
       {"process", "How much memory and CPU do dbpulse and the chat server use?",

@@ -20,7 +20,9 @@
 #include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/locks_collector.h"
 #include "collectors/postgres/pg_session.h"
+#include "collectors/postgres/replication_collector.h"
 #include "integration/harness/harness.h"
+#include "integration/harness/pg_standby.h"
 
 namespace dbpulse::testing {
 namespace {
@@ -273,6 +275,132 @@ TEST_F(PgCollectorsBTest, IndexesDefaultMinimumAgeReportsNothingOnAYoungServer) 
       << describe(collector.latestFindings());
   EXPECT_LT(valueOf(out, "dbpulse_pg_index_stats_window_seconds", {{"datname", db}}).value_or(1e9),
             7 * 86400);
+}
+
+// ---- replication ----
+
+TEST_F(PgCollectorsBTest, ReplicationOnAStandaloneServerReportsNothing) {
+  PgSession session(monitorSession(*pg_, "postgres"));
+  collectors::ReplicationCollector collector(session);
+  SampleBatch out;
+  const Status s = collector.collect(context(), out);
+  EXPECT_TRUE(s.ok()) << s.toString();
+  EXPECT_TRUE(out.empty()) << out.samples().size() << " samples, first: "
+                           << (out.empty() ? "" : out.samples().front().name);
+}
+
+TEST_F(PgCollectorsBTest, ReplicationSlotRetentionGrowsAsWalIsWritten) {
+  const std::string db = "chat_replication";
+  createChatSchema(*pg_, db);
+  const std::string slot = "dbpulse_test_slot_b";
+  pg_->exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = '" + slot + "'");
+  // A physical slot that reserves WAL now, with no consumer: what a dead replica leaves.
+  pg_->exec("SELECT pg_create_physical_replication_slot('" + slot + "', true)");
+  struct DropSlot {
+    PgServer* pg;
+    std::string slot;
+    ~DropSlot() {
+      try {
+        pg->exec("SELECT pg_drop_replication_slot('" + slot + "')");
+      } catch (const std::exception&) {
+      }
+    }
+  } drop_slot{pg_, slot};
+
+  PgSession session(monitorSession(*pg_, db));
+  collectors::ReplicationCollector collector(session);
+  const Labels labels{{"slot_name", slot}, {"slot_type", "physical"}};
+  SampleBatch before;
+  ASSERT_TRUE(collector.collect(context(), before).ok());
+  const std::optional<double> retained_before =
+      valueOf(before, "dbpulse_pg_replication_slot_retained_bytes", labels);
+  ASSERT_TRUE(retained_before.has_value());
+  EXPECT_GE(*retained_before, 0);
+  EXPECT_EQ(valueOf(before, "dbpulse_pg_replication_slot_active", labels), 0);
+  EXPECT_EQ(valueOf(before, "dbpulse_pg_replication_slot_lost", labels), 0);
+  EXPECT_EQ(valueOf(before, "dbpulse_pg_replication_is_standby"), 0);
+  EXPECT_EQ(valueOf(before, "dbpulse_pg_replication_replicas"), 0);
+
+  pg_->exec("INSERT INTO messages SELECT 100000 + g, 1, 1, repeat('x', 200), now() "
+            "FROM generate_series(1, 2000) g",
+            db);
+  SampleBatch after;
+  ASSERT_TRUE(collector.collect(context(), after).ok());
+  const double retained_after =
+      valueOf(after, "dbpulse_pg_replication_slot_retained_bytes", labels).value_or(0);
+  EXPECT_GT(retained_after, *retained_before + 400'000)  // 2,000 rows of 200+ bytes
+      << "before " << *retained_before << ", after " << retained_after;
+}
+
+TEST_F(PgCollectorsBTest, ReplicationReportsAStreamingStandbyFromBothSides) {
+  const auto started = std::chrono::steady_clock::now();
+  PgServer primary;  // its own, so no other test sees a replica on the shared server
+  ensureMonitorRole(primary);
+  primary.exec("CREATE ROLE dbpulse_plain_b LOGIN");  // no pg_monitor
+  primary.exec("SELECT pg_create_physical_replication_slot('standby_b')");
+  PgStandby standby(primary, {.application_name = "standby_b", .slot_name = "standby_b"});
+
+  PgSessionOptions on_primary;
+  on_primary.dsn = primary.dsn("postgres", kMonitorRole);
+  PgSession primary_session(on_primary);
+  collectors::ReplicationCollector primary_collector(primary_session);
+  const Labels replica{{"application_name", "standby_b"}, {"client_addr", "127.0.0.1"}};
+  const Labels slot{{"slot_name", "standby_b"}, {"slot_type", "physical"}};
+  SampleBatch out;
+  ASSERT_TRUE(pollUntil(
+      [&] {
+        out.clear();
+        const Status s = primary_collector.collect(context(), out);
+        EXPECT_TRUE(s.ok()) << s.toString();
+        // replay_lsn stays NULL until the standby's first status report.
+        return valueOf(out, "dbpulse_pg_replication_replica_streaming", replica) == 1.0 &&
+               valueOf(out, "dbpulse_pg_replication_slot_active", slot) == 1.0 &&
+               valueOf(out, "dbpulse_pg_replication_replay_lag_bytes", replica).has_value();
+      },
+      10s))
+      << "the standby never showed up as streaming on its slot";
+  EXPECT_EQ(valueOf(out, "dbpulse_pg_replication_replicas"), 1);
+  EXPECT_EQ(valueOf(out, "dbpulse_pg_replication_is_standby"), 0);
+  EXPECT_GE(valueOf(out, "dbpulse_pg_replication_replay_lag_seconds", replica).value_or(-1), 0);
+  EXPECT_GE(valueOf(out, "dbpulse_pg_replication_replay_lag_bytes", replica).value_or(-1), 0);
+
+  // Writes on the primary reach the standby; its own collector reports its replay lag.
+  primary.exec("CREATE TABLE replicated AS SELECT g FROM generate_series(1, 1000) g");
+  PgSessionOptions on_standby;
+  on_standby.dsn = standby.dsn("postgres", kMonitorRole);
+  PgSession standby_session(on_standby);
+  collectors::ReplicationCollector standby_collector(standby_session);
+  SampleBatch standby_out;
+  ASSERT_TRUE(pollUntil(
+      [&] {
+        standby_out.clear();
+        const Status s = standby_collector.collect(context(), standby_out);
+        EXPECT_TRUE(s.ok()) << s.toString();
+        return valueOf(standby_out, "dbpulse_pg_replication_standby_replay_lag_seconds")
+                   .has_value();
+      },
+      10s));
+  EXPECT_EQ(valueOf(standby_out, "dbpulse_pg_replication_is_standby"), 1);
+  EXPECT_GE(valueOf(standby_out, "dbpulse_pg_replication_standby_replay_lag_seconds").value_or(-1),
+            0);
+  EXPECT_GE(
+      valueOf(standby_out, "dbpulse_pg_replication_standby_receive_replay_lag_bytes").value_or(-1),
+      0);
+  EXPECT_FALSE(valueOf(standby_out, "dbpulse_pg_replication_replicas"));
+
+  // A role without pg_monitor cannot see the replica's positions: switched off, named.
+  PgSessionOptions plain;
+  plain.dsn = primary.dsn("postgres", "dbpulse_plain_b");
+  PgSession plain_session(plain);
+  collectors::ReplicationCollector plain_collector(plain_session);
+  SampleBatch plain_out;
+  const Status denied = plain_collector.collect(context(), plain_out);
+  EXPECT_EQ(denied.code(), StatusCode::kFailedPrecondition) << denied.toString();
+  EXPECT_NE(denied.message().find("privilege_missing"), std::string::npos) << denied.message();
+  EXPECT_NE(denied.message().find("pg_read_all_stats"), std::string::npos) << denied.message();
+
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
 }
 
 // ---- locks ----
