@@ -12,34 +12,37 @@
 
 namespace dbpulse::collectors {
 
-// `stats` is referenced twice and therefore computed once (a materialised CTE): pg_stats
-// checks the column privilege of every statistics row, the most expensive part here.
-// Index columns are the key and INCLUDE columns (indkey), all stored in leaf tuples; an
-// expression column (attnum 0) has no pg_attribute row, so its index gets no estimate.
+// pg_stats checks the column privilege of every statistics row: the most expensive part,
+// read once (colstats, a CTE referenced twice is computed once) and mapped to attribute
+// numbers through pg_attribute's (attrelid, attname) index. Table widths need no other
+// pg_attribute access (relnatts minus dropped columns); index columns are the key and
+// INCLUDE columns (indkey), all stored in leaf tuples, matched by attribute number, so an
+// expression column (attnum 0) has no statistics and its index gets no estimate.
 const char* const kTablesQuery = R"SQL(
-WITH stats AS (
-  SELECT schemaname, tablename, attname, null_frac, avg_width
-    FROM pg_stats
-   WHERE NOT inherited AND schemaname NOT IN ('pg_catalog', 'information_schema')
-),
-tbl AS (
+WITH tbl AS (
   SELECT s.relid, s.schemaname, s.relname, c.relpages, c.reltuples, c.reltoastrelid,
-         c.relfrozenxid, c.reloptions, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
+         c.relfrozenxid, c.reloptions, c.relnatts, s.n_live_tup, s.n_dead_tup,
+         s.n_mod_since_analyze,
          GREATEST(s.last_vacuum, s.last_autovacuum) AS vacuumed,
          GREATEST(s.last_analyze, s.last_autoanalyze) AS analyzed
     FROM pg_stat_user_tables s
     JOIN pg_class c ON c.oid = s.relid
    WHERE c.relkind IN ('r', 'm')
 ),
+dropped AS (
+  SELECT attrelid, count(*) AS n FROM pg_attribute WHERE attisdropped GROUP BY attrelid
+),
+colstats AS (
+  SELECT t.relid, a.attnum, st.null_frac, st.avg_width
+    FROM pg_stats st
+    JOIN tbl t ON t.schemaname = st.schemaname AND t.relname = st.tablename
+    JOIN pg_attribute a ON a.attrelid = t.relid AND a.attname = st.attname
+   WHERE NOT st.inherited AND st.schemaname NOT IN ('pg_catalog', 'information_schema')
+),
 tcols AS (
-  SELECT t.relid, count(*) AS natts, count(st.avg_width) AS natts_stats,
-         sum((1 - COALESCE(st.null_frac, 0)) * COALESCE(st.avg_width, 0)) AS data_width,
-         bool_or(COALESCE(st.null_frac, 0) > 0) AS has_nulls
-    FROM tbl t
-    JOIN pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped
-    LEFT JOIN stats st ON st.schemaname = t.schemaname AND st.tablename = t.relname
-                      AND st.attname = a.attname
-   GROUP BY t.relid
+  SELECT relid, count(*) AS natts_stats,
+         sum((1 - null_frac) * avg_width) AS data_width, bool_or(null_frac > 0) AS has_nulls
+    FROM colstats GROUP BY relid
 ),
 idx AS (
   SELECT t.relid, t.schemaname, t.relname, ic.relname AS indexrelname, ic.relpages,
@@ -50,14 +53,12 @@ idx AS (
     JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
 ),
 icols AS (
-  SELECT x.indexrelid, count(*) AS natts, count(st.avg_width) AS natts_stats,
-         sum((1 - COALESCE(st.null_frac, 0)) * COALESCE(st.avg_width, 0)) AS data_width,
-         bool_or(COALESCE(st.null_frac, 0) > 0) AS has_nulls
+  SELECT x.indexrelid, count(*) AS natts, count(cs.avg_width) AS natts_stats,
+         sum((1 - COALESCE(cs.null_frac, 0)) * COALESCE(cs.avg_width, 0)) AS data_width,
+         bool_or(COALESCE(cs.null_frac, 0) > 0) AS has_nulls
     FROM idx x
     CROSS JOIN LATERAL unnest(x.indkey::int2[]) AS k(attnum)
-    LEFT JOIN pg_attribute a ON a.attrelid = x.relid AND a.attnum = k.attnum
-    LEFT JOIN stats st ON st.schemaname = x.schemaname AND st.tablename = x.relname
-                      AND st.attname = a.attname
+    LEFT JOIN colstats cs ON cs.relid = x.relid AND cs.attnum = k.attnum
    GROUP BY x.indexrelid
 )
 SELECT 'table' AS kind, t.schemaname::text AS schemaname, t.relname::text AS relname,
@@ -69,22 +70,23 @@ SELECT 'table' AS kind, t.schemaname::text AS schemaname, t.relname::text AS rel
        GREATEST(age(t.relfrozenxid), age(tc.relfrozenxid))::float8 AS xid_age,
        NULL::float8 AS mxid_age,
        t.relpages::float8 AS pages, t.reltuples::float8 AS tuples,
-       COALESCE(c.natts, 0)::float8 AS natts, COALESCE(c.natts_stats, 0)::float8 AS natts_stats,
+       (t.relnatts - COALESCE(d.n, 0))::float8 AS natts,
+       COALESCE(c.natts_stats, 0)::float8 AS natts_stats,
        COALESCE(c.data_width, 0)::float8 AS data_width, COALESCE(c.has_nulls, false) AS has_nulls,
        (SELECT option_value FROM pg_options_to_table(t.reloptions)
          WHERE option_name = 'fillfactor')::float8 AS fillfactor
   FROM tbl t
   LEFT JOIN tcols c ON c.relid = t.relid
+  LEFT JOIN dropped d ON d.attrelid = t.relid
   LEFT JOIN pg_class tc ON tc.oid = t.reltoastrelid
 UNION ALL
 SELECT 'index', x.schemaname::text, x.relname::text, x.indexrelname::text, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, x.relpages, x.reltuples,
-       COALESCE(c.natts, 0), COALESCE(c.natts_stats, 0), COALESCE(c.data_width, 0),
-       COALESCE(c.has_nulls, false),
+       c.natts, c.natts_stats, c.data_width, c.has_nulls,
        (SELECT option_value FROM pg_options_to_table(x.reloptions)
          WHERE option_name = 'fillfactor')::float8
   FROM idx x
-  LEFT JOIN icols c ON c.indexrelid = x.indexrelid
+  JOIN icols c ON c.indexrelid = x.indexrelid
 UNION ALL
 SELECT 'database', NULL, NULL, NULL, datname::text, NULL, NULL, NULL, NULL, NULL,
        age(datfrozenxid), mxid_age(datminmxid), NULL, NULL, NULL, NULL, NULL, false, NULL
