@@ -104,8 +104,10 @@ class EngineUnderTest {
   virtual Result<std::vector<ActualSample>> query(std::string_view expr, int64_t t_ms) = 0;
 };
 
+// Builds the engine for one test group. The engine may write into the store (ALERTS,
+// recorded series), as dbpulse's does.
 using EngineFactory = std::function<std::unique_ptr<EngineUnderTest>(
-    const SampleStore& store, const FakeClock& clock, const TestGroup& group)>;
+    SampleStore& store, const FakeClock& clock, const TestGroup& group)>;
 
 // promtool's comparison of one alert_rule_test. Empty when equal, else a readable
 // "exp: ... got: ..." text.

@@ -429,7 +429,7 @@ RunResult runYaml(const std::string& yaml) {
   if (!file.ok()) return result;
   file->path = "inline_test.yml";
   result.failures =
-      runTestFile(*file, [&](const SampleStore& store, const FakeClock& clock, const TestGroup&) {
+      runTestFile(*file, [&](SampleStore& store, const FakeClock& clock, const TestGroup&) {
         return std::make_unique<ThresholdEngine>(store, clock, result.evaluations);
       });
   return result;
