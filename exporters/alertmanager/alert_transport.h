@@ -11,8 +11,8 @@ namespace dbpulse::exporters {
 
 // The outcome of one POST.
 struct TransportResult {
-  long status = 0;     // HTTP status; 0 = no HTTP answer (connection refused, timeout, ...)
-  std::string detail;  // curl's message when status == 0; else the start of the response body
+  long status = 0;         // HTTP status; 0 = no HTTP answer (connection refused, timeout, ...)
+  std::string detail;      // curl's message when status == 0; else the start of the response body
   bool cancelled = false;  // cancel() ended it: not a failure of the Alertmanager
 };
 
@@ -27,7 +27,7 @@ class AlertTransport {
 };
 
 struct CurlTransportOptions {
-  Duration timeout{10'000};         // the whole request, connect included
+  Duration timeout{10'000};  // the whole request, connect included
   Duration connect_timeout{5'000};
   size_t max_response_bytes = 4096;  // the rest of a response is read and discarded
   std::string user_agent = "dbpulse";

@@ -57,7 +57,9 @@ std::string dumpJson(const Json& j) {
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-bool isRetryable(long status) { return status == 0 || status == 408 || status == 429 || status >= 500; }
+bool isRetryable(long status) {
+  return status == 0 || status == 408 || status == 429 || status >= 500;
+}
 
 std::string shortDetail(const std::string& detail) {
   std::string out = detail.substr(0, 200);
@@ -140,8 +142,8 @@ std::shared_ptr<AlertmanagerNotifier::UrlState> AlertmanagerNotifier::makeUrlSta
     const std::string& url) {
   auto u = std::make_shared<UrlState>();
   u->url = url;
-  u->transport = options_.transport_factory ? options_.transport_factory(url)
-                                            : curlTransportFactory()(url);
+  u->transport =
+      options_.transport_factory ? options_.transport_factory(url) : curlTransportFactory()(url);
   u->next_attempt = clock_.now();
   return u;
 }
@@ -299,7 +301,15 @@ void AlertmanagerNotifier::finishLocked(UrlState& u, const Batch& batch,
   }
 }
 
+void AlertmanagerNotifier::clockStepLocked(UrlState& u, WallTime now) {
+  // The wall clock stepped back (NTP, an operator): gates set before the step would hold
+  // deliveries and probes back by the size of the step. The current wait restarts from now.
+  if (u.next_attempt > now + u.backoff) u.next_attempt = now + u.backoff;
+  if (u.last_attempt > now) u.last_attempt = now;
+}
+
 bool AlertmanagerNotifier::deliverOnce(UrlState& u, std::unique_lock<std::mutex>& lock) {
+  clockStepLocked(u, clock_.now());
   const std::optional<WallTime> due = nextDueLocked(u);
   if (!due || *due > clock_.now()) return false;
   Batch batch = takeBatchLocked(u);
@@ -339,8 +349,9 @@ void AlertmanagerNotifier::deliveryLoop(std::stop_token stop, UrlState* u) {
   std::unique_lock lock(mu_);
   while (!stop.stop_requested()) {
     u->wake = false;
-    const std::optional<WallTime> due = nextDueLocked(*u);
     const WallTime now = clock_.now();
+    clockStepLocked(*u, now);
+    const std::optional<WallTime> due = nextDueLocked(*u);
     if (!due) {
       cv_.wait(lock, stop, [u] { return u->wake; });
       continue;
@@ -369,7 +380,9 @@ void AlertmanagerNotifier::housekeepingLoop(std::stop_token stop) {
              (urgent_save_ || SteadyClock::now() >= last_save + options_.save_debounce);
     };
     SteadyClock::time_point deadline = next_metrics;
-    if (change_gen_ != saved_gen_) deadline = std::min(deadline, last_save + options_.save_debounce);
+    if (change_gen_ != saved_gen_) {
+      deadline = std::min(deadline, last_save + options_.save_debounce);
+    }
     cv_.wait_until(lock, stop, deadline, save_due);
     if (stop.stop_requested()) break;
     const bool save = save_due();
@@ -459,8 +472,8 @@ void AlertmanagerNotifier::load() {
       throw std::runtime_error("unknown version " + state.at("version").dump());
     }
     for (const Json& box : state.at("outboxes")) {
-      auto& [url, alerts] = loaded.emplace_back(box.at("url").get<std::string>(),
-                                                std::vector<AlertNotification>{});
+      auto& [url, alerts] =
+          loaded.emplace_back(box.at("url").get<std::string>(), std::vector<AlertNotification>{});
       for (const Json& j : box.at("alerts")) {
         AlertNotification a;
         a.labels = labelsFromJson(j.at("labels"));
@@ -483,12 +496,14 @@ void AlertmanagerNotifier::load() {
   std::lock_guard lock(mu_);
   bool changed = false;
   for (auto& [url, alerts] : loaded) {
-    auto it = std::find_if(urls_.begin(), urls_.end(), [&](const auto& u) { return u->url == url; });
+    auto it =
+        std::find_if(urls_.begin(), urls_.end(), [&](const auto& u) { return u->url == url; });
     if (it == urls_.end()) {
       if (!alerts.empty()) {
-        spdlog::warn("alertmanager outbox: discarding {} notifications for {} (no longer in "
-                     "alertmanager.urls)",
-                     alerts.size(), url);
+        spdlog::warn(
+            "alertmanager outbox: discarding {} notifications for {} (no longer in "
+            "alertmanager.urls)",
+            alerts.size(), url);
       }
       changed = true;
       continue;

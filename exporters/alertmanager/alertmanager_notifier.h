@@ -38,9 +38,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -147,8 +147,8 @@ class AlertmanagerNotifier final : public AlertSink {
   };
   struct Outbox {
     std::unordered_map<std::string, Entry> entries;  // by label-set key
-    std::map<uint64_t, std::string> firing;           // seq -> key
-    std::map<uint64_t, std::string> resolved;         // seq -> key
+    std::map<uint64_t, std::string> firing;          // seq -> key
+    std::map<uint64_t, std::string> resolved;        // seq -> key
   };
   struct UrlState {
     std::string url;
@@ -177,6 +177,7 @@ class AlertmanagerNotifier final : public AlertSink {
   size_t evictLocked(Outbox& box);
   // When `u` should POST next (a batch or a probe), or nullopt when it has nothing to do.
   std::optional<WallTime> nextDueLocked(const UrlState& u) const;
+  void clockStepLocked(UrlState& u, WallTime now);
   Batch takeBatchLocked(const UrlState& u) const;
   void finishLocked(UrlState& u, const Batch& batch, const TransportResult& result);
   // One POST for `u` if due: takes the batch under `lock`, posts with it released.
@@ -196,19 +197,19 @@ class AlertmanagerNotifier final : public AlertSink {
   const Clock& clock_;
   const std::string state_path_;  // "" = no persistence
 
-  std::mutex save_mu_;  // one writer of the state file at a time; taken before mu_
+  std::mutex save_mu_;           // one writer of the state file at a time; taken before mu_
   std::string last_save_error_;  // GUARDED_BY(save_mu_)
-  std::mutex metrics_mu_;  // orders metric writes; taken before mu_
+  std::mutex metrics_mu_;        // orders metric writes; taken before mu_
   mutable std::mutex mu_;
   std::condition_variable_any cv_;
   // shared_ptr: deliverDue() and setUrls() keep a removed URL's state alive until done.
-  std::vector<std::shared_ptr<UrlState>> urls_;  // GUARDED_BY(mu_)
-  uint64_t next_seq_ = 1;                        // GUARDED_BY(mu_)
-  uint64_t change_gen_ = 0;                      // GUARDED_BY(mu_) bumped on every change
-  uint64_t saved_gen_ = 0;                       // GUARDED_BY(mu_) written to disk
-  bool urgent_save_ = false;                     // GUARDED_BY(mu_) queued, not yet saved
-  bool stopped_ = false;                         // GUARDED_BY(mu_)
-  uint64_t sent_ = 0, failed_ = 0;               // GUARDED_BY(mu_)
+  std::vector<std::shared_ptr<UrlState>> urls_;       // GUARDED_BY(mu_)
+  uint64_t next_seq_ = 1;                             // GUARDED_BY(mu_)
+  uint64_t change_gen_ = 0;                           // GUARDED_BY(mu_) bumped on every change
+  uint64_t saved_gen_ = 0;                            // GUARDED_BY(mu_) written to disk
+  bool urgent_save_ = false;                          // GUARDED_BY(mu_) queued, not yet saved
+  bool stopped_ = false;                              // GUARDED_BY(mu_)
+  uint64_t sent_ = 0, failed_ = 0;                    // GUARDED_BY(mu_)
   uint64_t dropped_full_ = 0, dropped_rejected_ = 0;  // GUARDED_BY(mu_)
   std::jthread housekeeper_;
 };

@@ -84,8 +84,8 @@ TEST(AlertmanagerTest, AlertArrivesWithItsLabelsAndStartsAtAndResolves) {
   notifier.send({firing});
 
   std::optional<Json> listed;
-  ASSERT_TRUE(pollUntil([&] { return (listed = listedAlert(am, "DbpulseAmDelivery")).has_value(); },
-                        10s))
+  ASSERT_TRUE(
+      pollUntil([&] { return (listed = listedAlert(am, "DbpulseAmDelivery")).has_value(); }, 10s))
       << am.alertsJson();
   EXPECT_EQ((*listed)["startsAt"], formatRfc3339Millis(starts_at));
   EXPECT_EQ((*listed)["endsAt"], formatRfc3339Millis(firing.ends_at));
@@ -94,8 +94,8 @@ TEST(AlertmanagerTest, AlertArrivesWithItsLabelsAndStartsAtAndResolves) {
   EXPECT_EQ((*listed)["annotations"]["summary"], "DbpulseAmDelivery is firing");
   EXPECT_EQ((*listed)["generatorURL"], "http://chat-0:9470/admin/rules");
   EXPECT_EQ((*listed)["status"]["state"], "active");
-  EXPECT_TRUE(pollUntil([&] { return metric(store, "dbpulse_alertmanager_up", am.url()) == 1; },
-                        5s));
+  EXPECT_TRUE(
+      pollUntil([&] { return metric(store, "dbpulse_alertmanager_up", am.url()) == 1; }, 5s));
   EXPECT_GT(metric(store, "dbpulse_alertmanager_last_success_timestamp_seconds", am.url()), 0);
 
   AlertNotification resolved = firing;

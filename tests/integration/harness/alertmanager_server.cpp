@@ -47,13 +47,11 @@ AlertmanagerServer::~AlertmanagerServer() {
 
 bool AlertmanagerServer::tryStart() {
   ProcessOptions process;
-  process.argv = {options_.binary,
-                  "--config.file=" + (dir_ / "alertmanager.yml").string(),
+  process.argv = {options_.binary, "--config.file=" + (dir_ / "alertmanager.yml").string(),
                   "--storage.path=" + (dir_ / "data").string(),
                   "--web.listen-address=127.0.0.1:" + std::to_string(port_),
                   // Empty: no gossip cluster, so no second port and no peer lookups.
-                  "--cluster.listen-address=",
-                  "--log.level=debug"};
+                  "--cluster.listen-address=", "--log.level=debug"};
   process.argv.insert(process.argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   process.log_file = logPath();
   const std::size_t log_offset = readFile(logPath()).size();

@@ -237,6 +237,18 @@ TEST_F(AlertmanagerNotifierTest, RetriesWithCappedExponentialBackoffOn5xx) {
   EXPECT_EQ(net_.posts(kA).size(), 5u);
 }
 
+TEST_F(AlertmanagerNotifierTest, WallClockSteppingBackDoesNotStallRetries) {
+  AlertmanagerNotifier n(options({kA}), clock_);
+  net_.script(kA, {{503, ""}});
+  n.send({alert("A1", clock_)});
+  EXPECT_EQ(n.deliverDue(), 1);
+  clock_.advance(-1h);
+  EXPECT_EQ(n.deliverDue(), 0) << "the 1 s backoff restarts from the new now";
+  clock_.advance(1s);
+  EXPECT_EQ(n.deliverDue(), 1) << "not an hour later";
+  EXPECT_EQ(n.stats().urls[0].outbox, 0u);
+}
+
 TEST_F(AlertmanagerNotifierTest, ConnectionRefusedAnd429AreRetried) {
   AlertmanagerNotifier n(options({kA}), clock_);
   net_.script(kA, {{0, "Failed to connect: Connection refused"}, {429, "slow down"}});
@@ -430,9 +442,7 @@ TEST_F(AlertmanagerNotifierTest, PersistedOutboxSurvivesARestartWithItsStartsAt)
 
 TEST_F(AlertmanagerNotifierTest, CorruptStateFileIsMovedAsideAndReplaced) {
   TempStateDir dir;
-  {
-    std::ofstream(dir.file()) << "{\"version\":1,\"outboxes\":[{\"url\":";
-  }
+  { std::ofstream(dir.file()) << "{\"version\":1,\"outboxes\":[{\"url\":"; }
   auto o = options({kA});
   o.state_dir = dir.path().string();
   net_.setDefault(kA, {503, ""});
