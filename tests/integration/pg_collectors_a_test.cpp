@@ -226,6 +226,25 @@ TEST_F(PgCollectorsTest, StatementsWithoutTheExtensionIsAFailedPreconditionWithT
   EXPECT_NE(s.message().find("CREATE EXTENSION pg_stat_statements"), std::string::npos);
 }
 
+TEST_F(PgCollectorsTest, StatementsInstalledButNotPreloadedIsExtensionMissing) {
+  // A server of its own: the shared one preloads pg_stat_statements.
+  PgServerOptions options;
+  options.settings = {"shared_preload_libraries="};
+  PgServer bare(options);
+  bare.exec("CREATE EXTENSION pg_stat_statements");  // succeeds; using it does not
+  auto session = sessionFor(bare, "postgres");
+  StatementsCollector collector(*session, StatementsOptions{});
+  SampleBatch out;
+  const Status s = runOnce(collector, out);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.toString();
+  EXPECT_EQ(
+      s.message().rfind("extension_missing: pg_stat_statements is installed but not loaded", 0), 0u)
+      << s.message();
+  EXPECT_NE(s.message().find("add pg_stat_statements to shared_preload_libraries"),
+            std::string::npos)
+      << s.message();
+}
+
 TEST_F(PgCollectorsTest, StatementsWithoutExecutePrivilegeNamesThePrivilege) {
   const std::string db = "pga_statements_revoked";
   makeChatDatabase(*pg_, db);
