@@ -4,6 +4,7 @@
 #include "collectors/postgres/connections_collector.h"
 #include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/locks_collector.h"
+#include "collectors/postgres/pgbouncer_collector.h"
 #include "collectors/postgres/replication_collector.h"
 #include "collectors/postgres/size_collector.h"
 #include "collectors/postgres/statements_collector.h"
@@ -64,6 +65,12 @@ std::unique_ptr<Collector> makeReplication(const CollectorEnv& env) {
   return std::make_unique<ReplicationCollector>(*env.postgres);
 }
 
+std::unique_ptr<Collector> makePgbouncer(const CollectorEnv& env) {
+  // Scheduled only when [pgbouncer] dsn is set (the Agent then builds the console session).
+  if (env.pgbouncer == nullptr) return nullptr;
+  return std::make_unique<PgbouncerCollector>(*env.pgbouncer);
+}
+
 std::unique_ptr<Collector> makeProcess(const CollectorEnv& env) {
   ProcessCollectorOptions options;
   options.companion_pid_file = env.companion_pid_file;
@@ -107,8 +114,8 @@ const std::vector<CatalogEntry>& catalog() {
        minutes(10), seconds(30), "slow", makeSize},
       {"locks", "Who waits for whom?", CollectorScope::kDatabase, seconds(15), seconds(5),
        "fast", makeLocks},
-      {"pgbouncer", "Is the pooler queueing clients? (not built yet)",
-       CollectorScope::kDatabase, seconds(15), seconds(5), "", nullptr},
+      {"pgbouncer", "Is the pooler queueing clients?", CollectorScope::kDatabase, seconds(15),
+       seconds(5), "", makePgbouncer},
       {"replication", "How far behind are the replicas, and how much WAL do slots hold?",
        CollectorScope::kDatabase, seconds(15), seconds(5), "fast", makeReplication},
       {"redis", "Is Redis up, hitting and within memory?", CollectorScope::kLocal,

@@ -11,7 +11,7 @@ PKGS=(
   libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libcurl4-openssl-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   # real peers for integration tests and the demo
-  postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server
+  postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server pgbouncer
   prometheus prometheus-alertmanager
   # tools used by tests, demo and benchmarks
   curl wrk procps python3
@@ -36,7 +36,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts packaged services on install; the tests and demo run their own
 # instances on free ports, so stop the system-wide ones to free memory and ports.
-for svc in redis-server prometheus prometheus-alertmanager prometheus-node-exporter; do
+for svc in redis-server pgbouncer prometheus prometheus-alertmanager prometheus-node-exporter; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

@@ -1,5 +1,8 @@
 #include "collectors/postgres/pg_session.h"
 
+#include <libpq-fe.h>
+#include <poll.h>
+
 #include <pqxx/pqxx>
 #include <regex>
 
@@ -76,10 +79,99 @@ std::string oneLine(std::string s) {
 
 }  // namespace
 
+// libpqxx for PostgreSQL; plain libpq for pgbouncer's admin console, which libpqxx 6
+// refuses at connect ("Unsupported server version; 9.0 is the minimum": the console reports
+// pgbouncer's own version as server_version).
 struct PgSession::Connection {
-  explicit Connection(const std::string& conninfo) : conn(conninfo) {}
-  pqxx::connection conn;
+  Connection(const std::string& conninfo, bool admin_console) {
+    if (!admin_console) {
+      conn = std::make_unique<pqxx::connection>(conninfo);
+      return;
+    }
+    console = PQconnectdb(conninfo.c_str());
+    if (PQstatus(console) != CONNECTION_OK) {
+      const std::string why = console != nullptr ? PQerrorMessage(console) : "out of memory";
+      PQfinish(console);
+      throw pqxx::broken_connection(why);
+    }
+  }
+  ~Connection() {
+    if (console != nullptr) PQfinish(console);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  bool isOpen() const { return conn ? conn->is_open() : PQstatus(console) == CONNECTION_OK; }
+  int serverVersion() const { return conn ? conn->server_version() : PQserverVersion(console); }
+
+  std::unique_ptr<pqxx::connection> conn;
+  PGconn* console = nullptr;
 };
+
+namespace {
+
+// One SHOW on pgbouncer's console. The console ignores statement_timeout, so the wait is
+// bounded here (a stuck pooler must not hold the collector's thread). `broken` is set when
+// the connection is unusable afterwards.
+Result<PgRows> consoleQuery(PGconn* c, const std::string& sql, std::chrono::milliseconds timeout,
+                            bool& broken) {
+  broken = false;
+  if (PQsendQuery(c, sql.c_str()) == 0) {
+    broken = true;
+    return unavailable(oneLine(PQerrorMessage(c)));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (PQconsumeInput(c) == 0) {
+      broken = true;
+      return unavailable(oneLine(PQerrorMessage(c)));
+    }
+    if (PQisBusy(c) == 0) break;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      broken = true;  // a result may still arrive: start afresh rather than read it later
+      return deadlineExceeded("pgbouncer console did not answer '" + sql + "' within " +
+                              std::to_string(timeout.count()) + " ms");
+    }
+    pollfd pfd{PQsocket(c), POLLIN, 0};
+    poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+  }
+  PgRows rows;
+  Status error;
+  while (PGresult* res = PQgetResult(c)) {
+    const ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK && error.ok()) {
+      rows = PgRows{};
+      for (int col = 0; col < PQnfields(res); ++col) rows.columns.emplace_back(PQfname(res, col));
+      rows.rows.reserve(static_cast<size_t>(PQntuples(res)));
+      for (int r = 0; r < PQntuples(res); ++r) {
+        auto& out = rows.rows.emplace_back();
+        for (int col = 0; col < PQnfields(res); ++col) {
+          if (PQgetisnull(res, r, col)) {
+            out.emplace_back(std::nullopt);
+          } else {
+            out.emplace_back(std::string(PQgetvalue(res, r, col),
+                                         static_cast<size_t>(PQgetlength(res, r, col))));
+          }
+        }
+      }
+    } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && error.ok()) {
+      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      const std::string message = oneLine(PQresultErrorMessage(res));
+      error = state != nullptr && std::string(state) == "57014" ? deadlineExceeded(message)
+                                                                 : invalidArgument(message);
+    }
+    PQclear(res);
+  }
+  if (PQstatus(c) != CONNECTION_OK) {
+    broken = true;
+    return unavailable("connection lost: " + oneLine(PQerrorMessage(c)));
+  }
+  if (!error.ok()) return error;
+  return rows;
+}
+
+}  // namespace
 
 std::string redactDsn(const std::string& dsn) {
   static const std::regex kKv(R"((password\s*=\s*)('([^'\\]|\\.)*'|\S+))", std::regex::icase);
@@ -121,7 +213,7 @@ void PgSession::dropConnectionLocked(const std::string& why) {
 Status PgSession::ensureConnectedLocked() {
   {
     std::lock_guard conn_lock(conn_mu_);
-    if (conn_ && conn_->conn.is_open()) return okStatus();
+    if (conn_ && conn_->isOpen()) return okStatus();
   }
   const auto now = std::chrono::steady_clock::now();
   if (now < next_attempt_) {
@@ -129,9 +221,9 @@ Status PgSession::ensureConnectedLocked() {
     return unavailable(last_error_);
   }
   try {
-    auto conn = std::make_unique<Connection>(conninfo_);
+    auto conn = std::make_unique<Connection>(conninfo_, options_.admin_console);
     std::lock_guard conn_lock(conn_mu_);
-    server_version_ = conn->conn.server_version();
+    server_version_ = conn->serverVersion();
     conn_ = std::move(conn);
     backoff_ = std::chrono::milliseconds(0);
     return okStatus();
@@ -144,8 +236,17 @@ Status PgSession::ensureConnectedLocked() {
 Result<PgRows> PgSession::query(const std::string& sql) {
   std::lock_guard use_lock(use_mu_);
   if (Status s = ensureConnectedLocked(); !s.ok()) return s;
+  if (conn_->console != nullptr) {
+    bool broken = false;
+    auto rows = consoleQuery(conn_->console, sql, options_.statement_timeout, broken);
+    if (broken) {
+      dropConnectionLocked(redacted_dsn_ + ": " + rows.status().message());
+      if (rows.status().code() == StatusCode::kUnavailable) return unavailable(last_error_);
+    }
+    return rows;
+  }
   try {
-    pqxx::nontransaction tx(conn_->conn);
+    pqxx::nontransaction tx(*conn_->conn);
     pqxx::result r = tx.exec(sql);
     PgRows rows;
     rows.columns.reserve(r.columns());
@@ -189,8 +290,16 @@ Result<PgRows> PgSession::query(const std::string& sql) {
 void PgSession::cancel() {
   std::lock_guard conn_lock(conn_mu_);
   if (!conn_) return;
+  if (conn_->console != nullptr) {
+    if (PGcancel* handle = PQgetCancel(conn_->console)) {
+      char ignored[256];
+      PQcancel(handle, ignored, sizeof ignored);
+      PQfreeCancel(handle);
+    }
+    return;
+  }
   try {
-    conn_->conn.cancel_query();
+    conn_->conn->cancel_query();
   } catch (const std::exception&) {
     // Nothing running or the connection is gone: either way there is nothing to cancel.
   }

@@ -20,9 +20,11 @@
 #include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/locks_collector.h"
 #include "collectors/postgres/pg_session.h"
+#include "collectors/postgres/pgbouncer_collector.h"
 #include "collectors/postgres/replication_collector.h"
 #include "integration/harness/harness.h"
 #include "integration/harness/pg_standby.h"
+#include "integration/harness/pgbouncer_server.h"
 
 namespace dbpulse::testing {
 namespace {
@@ -102,9 +104,11 @@ std::optional<double> valueOf(const SampleBatch& batch, std::string_view name,
 // block); get() rethrows what the statement threw.
 class BackgroundStatement {
  public:
-  BackgroundStatement(PgServer& pg, const std::string& db, std::string sql) {
-    future_ = std::async(std::launch::async, [this, &pg, db, sql = std::move(sql)] {
-      PgClient client = pg.connect(db);
+  BackgroundStatement(PgServer& pg, const std::string& db, std::string sql)
+      : BackgroundStatement(pg.dsn(db), std::move(sql)) {}
+  BackgroundStatement(std::string dsn, std::string sql) {
+    future_ = std::async(std::launch::async, [this, dsn = std::move(dsn), sql = std::move(sql)] {
+      PgClient client(dsn);
       pid_ = client.backendPid();
       client.exec("SET statement_timeout = '20s'");  // never outlives a broken test
       client.exec(sql);
@@ -401,6 +405,94 @@ TEST_F(PgCollectorsBTest, ReplicationReportsAStreamingStandbyFromBothSides) {
   EXPECT_NE(denied.message().find("pg_read_all_stats"), std::string::npos) << denied.message();
 
   EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
+}
+
+// ---- pgbouncer ----
+
+TEST_F(PgCollectorsBTest, PgbouncerReportsAClientWaitingForTheOnlyServerConnection) {
+  if (!requireBinary(kPgbouncerBinary, "pgbouncer")) return;
+  const std::string db = "chat_pool";
+  createChatSchema(*pg_, db);
+  PgbouncerOptions options;
+  options.default_pool_size = 1;
+  options.stats_users = {kMonitorRole};
+  PgbouncerServer bouncer(*pg_, options);
+
+  PgSessionOptions console;
+  console.dsn = bouncer.dsn("pgbouncer", kMonitorRole);
+  console.admin_console = true;
+  PgSession session(console);
+  collectors::PgbouncerCollector collector(session);
+
+  // Session pooling with one server connection: the first client holds it, the second waits.
+  auto first = std::make_unique<PgClient>(bouncer.dsn(db));
+  first->exec("SELECT count(*) FROM messages");
+  BackgroundStatement second(bouncer.dsn(db), "SELECT count(*) FROM users");
+
+  const Labels pool{{"database", db}, {"user", "postgres"}};
+  SampleBatch out;
+  ASSERT_TRUE(pollUntil(
+      [&] {
+        out.clear();
+        const Status s = collector.collect(context(), out);
+        EXPECT_TRUE(s.ok()) << s.toString();
+        return valueOf(out, "pgbouncer_pools_client_waiting_connections", pool) == 1.0 &&
+               valueOf(out, "pgbouncer_pools_client_maxwait_seconds", pool).value_or(0) > 0;
+      },
+      10s))
+      << "no waiting client seen; log:\n"
+      << bouncer.logTail();
+  EXPECT_EQ(valueOf(out, "pgbouncer_up"), 1);
+  EXPECT_EQ(valueOf(out, "pgbouncer_pools_client_active_connections", pool), 1);
+  EXPECT_EQ(valueOf(out, "pgbouncer_pools_server_active_connections", pool), 1);
+  EXPECT_EQ(valueOf(out, "pgbouncer_pools_server_idle_connections", pool), 0);
+  EXPECT_GE(valueOf(out, "pgbouncer_stats_queries_pooled_total", {{"database", db}}).value_or(0),
+            1);
+  EXPECT_TRUE(valueOf(out, "pgbouncer_stats_client_wait_seconds_total", {{"database", db}}));
+  EXPECT_FALSE(second.finished());
+
+  first.reset();  // the server connection goes to the waiting client
+  EXPECT_NO_THROW(second.get());
+  ASSERT_TRUE(pollUntil(
+      [&] {
+        out.clear();
+        EXPECT_TRUE(collector.collect(context(), out).ok());
+        return valueOf(out, "pgbouncer_pools_client_waiting_connections", pool).value_or(1) == 0;
+      },
+      10s));
+  EXPECT_GT(valueOf(out, "pgbouncer_stats_client_wait_seconds_total", {{"database", db}}).value_or(0),
+            0);
+}
+
+TEST_F(PgCollectorsBTest, PgbouncerConsoleRefusalNamesTheSetting) {
+  if (!requireBinary(kPgbouncerBinary, "pgbouncer")) return;
+  PgbouncerOptions options;
+  options.users = {"postgres", "outsider_b"};  // may log in, but not to the console
+  PgbouncerServer bouncer(*pg_, options);
+  PgSessionOptions console;
+  console.dsn = bouncer.dsn("pgbouncer", "outsider_b");
+  console.admin_console = true;
+  PgSession session(console);
+  collectors::PgbouncerCollector collector(session);
+  SampleBatch out;
+  const Status s = collector.collect(context(), out);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.toString();
+  EXPECT_EQ(s.message().rfind("privilege_missing:", 0), 0u) << s.message();
+  EXPECT_NE(s.message().find("stats_users"), std::string::npos) << s.message();
+  EXPECT_EQ(valueOf(out, "pgbouncer_up"), 0);
+}
+
+TEST_F(PgCollectorsBTest, PgbouncerDownIsUnavailableWithUpZero) {
+  PgSessionOptions console;
+  console.dsn = "host=127.0.0.1 port=" + std::to_string(freeLoopbackPort()) +
+                " dbname=pgbouncer user=postgres";
+  console.admin_console = true;
+  PgSession session(console);
+  collectors::PgbouncerCollector collector(session);
+  SampleBatch out;
+  const Status s = collector.collect(context(), out);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.toString();
+  EXPECT_EQ(valueOf(out, "pgbouncer_up"), 0);
 }
 
 // ---- locks ----
