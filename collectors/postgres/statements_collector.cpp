@@ -137,7 +137,7 @@ SELECT 'stmt' AS kind, s.queryid::text AS queryid,
 UNION ALL
 SELECT 'summary', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        a.running::float8, a.longest::float8,
-       current_setting('pg_stat_statements.max')::float8,
+       current_setting('pg_stat_statements.max', true)::float8,
        )SQL" +
                     (v.has_info_view
                          ? "(SELECT dealloc FROM " + ext + ".pg_stat_statements_info)::float8"
@@ -166,7 +166,7 @@ SELECT s.queryid::text AS queryid,
        COALESCE(d.datname::text, s.dbid::text) AS datname,
        COALESCE(r.rolname::text, s.userid::text) AS "user",
        left(s.query, )SQL" +
-         std::to_string(kMaxStatementTextBytes) + R"SQL() AS query
+         std::to_string(kMaxStatementTextChars) + R"SQL() AS query
   FROM )SQL" +
          quoteIdent(schema) +
          R"SQL(.pg_stat_statements(true) s
@@ -203,7 +203,8 @@ Status StatementsTracker::update(const PgRows& rows, SampleBatch& out) {
   current.reserve(r.size());
   double entries = 0, hidden = 0, delta_ms = 0, delta_calls = 0, restarts = 0;
   bool seen_summary = false;
-  double running = 0, longest = 0, max_entries = 0;
+  double running = 0, longest = 0;
+  std::optional<double> max_entries;
   std::optional<double> deallocations;
 
   for (size_t i = 0; i < r.size(); ++i) {
@@ -212,7 +213,7 @@ Status StatementsTracker::update(const PgRows& rows, SampleBatch& out) {
       seen_summary = true;
       running = r.numberOr(i, c_running, 0);
       longest = r.numberOr(i, c_longest, 0);
-      max_entries = r.numberOr(i, c_max_entries, 0);
+      max_entries = r.number(i, c_max_entries);
       deallocations = r.number(i, c_dealloc);
       continue;
     }
@@ -341,8 +342,10 @@ Status StatementsTracker::update(const PgRows& rows, SampleBatch& out) {
   }
 
   out.gauge("dbpulse_pg_statements_tracked", "Entries in pg_stat_statements.", {}, entries);
-  out.gauge("pg_settings_pg_stat_statements_max", "Server setting pg_stat_statements.max.", {},
-            max_entries);
+  if (max_entries) {
+    out.gauge("pg_settings_pg_stat_statements_max", "Server setting pg_stat_statements.max.", {},
+              *max_entries);
+  }
   out.gauge("dbpulse_pg_statements_hidden",
             "pg_stat_statements entries of other roles hidden from dbpulse (no queryid): "
             "grant pg_read_all_stats (part of pg_monitor) to see them.",

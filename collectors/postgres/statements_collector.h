@@ -19,7 +19,7 @@
 // off visibly while the rest of the agent goes on.
 //
 // The query text of the current top statements is fetched (only for statements whose
-// text is not cached yet, truncated to kMaxStatementTextBytes) and kept for the admin API.
+// text is not cached yet, truncated to kMaxStatementTextChars) and kept for the admin API.
 
 #include <chrono>
 #include <cstdint>
@@ -40,7 +40,7 @@ class PgSession;
 
 inline constexpr int kDefaultStatementsTopN = 50;
 inline constexpr std::chrono::milliseconds kDefaultLongRunningThreshold{5000};
-inline constexpr size_t kMaxStatementTextBytes = 4096;
+inline constexpr size_t kMaxStatementTextChars = 4096;
 
 struct StatementsOptions {
   int top_n = kDefaultStatementsTopN;
