@@ -599,5 +599,99 @@ TEST_F(PgCollectorsBTest, LocksCountDeadlocks) {
       10s));
 }
 
+
+// ---- the real agent ----
+
+// The dbpulse binary with these four collectors against a chat database that has an
+// invalid index, a blocked session, a replication slot and a pgbouncer with a waiting
+// client, as a role with only pg_monitor; the scrape must pass `promtool check metrics`.
+TEST_F(PgCollectorsBTest, AgentExportsTheseCollectorsAndPromtoolAcceptsTheScrape) {
+  if (!requireBinary(kPgbouncerBinary, "pgbouncer") || !requirePromtool()) return;
+  const std::string db = "chat_agent_b";
+  createChatSchema(*pg_, db);
+  pg_->exec("DROP INDEX IF EXISTS users_email_uniq", db);
+  pg_->exec("INSERT INTO users VALUES (9001, 'twin', 'twin@example.com'), "
+            "(9002, 'twin', 'twin@example.com') ON CONFLICT DO NOTHING",
+            db);
+  EXPECT_THROW(pg_->exec("CREATE UNIQUE INDEX CONCURRENTLY users_email_uniq ON users (email)", db),
+               HarnessError);
+  const std::string slot = "dbpulse_agent_slot_b";
+  pg_->exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = '" + slot + "'");
+  pg_->exec("SELECT pg_create_physical_replication_slot('" + slot + "', true)");
+  struct DropSlot {
+    PgServer* pg;
+    std::string slot;
+    ~DropSlot() {
+      try {
+        pg->exec("SELECT pg_drop_replication_slot('" + slot + "')");
+      } catch (const std::exception&) {
+      }
+    }
+  } drop_slot{pg_, slot};
+
+  PgClient holder = pg_->connect(db);
+  holder.exec("BEGIN");
+  holder.exec("UPDATE messages SET body = 'edited' WHERE id = 7");
+  BackgroundStatement waiter(*pg_, db, "UPDATE messages SET body = 'mine' WHERE id = 7");
+
+  PgbouncerOptions pool_options;
+  pool_options.stats_users = {kMonitorRole};
+  PgbouncerServer bouncer(*pg_, pool_options);
+  auto pooled = std::make_unique<PgClient>(bouncer.dsn(db));
+  pooled->exec("SELECT 1");
+  BackgroundStatement queued(bouncer.dsn(db), "SELECT 2");
+
+  DbpulseProcess agent;
+  std::string toml = "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+                     agent.stateDir().string() + "\"\nlog_format = \"text\"\n\n[postgres]\ndsn = \"" +
+                     pg_->dsn(db, kMonitorRole) + "\"\n\n[pgbouncer]\ndsn = \"" +
+                     bouncer.dsn("pgbouncer", kMonitorRole) + "\"\n";
+  for (const char* name : {"indexes", "locks", "replication", "pgbouncer"}) {
+    toml += std::string("\n[collectors.") + name +
+            "]\nenabled = true\ninterval = \"500ms\"\ntimeout = \"400ms\"\n";
+    if (std::string(name) == "indexes") toml += "threshold = \"1s\"\n";
+  }
+  for (const char* name : {"statements", "cache", "tables", "size"}) {
+    toml += std::string("\n[collectors.") + name + "]\nenabled = false\n";
+  }
+  agent.start(toml);
+  ASSERT_TRUE(agent.waitHealthy(15s));
+
+  const LabelMap chat{{"datname", db}};
+  std::string scrape;
+  ASSERT_TRUE(agent.waitForMetrics(
+      [&](const std::string& text) {
+        for (const char* c : {"indexes", "locks", "replication", "pgbouncer"}) {
+          if (sampleValue(text, "dbpulse_collector_success", {{"collector", c}}) != 1.0) {
+            return false;
+          }
+        }
+        return sampleValue(text, "dbpulse_pg_indexes_invalid", chat) == 1.0 &&
+               sampleValue(text, "dbpulse_pg_lock_blocked_sessions").value_or(0) >= 1 &&
+               sampleValue(text, "pg_locks_count", {{"datname", db}, {"mode", "rowexclusivelock"}})
+                       .value_or(0) >= 1 &&
+               sampleValue(text, "dbpulse_pg_replication_slot_retained_bytes",
+                           {{"slot_name", slot}}) &&
+               sampleValue(text, "pgbouncer_up") == 1.0 &&
+               sampleValue(text, "pgbouncer_pools_client_waiting_connections",
+                           {{"database", db}}) == 1.0;
+      },
+      20s, "the four collectors' series", &scrape));
+
+  RunOptions stdin_scrape;
+  stdin_scrape.stdin_text = scrape;
+  const CommandResult lint =
+      runCommand({std::string(kPromtool), "check", "metrics"}, 30s, stdin_scrape);
+  EXPECT_EQ(lint.exit_code, 0) << "promtool check metrics found problems:\n"
+                               << lint.describe() << "\n--- scrape ---\n"
+                               << scrape;
+
+  holder.exec("ROLLBACK");
+  pooled.reset();
+  EXPECT_NO_THROW(waiter.get());
+  EXPECT_NO_THROW(queued.get());
+}
+
 }  // namespace
 }  // namespace dbpulse::testing
