@@ -172,16 +172,16 @@ void Scheduler::recordLocked(Job& job, const Status& status, Duration took) {
   } else if (status.ok()) {
     s.disabled_reason.clear();
   }
-  if (old_reason != s.disabled_reason || !s.has_run) {
-    // The reason is a label: drop the old series so only the current state remains.
-    store_.dropSource("enabled:" + s.name);
-    SampleBatch b;
-    b.gauge("dbpulse_collector_enabled",
-            "0 while the collector is switched off by a missing prerequisite (see reason).",
-            Labels{{"collector", s.name}, {"reason", s.disabled_reason}},
-            s.disabled_reason.empty() ? 1 : 0);
-    store_.write("enabled:" + s.name, b, std::chrono::hours(24 * 365));
-  }
+  // The reason is a label: when it changes, drop the old series so only the current state
+  // remains. Written after every run (not only on change) so its history stays as dense as
+  // the other self-metrics' for rules that look back over it.
+  if (old_reason != s.disabled_reason) store_.dropSource("enabled:" + s.name);
+  SampleBatch enabled;
+  enabled.gauge("dbpulse_collector_enabled",
+                "0 while the collector is switched off by a missing prerequisite (see reason).",
+                Labels{{"collector", s.name}, {"reason", s.disabled_reason}},
+                s.disabled_reason.empty() ? 1 : 0);
+  store_.write("enabled:" + s.name, enabled, std::chrono::hours(24 * 365));
   ++s.runs;
   s.has_run = true;
   s.last_run = clock_.now();
