@@ -1,5 +1,6 @@
 #include "collectors/catalog.h"
 
+#include "collectors/companion/companion_collector.h"
 #include "collectors/postgres/cache_collector.h"
 #include "collectors/postgres/connections_collector.h"
 #include "collectors/postgres/indexes_collector.h"
@@ -96,6 +97,16 @@ std::unique_ptr<Collector> makeRedis(const CollectorEnv& env) {
   return std::make_unique<RedisCollector>(options);
 }
 
+std::unique_ptr<Collector> makeCompanion(const CollectorEnv& env) {
+  if (env.companion_health_url.empty() && env.companion_metrics_url.empty()) return nullptr;
+  CompanionCollectorOptions options;
+  options.health_url = env.companion_health_url;
+  options.metrics_url = env.companion_metrics_url;
+  options.reexport = env.companion_reexport;
+  if (env.timeout.count() > 0) options.timeout = env.timeout;
+  return std::make_unique<CompanionCollector>(options);
+}
+
 }  // namespace
 
 const std::vector<CatalogEntry>& catalog() {
@@ -122,8 +133,8 @@ const std::vector<CatalogEntry>& catalog() {
        seconds(15), seconds(5), "", makeRedis},
       {"process", "How much memory and CPU do dbpulse and the chat server use?",
        CollectorScope::kLocal, seconds(15), seconds(5), "", makeProcess},
-      {"companion", "Is the chat server healthy, and what do its metrics say? (not built yet)",
-       CollectorScope::kLocal, seconds(15), seconds(5), "", nullptr},
+      {"companion", "Is the chat server healthy, and what do its metrics say?",
+       CollectorScope::kLocal, seconds(15), seconds(5), "", makeCompanion},
   };
   return kCatalog;
 }
