@@ -10,7 +10,11 @@
 namespace dbpulse::collectors {
 
 // pg_database_size() needs CONNECT on the database or pg_read_all_stats: databases the
-// role may not measure are skipped rather than failing the whole query. The size
+// role may not measure are skipped rather than failing the whole query. A table's heap is
+// its main, free-space-map and visibility-map forks, measured apart from its TOAST table
+// (pg_table_size() would measure the TOAST table and its index once more: a quarter of the
+// run at 2,000 tables); an index's size is all its forks (pg_table_size() of the index,
+// as pg_indexes_size() counts it). The size
 // functions take an ACCESS SHARE lock on the relation they measure; relations with an
 // ACCESS EXCLUSIVE lock held or requested (granted or not: a waiter queues us too) are
 // measured from relpages instead, so a long ALTER TABLE or VACUUM FULL cannot stall the
@@ -43,8 +47,9 @@ UNION ALL
 SELECT 'current', current_database()::text, NULL, NULL, NULL, NULL, NULL, false
 UNION ALL
 SELECT 'table', current_database()::text, t.nspname::text, t.relname::text, NULL,
-       CASE WHEN t.locked THEN (t.relpages + COALESCE(t.toast_pages, 0)) * bs.bs
-            ELSE pg_table_size(t.oid) END::float8,
+       CASE WHEN t.locked THEN t.relpages * bs.bs
+            ELSE pg_relation_size(t.oid, 'main') + pg_relation_size(t.oid, 'fsm') +
+                 pg_relation_size(t.oid, 'vm') END::float8,
        CASE WHEN t.reltoastrelid = 0 THEN 0
             WHEN t.locked THEN COALESCE(t.toast_pages, 0) * bs.bs
             ELSE pg_total_relation_size(t.reltoastrelid) END::float8,
@@ -53,7 +58,7 @@ SELECT 'table', current_database()::text, t.nspname::text, t.relname::text, NULL
 UNION ALL
 SELECT 'index', current_database()::text, t.nspname::text, t.relname::text, ic.relname::text,
        CASE WHEN l.locked THEN ic.relpages * bs.bs
-            ELSE pg_relation_size(i.indexrelid) END::float8,
+            ELSE pg_table_size(i.indexrelid) END::float8,
        NULL, l.locked
   FROM tbl t
   JOIN pg_index i ON i.indrelid = t.oid
@@ -91,8 +96,8 @@ Status parseSizeRows(const PgRows& rows, int top_n, SampleBatch& out, SizeReport
       TableSize t;
       t.schemaname = r.text(i, c_schema);
       t.relname = r.text(i, c_rel);
+      t.heap_bytes = bytes;
       t.toast_bytes = r.numberOr(i, c_toast, 0);
-      t.heap_bytes = std::max(0.0, bytes - t.toast_bytes);
       t.estimated = r.flag(i, c_est);
       table_at[{t.schemaname, t.relname}] = fresh.tables.size();
       fresh.tables.push_back(std::move(t));

@@ -347,6 +347,9 @@ TEST_F(PgCollectorsTest, CacheHitRatioDropsWhenColdAndRisesWhenWarm) {
 TEST_F(PgCollectorsTest, SizesOfDatabaseTablesIndexesAndToastAppear) {
   const std::string db = "pga_size";
   makeChatDatabase(*pg_, db);
+  // Free space and visibility maps (forks beside the main one) must be counted too.
+  pg_->exec("DELETE FROM messages WHERE id % 3 = 0", db);
+  pg_->exec("VACUUM messages", db);
   auto session = sessionFor(*pg_, db);
   SizeCollector collector(*session, 20);
   SampleBatch out;
