@@ -105,9 +105,7 @@ bool parseVector(const std::optional<std::string>& field, std::vector<T>& out) {
 
 bool btree(const IndexInfo& i) { return i.amname == "btree"; }
 
-bool mustKeep(const IndexInfo& i) {
-  return i.primary || i.exclusion || i.backs_constraint;
-}
+bool mustKeep(const IndexInfo& i) { return i.primary || i.exclusion || i.backs_constraint; }
 
 // True when `big` can serve every query and guarantee that `small` serves (see header).
 bool covers(const IndexInfo& big, const IndexInfo& small) {
@@ -150,7 +148,8 @@ auto keepRank(const IndexInfo& i) {
 }
 
 std::string humanDuration(double seconds) {
-  if (seconds >= 2 * 86400) return std::to_string(static_cast<long long>(seconds / 86400)) + " days";
+  if (seconds >= 2 * 86400)
+    return std::to_string(static_cast<long long>(seconds / 86400)) + " days";
   if (seconds >= 2 * 3600) return std::to_string(static_cast<long long>(seconds / 3600)) + " hours";
   if (seconds >= 120) return std::to_string(static_cast<long long>(seconds / 60)) + " minutes";
   return std::to_string(static_cast<long long>(seconds)) + " seconds";
@@ -171,24 +170,43 @@ std::string indexesQuery(int server_version_num, int top_n) {
 }
 
 Result<IndexStats> parseIndexRows(const PgRows& rows) {
-  if (Status s = pgutil::requireColumns(
-          kCollector, rows,
-          {"kind", "oid", "schemaname", "relname", "indexrelname", "qualified", "amname",
-           "size_bytes", "v1", "v2", "v3", "indisvalid", "indisunique", "indisprimary",
-           "indisexclusion", "backs_constraint", "building", "indnkeyatts", "indkey", "indclass",
-           "indcollation", "indoption", "exprs", "pred", "nulls_not_distinct"});
+  if (Status s = pgutil::requireColumns(kCollector, rows,
+                                        {"kind",
+                                         "oid",
+                                         "schemaname",
+                                         "relname",
+                                         "indexrelname",
+                                         "qualified",
+                                         "amname",
+                                         "size_bytes",
+                                         "v1",
+                                         "v2",
+                                         "v3",
+                                         "indisvalid",
+                                         "indisunique",
+                                         "indisprimary",
+                                         "indisexclusion",
+                                         "backs_constraint",
+                                         "building",
+                                         "indnkeyatts",
+                                         "indkey",
+                                         "indclass",
+                                         "indcollation",
+                                         "indoption",
+                                         "exprs",
+                                         "pred",
+                                         "nulls_not_distinct"});
       !s.ok()) {
     return s;
   }
   auto col = [&rows](std::string_view name) { return static_cast<size_t>(rows.column(name)); };
   const size_t c_kind = col("kind"), c_oid = col("oid"), c_schema = col("schemaname"),
                c_rel = col("relname"), c_idx = col("indexrelname"), c_qual = col("qualified"),
-               c_am = col("amname"), c_size = col("size_bytes"), c_v1 = col("v1"),
-               c_v2 = col("v2"), c_v3 = col("v3"), c_valid = col("indisvalid"),
-               c_unique = col("indisunique"), c_primary = col("indisprimary"),
-               c_excl = col("indisexclusion"), c_cons = col("backs_constraint"),
-               c_building = col("building"), c_nkey = col("indnkeyatts"),
-               c_indkey = col("indkey"), c_class = col("indclass"),
+               c_am = col("amname"), c_size = col("size_bytes"), c_v1 = col("v1"), c_v2 = col("v2"),
+               c_v3 = col("v3"), c_valid = col("indisvalid"), c_unique = col("indisunique"),
+               c_primary = col("indisprimary"), c_excl = col("indisexclusion"),
+               c_cons = col("backs_constraint"), c_building = col("building"),
+               c_nkey = col("indnkeyatts"), c_indkey = col("indkey"), c_class = col("indclass"),
                c_coll = col("indcollation"), c_opt = col("indoption"), c_exprs = col("exprs"),
                c_pred = col("pred"), c_nnd = col("nulls_not_distinct");
 
@@ -211,13 +229,13 @@ Result<IndexStats> parseIndexRows(const PgRows& rows) {
       long long nkey = 0;
       std::vector<int> all_columns;
       if (!pgutil::toInt64(row[c_oid], i.oid) || !pgutil::toDouble(row[c_size], i.size_bytes) ||
-          !pgutil::toDouble(row[c_v1], i.idx_scan) || !pgutil::toDouble(row[c_v2], i.idx_tup_read) ||
+          !pgutil::toDouble(row[c_v1], i.idx_scan) ||
+          !pgutil::toDouble(row[c_v2], i.idx_tup_read) ||
           !pgutil::toDouble(row[c_v3], i.idx_tup_fetch) || !pgutil::toInt64(row[c_nkey], nkey) ||
           !parseVector(row[c_indkey], all_columns) || !parseVector(row[c_class], i.opclasses) ||
           !parseVector(row[c_coll], i.collations) || !parseVector(row[c_opt], i.options) ||
           nkey < 0 || static_cast<size_t>(nkey) > all_columns.size()) {
-        return internalError("indexes: malformed row for index '" + row[c_idx].value_or("?") +
-                             "'");
+        return internalError("indexes: malformed row for index '" + row[c_idx].value_or("?") + "'");
       }
       i.schemaname = row[c_schema].value_or("");
       i.relname = row[c_rel].value_or("");
@@ -240,7 +258,8 @@ Result<IndexStats> parseIndexRows(const PgRows& rows) {
       TableScanInfo t;
       t.schemaname = row[c_schema].value_or("");
       t.relname = row[c_rel].value_or("");
-      if (!pgutil::toDouble(row[c_v1], t.seq_scan) || !pgutil::toDouble(row[c_v2], t.seq_tup_read) ||
+      if (!pgutil::toDouble(row[c_v1], t.seq_scan) ||
+          !pgutil::toDouble(row[c_v2], t.seq_tup_read) ||
           !pgutil::toDouble(row[c_v3], t.idx_scan)) {
         return internalError("indexes: malformed row for table '" + t.relname + "'");
       }

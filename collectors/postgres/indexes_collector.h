@@ -55,8 +55,7 @@ namespace dbpulse::collectors {
 class PgSession;
 
 inline constexpr int kDefaultIndexesTopN = 50;
-inline constexpr std::chrono::milliseconds kDefaultUnusedIndexMinAge =
-    std::chrono::hours(24 * 7);
+inline constexpr std::chrono::milliseconds kDefaultUnusedIndexMinAge = std::chrono::hours(24 * 7);
 
 // The query for a server version (server_version_num) returning at most `top_n` table
 // rows. pg_index.indnullsnotdistinct exists from PostgreSQL 15.
@@ -73,10 +72,10 @@ struct IndexInfo {
   bool backs_constraint = false;  // referenced by pg_constraint.conindid
   bool building = false;          // a CREATE INDEX is in progress for it
   bool nulls_not_distinct = false;
-  std::vector<int> keys;      // key columns (attnums; 0 = expression)
-  std::vector<int> includes;  // INCLUDE columns
+  std::vector<int> keys;                                  // key columns (attnums; 0 = expression)
+  std::vector<int> includes;                              // INCLUDE columns
   std::vector<long long> opclasses, collations, options;  // per key column
-  std::string exprs, pred;    // pg_get_expr text, "" when none
+  std::string exprs, pred;                                // pg_get_expr text, "" when none
   // How long the index has been observed with these statistics, in seconds; the parser
   // sets the statistics window, the collector lowers it for indexes it saw appear.
   double observed_seconds = 0;
@@ -103,7 +102,7 @@ struct IndexFinding {
   std::string reason;     // "invalid", "duplicate" or "unused"
   std::string statement;  // DROP INDEX CONCURRENTLY schema.name;
   double size_bytes = 0;
-  std::string detail;     // why, for people ("covered by public.x", "0 scans in 9 days")
+  std::string detail;  // why, for people ("covered by public.x", "0 scans in 9 days")
 };
 
 // The derived sets of IndexStats. Pure. Findings are sorted by reason (invalid,

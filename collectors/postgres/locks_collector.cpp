@@ -107,7 +107,8 @@ std::string locksQuery(int server_version_num) {
 Status parseLockRows(const PgRows& rows, int max_details, SampleBatch& out,
                      std::vector<BlockedSession>& waiting) {
   if (Status s = pgutil::requireColumns(
-          kCollector, rows, {"kind", "datname", "mode", "value", "pid", "blockers", "usename", "query"});
+          kCollector, rows,
+          {"kind", "datname", "mode", "value", "pid", "blockers", "usename", "query"});
       !s.ok()) {
     return s;
   }
@@ -189,8 +190,8 @@ Status parseLockRows(const PgRows& rows, int max_details, SampleBatch& out,
   out.gauge("dbpulse_pg_lock_waiting_sessions", "Sessions waiting on a heavyweight lock.", {},
             static_cast<double>(waiting.size()));
   out.gauge("dbpulse_pg_lock_blocked_sessions",
-            "Sessions waiting on a lock held or awaited by another session (pg_blocking_pids).",
-            {}, static_cast<double>(blocked));
+            "Sessions waiting on a lock held or awaited by another session (pg_blocking_pids).", {},
+            static_cast<double>(blocked));
   out.gauge("dbpulse_pg_lock_blocking_sessions", "Distinct sessions that block another session.",
             {}, static_cast<double>(blocking.size()));
   out.gauge("dbpulse_pg_lock_root_blockers",
@@ -202,11 +203,10 @@ Status parseLockRows(const PgRows& rows, int max_details, SampleBatch& out,
   out.gauge("dbpulse_pg_lock_longest_wait_seconds",
             "Longest current wait for a lock, in seconds (0 when nobody waits).", {}, longest);
 
-  std::stable_sort(waiting.begin(), waiting.end(),
-                   [](const BlockedSession& a, const BlockedSession& b) {
-                     return a.wait_seconds != b.wait_seconds ? a.wait_seconds > b.wait_seconds
-                                                             : a.pid < b.pid;
-                   });
+  std::stable_sort(
+      waiting.begin(), waiting.end(), [](const BlockedSession& a, const BlockedSession& b) {
+        return a.wait_seconds != b.wait_seconds ? a.wait_seconds > b.wait_seconds : a.pid < b.pid;
+      });
   if (max_details >= 0 && waiting.size() > static_cast<size_t>(max_details)) {
     waiting.resize(static_cast<size_t>(max_details));
   }

@@ -49,8 +49,8 @@ Status requireColumns(std::string_view collector, const PgRows& rows,
                       std::initializer_list<std::string_view> names) {
   for (std::string_view name : names) {
     if (rows.column(name) < 0) {
-      return internalError(std::string(collector) + ": result has no column '" +
-                           std::string(name) + "'");
+      return internalError(std::string(collector) + ": result has no column '" + std::string(name) +
+                           "'");
     }
   }
   return okStatus();

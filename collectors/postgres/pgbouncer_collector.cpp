@@ -14,7 +14,7 @@ struct Column {
   const char* column;  // pgbouncer's column
   const char* metric;
   const char* help;
-  double scale;        // to base units (pgbouncer reports times in microseconds)
+  double scale;  // to base units (pgbouncer reports times in microseconds)
   bool counter;
 };
 
@@ -37,8 +37,8 @@ constexpr Column kPoolColumns[] = {
     {"sv_login", "pgbouncer_pools_server_login_connections",
      "Server connections in the process of logging in.", 1, false},
 };
-constexpr const char* kRequiredPoolColumns[] = {"cl_active", "cl_waiting", "sv_active",
-                                                "sv_idle", "maxwait"};
+constexpr const char* kRequiredPoolColumns[] = {"cl_active", "cl_waiting", "sv_active", "sv_idle",
+                                                "maxwait"};
 
 // SHOW STATS: totals per database since pgbouncer started.
 constexpr Column kStatsColumns[] = {
@@ -148,8 +148,9 @@ Status parsePgbouncerStats(const PgRows& rows, SampleBatch& out) {
 
 Status PgbouncerCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
   auto report = [&](const Status& status) {
-    out.gauge("pgbouncer_up", "1 when pgbouncer's admin console answered SHOW POOLS and SHOW STATS.",
-              {}, status.ok() ? 1 : 0);
+    out.gauge("pgbouncer_up",
+              "1 when pgbouncer's admin console answered SHOW POOLS and SHOW STATS.", {},
+              status.ok() ? 1 : 0);
     return status;
   };
   auto failed = [&](const Status& status) {

@@ -79,10 +79,9 @@ void maxInto(std::optional<double>& into, const std::optional<double>& v) {
 }  // namespace
 
 std::string replicationQuery(int server_version_num) {
-  const char* inactive =
-      server_version_num >= 170000
-          ? "GREATEST(0, extract(epoch FROM now() - p.inactive_since))::float8"
-          : "NULL::float8";
+  const char* inactive = server_version_num >= 170000
+                             ? "GREATEST(0, extract(epoch FROM now() - p.inactive_since))::float8"
+                             : "NULL::float8";
   return replaceAll(kReplicationQueryTemplate, "@INACTIVE_SECONDS@", inactive);
 }
 
@@ -226,8 +225,10 @@ void exportReplicationSamples(const ReplicationStatus& status, SampleBatch& out)
     out.add("dbpulse_pg_replication_write_lag_seconds", labels, r.write_lag_seconds.value_or(0));
     out.add("dbpulse_pg_replication_flush_lag_seconds", labels, r.flush_lag_seconds.value_or(0));
     out.add("dbpulse_pg_replication_replay_lag_seconds", labels, r.replay_lag_seconds.value_or(0));
-    if (r.write_lag_bytes) out.add("dbpulse_pg_replication_write_lag_bytes", labels, *r.write_lag_bytes);
-    if (r.flush_lag_bytes) out.add("dbpulse_pg_replication_flush_lag_bytes", labels, *r.flush_lag_bytes);
+    if (r.write_lag_bytes)
+      out.add("dbpulse_pg_replication_write_lag_bytes", labels, *r.write_lag_bytes);
+    if (r.flush_lag_bytes)
+      out.add("dbpulse_pg_replication_flush_lag_bytes", labels, *r.flush_lag_bytes);
     if (r.replay_lag_bytes) {
       out.add("dbpulse_pg_replication_replay_lag_bytes", labels, *r.replay_lag_bytes);
     }

@@ -63,8 +63,8 @@ struct SlotRetention {
 
 struct ReplicationStatus {
   bool standby = false;
-  std::optional<double> standby_replay_lag_seconds;       // standby only
-  std::optional<double> standby_receive_replay_bytes;     // standby with a WAL receiver
+  std::optional<double> standby_replay_lag_seconds;    // standby only
+  std::optional<double> standby_receive_replay_bytes;  // standby with a WAL receiver
   std::vector<ReplicaLag> replicas;
   std::vector<SlotRetention> slots;
 };

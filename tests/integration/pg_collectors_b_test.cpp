@@ -44,9 +44,11 @@ void ensureMonitorRole(PgServer& pg) {
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ')SQL") +
           kMonitorRole + R"SQL(') THEN
-    CREATE ROLE )SQL" + kMonitorRole +
+    CREATE ROLE )SQL" +
+          kMonitorRole +
           R"SQL( LOGIN;
-    GRANT pg_monitor TO )SQL" + kMonitorRole +
+    GRANT pg_monitor TO )SQL" +
+          kMonitorRole +
           R"SQL(;
   END IF;
 END $$)SQL");
@@ -148,7 +150,8 @@ std::optional<IndexFinding> findingFor(const std::vector<IndexFinding>& findings
 
 std::string describe(const std::vector<IndexFinding>& findings) {
   std::string out;
-  for (const IndexFinding& f : findings) out += "\n  " + f.index + ": " + f.reason + " (" + f.detail + ")";
+  for (const IndexFinding& f : findings)
+    out += "\n  " + f.index + ": " + f.reason + " (" + f.detail + ")";
   return out.empty() ? " (none)" : out;
 }
 
@@ -221,7 +224,9 @@ ANALYZE;
   EXPECT_GE(valueOf(out, "dbpulse_pg_indexes_unused", chat).value_or(0), 1);
   EXPECT_EQ(valueOf(out, "dbpulse_pg_indexes", chat), 8);  // 3 pkeys + 5 created
   EXPECT_GT(valueOf(out, "pg_stat_user_indexes_idx_scan",
-                    {{"datname", db}, {"schemaname", "public"}, {"relname", "messages"},
+                    {{"datname", db},
+                     {"schemaname", "public"},
+                     {"relname", "messages"},
                      {"indexrelname", "messages_sender_idx"}})
                 .value_or(0),
             0);
@@ -297,8 +302,10 @@ TEST_F(PgCollectorsBTest, ReplicationSlotRetentionGrowsAsWalIsWritten) {
   const std::string db = "chat_replication";
   createChatSchema(*pg_, db);
   const std::string slot = "dbpulse_test_slot_b";
-  pg_->exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = '" + slot + "'");
+  pg_->exec(
+      "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+      "WHERE slot_name = '" +
+      slot + "'");
   // A physical slot that reserves WAL now, with no consumer: what a dead replica leaves.
   pg_->exec("SELECT pg_create_physical_replication_slot('" + slot + "', true)");
   struct DropSlot {
@@ -326,9 +333,10 @@ TEST_F(PgCollectorsBTest, ReplicationSlotRetentionGrowsAsWalIsWritten) {
   EXPECT_EQ(valueOf(before, "dbpulse_pg_replication_is_standby"), 0);
   EXPECT_EQ(valueOf(before, "dbpulse_pg_replication_replicas"), 0);
 
-  pg_->exec("INSERT INTO messages SELECT 100000 + g, 1, 1, repeat('x', 200), now() "
-            "FROM generate_series(1, 2000) g",
-            db);
+  pg_->exec(
+      "INSERT INTO messages SELECT 100000 + g, 1, 1, repeat('x', 200), now() "
+      "FROM generate_series(1, 2000) g",
+      db);
   SampleBatch after;
   ASSERT_TRUE(collector.collect(context(), after).ok());
   const double retained_after =
@@ -382,7 +390,7 @@ TEST_F(PgCollectorsBTest, ReplicationReportsAStreamingStandbyFromBothSides) {
         const Status s = standby_collector.collect(context(), standby_out);
         EXPECT_TRUE(s.ok()) << s.toString();
         return valueOf(standby_out, "dbpulse_pg_replication_standby_replay_lag_seconds")
-                   .has_value();
+            .has_value();
       },
       10s));
   EXPECT_EQ(valueOf(standby_out, "dbpulse_pg_replication_is_standby"), 1);
@@ -460,8 +468,8 @@ TEST_F(PgCollectorsBTest, PgbouncerReportsAClientWaitingForTheOnlyServerConnecti
         return valueOf(out, "pgbouncer_pools_client_waiting_connections", pool).value_or(1) == 0;
       },
       10s));
-  EXPECT_GT(valueOf(out, "pgbouncer_stats_client_wait_seconds_total", {{"database", db}}).value_or(0),
-            0);
+  EXPECT_GT(
+      valueOf(out, "pgbouncer_stats_client_wait_seconds_total", {{"database", db}}).value_or(0), 0);
 }
 
 TEST_F(PgCollectorsBTest, PgbouncerConsoleRefusalNamesTheSetting) {
@@ -532,9 +540,9 @@ TEST_F(PgCollectorsBTest, LocksReportABlockedSessionWithItsBlocker) {
   EXPECT_GE(valueOf(out, "dbpulse_pg_lock_blocked_sessions").value_or(0), 1);
   EXPECT_GE(valueOf(out, "dbpulse_pg_lock_root_blockers").value_or(0), 1);
   EXPECT_GE(valueOf(out, "dbpulse_pg_lock_chain_max_depth").value_or(0), 1);
-  EXPECT_GE(valueOf(out, "pg_locks_count", {{"datname", db}, {"mode", "rowexclusivelock"}})
-                .value_or(0),
-            2);  // the holder's and the waiter's table locks
+  EXPECT_GE(
+      valueOf(out, "pg_locks_count", {{"datname", db}, {"mode", "rowexclusivelock"}}).value_or(0),
+      2);  // the holder's and the waiter's table locks
   EXPECT_TRUE(valueOf(out, "pg_stat_database_deadlocks", {{"datname", db}}).has_value());
 
   holder.exec("ROLLBACK");
@@ -567,8 +575,10 @@ TEST_F(PgCollectorsBTest, LocksCountDeadlocks) {
                         "UPDATE users SET name = 'b' WHERE id = 1; COMMIT");
   ASSERT_TRUE(pollUntil(
       [&] {
-        return pg_->queryValue("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                               "'Lock' AND datname = '" + db + "'") == "1";
+        return pg_->queryValue(
+                   "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                   "'Lock' AND datname = '" +
+                   db + "'") == "1";
       },
       10s));
   bool a_failed = false;
@@ -599,7 +609,6 @@ TEST_F(PgCollectorsBTest, LocksCountDeadlocks) {
       10s));
 }
 
-
 // ---- the real agent ----
 
 // The dbpulse binary with these four collectors against a chat database that has an
@@ -610,14 +619,17 @@ TEST_F(PgCollectorsBTest, AgentExportsTheseCollectorsAndPromtoolAcceptsTheScrape
   const std::string db = "chat_agent_b";
   createChatSchema(*pg_, db);
   pg_->exec("DROP INDEX IF EXISTS users_email_uniq", db);
-  pg_->exec("INSERT INTO users VALUES (9001, 'twin', 'twin@example.com'), "
-            "(9002, 'twin', 'twin@example.com') ON CONFLICT DO NOTHING",
-            db);
+  pg_->exec(
+      "INSERT INTO users VALUES (9001, 'twin', 'twin@example.com'), "
+      "(9002, 'twin', 'twin@example.com') ON CONFLICT DO NOTHING",
+      db);
   EXPECT_THROW(pg_->exec("CREATE UNIQUE INDEX CONCURRENTLY users_email_uniq ON users (email)", db),
                HarnessError);
   const std::string slot = "dbpulse_agent_slot_b";
-  pg_->exec("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = '" + slot + "'");
+  pg_->exec(
+      "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+      "WHERE slot_name = '" +
+      slot + "'");
   pg_->exec("SELECT pg_create_physical_replication_slot('" + slot + "', true)");
   struct DropSlot {
     PgServer* pg;
@@ -644,7 +656,8 @@ TEST_F(PgCollectorsBTest, AgentExportsTheseCollectorsAndPromtoolAcceptsTheScrape
 
   DbpulseProcess agent;
   std::string toml = "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
-                     agent.stateDir().string() + "\"\nlog_format = \"text\"\n\n[postgres]\ndsn = \"" +
+                     agent.stateDir().string() +
+                     "\"\nlog_format = \"text\"\n\n[postgres]\ndsn = \"" +
                      pg_->dsn(db, kMonitorRole) + "\"\n\n[pgbouncer]\ndsn = \"" +
                      bouncer.dsn("pgbouncer", kMonitorRole) + "\"\n";
   for (const char* name : {"indexes", "locks", "replication", "pgbouncer"}) {

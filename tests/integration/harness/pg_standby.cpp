@@ -21,11 +21,20 @@ PgStandby::PgStandby(const PgServer& primary, PgStandbyOptions options)
       dir_("dbpulse-standby-", run_as_) {
   const std::filesystem::path data = dir_ / "data";
   std::vector<std::string> backup = {(options_.bin_dir / "pg_basebackup").string(),
-                                     "-h", primary.host(),
-                                     "-p", std::to_string(primary.port()),
-                                     "-U", "postgres",
-                                     "-D", data.string(),
-                                     "-R", "-X", "stream", "-c", "fast", "--no-sync"};
+                                     "-h",
+                                     primary.host(),
+                                     "-p",
+                                     std::to_string(primary.port()),
+                                     "-U",
+                                     "postgres",
+                                     "-D",
+                                     data.string(),
+                                     "-R",
+                                     "-X",
+                                     "stream",
+                                     "-c",
+                                     "fast",
+                                     "--no-sync"};
   if (!options_.slot_name.empty()) {
     backup.push_back("-S");
     backup.push_back(options_.slot_name);
@@ -46,18 +55,13 @@ PgStandby::PgStandby(const PgServer& primary, PgStandbyOptions options)
 
   port_ = freeLoopbackPort();
   ProcessOptions process;
-  process.argv = {(options_.bin_dir / "postgres").string(),
-                  "-D", data.string(),
-                  "-c", "listen_addresses=127.0.0.1",
-                  "-c", "port=" + std::to_string(port_),
-                  "-c", "unix_socket_directories=" + dir_.path().string(),
+  process.argv = {(options_.bin_dir / "postgres").string(), "-D", data.string(), "-c",
+                  "listen_addresses=127.0.0.1", "-c", "port=" + std::to_string(port_), "-c",
+                  "unix_socket_directories=" + dir_.path().string(),
                   // The walreceiver's application_name defaults to cluster_name.
-                  "-c", "cluster_name=" + options_.application_name,
-                  "-c", "hot_standby=on",
-                  "-c", "fsync=off",
-                  "-c", "shared_buffers=16MB",
-                  "-c", "max_connections=50",
-                  "-c", "logging_collector=off"};
+                  "-c", "cluster_name=" + options_.application_name, "-c", "hot_standby=on", "-c",
+                  "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=50", "-c",
+                  "logging_collector=off"};
   process.log_file = logPath();
   process.run_as_user = run_as_;
   process.stop_signal = SIGINT;
@@ -77,8 +81,7 @@ PgStandby::PgStandby(const PgServer& primary, PgStandbyOptions options)
   if (!ready || !postmaster_->alive()) {
     const std::string log = readTail(logPath());
     postmaster_.reset();
-    throw HarnessError("standby on port " + std::to_string(port_) +
-                       " did not start; log:\n" + log);
+    throw HarnessError("standby on port " + std::to_string(port_) + " did not start; log:\n" + log);
   }
 }
 

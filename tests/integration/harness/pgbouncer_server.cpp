@@ -54,18 +54,36 @@ void PgbouncerServer::writeConfig(const PgServer& backend) {
 
   const std::string ini =
       "[databases]\n"
-      "* = host=" + backend.host() + " port=" + std::to_string(backend.port()) + "\n"
+      "* = host=" +
+      backend.host() + " port=" + std::to_string(backend.port()) +
+      "\n"
       "\n[pgbouncer]\n"
-      "listen_addr = " + host_ + "\n"
-      "listen_port = " + std::to_string(port_) + "\n"
+      "listen_addr = " +
+      host_ +
+      "\n"
+      "listen_port = " +
+      std::to_string(port_) +
+      "\n"
       "unix_socket_dir =\n"
       "auth_type = trust\n"
-      "auth_file = " + (dir_ / "userlist.txt").string() + "\n"
-      "admin_users = " + joined(options_.admin_users) + "\n"
-      "stats_users = " + joined(options_.stats_users) + "\n"
-      "pool_mode = " + options_.pool_mode + "\n"
-      "default_pool_size = " + std::to_string(options_.default_pool_size) + "\n"
-      "max_client_conn = " + std::to_string(options_.max_client_conn) + "\n"
+      "auth_file = " +
+      (dir_ / "userlist.txt").string() +
+      "\n"
+      "admin_users = " +
+      joined(options_.admin_users) +
+      "\n"
+      "stats_users = " +
+      joined(options_.stats_users) +
+      "\n"
+      "pool_mode = " +
+      options_.pool_mode +
+      "\n"
+      "default_pool_size = " +
+      std::to_string(options_.default_pool_size) +
+      "\n"
+      "max_client_conn = " +
+      std::to_string(options_.max_client_conn) +
+      "\n"
       // libpq and PgSession send these startup parameters; pgbouncer rejects unknown ones.
       "ignore_startup_parameters = extra_float_digits,options\n"
       "logfile =\n"
@@ -82,14 +100,14 @@ bool PgbouncerServer::tryStart() {
   process_ = std::make_unique<ChildProcess>(process);
   // Listening means ready: pgbouncer binds its port after loading the config and auth
   // file. (A libpqxx probe of the console cannot work: libpqxx rejects its server_version.)
-  const bool ready = pollUntil(
-      [&] { return !process_->alive() || canConnect(port_); }, options_.start_timeout);
+  const bool ready =
+      pollUntil([&] { return !process_->alive() || canConnect(port_); }, options_.start_timeout);
   if (ready && process_->alive()) return true;
   const std::string this_start = readFile(logPath()).substr(log_offset);
   process_.reset();
   if (this_start.find("Address already in use") != std::string::npos) return false;
-  throw HarnessError("pgbouncer on port " + std::to_string(port_) +
-                     " did not start; log:\n" + readTail(logPath()));
+  throw HarnessError("pgbouncer on port " + std::to_string(port_) + " did not start; log:\n" +
+                     readTail(logPath()));
 }
 
 std::string PgbouncerServer::dsn(std::string_view dbname, std::string_view user) const {

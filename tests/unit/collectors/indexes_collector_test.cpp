@@ -109,10 +109,12 @@ TEST(IndexesCollectorTest, DuplicateDetectionTable) {
       {"exact duplicates, equal scans: the older (lower oid) stays",
        {scanned(btree(11, "b_idx", {2})), scanned(btree(10, "a_idx", {2}))},
        {"b_idx:duplicate"}},
-      {"constraint index stays, its copy goes", {pkey, scanned(btree(12, "messages_id", {1}), 1e6)},
+      {"constraint index stays, its copy goes",
+       {pkey, scanned(btree(12, "messages_id", {1}), 1e6)},
        {"messages_id:duplicate"}},
       {"unique constraint covered by nothing wider", {unique_email, wide_unique}, {}},
-      {"plain index covered by unique constraint", {unique_email, plain_email},
+      {"plain index covered by unique constraint",
+       {unique_email, plain_email},
        {"users_email_idx:duplicate"}},
       {"narrow unique is not covered by a wider unique", {narrow_unique, wide_unique}, {}},
       {"sort order differs", {desc, scanned(btree(33, "messages_conv", {2}))}, {}},
@@ -150,10 +152,10 @@ TEST(IndexesCollectorTest, DuplicatesOfOtherTablesDoNotCount) {
 }
 
 TEST(IndexesCollectorTest, DuplicateFindingNamesTheIndexThatStays) {
-  const auto findings = findIndexProblems(
-      statsOf({scanned(btree(10, "c1", {2})), scanned(btree(11, "c12", {2, 5})),
-               scanned(btree(12, "c123", {2, 5, 4}))}),
-      7 * kDay);
+  const auto findings =
+      findIndexProblems(statsOf({scanned(btree(10, "c1", {2})), scanned(btree(11, "c12", {2, 5})),
+                                 scanned(btree(12, "c123", {2, 5, 4}))}),
+                        7 * kDay);
   ASSERT_EQ(findings.size(), 2u);
   for (const auto& f : findings) {
     EXPECT_EQ(f.detail, "covered by public.c123") << f.index;
@@ -207,18 +209,37 @@ TEST(IndexesCollectorTest, EachIndexReportedOnceInReasonOrder) {
   big_unused.size_bytes = 5 << 20;
   IndexInfo small_unused = btree(4, "b_small_unused", {7});
   EXPECT_EQ(problems({small_unused, big_unused, dup, invalid}),
-            (std::vector<std::string>{"z_invalid:invalid", "a_dup:duplicate",
-                                      "a_big_unused:unused", "b_small_unused:unused"}));
+            (std::vector<std::string>{"z_invalid:invalid", "a_dup:duplicate", "a_big_unused:unused",
+                                      "b_small_unused:unused"}));
 }
 
 // ---- parsing ----
 
-const std::vector<std::string> kColumns = {
-    "kind",          "oid",          "schemaname",  "relname",        "indexrelname",
-    "qualified",     "amname",       "size_bytes",  "v1",             "v2",
-    "v3",            "indisvalid",   "indisunique", "indisprimary",   "indisexclusion",
-    "backs_constraint", "building",  "indnkeyatts", "indkey",         "indclass",
-    "indcollation",  "indoption",    "exprs",       "pred",           "nulls_not_distinct"};
+const std::vector<std::string> kColumns = {"kind",
+                                           "oid",
+                                           "schemaname",
+                                           "relname",
+                                           "indexrelname",
+                                           "qualified",
+                                           "amname",
+                                           "size_bytes",
+                                           "v1",
+                                           "v2",
+                                           "v3",
+                                           "indisvalid",
+                                           "indisunique",
+                                           "indisprimary",
+                                           "indisexclusion",
+                                           "backs_constraint",
+                                           "building",
+                                           "indnkeyatts",
+                                           "indkey",
+                                           "indclass",
+                                           "indcollation",
+                                           "indoption",
+                                           "exprs",
+                                           "pred",
+                                           "nulls_not_distinct"};
 
 Row statsRow(const char* window) {
   Row r(kColumns.size());
@@ -230,9 +251,11 @@ Row statsRow(const char* window) {
 
 Row indexRow(const char* oid, const char* name, const char* nkey, const char* indkey,
              const char* indclass, const char* scans = "0", const char* valid = "t") {
-  return Row{"index", oid, "public", "messages", name, std::string("public.") + name, "btree",
-             "8192", scans, "0", "0", valid, "f", "f", "f", "f", "f", nkey, indkey, indclass,
-             "0 0", "0 0", std::nullopt, std::nullopt, "f"};
+  return Row{"index", oid,      "public", "messages", name,         std::string("public.") + name,
+             "btree", "8192",   scans,    "0",        "0",          valid,
+             "f",     "f",      "f",      "f",        "f",          nkey,
+             indkey,  indclass, "0 0",    "0 0",      std::nullopt, std::nullopt,
+             "f"};
 }
 
 Row tableRow(const char* rel, const char* seq_scan, const char* seq_tup, const char* idx_scan) {
@@ -254,10 +277,9 @@ PgRows rowsOf(std::vector<Row> rows) {
 }
 
 TEST(IndexesCollectorTest, ParsesIndexAndTableRows) {
-  auto stats = parseIndexRows(rowsOf({statsRow("3600.5"),
-                                      indexRow("16415", "messages_conv_body", "1", "2 4", "3124"),
-                                      tableRow("users", "10", "2000", "3"),
-                                      tableRow("messages", "40", "200000", "7")}));
+  auto stats = parseIndexRows(
+      rowsOf({statsRow("3600.5"), indexRow("16415", "messages_conv_body", "1", "2 4", "3124"),
+              tableRow("users", "10", "2000", "3"), tableRow("messages", "40", "200000", "7")}));
   ASSERT_TRUE(stats.ok()) << stats.status().toString();
   EXPECT_EQ(stats->datname, "chat");
   EXPECT_EQ(stats->stats_window_seconds, 3600.5);
@@ -320,8 +342,8 @@ TEST(IndexesCollectorTest, ExportsCountsAndBoundedSeries) {
   }
   IndexStats stats = statsOf(indexes);
   for (int k = 0; k < 30; ++k) {
-    stats.tables.push_back(
-        TableScanInfo{"public", "t" + std::to_string(k), 4, 1000.0 * (30 - k), k == 0 ? 0.0 : 12.0});
+    stats.tables.push_back(TableScanInfo{"public", "t" + std::to_string(k), 4, 1000.0 * (30 - k),
+                                         k == 0 ? 0.0 : 12.0});
   }
   const auto findings = findIndexProblems(stats, 7 * kDay);
   SampleBatch out;
@@ -332,18 +354,24 @@ TEST(IndexesCollectorTest, ExportsCountsAndBoundedSeries) {
   EXPECT_EQ(value(out, "dbpulse_pg_indexes_unused", db), 30);
   EXPECT_EQ(value(out, "dbpulse_pg_indexes_duplicate", db), 0);
   EXPECT_EQ(value(out, "dbpulse_pg_indexes_invalid", db), 0);
-  EXPECT_EQ(value(out, "dbpulse_pg_indexes_droppable_bytes", {{"datname", "chat"}, {"reason", "unused"}}),
-            1000.0 * 30 * 31 / 2);
-  EXPECT_EQ(value(out, "dbpulse_pg_indexes_droppable_bytes", {{"datname", "chat"}, {"reason", "invalid"}}),
+  EXPECT_EQ(
+      value(out, "dbpulse_pg_indexes_droppable_bytes", {{"datname", "chat"}, {"reason", "unused"}}),
+      1000.0 * 30 * 31 / 2);
+  EXPECT_EQ(value(out, "dbpulse_pg_indexes_droppable_bytes",
+                  {{"datname", "chat"}, {"reason", "invalid"}}),
             0);
   EXPECT_EQ(value(out, "dbpulse_pg_index_stats_window_seconds", db), 30 * kDay);
   // Top 10 by size: idx29 .. idx20.
   EXPECT_EQ(count(out, "pg_stat_user_indexes_size_bytes"), 10u);
   EXPECT_EQ(count(out, "pg_stat_user_indexes_idx_scan"), 10u);
-  const Labels idx29{{"datname", "chat"}, {"schemaname", "public"}, {"relname", "messages"},
+  const Labels idx29{{"datname", "chat"},
+                     {"schemaname", "public"},
+                     {"relname", "messages"},
                      {"indexrelname", "idx29"}};
   EXPECT_EQ(value(out, "pg_stat_user_indexes_size_bytes", idx29), 30000);
-  const Labels idx0{{"datname", "chat"}, {"schemaname", "public"}, {"relname", "messages"},
+  const Labels idx0{{"datname", "chat"},
+                    {"schemaname", "public"},
+                    {"relname", "messages"},
                     {"indexrelname", "idx0"}};
   EXPECT_FALSE(value(out, "pg_stat_user_indexes_size_bytes", idx0).has_value());
   EXPECT_EQ(count(out, "pg_stat_user_tables_seq_tup_read"), 10u);

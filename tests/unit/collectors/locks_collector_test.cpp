@@ -11,7 +11,7 @@ namespace {
 
 using Row = std::vector<std::optional<std::string>>;
 
-const std::vector<std::string> kColumns = {"kind", "datname", "mode", "value",
+const std::vector<std::string> kColumns = {"kind", "datname",  "mode",    "value",
                                            "pid",  "blockers", "usename", "query"};
 
 Row modeRow(const char* db, const char* mode, const char* n) {
@@ -47,10 +47,10 @@ std::optional<double> value(const SampleBatch& b, const std::string& name,
 TEST(LocksCollectorTest, CountsLocksByDatabaseAndModeAndDeadlocks) {
   SampleBatch out;
   std::vector<BlockedSession> waiting;
-  const Status s = parseLockRows(rowsOf({modeRow("chat", "rowexclusivelock", "6"),
-                                         modeRow("chat", "sireadlock", "0"),
-                                         deadlockRow("chat", "3")}),
-                                 20, out, waiting);
+  const Status s =
+      parseLockRows(rowsOf({modeRow("chat", "rowexclusivelock", "6"),
+                            modeRow("chat", "sireadlock", "0"), deadlockRow("chat", "3")}),
+                    20, out, waiting);
   ASSERT_TRUE(s.ok()) << s.toString();
   EXPECT_EQ(value(out, "pg_locks_count", {{"datname", "chat"}, {"mode", "rowexclusivelock"}}), 6);
   EXPECT_EQ(value(out, "pg_locks_count", {{"datname", "chat"}, {"mode", "sireadlock"}}), 0);

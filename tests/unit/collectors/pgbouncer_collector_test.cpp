@@ -14,15 +14,27 @@ using Row = std::vector<std::optional<std::string>>;
 // SHOW POOLS as pgbouncer 1.18 prints it.
 PgRows pools118() {
   PgRows r;
-  r.columns = {"database",  "user",       "cl_active",  "cl_waiting", "cl_active_cancel_req",
-               "cl_waiting_cancel_req", "sv_active", "sv_active_cancel", "sv_being_canceled",
-               "sv_idle",   "sv_used",    "sv_tested",  "sv_login",   "maxwait",
-               "maxwait_us", "pool_mode"};
+  r.columns = {"database",
+               "user",
+               "cl_active",
+               "cl_waiting",
+               "cl_active_cancel_req",
+               "cl_waiting_cancel_req",
+               "sv_active",
+               "sv_active_cancel",
+               "sv_being_canceled",
+               "sv_idle",
+               "sv_used",
+               "sv_tested",
+               "sv_login",
+               "maxwait",
+               "maxwait_us",
+               "pool_mode"};
   r.rows = {
       Row{"chat", "chat_app", "1", "3", "0", "0", "1", "0", "0", "0", "0", "0", "0", "2", "250000",
           "session"},
-      Row{"pgbouncer", "pgbouncer", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0",
-          "0", "statement"},
+      Row{"pgbouncer", "pgbouncer", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0",
+          "statement"},
   };
   return r;
 }
@@ -30,12 +42,12 @@ PgRows pools118() {
 // SHOW STATS as pgbouncer 1.18 prints it (times in microseconds).
 PgRows stats118() {
   PgRows r;
-  r.columns = {"database",        "total_xact_count", "total_query_count", "total_received",
-               "total_sent",      "total_xact_time",  "total_query_time",  "total_wait_time",
-               "avg_xact_count",  "avg_query_count",  "avg_recv",          "avg_sent",
-               "avg_xact_time",   "avg_query_time",   "avg_wait_time"};
-  r.rows = {Row{"chat", "40", "120", "9000", "64000", "3000000", "1500000", "750000", "1", "2",
-                "3", "4", "5", "6", "7"}};
+  r.columns = {"database",       "total_xact_count", "total_query_count", "total_received",
+               "total_sent",     "total_xact_time",  "total_query_time",  "total_wait_time",
+               "avg_xact_count", "avg_query_count",  "avg_recv",          "avg_sent",
+               "avg_xact_time",  "avg_query_time",   "avg_wait_time"};
+  r.rows = {Row{"chat", "40", "120", "9000", "64000", "3000000", "1500000", "750000", "1", "2", "3",
+                "4", "5", "6", "7"}};
   return r;
 }
 
@@ -94,8 +106,8 @@ TEST(PgbouncerCollectorTest, ParsesStatsInBaseUnits) {
 TEST(PgbouncerCollectorTest, OlderAndNewerColumnSetsParse) {
   // An older pgbouncer: no maxwait_us, no sv_used; a newer one adds columns we ignore.
   PgRows old_pools;
-  old_pools.columns = {"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle",
-                       "maxwait"};
+  old_pools.columns = {"database",  "user",    "cl_active", "cl_waiting",
+                       "sv_active", "sv_idle", "maxwait"};
   old_pools.rows = {Row{"chat", "app", "2", "0", "2", "1", "4"}};
   SampleBatch out;
   ASSERT_TRUE(parsePgbouncerPools(old_pools, out).ok());
@@ -120,10 +132,26 @@ TEST(PgbouncerCollectorTest, RejectsMalformedResults) {
   PgRows old_stats = stats118();
   old_stats.columns[2] = "total_requests";  // pgbouncer < 1.8
   for (const auto& [what, status] : std::vector<std::pair<const char*, Status>>{
-           {"missing cl_waiting", [&] { SampleBatch o; return parsePgbouncerPools(no_waiting, o); }()},
-           {"non-numeric", [&] { SampleBatch o; return parsePgbouncerPools(bad_number, o); }()},
-           {"short row", [&] { SampleBatch o; return parsePgbouncerPools(short_row, o); }()},
-           {"old stats", [&] { SampleBatch o; return parsePgbouncerStats(old_stats, o); }()},
+           {"missing cl_waiting",
+            [&] {
+              SampleBatch o;
+              return parsePgbouncerPools(no_waiting, o);
+            }()},
+           {"non-numeric",
+            [&] {
+              SampleBatch o;
+              return parsePgbouncerPools(bad_number, o);
+            }()},
+           {"short row",
+            [&] {
+              SampleBatch o;
+              return parsePgbouncerPools(short_row, o);
+            }()},
+           {"old stats",
+            [&] {
+              SampleBatch o;
+              return parsePgbouncerStats(old_stats, o);
+            }()},
        }) {
     EXPECT_EQ(status.code(), StatusCode::kInternal) << what << ": " << status.toString();
   }

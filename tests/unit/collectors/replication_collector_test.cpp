@@ -21,8 +21,8 @@ Row serverRow(Field standby, Field lag = kNull, Field bytes = kNull) {
 }
 Row replicaRow(const char* app, const char* addr, Field state, Field replay_lag_s,
                Field replay_lag_bytes) {
-  return Row{"replica", app, addr, state, "0.01", "0.02", replay_lag_s, "10", "20",
-             replay_lag_bytes};
+  return Row{"replica", app,          addr, state, "0.01",
+             "0.02",    replay_lag_s, "10", "20",  replay_lag_bytes};
 }
 Row slotRow(const char* name, const char* type, const char* wal_status, const char* active,
             Field retained, Field safe = kNull, Field inactive = kNull) {
@@ -63,8 +63,7 @@ TEST(ReplicationCollectorTest, StandaloneServerReportsNothing) {
 }
 
 TEST(ReplicationCollectorTest, PrimaryReportsLagPerReplicaAndSlotRetention) {
-  auto out = run({serverRow("0"),
-                  replicaRow("standby1", "10.0.0.5", "streaming", "1.5", "4096"),
+  auto out = run({serverRow("0"), replicaRow("standby1", "10.0.0.5", "streaming", "1.5", "4096"),
                   replicaRow("standby2", "10.0.0.6", "catchup", kNull, "0"),
                   slotRow("standby1", "physical", "reserved", "1", "8192", "1048576"),
                   slotRow("etl", "logical", "lost", "0", kNull)});
@@ -100,8 +99,8 @@ TEST(ReplicationCollectorTest, PrimaryReportsLagPerReplicaAndSlotRetention) {
 }
 
 TEST(ReplicationCollectorTest, PrimaryWithOnlyASlotStillReports) {
-  auto out = run({serverRow("0"), slotRow("spare", "physical", "reserved", "0", "100", kNull,
-                                          "3600")});
+  auto out =
+      run({serverRow("0"), slotRow("spare", "physical", "reserved", "0", "100", kNull, "3600")});
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(value(*out, "dbpulse_pg_replication_replicas"), 0);
   const Labels spare{{"slot_name", "spare"}, {"slot_type", "physical"}};
