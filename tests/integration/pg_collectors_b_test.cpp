@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <exception>
 #include <functional>
 #include <future>
@@ -501,6 +502,39 @@ TEST_F(PgCollectorsBTest, PgbouncerDownIsUnavailableWithUpZero) {
   const Status s = collector.collect(context(), out);
   EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.toString();
   EXPECT_EQ(valueOf(out, "pgbouncer_up"), 0);
+}
+
+TEST_F(PgCollectorsBTest, PgbouncerThatStopsAnsweringTimesOutAndRecovers) {
+  if (!requireBinary(kPgbouncerBinary, "pgbouncer")) return;
+  PgbouncerServer bouncer(*pg_);
+  PgSessionOptions console;
+  console.dsn = bouncer.dsn("pgbouncer", "postgres");
+  console.admin_console = true;
+  console.statement_timeout = 500ms;  // the console's answer is awaited at most this long
+  PgSession session(console);
+  collectors::PgbouncerCollector collector(session);
+  SampleBatch out;
+  ASSERT_TRUE(collector.collect(context(), out).ok());
+
+  ASSERT_TRUE(bouncer.signal(SIGSTOP));  // connected, then silent: a stuck pooler
+  struct Resume {
+    PgbouncerServer& b;
+    ~Resume() { b.signal(SIGCONT); }
+  } resume{bouncer};
+  out.clear();
+  const auto asked = std::chrono::steady_clock::now();
+  const Status stuck = collector.collect(context(), out);
+  EXPECT_EQ(stuck.code(), StatusCode::kDeadlineExceeded) << stuck.toString();
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 3s);
+  EXPECT_EQ(valueOf(out, "pgbouncer_up"), 0);
+
+  ASSERT_TRUE(bouncer.signal(SIGCONT));
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        out.clear();
+        return collector.collect(context(), out).ok() && valueOf(out, "pgbouncer_up") == 1.0;
+      },
+      10s));
 }
 
 // ---- locks ----

@@ -115,6 +115,8 @@ std::string PgbouncerServer::dsn(std::string_view dbname, std::string_view user)
          " user=" + std::string(user);
 }
 
+bool PgbouncerServer::signal(int signo) { return process_ != nullptr && process_->signal(signo); }
+
 std::string PgbouncerServer::logTail(std::size_t max_bytes) const {
   return readTail(logPath(), max_bytes);
 }

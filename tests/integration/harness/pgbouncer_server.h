@@ -52,6 +52,10 @@ class PgbouncerServer {
   // A libpq DSN to `dbname` through the pooler; dbname "pgbouncer" is the admin console.
   std::string dsn(std::string_view dbname, std::string_view user = "postgres") const;
 
+  // Sends `signo` to pgbouncer (e.g. SIGSTOP/SIGCONT to play a stuck pooler). False when
+  // it has exited.
+  bool signal(int signo);
+
   std::filesystem::path iniPath() const { return dir_ / "pgbouncer.ini"; }
   std::filesystem::path logPath() const { return dir_ / "pgbouncer.log"; }
   std::string logTail(std::size_t max_bytes = 8192) const;
