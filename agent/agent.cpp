@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -15,6 +16,7 @@
 #include "collectors/postgres/size_collector.h"
 #include "collectors/postgres/statements_collector.h"
 #include "exporters/alertmanager/alertmanager_notifier.h"
+#include "rules/rule_manager.h"
 
 #ifndef DBPULSE_VERSION
 #define DBPULSE_VERSION "dev"
@@ -39,8 +41,63 @@ struct Agent::Pipeline {
   }
 };
 
+namespace {
+
+// A store that keeps about [agent] history of points for the series written most often
+// (every shortest collector or rule interval), so rule ranges up to that length work.
+// Capped: points cost 16 bytes each per series.
+constexpr int64_t kMaxHistoryPoints = 1000;
+
+int64_t shortestIntervalMs(const Config& config) {
+  Duration shortest = config.rules.evaluation_interval;
+  for (const auto& [name, c] : config.collectors) {
+    if (c.enabled) shortest = std::min(shortest, c.interval);
+  }
+  return std::max<int64_t>(shortest.count(), 1);
+}
+
+SampleStoreOptions storeOptions(const Config& config) {
+  const int64_t points = config.agent.history.count() / shortestIntervalMs(config) + 1;
+  SampleStoreOptions o;
+  o.history_points = static_cast<size_t>(std::clamp<int64_t>(points, 2, kMaxHistoryPoints));
+  return o;
+}
+
+std::string configDir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// What the rule manager needs from the config. `port` is the bound HTTP port (0 before the
+// listener is up), for the generatorURL of notifications.
+rules::RuleManagerOptions ruleOptions(const Config& config, int port) {
+  rules::RuleManagerOptions o;
+  o.files = config.rules.files;
+  o.base_dir = configDir(config.path);
+  o.state_dir = config.agent.state_dir;
+  const int64_t points = static_cast<int64_t>(storeOptions(config).history_points);
+  o.history_ms = std::min<int64_t>(config.agent.history.count(),
+                                   (points - 1) * shortestIntervalMs(config));
+  o.engine.default_interval_ms = config.rules.evaluation_interval.count();
+  o.engine.resend_interval_ms = config.alertmanager.resend_interval.count();
+  o.engine.instance = config.agent.instance;
+  std::string host = config.agent.listen_addr.host;
+  if (host.empty() || host == "0.0.0.0" || host == "::") {
+    char name[256] = {};
+    host = gethostname(name, sizeof name - 1) == 0 && name[0] != '\0' ? name : "localhost";
+  } else if (host.find(':') != std::string::npos) {
+    host = "[" + host + "]";
+  }
+  o.engine.generator_url = "http://" + host + ":" + std::to_string(port);
+  return o;
+}
+
+}  // namespace
+
 Agent::Agent(Config config)
-    : store_(clock_), exposition_(store_), config_(std::move(config)) {}
+    : store_(clock_, storeOptions(config)), exposition_(store_), config_(std::move(config)) {
+  rules_ = std::make_unique<rules::RuleManager>(store_, clock_);
+}
 
 Agent::~Agent() { stop(Duration(10'000)); }
 
@@ -150,6 +207,14 @@ Status Agent::start() {
     std::lock_guard lock(mu_);
     cfg = config_;
   }
+  // The rule files were validated with the config; parsed again here, a file broken in
+  // between fails the start like any config error.
+  rules::RuleSet rule_set = rules::RuleManager::load(ruleOptions(cfg, 0));
+  if (!rule_set.ok()) {
+    std::string message = "rule files rejected:";
+    for (const auto& e : rule_set.errors) message += "\n  " + e.toString();
+    return invalidArgument(message);
+  }
   installRoutes();
   HttpServerOptions http;
   http.listen = cfg.agent.listen_addr;
@@ -168,8 +233,25 @@ Status Agent::start() {
     spdlog::info("postgres session '{}': {}", group, session->redactedDsn());
   }
   p->scheduler->start();
-  std::lock_guard lock(mu_);
-  pipeline_ = std::move(p);
+  {
+    std::lock_guard lock(mu_);
+    pipeline_ = std::move(p);
+  }
+  rules_->setAlertSink(alertSink());
+  rules_->apply(std::move(rule_set), ruleOptions(cfg, http_.port()));
+  // Alerts restored as firing must not resolve at an evaluation that runs before the
+  // collectors have reported once; a collector stuck past a minute does not hold rules back.
+  rules_->setStartGate(
+      [this] {
+        auto pl = pipeline();
+        if (!pl) return true;
+        for (const auto& s : pl->scheduler->status()) {
+          if (!s.has_run && s.disabled_reason.empty()) return false;
+        }
+        return true;
+      },
+      std::chrono::milliseconds(60'000));
+  rules_->start();
   return okStatus();
 }
 
@@ -183,6 +265,11 @@ std::vector<ConfigError> Agent::reloadFromFile() {
   if (!result.config) {
     for (const auto& e : result.errors) spdlog::error("reload rejected: {}", e.toString());
     spdlog::error("reload rejected: keeping the running configuration");
+    std::vector<rules::LoadError> rule_errors;
+    for (const auto& e : result.errors) {
+      if (e.file != path) rule_errors.push_back({e.file, e.line, e.column, e.message});
+    }
+    if (!rule_errors.empty()) rules_->recordReloadFailure(rule_errors);
     return result.errors;
   }
   reload(std::move(*result.config));
@@ -209,6 +296,20 @@ void Agent::reload(Config config) {
   }
   fresh->scheduler->start();
   configureAlertmanager(config);
+  if (config.agent.history != config_.agent.history) {
+    spdlog::warn("reload: agent.history changed to {}; it takes effect after a restart",
+                 formatDuration(config.agent.history));
+  }
+  // Parsed completely before they replace the running rules; a bad file keeps the old ones.
+  const auto rule_options = ruleOptions(config, http_.port());
+  rules::RuleSet rule_set = rules::RuleManager::load(rule_options);
+  if (rule_set.ok()) {
+    rules_->setAlertSink(alertSink());
+    rules_->apply(std::move(rule_set), rule_options);
+  } else {
+    for (const auto& e : rule_set.errors) spdlog::error("reload: rules kept: {}", e.toString());
+    rules_->recordReloadFailure(rule_set.errors);
+  }
   {
     std::lock_guard lock(mu_);
     config_ = std::move(config);
@@ -246,6 +347,8 @@ void Agent::configureAlertmanager(const Config& config) {
 }
 
 bool Agent::stop(Duration grace) {
+  // Rules first: their last notifications reach the notifier before it writes its outbox.
+  if (rules_) rules_->stop();
   std::shared_ptr<Pipeline> p;
   {
     std::lock_guard lock(mu_);
@@ -318,6 +421,12 @@ void Agent::adminRoute(const std::string& method, const std::string& path, HttpH
 }
 
 void Agent::installRoutes() {
+  adminRoute("GET", "/admin/rules", [this](const HttpRequest&) {
+    return HttpResponse::json(200, rules_->rulesJson());
+  });
+  adminRoute("GET", "/admin/alerts", [this](const HttpRequest&) {
+    return HttpResponse::json(200, rules_->alertsJson());
+  });
   adminRoute("GET", "/admin/database/metrics", [this](const HttpRequest&) {
     auto p = pipeline();
     return HttpResponse::json(200, databaseMetricsJson(*store_.snapshot(),
@@ -433,10 +542,14 @@ int Agent::runOnce(const Config& config, OutputFormat format, std::ostream& out)
   p->scheduler->runAllOnce();
   bool all_ok = true;
   for (const auto& s : p->scheduler->status()) {
-    if (!s.last_success) {
-      all_ok = false;
-      spdlog::error("collector {}: {}", s.name, s.last_error);
+    if (s.last_success) continue;
+    if (!s.disabled_reason.empty()) {
+      // Switched off by a missing prerequisite: a fact about the server, not a failure.
+      spdlog::warn("collector {} is off: {}", s.name, s.last_error);
+      continue;
     }
+    all_ok = false;
+    spdlog::error("collector {}: {}", s.name, s.last_error);
   }
   auto snap = store.snapshot();
   if (format == OutputFormat::kPrometheus) {

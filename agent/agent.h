@@ -26,6 +26,9 @@ class PgSession;
 namespace exporters {
 class AlertmanagerNotifier;
 }
+namespace rules {
+class RuleManager;
+}
 
 enum class OutputFormat { kPrometheus, kJson };
 
@@ -57,7 +60,8 @@ class Agent {
   AlertSink* alertSink() const;
 
   // `dbpulse once`: runs every enabled collector once and prints the samples.
-  // Returns the process exit code (0 when every collector succeeded, 1 otherwise).
+  // Returns the process exit code: 0 when every collector succeeded or is switched off by a
+  // missing prerequisite (logged as a warning), 1 when one failed.
   static int runOnce(const Config& config, OutputFormat format, std::ostream& out);
 
  private:
@@ -87,8 +91,10 @@ class Agent {
   mutable std::mutex mu_;
   Config config_;                       // GUARDED_BY(mu_)
   std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)
-  // Last member: destroyed (and its outbox written) before the store it reports into.
+  // Last members: destroyed (and their state written) before the store they report into;
+  // the rule manager, which sends to the notifier, goes first.
   std::unique_ptr<exporters::AlertmanagerNotifier> notifier_;  // GUARDED_BY(mu_) (the pointer)
+  std::unique_ptr<rules::RuleManager> rules_;  // the rule engine's thread; set in the ctor
 };
 
 }  // namespace dbpulse

@@ -14,6 +14,7 @@
 #include <toml++/toml.h>
 
 #include "collectors/catalog.h"
+#include "rules/rule_file.h"
 
 extern char** environ;
 
@@ -131,6 +132,7 @@ const std::vector<KeySpec<AgentSection>>& agentKeys() {
          return std::string();
        }},
       positiveDurationField<AgentSection>("request_timeout", &AgentSection::request_timeout),
+      positiveDurationField<AgentSection>("history", &AgentSection::history),
   };
   return k;
 }
@@ -677,7 +679,18 @@ LoadResult loadConfigFile(const std::string& path, const Environment& env) {
   text.resize(kMaxConfigBytes + 1);
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
-  return loadConfigString(text, path, env);
+  LoadResult r = loadConfigString(text, path, env);
+  if (!r.config) return r;
+  // The rule files are part of the configuration: a bad one fails check-config and start,
+  // and a reload that brings one is rejected as a whole.
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  rules::RuleSet set = rules::loadRuleFiles(r.config->rules.files, dir);
+  for (const auto& e : set.errors) {
+    r.errors.push_back(ConfigError{e.file, e.line, e.column, e.message});
+  }
+  if (!set.ok()) r.config.reset();
+  return r;
 }
 
 Result<HostPort> parseHostPort(std::string_view text) {

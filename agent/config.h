@@ -34,6 +34,10 @@ struct AgentSection {
   int http_threads = 4;             // CivetWeb worker threads (= max concurrent connections)
   int64_t max_request_body_bytes = 64 * 1024;
   Duration request_timeout{10'000};
+  // How far back the sample store keeps each series' points (rule ranges such as [1h] need
+  // that much); the store holds history / (shortest interval) points per series, capped.
+  // Takes effect at start.
+  Duration history{15 * 60'000};
 };
 
 struct PostgresSection {

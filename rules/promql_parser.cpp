@@ -543,6 +543,13 @@ class Parser {
 
   // Precedence climbing over binary operators; operands come from parseUnary().
   Node parseExpression(int min_prec) {
+    // Every nesting level (parentheses, arguments, unary operators) passes here. Parsing may
+    // run on a small-stack HTTP thread (reload): deep nesting is refused, not recursed into.
+    struct DepthGuard {
+      int& depth;
+      ~DepthGuard() { --depth; }
+    } guard{++depth_};
+    if (depth_ > kMaxDepth) fail(cur_, "parse error: expression nested too deeply");
     Node lhs = parseUnary();
     while (true) {
       if (cur_.kind == Tok::kIdent && lower(cur_.text) == "atan2") {
@@ -916,8 +923,10 @@ class Parser {
     bin.type = both_scalar ? ValueType::kScalar : ValueType::kInstantVector;
   }
 
+  static constexpr int kMaxDepth = 48;
   Lexer lexer_;
   Token cur_;
+  int depth_ = 0;
 };
 
 // 1-based line and column of byte offset `pos`.

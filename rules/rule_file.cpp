@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <map>
 #include <set>
 
 #include <yaml-cpp/yaml.h>
 
-#include "agent/core/atomic_file.h"
 
 namespace dbpulse::rules {
 
@@ -21,6 +21,67 @@ std::string LoadError::toString() const {
 namespace {
 
 constexpr size_t kMaxRuleFileBytes = 8 << 20;
+// yaml-cpp recurses once per nesting level, and reloads run on HTTP worker threads with
+// small stacks: deeper documents are refused before parsing (real rule files nest ~5 deep).
+constexpr int kMaxYamlFlowDepth = 32;
+constexpr size_t kMaxYamlIndent = 256;
+
+// Reads a file into memory (on the heap: this may run on a small-stack HTTP thread).
+Result<std::string> readRuleFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return notFound("cannot open " + path);
+  std::string text;
+  text.resize(kMaxRuleFileBytes + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) return unavailable("cannot read " + path);
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxRuleFileBytes) {
+    return invalidArgument("larger than " + std::to_string(kMaxRuleFileBytes) + " bytes");
+  }
+  return text;
+}
+
+// The position of the first place nested deeper than the caps, or -1.
+long tooDeep(std::string_view text) {
+  int depth = 0;
+  char quote = 0;
+  bool comment = false;
+  size_t line_start = 0;
+  bool indent = true;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      comment = false;
+      line_start = i + 1;
+      indent = true;
+      if (quote == '\'') quote = 0;  // (multi-line quoted scalars: close enough for a cap)
+      continue;
+    }
+    if (indent && c != ' ') {
+      indent = false;
+      if (i - line_start > kMaxYamlIndent) return static_cast<long>(i);
+    }
+    if (comment) continue;
+    if (quote != 0) {
+      if (c == '\\' && quote == '"') {
+        ++i;
+      } else if (c == quote) {
+        quote = 0;
+      }
+      continue;
+    }
+    if (c == '#') {
+      comment = true;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxYamlFlowDepth) return static_cast<long>(i);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return -1;
+}
 
 bool isLabelName(std::string_view s) {
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
@@ -48,6 +109,19 @@ class FileParser {
   FileParser(const std::string& file, RuleSet& out) : file_(file), out_(out) {}
 
   void parse(std::string_view text) {
+    if (long at = tooDeep(text); at >= 0) {
+      int line = 1, column = 1;
+      for (long i = 0; i < at; ++i) {
+        if (text[static_cast<size_t>(i)] == '\n') {
+          ++line;
+          column = 1;
+        } else {
+          ++column;
+        }
+      }
+      out_.errors.push_back(LoadError{file_, line, column, "nested too deeply"});
+      return;
+    }
     YAML::Node root;
     try {
       root = YAML::Load(std::string(text));
@@ -352,7 +426,7 @@ RuleSet loadRuleFiles(const std::vector<std::string>& patterns, const std::strin
     std::sort(paths.begin(), paths.end());
     for (const auto& path : paths) {
       if (!seen.insert(path).second) continue;  // matched by two patterns: loaded once
-      auto text = readSmallFile(path, kMaxRuleFileBytes);
+      auto text = readRuleFile(path);
       if (!text.ok()) {
         out.errors.push_back(LoadError{path, 0, 0, text.status().message()});
         continue;

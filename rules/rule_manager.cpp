@@ -208,8 +208,27 @@ void RuleManager::stop() {
   if (started) saveState();
 }
 
+void RuleManager::setStartGate(std::function<bool()> ready, std::chrono::milliseconds max_wait) {
+  std::lock_guard lock(mu_);
+  start_gate_ = std::move(ready);
+  start_gate_max_ = max_wait;
+}
+
 void RuleManager::run(std::stop_token stop) {
   std::unique_lock lock(mu_);
+  if (start_gate_) {
+    // Polled (the gate has no notification of its own), on the cv so stop() ends it at once.
+    const auto deadline = std::chrono::steady_clock::now() + start_gate_max_;
+    auto gate = start_gate_;
+    while (!stop.stop_requested() && std::chrono::steady_clock::now() < deadline) {
+      lock.unlock();
+      const bool open = gate();
+      lock.lock();
+      if (open) break;
+      cv_.wait_for(lock, stop, std::chrono::milliseconds(100), [] { return false; });
+    }
+    // Groups that were due while waiting are evaluated now.
+  }
   while (!stop.stop_requested()) {
     wake_ = false;
     int64_t next = INT64_MAX;
@@ -368,7 +387,10 @@ void RuleManager::saveState() {
   nlohmann::json doc{{"version", kStateVersion}, {"saved_at_ms", nowMs()}, {"groups", groups}};
   const std::string dir = path.substr(0, path.rfind('/'));
   Status s = ensureDirectory(dir);
-  if (s.ok()) s = writeFileAtomic(path, doc.dump(1) + "\n");
+  if (s.ok()) {
+    s = writeFileAtomic(path,
+                        doc.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  }
   if (!s.ok()) spdlog::error("rules: cannot save alert state to {}: {}", path, s.message());
 }
 
@@ -490,7 +512,8 @@ std::string RuleManager::rulesJson() const {
   nlohmann::json reload{{"success", last_reload_ok_}, {"time", timeJson(last_reload_ms_)}};
   if (!last_reload_errors_.empty()) reload["errors"] = last_reload_errors_;
   nlohmann::json doc{{"groups", groups}, {"files", files_}, {"lastReload", reload}};
-  return doc.dump(2) + "\n";
+  // Label values may hold any bytes: invalid UTF-8 is replaced rather than thrown on.
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string RuleManager::alertsJson() const {
@@ -514,7 +537,9 @@ std::string RuleManager::alertsJson() const {
       }
     }
   }
-  return nlohmann::json{{"alerts", alerts}}.dump(2) + "\n";
+  return nlohmann::json{{"alerts", alerts}}.dump(2, ' ', false,
+                                                 nlohmann::json::error_handler_t::replace) +
+         "\n";
 }
 
 }  // namespace dbpulse::rules

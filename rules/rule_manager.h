@@ -22,6 +22,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,6 +64,12 @@ class RuleManager {
 
   // A reload was rejected: keeps the running rules and records why.
   void recordReloadFailure(const std::vector<LoadError>& errors);
+
+  // Holds back the thread's first evaluation until `ready()` is true (the agent's first
+  // collection cycle has finished) or `max_wait` has passed. Without it, alerts restored
+  // as firing would resolve at an evaluation that ran before the collectors reported.
+  // Call before start().
+  void setStartGate(std::function<bool()> ready, std::chrono::milliseconds max_wait);
 
   // Restores persisted alert state and starts the evaluation thread. Idempotent.
   void start();
@@ -117,6 +124,8 @@ class RuleManager {
   // group key -> rule id -> alerts. GUARDED_BY(mu_)
   std::map<std::string, std::map<std::string, std::map<std::string, Alert>>> restored_;
   bool started_ = false;  // GUARDED_BY(mu_)
+  std::function<bool()> start_gate_;              // GUARDED_BY(mu_)
+  std::chrono::milliseconds start_gate_max_{0};   // GUARDED_BY(mu_)
   std::jthread thread_;
 };
 

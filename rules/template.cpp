@@ -107,6 +107,7 @@ class ActionParser {
   }
 
   Pipeline parsePipeline() {
+    if (++depth_ > 16) fail("nested too deeply");
     Pipeline p;
     skipSpace();
     if (i_ < s_.size() && s_[i_] == '$') {
@@ -129,6 +130,7 @@ class ActionParser {
         p.commands.push_back(parseCommand());
         if (p.commands.back().func.empty()) fail("a pipeline stage must be a function");
       } else {
+        --depth_;
         return p;
       }
     }
@@ -256,6 +258,7 @@ class ActionParser {
   std::string_view s_;
   size_t base_;
   size_t i_ = 0;
+  int depth_ = 0;
 };
 
 // A runtime value.

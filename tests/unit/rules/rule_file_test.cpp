@@ -1,6 +1,7 @@
 #include "rules/rule_file.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <filesystem>
 #include <fstream>
@@ -194,6 +195,49 @@ TEST_F(RuleFilesOnDiskTest, ErrorsNameTheFile) {
   ASSERT_EQ(set.errors.size(), 1u);
   EXPECT_EQ(set.errors[0].file, (dir_ / "rules/bad.yml").string());
   EXPECT_EQ(set.errors[0].line, 5);
+}
+
+TEST(RuleFileTest, RefusesDeepNestingWithAPosition) {
+  std::string deep_yaml = "groups: " + std::string(40, '[') + "\n";
+  RuleSet set = parseRuleFile(deep_yaml, "d.yml");
+  ASSERT_EQ(set.errors.size(), 1u);
+  EXPECT_EQ(set.errors[0].toString(), "d.yml:1:41: nested too deeply");
+
+  std::string expr = std::string(60, '(') + "up" + std::string(60, ')');
+  set = parseRuleFile("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: " + expr + "\n",
+                      "d.yml");
+  ASSERT_EQ(set.errors.size(), 1u);
+  EXPECT_NE(set.errors[0].message.find("nested too deeply"), std::string::npos);
+}
+
+// Reloads parse rule files on CivetWeb worker threads, whose stacks are about 100 KiB.
+TEST(RuleFileTest, LoadsOnASmallStack) {
+  struct Job {
+    std::string dir;
+    size_t groups = 0;
+    size_t errors = 0;
+  } job;
+  job.dir = (std::filesystem::path(__FILE__).parent_path() / "../../../rules/default").string();
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 96 * 1024);
+  pthread_t thread;
+  auto body = [](void* arg) -> void* {
+    auto* j = static_cast<Job*>(arg);
+    RuleSet set = loadRuleFiles({"*.yml"}, j->dir);
+    std::string nested = std::string(47, '(') + "up" + std::string(47, ')');
+    RuleSet deep = parseRuleFile("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: " +
+                                     nested + "\n" + "    annotations: {a: \"{{ (((($value)))) }}\"}\n",
+                                 "deep.yml");
+    j->groups = set.groups.size() + deep.groups.size();
+    j->errors = set.errors.size() + deep.errors.size();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, body, &job), 0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+  EXPECT_EQ(job.errors, 0u);
+  EXPECT_GE(job.groups, 1u);
 }
 
 // Every shipped rule (rules/default/*.yml) stays inside the subset the engine evaluates.

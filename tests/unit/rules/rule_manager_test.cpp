@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <atomic>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -266,6 +268,35 @@ TEST_F(RuleManagerTest, ThreadEvaluatesOnItsIntervalAndStopsPromptly) {
   const auto t0 = std::chrono::steady_clock::now();
   m.stop();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+}
+
+TEST_F(RuleManagerTest, FirstEvaluationWaitsForTheStartGate) {
+  writeRules("groups:\n- name: g\n  interval: 50ms\n  rules:\n  - record: one\n"
+             "    expr: vector(1)\n");
+  SystemClock clock;
+  SampleStore store(clock);
+  RuleManager m(store, clock);
+  m.apply(RuleManager::load(options_), options_);
+  std::atomic<int> asked{0};
+  std::atomic<bool> ready{false};
+  m.setStartGate([&] {
+    ++asked;
+    return ready.load();
+  }, std::chrono::seconds(30));
+  m.start();
+  auto evaluations = [&] {
+    return nlohmann::json::parse(m.rulesJson())["groups"][0]["evaluations"].get<int>();
+  };
+  auto waitFor = [](const std::function<bool()>& cond) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!cond() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    return cond();
+  };
+  ASSERT_TRUE(waitFor([&] { return asked >= 3; }));
+  EXPECT_EQ(evaluations(), 0) << "no evaluation while the gate is closed";
+  ready = true;
+  EXPECT_TRUE(waitFor([&] { return evaluations() >= 1; }));
+  m.stop();
 }
 
 }  // namespace
