@@ -15,9 +15,10 @@
 // plus redis_up: 1 when every step reached Redis, else 0 with only
 // dbpulse_redis_cache_hit_ratio (NaN) beside it; the other series go stale.
 //
-// Cost on the Redis side: INFO all and CLIENT LIST are O(commands) and O(clients) on
-// Redis's main thread (a few hundred microseconds for a few hundred clients); SLOWLOG GET
-// fetches only the entries logged since the last run (at most slowlog_fetch).
+// Cost on the Redis side, all on its main thread: INFO all is O(commands seen) (measured
+// ~145 us per call on Redis 7.0 here, from its own commandstats), CLIENT LIST O(clients)
+// (~10 us for 4 clients), PING and SLOWLOG LEN/GET 1 a few us; SLOWLOG GET n fetches only
+// the entries logged since the last run (at most slowlog_fetch). 7 round trips per run.
 //
 // A SLOWLOG, CLIENT or CONFIG command refused by the server (renamed, denied by an ACL)
 // only drops its series (logged once); an INFO that is refused switches the collector off

@@ -54,6 +54,16 @@ bool isNumbered(std::string_view key, std::string_view prefix) {
                      [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// Label values taken from the server (command names, error prefixes, client names) must be
+// printable ASCII of bounded length: an error prefix comes from any Lua script's
+// redis.error_reply() and could otherwise put bytes on /metrics that break a scrape.
+std::string safeLabel(std::string_view v) {
+  constexpr size_t kMaxLabel = 64;
+  const bool ok = !v.empty() && v.size() <= kMaxLabel &&
+                  std::all_of(v.begin(), v.end(), [](char c) { return c >= '!' && c <= '~'; });
+  return ok ? std::string(v) : std::string("other");
+}
+
 enum class Kind {
   kGauge,
   kCounter,
@@ -346,49 +356,63 @@ void commandSamples(const RedisInfo& info, SampleBatch& out) {
   static constexpr std::string_view kCmd = "cmdstat_";
   static constexpr std::string_view kErr = "errorstat_";
   static constexpr std::string_view kLat = "latency_percentiles_usec_";
-  bool described_cmd = false, described_err = false, described_lat = false;
+  // Summed per label value: several odd names may all become "other".
+  struct CommandTotals {
+    double calls = 0;
+    std::optional<double> usec, rejected, failed;
+  };
+  const auto addTo = [](std::optional<double>& to, std::optional<double> v) {
+    if (v) to = to.value_or(0) + *v;
+  };
+  std::map<std::string, CommandTotals> commands;
   for (auto it = info.fields.lower_bound(kCmd);
        it != info.fields.end() && startsWith(it->first, kCmd); ++it) {
-    const std::string cmd = it->first.substr(kCmd.size());
     const auto pairs = splitPairs(it->second);
     auto calls = toNumber(pairValue(pairs, "calls"));
-    if (cmd.empty() || !calls) continue;
-    if (!described_cmd) {
-      out.describe("redis_commands_total", MetricType::kCounter, "Calls of the command.");
-      out.describe("redis_commands_duration_seconds_total", MetricType::kCounter,
-                   "Time spent executing the command.");
-      out.describe("redis_commands_rejected_calls_total", MetricType::kCounter,
-                   "Calls of the command rejected before execution (bad arity, ACL, OOM).");
-      out.describe("redis_commands_failed_calls_total", MetricType::kCounter,
-                   "Calls of the command that failed during execution.");
-      described_cmd = true;
-    }
-    out.add("redis_commands_total", Labels{{"cmd", cmd}}, *calls);
-    if (auto usec = toNumber(pairValue(pairs, "usec"))) {
-      out.add("redis_commands_duration_seconds_total", Labels{{"cmd", cmd}}, *usec / 1e6);
-    }
-    if (auto v = toNumber(pairValue(pairs, "rejected_calls"))) {
-      out.add("redis_commands_rejected_calls_total", Labels{{"cmd", cmd}}, *v);
-    }
-    if (auto v = toNumber(pairValue(pairs, "failed_calls"))) {
-      out.add("redis_commands_failed_calls_total", Labels{{"cmd", cmd}}, *v);
-    }
+    if (it->first.size() == kCmd.size() || !calls) continue;
+    CommandTotals& t = commands[safeLabel(std::string_view(it->first).substr(kCmd.size()))];
+    t.calls += *calls;
+    addTo(t.usec, toNumber(pairValue(pairs, "usec")));
+    addTo(t.rejected, toNumber(pairValue(pairs, "rejected_calls")));
+    addTo(t.failed, toNumber(pairValue(pairs, "failed_calls")));
   }
+  if (!commands.empty()) {
+    out.describe("redis_commands_total", MetricType::kCounter, "Calls of the command.");
+    out.describe("redis_commands_duration_seconds_total", MetricType::kCounter,
+                 "Time spent executing the command.");
+    out.describe("redis_commands_rejected_calls_total", MetricType::kCounter,
+                 "Calls of the command rejected before execution (bad arity, ACL, OOM).");
+    out.describe("redis_commands_failed_calls_total", MetricType::kCounter,
+                 "Calls of the command that failed during execution.");
+  }
+  for (const auto& [cmd, t] : commands) {
+    out.add("redis_commands_total", Labels{{"cmd", cmd}}, t.calls);
+    if (t.usec)
+      out.add("redis_commands_duration_seconds_total", Labels{{"cmd", cmd}}, *t.usec / 1e6);
+    if (t.rejected)
+      out.add("redis_commands_rejected_calls_total", Labels{{"cmd", cmd}}, *t.rejected);
+    if (t.failed) out.add("redis_commands_failed_calls_total", Labels{{"cmd", cmd}}, *t.failed);
+  }
+
+  std::map<std::string, double> errors;
   for (auto it = info.fields.lower_bound(kErr);
        it != info.fields.end() && startsWith(it->first, kErr); ++it) {
-    const std::string err = it->first.substr(kErr.size());
     auto count = toNumber(pairValue(splitPairs(it->second), "count"));
-    if (err.empty() || !count) continue;
-    if (!described_err) {
-      out.describe("redis_errors_total", MetricType::kCounter, "Error replies by error prefix.");
-      described_err = true;
-    }
-    out.add("redis_errors_total", Labels{{"err", err}}, *count);
+    if (it->first.size() == kErr.size() || !count) continue;
+    errors[safeLabel(std::string_view(it->first).substr(kErr.size()))] += *count;
   }
+  if (!errors.empty()) {
+    out.describe("redis_errors_total", MetricType::kCounter, "Error replies by error prefix.");
+  }
+  for (const auto& [err, count] : errors)
+    out.add("redis_errors_total", Labels{{"err", err}}, count);
+
+  bool described_lat = false;
   for (auto it = info.fields.lower_bound(kLat);
        it != info.fields.end() && startsWith(it->first, kLat); ++it) {
-    const std::string cmd = it->first.substr(kLat.size());
-    if (cmd.empty()) continue;
+    // Percentiles cannot be summed: a command whose name is not a safe label is skipped.
+    const std::string cmd(std::string_view(it->first).substr(kLat.size()));
+    if (cmd.empty() || safeLabel(cmd) != cmd) continue;
     for (const auto& [p, value] : splitPairs(it->second)) {
       auto q = quantileLabel(p);
       auto v = toNumber(value);
@@ -410,9 +434,9 @@ void replicaSamples(const RedisInfo& info, SampleBatch& out) {
        it != info.fields.end() && startsWith(it->first, "slave"); ++it) {
     if (!isNumbered(it->first, "slave")) continue;
     const auto pairs = splitPairs(it->second);
-    Labels labels{{"slave_ip", pairValue(pairs, "ip")},
-                  {"slave_port", pairValue(pairs, "port")},
-                  {"slave_state", pairValue(pairs, "state")}};
+    Labels labels{{"slave_ip", safeLabel(pairValue(pairs, "ip"))},
+                  {"slave_port", safeLabel(pairValue(pairs, "port"))},
+                  {"slave_state", safeLabel(pairValue(pairs, "state"))}};
     if (auto offset = toNumber(pairValue(pairs, "offset"))) {
       out.gauge("redis_connected_slave_offset_bytes", "Replication offset of the replica.", labels,
                 *offset);
@@ -578,7 +602,7 @@ void summariseClientList(std::string_view text, size_t max_names, SampleBatch& o
     auto age = toNumber(age_text);
     if (!has_id || !age) continue;
     const int bucket = *age < 60 ? 0 : *age < 3600 ? 1 : *age < 86400 ? 2 : 3;
-    auto& counts = by_name[name.empty() ? std::string("unnamed") : std::string(name)];
+    auto& counts = by_name[name.empty() ? std::string("unnamed") : safeLabel(name)];
     counts[static_cast<size_t>(bucket)] += 1;
     if (toNumber(sub).value_or(0) > 0 || toNumber(psub).value_or(0) > 0) pubsub += 1;
   }

@@ -278,6 +278,32 @@ TEST(RedisInfoToSamplesTest, MalformedStatLinesAreSkipped) {
   EXPECT_EQ(countOf(b, "redis_instance_info"), 0u);  // no redis_version
 }
 
+TEST(RedisInfoToSamplesTest, ServerChosenLabelValuesAreKeptPrintable) {
+  // An error prefix comes from any script's redis.error_reply(): bytes that are not
+  // printable ASCII, or a very long prefix, are reported as err="other".
+  // Both odd prefixes become "other", summed into one series.
+  const std::string text =
+      "errorstat_\xff\xfe"
+      "BAD:count=2\r\n"
+      "errorstat_" +
+      std::string(100, 'E') +
+      ":count=3\r\n"
+      "errorstat_MYERR:count=1\r\n"
+      "latency_percentiles_usec_\xff:p50=1\r\n";
+  SampleBatch b;
+  redisInfoToSamples(parseRedisInfo(text), 0, b);
+  EXPECT_EQ(valueOf(b, "redis_errors_total", {{"err", "MYERR"}}), 1);
+  EXPECT_EQ(valueOf(b, "redis_errors_total", {{"err", "other"}}), 5);
+  EXPECT_EQ(countOf(b, "redis_errors_total"), 2u);
+  EXPECT_EQ(countOf(b, "redis_latency_percentiles_usec"), 0u);
+  for (const auto& s : b.samples()) {
+    for (const auto& l : s.labels.items()) {
+      EXPECT_LE(l.value.size(), 64u);
+      for (char c : l.value) EXPECT_TRUE(c >= ' ' && c <= '~') << s.name;
+    }
+  }
+}
+
 TEST(RedisInfoToSamplesTest, OlderRedisWithoutNewFieldsReportsWhatItHas) {
   // Redis 5: no server_time_usec, no errorstats/latencystats, cmdstat without
   // rejected/failed calls.
@@ -370,6 +396,12 @@ TEST(ClientListTest, RareNamesFoldIntoOther) {
   EXPECT_EQ(valueOf(b, "dbpulse_redis_clients", {{"name", "worker"}, {"age", "0-1m"}}), 3);
   EXPECT_EQ(valueOf(b, "dbpulse_redis_clients", {{"name", "other"}, {"age", "0-1m"}}), 50);
   EXPECT_EQ(countOf(b, "dbpulse_redis_clients"), 3u);
+}
+
+TEST(ClientListTest, OverlongClientNamesFoldIntoOther) {
+  SampleBatch b;
+  summariseClientList(client(1, std::string(200, 'n'), 1), 20, b);
+  EXPECT_EQ(valueOf(b, "dbpulse_redis_clients", {{"name", "other"}, {"age", "0-1m"}}), 1);
 }
 
 TEST(ClientListTest, MalformedLinesAreSkipped) {
