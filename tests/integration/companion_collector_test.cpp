@@ -374,5 +374,45 @@ TEST(CompanionCollectorBinaryTest, ReexportPutsChatSeriesOnMetrics) {
   EXPECT_EQ(stub.connectionsAccepted(), 1);
 }
 
+TEST(CompanionCollectorBinaryTest, RulesQueryTheHistogramThatMetricsDoesNotShow) {
+  ChatServerStub stub;
+  serveChat(stub);
+  DbpulseProcess agent;
+  // The DESIGN's two example rules, on the scraped values themselves (no rate(): the stub's
+  // counters do not move): p95 of http_request_duration_seconds is 0.4026 s, the 5xx share
+  // of http_requests_total is 5 %.
+  const auto rules = agent.writeConfig(R"(groups:
+  - name: chat-test
+    rules:
+      - alert: ChatP95Above300ms
+        expr: histogram_quantile(0.95, sum by (le) (http_request_duration_seconds_bucket)) > 0.3
+        annotations:
+          summary: "p95 is {{ $value }}"
+      - alert: ChatErrorRatioAbove1Percent
+        expr: sum(http_requests_total{status_code=~"5.."}) / sum(http_requests_total) > 0.01
+      - alert: ChatP95Above1s
+        expr: histogram_quantile(0.95, sum by (le) (http_request_duration_seconds_bucket)) > 1
+)",
+                                       "chat_rules.yml");
+  agent.start(configFor(agent, stub, false) + "[rules]\nfiles = [\"" + rules.string() +
+              "\"]\nevaluation_interval = \"300ms\"\n");
+  ASSERT_TRUE(agent.waitHealthy(kStartup));
+  const auto firing = [](const std::string& t, const std::string& alert) {
+    return sampleValue(t, "ALERTS", {{"alertname", alert}, {"alertstate", "firing"}}) == 1.0;
+  };
+  std::string scrape;
+  ASSERT_TRUE(agent.waitForMetrics(
+      [&](const std::string& t) {
+        return firing(t, "ChatP95Above300ms") && firing(t, "ChatErrorRatioAbove1Percent");
+      },
+      kSeries, "both chat alerts firing", &scrape));
+  EXPECT_FALSE(firing(scrape, "ChatP95Above1s")) << scrape;
+  EXPECT_TRUE(findSamples(scrape, "http_request_duration_seconds_bucket").empty());
+  EXPECT_TRUE(findSamples(scrape, "http_requests_total").empty());
+  const HttpResponse alerts = agent.get("/admin/alerts");
+  EXPECT_EQ(alerts.status, 200);
+  EXPECT_NE(alerts.body.find("p95 is 0.40"), std::string::npos) << alerts.body;
+}
+
 }  // namespace
 }  // namespace dbpulse::testing
