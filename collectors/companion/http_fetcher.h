@@ -10,7 +10,9 @@
 // (the companion is beside us, never behind a proxy).
 //
 // Threading: get() calls must not overlap (one collector uses one fetcher); cancel() may
-// be called from any thread and aborts the request in flight within ~100 ms.
+// be called from any thread and aborts the request in flight at curl's next progress
+// callback (frequent during a transfer, about once a second while waiting; the request
+// timeout bounds it in any case).
 //
 // Errors: Unavailable (connection refused, reset, DNS, body over the cap), DeadlineExceeded
 // (timeout), Cancelled (cancel()), InvalidArgument (malformed or non-http URL). Any HTTP

@@ -15,7 +15,8 @@
 //   call, the command is retried once on a fresh connection: only use the session for
 //   idempotent (read-only) commands.
 // - Thread-safety: command() calls are serialised by an internal mutex; cancel() may be
-//   called from any thread and aborts the command in flight (shuts the socket down).
+//   called from any thread and aborts the command in flight (shuts the socket down); a
+//   connect in progress is not interruptible but ends within connect_timeout.
 //
 // Errors: Unavailable (cannot connect, connection lost, backing off), DeadlineExceeded
 // (timeout or deadline already past), PermissionDenied (AUTH rejected, or the server
