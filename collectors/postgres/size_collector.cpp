@@ -12,14 +12,15 @@ namespace dbpulse::collectors {
 // pg_database_size() needs CONNECT on the database or pg_read_all_stats: databases the
 // role may not measure are skipped rather than failing the whole query. A table's heap is
 // its main, free-space-map and visibility-map forks, measured apart from its TOAST table
-// (pg_table_size() would measure the TOAST table and its index once more: a quarter of the
-// run at 2,000 tables); an index's size is all its forks (pg_table_size() of the index,
-// as pg_indexes_size() counts it). The size
-// functions take an ACCESS SHARE lock on the relation they measure; relations with an
-// ACCESS EXCLUSIVE lock held or requested (granted or not: a waiter queues us too) are
-// measured from relpages instead, so a long ALTER TABLE or VACUUM FULL cannot stall the
-// run until lock_timeout.
-const char* const kSizeQuery = R"SQL(
+// (pg_table_size() would measure the TOAST table and its index once more); an index's
+// size is all its forks (pg_table_size() of the index, as pg_indexes_size() counts it).
+// The size functions take an ACCESS SHARE lock on the relation they measure; relations
+// with an ACCESS EXCLUSIVE lock held or requested (granted or not: a waiter queues us too)
+// keep their relpages estimate, so a long ALTER TABLE or VACUUM FULL cannot stall the run
+// until lock_timeout. Index pages are summed per table in one pass (ipages), never by a
+// per-table subquery over all indexes.
+std::string sizeQuery(int measured) {
+  return R"SQL(
 WITH locked AS (
   SELECT DISTINCT relation
     FROM pg_locks
@@ -28,13 +29,33 @@ WITH locked AS (
 ),
 bs AS (SELECT current_setting('block_size')::float8 AS bs),
 tbl AS (
-  SELECT c.oid, n.nspname, c.relname, c.relpages, c.reltoastrelid, t.relpages AS toast_pages,
-         EXISTS (SELECT 1 FROM locked l WHERE l.relation IN (c.oid, c.reltoastrelid)) AS locked
+  SELECT c.oid, n.nspname, c.relname, c.relpages, c.reltuples, c.reltoastrelid,
+         COALESCE(t.relpages, 0) AS toast_pages
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
    WHERE c.relkind IN ('r', 'm')
      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+),
+idx AS (
+  SELECT i.indrelid, i.indexrelid, ic.relname, ic.relpages
+    FROM tbl t
+    JOIN pg_index i ON i.indrelid = t.oid
+    JOIN pg_class ic ON ic.oid = i.indexrelid
+),
+ipages AS (SELECT indrelid, sum(relpages) AS pages FROM idx GROUP BY indrelid),
+ranked AS (
+  SELECT t.*, row_number() OVER (ORDER BY t.relpages + t.toast_pages + COALESCE(p.pages, 0)
+                                 DESC, t.oid) AS rank
+    FROM tbl t
+    LEFT JOIN ipages p ON p.indrelid = t.oid
+),
+m AS (
+  SELECT r.*, (r.rank <= )SQL" +
+         std::to_string(std::max(1, measured)) + R"SQL( OR r.reltuples < 0)
+              AND NOT EXISTS (SELECT 1 FROM locked l
+                               WHERE l.relation IN (r.oid, r.reltoastrelid)) AS exact
+    FROM ranked r
 )
 SELECT 'database' AS kind, d.datname::text AS datname, NULL::text AS schemaname,
        NULL::text AS relname, NULL::text AS indexrelname,
@@ -46,27 +67,28 @@ SELECT 'database' AS kind, d.datname::text AS datname, NULL::text AS schemaname,
 UNION ALL
 SELECT 'current', current_database()::text, NULL, NULL, NULL, NULL, NULL, false
 UNION ALL
-SELECT 'table', current_database()::text, t.nspname::text, t.relname::text, NULL,
-       CASE WHEN t.locked THEN t.relpages * bs.bs
-            ELSE pg_relation_size(t.oid, 'main') + pg_relation_size(t.oid, 'fsm') +
-                 pg_relation_size(t.oid, 'vm') END::float8,
-       CASE WHEN t.reltoastrelid = 0 THEN 0
-            WHEN t.locked THEN COALESCE(t.toast_pages, 0) * bs.bs
-            ELSE pg_total_relation_size(t.reltoastrelid) END::float8,
-       t.locked
-  FROM tbl t CROSS JOIN bs
+SELECT 'table', current_database()::text, m.nspname::text, m.relname::text, NULL,
+       CASE WHEN m.exact
+            THEN pg_relation_size(m.oid, 'main') + pg_relation_size(m.oid, 'fsm') +
+                 pg_relation_size(m.oid, 'vm')
+            ELSE m.relpages * bs.bs END::float8,
+       CASE WHEN m.reltoastrelid = 0 THEN 0
+            WHEN m.exact THEN pg_total_relation_size(m.reltoastrelid)
+            ELSE m.toast_pages * bs.bs END::float8,
+       NOT m.exact
+  FROM m CROSS JOIN bs
 UNION ALL
-SELECT 'index', current_database()::text, t.nspname::text, t.relname::text, ic.relname::text,
-       CASE WHEN l.locked THEN ic.relpages * bs.bs
-            ELSE pg_table_size(i.indexrelid) END::float8,
-       NULL, l.locked
-  FROM tbl t
-  JOIN pg_index i ON i.indrelid = t.oid
-  JOIN pg_class ic ON ic.oid = i.indexrelid
+SELECT 'index', current_database()::text, m.nspname::text, m.relname::text, x.relname::text,
+       CASE WHEN e.exact THEN pg_table_size(x.indexrelid) ELSE x.relpages * bs.bs END::float8,
+       NULL, NOT e.exact
+  FROM idx x
+  JOIN m ON m.oid = x.indrelid
   CROSS JOIN bs
-  CROSS JOIN LATERAL (SELECT t.locked OR EXISTS (SELECT 1 FROM locked l
-                                                  WHERE l.relation = i.indexrelid)) AS l(locked)
+  CROSS JOIN LATERAL (SELECT m.exact AND NOT EXISTS (SELECT 1 FROM locked l
+                                                      WHERE l.relation = x.indexrelid))
+                     AS e(exact)
 )SQL";
+}
 
 Status parseSizeRows(const PgRows& rows, int top_n, SampleBatch& out, SizeReport& report) {
   auto reader = ResultReader::open("size", rows,
@@ -162,22 +184,23 @@ Status parseSizeRows(const PgRows& rows, int top_n, SampleBatch& out, SizeReport
     out.add("dbpulse_pg_table_total_size_bytes", labels, t.total_bytes);
   }
   out.describe("dbpulse_pg_user_tables_size_bytes", MetricType::kGauge,
-               "Sum over all user tables of the database, by part (heap, toast, indexes).");
+               "Sum over all user tables of the database, by part (heap, toast, indexes); "
+               "exact for the largest tables, from relpages for the rest.");
   for (const auto& [part, v] :
        {std::pair<const char*, double>{"heap", heap}, {"toast", toast}, {"indexes", index_total}}) {
     out.add("dbpulse_pg_user_tables_size_bytes", Labels{{"datname", fresh.datname}, {"part", part}},
             v);
   }
   out.gauge("dbpulse_pg_size_estimated_tables",
-            "Tables measured from relpages instead of their files because of an ACCESS "
-            "EXCLUSIVE lock.",
+            "Tables whose sizes come from relpages (not among the largest, or under an "
+            "ACCESS EXCLUSIVE lock) rather than from their files.",
             Labels{{"datname", fresh.datname}}, estimated);
   report = std::move(fresh);
   return okStatus();
 }
 
 Status SizeCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
-  auto rows = session_.query(kSizeQuery);
+  auto rows = session_.query(sizeQuery(2 * top_n_));
   if (!rows.ok()) return collectorQueryError(name_, rows.status());
   SizeReport report;
   if (Status s = parseSizeRows(rows.value(), top_n_, out, report); !s.ok()) return s;

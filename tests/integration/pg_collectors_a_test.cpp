@@ -376,6 +376,28 @@ TEST_F(PgCollectorsTest, SizesOfDatabaseTablesIndexesAndToastAppear) {
   EXPECT_EQ(report.indexes.size(), 4u);  // three primary keys and users_username_key
 }
 
+TEST_F(PgCollectorsTest, SizeMeasuresTheLargestTablesAndEstimatesTheTail) {
+  const std::string db = "pga_size_tail";
+  makeChatDatabase(*pg_, db);
+  auto session = sessionFor(*pg_, db);
+  SizeCollector collector(*session, 1);  // top 1: the 2 largest by relpages are measured
+  SampleBatch out;
+  ASSERT_TRUE(runOnce(collector, out).ok());
+  EXPECT_EQ(*valueOf(out, "dbpulse_pg_size_estimated_tables", {{"datname", db}}), 1);
+  PgClient app = pg_->connect(db);
+  const auto report = collector.latest();
+  ASSERT_EQ(report.tables.size(), 3u);
+  for (const auto& t : report.tables) {
+    SCOPED_TRACE(t.relname);
+    EXPECT_EQ(t.estimated, t.relname == "conversations");  // the smallest
+    if (t.estimated) continue;
+    EXPECT_EQ(t.total_bytes,
+              std::stod(*app.queryValue("SELECT pg_total_relation_size('" + t.relname + "')")));
+  }
+  EXPECT_EQ(*valueOf(out, "dbpulse_pg_table_total_size_bytes", {{"relname", "messages"}}),
+            report.tables.front().total_bytes);
+}
+
 TEST_F(PgCollectorsTest, SizeDoesNotQueueBehindAnAccessExclusiveLock) {
   const std::string db = "pga_size_locked";
   makeChatDatabase(*pg_, db);

@@ -131,6 +131,11 @@ TEST(SizeParseTest, LockedAndDroppedRelations) {
   EXPECT_TRUE(report.tables[0].estimated);
 }
 
+TEST(SizeQueryTest, MeasuresTheRequestedNumberOfLargestTables) {
+  EXPECT_NE(sizeQuery(40).find("r.rank <= 40 OR r.reltuples < 0"), std::string::npos);
+  EXPECT_NE(sizeQuery(0).find("r.rank <= 1 OR"), std::string::npos);
+}
+
 TEST(SizeParseTest, MalformedResultsAreErrors) {
   SampleBatch out;
   SizeReport report;
