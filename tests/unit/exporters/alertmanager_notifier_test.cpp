@@ -1,7 +1,11 @@
 #include "exporters/alertmanager/alertmanager_notifier.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -13,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "agent/core/sample_store.h"
 
@@ -666,6 +671,35 @@ TEST(CurlTransportTest, ConnectionRefusedIsStatusZeroWithAReason) {
   EXPECT_EQ(r.status, 0);
   EXPECT_FALSE(r.detail.empty());
   EXPECT_FALSE(r.cancelled);
+}
+
+TEST(CurlTransportTest, CancelEndsAPostToAServerThatNeverAnswers) {
+  // A listening socket that never accepts: the connection completes in the kernel's backlog
+  // and the request then waits for an answer that never comes.
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  CurlTransportOptions options;
+  options.timeout = Duration(30'000);
+  auto t =
+      curlTransportFactory(options)("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)));
+  const auto started = std::chrono::steady_clock::now();
+  std::jthread canceller([&] {
+    std::this_thread::sleep_for(200ms);  // let the request start waiting
+    t->cancel();
+  });
+  const TransportResult r = t->post("[]");
+  const auto took = std::chrono::steady_clock::now() - started;
+  ::close(fd);
+  EXPECT_TRUE(r.cancelled) << r.detail;
+  EXPECT_EQ(r.status, 0);
+  EXPECT_LT(took, 5s) << "the progress callback sees cancel() about once a second";
 }
 
 }  // namespace
