@@ -11,12 +11,13 @@
 # collector, the median of dbpulse_collector_duration_seconds, plus the median sum and the
 # median wall time of the whole `dbpulse once`. Each `once` is a new connection, so these
 # are cold figures (PostgreSQL's relation and catalog caches of the session are empty).
-# Then it runs the daemon (`dbpulse run`, every collector every 2 s) until each collector
-# has run RUNS times and prints the last run's durations: the steady state of a
-# long-lived session. Everything it started is stopped on exit.
+# Then it runs the daemon (`dbpulse run`, every collector every 2 s, one worker thread)
+# until each collector has run RUNS times and prints the last run's durations: the steady
+# state of long-lived sessions. Everything it started is stopped on exit.
 #
-# Environment: BENCH_PG_PORT (55499), BENCH_DBPULSE_PORT (55498), TABLES (2000), STATEMENTS (5000), RUNS (5),
-# KEEP=1 keeps the temp dir (printed) for a look afterwards.
+# Environment: BENCH_PG_PORT (55499), BENCH_DBPULSE_PORT (55498), TABLES (2000),
+# STATEMENTS (5000), RUNS (5), KEEP=1 keeps the temp dir (printed) for a look afterwards.
+# The machine is shared: compare figures of one run, and note the load average (printed).
 set -euo pipefail
 
 readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -89,6 +90,7 @@ pg_stat_statements.max = 10000
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+# The schema is created in one transaction: ~10,000 new relations, each locked until commit.
 max_locks_per_transaction = 256
 EOF
 STARTED_PG=1
@@ -174,6 +176,7 @@ EOF
 mkdir -p "$WORK/state"
 
 log "dbpulse once x $RUNS"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$WORK/durations.tsv"
 for ((run = 1; run <= RUNS; run++)); do
   s=$(date +%s.%N)
@@ -193,6 +196,7 @@ done
 series=$(grep -vc '^#' "$WORK/once-1.prom" || true)
 printf '\n%s tables x 2 indexes, %s pg_stat_statements entries, %s runs, %s series per run\n' \
   "$TABLES" "$tracked" "$RUNS" "$series"
+printf 'load average (1, 5, 15 min) before the runs: %s\n' "$load_before"
 printf '%-26s %10s %10s %10s\n' collector "median ms" "min ms" "max ms"
 # Rows sorted by collector, then duration: median, min and max per group (POSIX awk).
 sort -t"$(printf '\t')" -k2,2 -k3,3g "$WORK/durations.tsv" | awk -F'\t' '
@@ -208,7 +212,10 @@ printf '\nper-collector figures: dbpulse_collector_duration_seconds of each `dbp
 printf '(collectors run one after another in `once`, so (sum) is the full run).\n'
 
 log "steady state: dbpulse run, every collector every 2 s, until each has run $RUNS times"
+# One worker thread: the collectors run one after another, as in `once`, so a duration
+# is the collector's own and not time spent waiting for a session or a core.
 sed -e 's/^enabled = true$/enabled = true\ninterval = "2s"\ntimeout = "1900ms"/' \
+  -e 's/^\[agent\]$/[agent]\nworker_threads = 1/' \
   "$WORK/dbpulse.toml" >"$WORK/dbpulse-run.toml"
 "$DBPULSE" run --config "$WORK/dbpulse-run.toml" >"$WORK/run.log" 2>&1 &
 DAEMON_PID=$!
