@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -26,10 +27,8 @@ struct Value {
 };
 
 Labels withoutLabel(const Labels& in, std::string_view drop) {
-  Labels out;
-  for (const auto& l : in.items()) {
-    if (l.name != drop) out.set(l.name, l.value);
-  }
+  Labels out = in;
+  out.erase(drop);
   return out;
 }
 
@@ -236,7 +235,7 @@ void dropMetricNames(Vector& v) {
     }
   }
   if (first_name.empty()) return;
-  for (auto& e : v) e.labels = withoutLabel(e.labels, kMetricNameLabel);
+  for (auto& e : v) e.labels.erase(kMetricNameLabel);
   if (!several_names) return;
   std::unordered_set<std::string> seen;
   for (const auto& e : v) {
@@ -252,16 +251,25 @@ class Evaluator {
       : store_(store), ts_(ts), options_(options) {}
 
   Value eval(const Expr& e) {
+    // A pushed-down comparison applies to this node only (see binary()).
+    const Filter* filter = std::exchange(filter_, nullptr);
     switch (e.kind) {
       case Expr::Kind::kNumber: return scalar(e.number);
       case Expr::Kind::kString: throw EvalError{"string values are not supported here"};
-      case Expr::Kind::kParen: return eval(*e.args[0]);
+      case Expr::Kind::kParen:
+        filter_ = filter;
+        return eval(*e.args[0]);
       case Expr::Kind::kSelector:
         if (e.type == ValueType::kRangeVector) {
           throw EvalError{"a range vector is only allowed as a function argument"};
         }
-        return vector(instantSelector(e));
-      case Expr::Kind::kCall: return call(e);
+        return vector(instantSelector(e, filter));
+      case Expr::Kind::kCall:
+        if (e.type == ValueType::kInstantVector && !e.args.empty() &&
+            e.args[0]->type == ValueType::kRangeVector) {
+          return vector(rangeFunction(e, filter));
+        }
+        return call(e);
       case Expr::Kind::kAggregate: return vector(aggregate(e));
       case Expr::Kind::kUnary: {
         Value v = eval(*e.args[0]);
@@ -276,6 +284,24 @@ class Evaluator {
   }
 
  private:
+  // `vector OP constant` (or `constant OP vector`) with a comparison OP and no bool: most
+  // series of an alert expression fail it, so selectors and range functions test it before
+  // copying labels. The comparison itself still runs afterwards (keeping what passed).
+  struct Filter {
+    BinaryOp op;
+    double constant;
+    bool constant_on_left;
+    bool keeps(double v) const {
+      bool keep = true;
+      if (constant_on_left) {
+        applyOp(op, constant, v, keep);
+      } else {
+        applyOp(op, v, constant, keep);
+      }
+      return keep;
+    }
+  };
+
   static Value scalar(double v) {
     Value out;
     out.type = ValueType::kScalar;
@@ -322,14 +348,17 @@ class Evaluator {
     }
   }
 
-  Vector instantSelector(const Expr& sel) {
+  Vector instantSelector(const Expr& sel, const Filter* filter = nullptr) {
     const int64_t ref = ts_ - sel.offset_ms;
     Vector out;
     select(sel, ref - options_.lookback_ms, ref,
            [&](std::string_view name, const Labels& labels, const Point* pts, size_t n) {
-             if (n == 0) return;
-             Element e{labels, pts[n - 1].value};
+             if (n == 0 || (filter != nullptr && !filter->keeps(pts[n - 1].value))) return;
+             Element e;
+             e.labels.reserve(labels.size() + 1);  // one allocation for the copy and the name
+             e.labels = labels;
              e.labels.set(kMetricNameLabel, name);
+             e.value = pts[n - 1].value;
              out.push_back(std::move(e));
            });
     return out;
@@ -345,8 +374,23 @@ class Evaluator {
     return *arg;
   }
 
+  // One range function over one series' points; false when it has no value (too few points).
+  static bool rangeValue(Function f, const Point* pts, size_t n, int64_t range_start,
+                         int64_t range_end, double& v) {
+    switch (f) {
+      case Function::kRate: return extrapolatedRate(pts, n, range_start, range_end, true, true, v);
+      case Function::kIncrease:
+        return extrapolatedRate(pts, n, range_start, range_end, true, false, v);
+      case Function::kDelta:
+        return extrapolatedRate(pts, n, range_start, range_end, false, false, v);
+      case Function::kIrate: return instantRate(pts, n, v);
+      case Function::kDeriv: return derivative(pts, n, v);
+      default: return overTime(f, pts, n, v);
+    }
+  }
+
   // rate(), *_over_time() & co: computed per series while visiting, no matrix is built.
-  Vector rangeFunction(const Expr& call) {
+  Vector rangeFunction(const Expr& call, const Filter* filter = nullptr) {
     const Expr& sel = rangeArgument(call);
     const int64_t range_end = ts_ - sel.offset_ms;
     const int64_t range_start = range_end - sel.range_ms;
@@ -361,22 +405,8 @@ class Evaluator {
                last_name = name;
              }
              double v = 0;
-             bool ok = false;
-             switch (f) {
-               case Function::kRate:
-                 ok = extrapolatedRate(pts, n, range_start, range_end, true, true, v);
-                 break;
-               case Function::kIncrease:
-                 ok = extrapolatedRate(pts, n, range_start, range_end, true, false, v);
-                 break;
-               case Function::kDelta:
-                 ok = extrapolatedRate(pts, n, range_start, range_end, false, false, v);
-                 break;
-               case Function::kIrate: ok = instantRate(pts, n, v); break;
-               case Function::kDeriv: ok = derivative(pts, n, v); break;
-               default: ok = overTime(f, pts, n, v); break;
-             }
-             if (ok) out.push_back(Element{labels, v});
+             const bool ok = rangeValue(f, pts, n, range_start, range_end, v);
+             if (ok && (filter == nullptr || filter->keeps(v))) out.push_back(Element{labels, v});
            });
     if (names_seen > 1) {
       std::unordered_set<std::string> seen;
@@ -445,7 +475,7 @@ class Evaluator {
           ambiguous.push_back(m.name);
         }
       }
-      for (const auto& name : ambiguous) labels = withoutLabel(labels, name);
+      for (const auto& name : ambiguous) labels.erase(name);
     }
     return Vector{Element{std::move(labels), 1}};
   }
@@ -486,8 +516,46 @@ class Evaluator {
     return out;
   }
 
+  // Whether the selector can only match one metric name (so a function over it cannot
+  // produce two series with the same labels).
+  static bool singleName(const Expr& sel) {
+    if (!sel.metric_name.empty()) return true;
+    return std::any_of(sel.matchers.begin(), sel.matchers.end(), [](const LabelMatcher& m) {
+      return m.name == kMetricNameLabel && m.op == LabelMatcher::Op::kEqual;
+    });
+  }
+
+  using ElementFn = std::function<void(const Labels& labels, std::string_view name, double v)>;
+
+  // Feeds an aggregation the elements of `arg` (labels, __name__ when kept, value). Selectors
+  // and range functions are read straight from the store, without building a vector first.
+  void forEachElement(const Expr& arg_in, const ElementFn& fn) {
+    const Expr* arg = &arg_in;
+    while (arg->kind == Expr::Kind::kParen) arg = arg->args[0].get();
+    if (arg->kind == Expr::Kind::kSelector && arg->type == ValueType::kInstantVector) {
+      const int64_t ref = ts_ - arg->offset_ms;
+      select(*arg, ref - options_.lookback_ms, ref,
+             [&](std::string_view name, const Labels& labels, const Point* pts, size_t n) {
+               if (n > 0) fn(labels, name, pts[n - 1].value);
+             });
+      return;
+    }
+    if (arg->kind == Expr::Kind::kCall && !arg->args.empty() &&
+        arg->args[0]->type == ValueType::kRangeVector && singleName(rangeArgument(*arg))) {
+      const Expr& sel = rangeArgument(*arg);
+      const int64_t range_end = ts_ - sel.offset_ms;
+      const int64_t range_start = range_end - sel.range_ms;
+      select(sel, range_start, range_end,
+             [&](std::string_view, const Labels& labels, const Point* pts, size_t n) {
+               double v = 0;
+               if (rangeValue(arg->func, pts, n, range_start, range_end, v)) fn(labels, {}, v);
+             });
+      return;
+    }
+    for (const auto& el : eval(arg_in).vector) fn(el.labels, {}, el.value);
+  }
+
   Vector aggregate(const Expr& e) {
-    Vector in = eval(*e.args[0]).vector;
     struct Group {
       Labels labels;
       double value = 0;
@@ -496,11 +564,20 @@ class Evaluator {
     std::unordered_map<std::string, size_t> index;
     std::vector<Group> groups;
     std::string key;
-    for (const auto& el : in) {
+    // The grouping labels of an element; `name` is its __name__ when not among `labels`.
+    const bool name_grouped = !e.without && contains(e.grouping, kMetricNameLabel);
+    auto grouped = [&](const Label& l) {
+      const bool listed = contains(e.grouping, l.name);
+      return e.without ? !(listed || l.name == kMetricNameLabel) : listed;
+    };
+    forEachElement(*e.args[0], [&](const Labels& labels, std::string_view name, double value) {
       key.clear();
-      for (const auto& l : el.labels.items()) {
-        const bool listed = contains(e.grouping, l.name);
-        if (e.without ? (listed || l.name == kMetricNameLabel) : !listed) continue;
+      if (name_grouped && !name.empty()) {
+        key += name;
+        key += '\xfe';
+      }
+      for (const auto& l : labels.items()) {
+        if (!grouped(l)) continue;
         key += l.name;
         key += '\xff';
         key += l.value;
@@ -509,30 +586,30 @@ class Evaluator {
       auto [it, inserted] = index.try_emplace(key, groups.size());
       if (inserted) {
         Group g;
-        for (const auto& l : el.labels.items()) {
-          const bool listed = contains(e.grouping, l.name);
-          if (e.without ? (listed || l.name == kMetricNameLabel) : !listed) continue;
-          g.labels.set(l.name, l.value);
+        g.labels.reserve(e.without ? labels.size() : e.grouping.size());
+        for (const auto& l : labels.items()) {
+          if (grouped(l)) g.labels.set(l.name, l.value);
         }
-        g.value = el.value;
+        if (name_grouped && !name.empty()) g.labels.set(kMetricNameLabel, name);
+        g.value = value;
         g.count = 1;
         groups.push_back(std::move(g));
-        continue;
+        return;
       }
       Group& g = groups[it->second];
       g.count += 1;
       switch (e.aggregate) {
         case AggregateOp::kSum:
-        case AggregateOp::kAvg: g.value += el.value; break;
+        case AggregateOp::kAvg: g.value += value; break;
         case AggregateOp::kMax:
-          if (g.value < el.value || std::isnan(g.value)) g.value = el.value;
+          if (g.value < value || std::isnan(g.value)) g.value = value;
           break;
         case AggregateOp::kMin:
-          if (g.value > el.value || std::isnan(g.value)) g.value = el.value;
+          if (g.value > value || std::isnan(g.value)) g.value = value;
           break;
         case AggregateOp::kCount: break;
       }
-    }
+    });
     Vector out;
     out.reserve(groups.size());
     for (auto& g : groups) {
@@ -544,10 +621,27 @@ class Evaluator {
     return out;
   }
 
+  static const Expr* constantOf(const Expr& e) {
+    const Expr* x = &e;
+    while (x->kind == Expr::Kind::kParen) x = x->args[0].get();
+    return x->kind == Expr::Kind::kNumber ? x : nullptr;
+  }
+
   Value binary(const Expr& e) {
-    Value l = eval(*e.lhs);
-    Value r = eval(*e.rhs);
     const BinaryOp op = e.binary_op;
+    std::optional<Filter> pushed;
+    if (isComparison(op) && !e.return_bool) {
+      if (const Expr* c = constantOf(*e.rhs); c && e.lhs->type == ValueType::kInstantVector) {
+        pushed = Filter{op, c->number, false};
+      } else if (const Expr* c2 = constantOf(*e.lhs);
+                 c2 && e.rhs->type == ValueType::kInstantVector) {
+        pushed = Filter{op, c2->number, true};
+      }
+    }
+    if (pushed && !pushed->constant_on_left) filter_ = &*pushed;
+    Value l = eval(*e.lhs);
+    if (pushed && pushed->constant_on_left) filter_ = &*pushed;
+    Value r = eval(*e.rhs);
     if (l.type == ValueType::kScalar && r.type == ValueType::kScalar) {
       bool keep = true;
       double v = applyOp(op, l.scalar, r.scalar, keep);
@@ -681,7 +775,7 @@ class Evaluator {
         continue;
       }
       Labels metric = resultLabels(ls.labels, rs.labels, e);
-      if (e.return_bool) metric = withoutLabel(metric, kMetricNameLabel);
+      if (e.return_bool) metric.erase(kMetricNameLabel);
       auto [mit, first_match] = matched.try_emplace(sig);
       if (m.card == Cardinality::kOneToOne) {
         if (!first_match) {
@@ -699,6 +793,7 @@ class Evaluator {
   static Labels resultLabels(const Labels& lhs, const Labels& rhs, const Expr& e) {
     const VectorMatching& m = e.matching;
     Labels out;
+    out.reserve(lhs.size() + m.include.size());
     for (const auto& l : lhs.items()) {
       if (dropsMetricName(e.binary_op) && l.name == kMetricNameLabel) continue;
       if (m.card == Cardinality::kOneToOne) {
@@ -713,7 +808,7 @@ class Evaluator {
       if (!v.empty()) {
         out.set(name, v);
       } else {
-        out = withoutLabel(out, name);
+        out.erase(name);
       }
     }
     return out;
@@ -722,6 +817,7 @@ class Evaluator {
   const SampleStore& store_;
   const int64_t ts_;
   const EvalOptions& options_;
+  const Filter* filter_ = nullptr;  // for the next eval() only
 };
 
 }  // namespace

@@ -35,14 +35,6 @@ std::string keyOf(const Labels& labels) {
   return k;
 }
 
-Labels withoutLabel(const Labels& in, std::string_view drop) {
-  Labels out;
-  for (const auto& l : in.items()) {
-    if (l.name != drop) out.set(l.name, l.value);
-  }
-  return out;
-}
-
 std::string expandOrError(const TemplatedLabel& t, const TemplateData& data) {
   if (t.tmpl.isConstant()) return t.text;
   auto r = t.tmpl.expand(data);
@@ -109,11 +101,14 @@ Status stepAlertingRule(const Rule& rule, const Vector& result, int64_t now_ms, 
   for (const auto& el : result) {
     const TemplateData data{&el.labels, el.value, &options.external_labels,
                             options.generator_url};
-    Labels labels = withoutLabel(el.labels, kMetricNameLabel);
+    Labels labels;
+    labels.reserve(el.labels.size() + rule.labels.size() + 1);
+    labels = el.labels;
+    labels.erase(kMetricNameLabel);
     for (const auto& l : rule.labels) {
       std::string v = expandOrError(l, data);
       if (v.empty()) {
-        labels = withoutLabel(labels, l.name);  // an empty label is no label
+        labels.erase(l.name);  // an empty label is no label
       } else {
         labels.set(l.name, v);
       }
@@ -135,10 +130,10 @@ Status stepAlertingRule(const Rule& rule, const Vector& result, int64_t now_ms, 
     auto it = state.alerts.find(key);
     if (it != state.alerts.end() && it->second.state != AlertState::kInactive) {
       it->second.value = a.value;
-      it->second.annotations = a.annotations;
+      it->second.annotations = std::move(a.annotations);
       continue;
     }
-    state.alerts[key] = a;  // new, or back after being resolved: starts over as pending
+    state.alerts[key] = std::move(a);  // new, or back after being resolved: starts pending
   }
 
   size_t active = 0;
@@ -245,10 +240,13 @@ GroupResult evaluateGroup(const RuleGroup& group, const GroupState& previous, Sa
                        "Recorded by rule group " + group.name + ": " + rule.expr_text);
         std::unordered_set<std::string> seen;
         for (auto& el : vec) {
-          Labels labels = withoutLabel(el.labels, kMetricNameLabel);
+          Labels labels;
+          labels.reserve(el.labels.size() + rule.labels.size());
+          labels = el.labels;
+          labels.erase(kMetricNameLabel);
           for (const auto& l : rule.labels) {
             if (l.text.empty()) {
-              labels = withoutLabel(labels, l.name);
+              labels.erase(l.name);
             } else {
               labels.set(l.name, l.text);
             }

@@ -18,6 +18,12 @@ void Labels::set(std::string_view name, std::string_view value) {
   }
 }
 
+void Labels::erase(std::string_view name) {
+  auto it = std::lower_bound(items_.begin(), items_.end(), name,
+                             [](const Label& l, std::string_view n) { return l.name < n; });
+  if (it != items_.end() && it->name == name) items_.erase(it);
+}
+
 std::string_view Labels::get(std::string_view name) const {
   auto it = std::lower_bound(items_.begin(), items_.end(), name,
                              [](const Label& l, std::string_view n) { return l.name < n; });

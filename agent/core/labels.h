@@ -24,6 +24,10 @@ class Labels {
 
   // Sets (or replaces) one label, keeping the order.
   void set(std::string_view name, std::string_view value);
+  // Removes one label if present.
+  void erase(std::string_view name);
+  // Room for `n` labels without reallocating (building label sets in hot loops).
+  void reserve(size_t n) { items_.reserve(n); }
   // Empty string when absent (Prometheus treats an empty label as absent).
   std::string_view get(std::string_view name) const;
   const std::vector<Label>& items() const { return items_; }

@@ -31,9 +31,15 @@ std::string SampleStore::key(std::string_view name, const Labels& labels) {
 
 void SampleStore::write(std::string_view source, const SampleBatch& batch,
                         std::chrono::milliseconds staleness, bool exported) {
+  std::lock_guard lock(mu_);
+  writeLocked(source, batch, staleness, exported);
+}
+
+void SampleStore::writeLocked(std::string_view source, const SampleBatch& batch,
+                              std::chrono::milliseconds staleness, bool exported) {
   const int64_t now_ms = toMillis(clock_.now());
   const int64_t expires_ms = now_ms + staleness.count();
-  std::lock_guard lock(mu_);
+  ++write_seq_;
   for (const auto& [name, info] : batch.families()) {
     families_.insert_or_assign(name, info);
   }
@@ -46,7 +52,12 @@ void SampleStore::write(std::string_view source, const SampleBatch& batch,
       by_name_[series.name].insert(&series);
       series.ring.reserve(std::min<size_t>(options_.history_points, 8));
     }
-    series.source = source;
+    if (inserted || series.source != source) {
+      if (!inserted) unindexSourceLocked(series);
+      series.source = source;
+      by_source_[series.source].insert(&series);
+    }
+    series.written_seq = write_seq_;
     series.value = s.value;
     series.last_ms = now_ms;
     series.expires_ms = expires_ms;
@@ -66,36 +77,46 @@ void SampleStore::write(std::string_view source, const SampleBatch& batch,
 
 void SampleStore::dropSource(std::string_view source) {
   std::lock_guard lock(mu_);
-  std::erase_if(series_, [&](const auto& kv) {
-    if (kv.second.source != source) return false;
-    unindexLocked(kv.second);
-    return true;
-  });
+  eraseSourceLocked(source, 0);
   ++version_;
+}
+
+size_t SampleStore::eraseSourceLocked(std::string_view source, uint64_t keep_seq) {
+  auto it = by_source_.find(std::string(source));
+  if (it == by_source_.end()) return 0;
+  std::vector<std::string> doomed;
+  for (const Series* s : it->second) {
+    if (keep_seq == 0 || s->written_seq != keep_seq) doomed.push_back(key(s->name, s->labels));
+  }
+  for (const auto& k : doomed) {
+    auto sit = series_.find(k);
+    unindexLocked(sit->second);
+    series_.erase(sit);
+  }
+  return doomed.size();
 }
 
 void SampleStore::replace(std::string_view source, const SampleBatch& batch,
                           std::chrono::milliseconds staleness, bool exported) {
-  {
-    std::unordered_set<std::string> keep;
-    for (const auto& s : batch.samples()) keep.insert(key(s.name, s.labels));
-    std::lock_guard lock(mu_);
-    size_t removed = std::erase_if(series_, [&](const auto& kv) {
-      if (kv.second.source != source || keep.count(kv.first)) return false;
-      unindexLocked(kv.second);
-      return true;
-    });
-    if (removed > 0) ++version_;
-  }
-  // Series of the batch are kept above, so readers never miss one of them in between.
-  write(source, batch, staleness, exported);
+  std::lock_guard lock(mu_);
+  writeLocked(source, batch, staleness, exported);
+  eraseSourceLocked(source, write_seq_);  // what this write did not touch
 }
 
 void SampleStore::unindexLocked(const Series& series) const {
   auto it = by_name_.find(series.name);
-  if (it == by_name_.end()) return;
+  if (it != by_name_.end()) {
+    it->second.erase(&series);
+    if (it->second.empty()) by_name_.erase(it);
+  }
+  unindexSourceLocked(series);
+}
+
+void SampleStore::unindexSourceLocked(const Series& series) const {
+  auto it = by_source_.find(series.source);
+  if (it == by_source_.end()) return;
   it->second.erase(&series);
-  if (it->second.empty()) by_name_.erase(it);
+  if (it->second.empty()) by_source_.erase(it);
 }
 
 void SampleStore::expireLocked(int64_t now_ms) const {
@@ -165,20 +186,26 @@ void SampleStore::visit(std::string_view name, int64_t since_ms, const SeriesVis
   if (it == by_name_.end()) return;
   std::vector<Point> scratch;
   for (const Series* s : it->second) {
-    // The ring holds ring[head..n) then ring[0..head) in time order. Count the wanted points
-    // from the newest backwards; pass them in place when they are contiguous.
-    const size_t n = s->ring.size();
-    size_t wanted = 0;
-    while (wanted < n && s->ring[(s->head + n - 1 - wanted) % n].t_ms >= since_ms) ++wanted;
-    const size_t first = (s->head + n - wanted) % (n == 0 ? 1 : n);
-    if (wanted == 0) {
-      fn(s->labels, nullptr, 0);
-    } else if (first + wanted <= n) {
-      fn(s->labels, s->ring.data() + first, wanted);
+    // The ring holds ring[head..n) then ring[0..head) in time order (head is 0 until it
+    // wraps). Walk back from the newest point to the first one before since_ms; pass the
+    // points in place when they are contiguous.
+    const std::vector<Point>& ring = s->ring;
+    const size_t n = ring.size();
+    const size_t head = s->head;
+    size_t newer = head;  // ring[newer..head) are wanted
+    while (newer > 0 && ring[newer - 1].t_ms >= since_ms) --newer;
+    size_t older = n;  // ring[older..n) are wanted too (only when all of [0..head) are)
+    if (newer == 0) {
+      while (older > head && ring[older - 1].t_ms >= since_ms) --older;
+    }
+    if (older == n) {
+      fn(s->labels, head > newer ? ring.data() + newer : nullptr, head - newer);
+    } else if (head == 0) {
+      fn(s->labels, ring.data() + older, n - older);
     } else {
-      scratch.clear();
-      for (size_t i = 0; i < wanted; ++i) scratch.push_back(s->ring[(first + i) % n]);
-      fn(s->labels, scratch.data(), wanted);
+      scratch.assign(ring.begin() + static_cast<std::ptrdiff_t>(older), ring.end());
+      scratch.insert(scratch.end(), ring.begin(), ring.begin() + static_cast<std::ptrdiff_t>(head));
+      fn(s->labels, scratch.data(), scratch.size());
     }
   }
 }

@@ -106,13 +106,20 @@ class SampleStore {
     int64_t last_ms = 0;
     int64_t expires_ms = 0;
     bool exported = true;
+    uint64_t written_seq = 0;  // the write() that last wrote it
     std::vector<Point> ring;  // grows to history_points, then wraps at head
     size_t head = 0;
   };
 
   static std::string key(std::string_view name, const Labels& labels);
   void expireLocked(int64_t now_ms) const;
-  void unindexLocked(const Series& series) const;
+  void unindexLocked(const Series& series) const;  // from by_name_ and by_source_
+  void unindexSourceLocked(const Series& series) const;
+  void writeLocked(std::string_view source, const SampleBatch& batch,
+                   std::chrono::milliseconds staleness, bool exported);
+  // Erases the series of `source` not written by write number `keep_seq` (all when 0);
+  // returns how many.
+  size_t eraseSourceLocked(std::string_view source, uint64_t keep_seq);
 
   const Clock& clock_;
   SampleStoreOptions options_;
@@ -121,8 +128,11 @@ class SampleStore {
   mutable std::unordered_map<std::string, Series> series_;
   // name -> its series (pointers into series_, whose nodes never move): rules select by name.
   mutable std::unordered_map<std::string, std::unordered_set<const Series*>> by_name_;
+  // source -> its series: dropSource() and replace() touch only the writer's own series.
+  mutable std::unordered_map<std::string, std::unordered_set<const Series*>> by_source_;
   std::unordered_map<std::string, FamilyInfo> families_;
   mutable uint64_t version_ = 1;
+  uint64_t write_seq_ = 0;  // counts writes, for replace()
   mutable int64_t next_expiry_ms_ = INT64_MAX;
   mutable std::shared_ptr<const Snapshot> cached_;
 };
