@@ -81,6 +81,15 @@ rules::RuleManagerOptions ruleOptions(const Config& config, int port) {
   o.engine.default_interval_ms = config.rules.evaluation_interval.count();
   o.engine.resend_interval_ms = config.alertmanager.resend_interval.count();
   o.engine.instance = config.agent.instance;
+  // Prometheus looks back 5 minutes because it scrapes every series every interval; our
+  // collectors write a series once per run (size every 10 minutes), and the store already
+  // drops a series 2 x interval + timeout after its last write. So an instant selector sees
+  // the latest value for as long as the store keeps the series.
+  int64_t lookback = 5 * 60'000;
+  for (const auto& [name, c] : config.collectors) {
+    if (c.enabled) lookback = std::max<int64_t>(lookback, (2 * c.interval + c.timeout).count());
+  }
+  o.engine.eval.lookback_ms = lookback;
   std::string host = config.agent.listen_addr.host;
   if (host.empty() || host == "0.0.0.0" || host == "::") {
     char name[256] = {};
