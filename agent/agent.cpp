@@ -43,9 +43,9 @@ struct Agent::Pipeline {
 
 namespace {
 
-// A store that keeps about [agent] history of points for the series written most often
-// (every shortest collector or rule interval), so rule ranges up to that length work.
-// Capped: points cost 16 bytes each per series.
+// A store that keeps [agent] history of points per series, so rule ranges up to that length
+// work: history / (shortest collector or rule interval) points at most, capped (points
+// cost 16 bytes each); a series written less often holds only its window's points.
 constexpr int64_t kMaxHistoryPoints = 1000;
 
 int64_t shortestIntervalMs(const Config& config) {
@@ -60,6 +60,8 @@ SampleStoreOptions storeOptions(const Config& config) {
   const int64_t points = config.agent.history.count() / shortestIntervalMs(config) + 1;
   SampleStoreOptions o;
   o.history_points = static_cast<size_t>(std::clamp<int64_t>(points, 2, kMaxHistoryPoints));
+  // Each series keeps only that window: slower series hold fewer points.
+  o.history_ms = config.agent.history.count();
   return o;
 }
 

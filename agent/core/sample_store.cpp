@@ -64,15 +64,29 @@ void SampleStore::writeLocked(std::string_view source, const SampleBatch& batch,
     const auto family = batch.families().find(s.name);
     series.exported =
         exported && (family == batch.families().end() || family->second.exported);
-    if (series.ring.size() < options_.history_points) {
-      series.ring.push_back(Point{now_ms, s.value});
-    } else {
-      series.ring[series.head] = Point{now_ms, s.value};
-      series.head = (series.head + 1) % series.ring.size();
-    }
+    appendPoint(series, Point{now_ms, s.value});
   }
   next_expiry_ms_ = std::min(next_expiry_ms_, expires_ms);
   ++version_;
+}
+
+void SampleStore::appendPoint(Series& series, Point p) const {
+  std::vector<Point>& ring = series.ring;
+  const size_t n = ring.size();
+  // ring[head] is the oldest point (head is 0 until the ring wraps).
+  const bool oldest_out_of_window =
+      options_.history_ms > 0 && n > 0 && ring[series.head].t_ms < p.t_ms - options_.history_ms;
+  if (n < options_.history_points && !oldest_out_of_window) {
+    if (series.head != 0) {
+      // Grows again after wrapping (a series written faster than before): oldest first.
+      std::rotate(ring.begin(), ring.begin() + static_cast<std::ptrdiff_t>(series.head), ring.end());
+      series.head = 0;
+    }
+    ring.push_back(p);
+  } else {
+    ring[series.head] = p;
+    series.head = (series.head + 1) % n;
+  }
 }
 
 void SampleStore::dropSource(std::string_view source) {

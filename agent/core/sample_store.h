@@ -54,6 +54,10 @@ struct Snapshot {
 
 struct SampleStoreOptions {
   size_t history_points = 40;  // per series ring buffer capacity
+  // When > 0, a series keeps only the points of the last history_ms (up to history_points):
+  // its ring stops growing once its oldest point is that old, so a series written every 15 s
+  // holds history_ms / 15 s points while one written every second may hold up to the cap.
+  int64_t history_ms = 0;
 };
 
 class SampleStore {
@@ -107,7 +111,7 @@ class SampleStore {
     int64_t expires_ms = 0;
     bool exported = true;
     uint64_t written_seq = 0;  // the write() that last wrote it
-    std::vector<Point> ring;  // grows to history_points, then wraps at head
+    std::vector<Point> ring;  // grows to history_points (or history_ms), then wraps at head
     size_t head = 0;
   };
 
@@ -115,6 +119,7 @@ class SampleStore {
   void expireLocked(int64_t now_ms) const;
   void unindexLocked(const Series& series) const;  // from by_name_ and by_source_
   void unindexSourceLocked(const Series& series) const;
+  void appendPoint(Series& series, Point p) const;
   void writeLocked(std::string_view source, const SampleBatch& batch,
                    std::chrono::milliseconds staleness, bool exported);
   // Erases the series of `source` not written by write number `keep_seq` (all when 0);

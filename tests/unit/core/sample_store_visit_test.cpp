@@ -107,6 +107,40 @@ TEST(SampleStoreVisitTest, WrappedHistoryComesOldestFirstWhateverTheStart) {
   }
 }
 
+TEST(SampleStoreVisitTest, HistoryWindowBoundsEachSeriesByItsOwnWriteRate) {
+  StepClock clock;
+  SampleStoreOptions options;
+  options.history_points = 1000;
+  options.history_ms = 60'000;
+  SampleStore store(clock, options);
+  for (int64_t t = 0; t <= 600'000; t += 5'000) {
+    clock.set(1'000'000 + t);
+    store.write("fast", batchOf("fast", {{{}, double(t)}}), seconds(3600));
+    if (t % 15'000 == 0) store.write("slow", batchOf("slow", {{{}, double(t)}}), seconds(3600));
+  }
+  // The last minute, both ends included: 13 points every 5 s, 5 points every 15 s.
+  auto fast = visitAll(store, "fast", 0);
+  auto slow = visitAll(store, "slow", 0);
+  ASSERT_EQ(fast.size(), 1u);
+  ASSERT_EQ(slow.size(), 1u);
+  EXPECT_EQ(fast[0].points.size(), 13u);
+  EXPECT_EQ(slow[0].points.size(), 5u);
+  EXPECT_EQ(slow[0].points.front().t_ms, 1'000'000 + 540'000);
+  EXPECT_EQ(slow[0].points.back().t_ms, 1'000'000 + 600'000);
+
+  // Written faster from now on, the slow series grows again, oldest point first.
+  for (int64_t t = 605'000; t <= 660'000; t += 5'000) {
+    clock.set(1'000'000 + t);
+    store.write("slow", batchOf("slow", {{{}, double(t)}}), seconds(3600));
+  }
+  slow = visitAll(store, "slow", 0);
+  EXPECT_EQ(slow[0].points.size(), 13u);
+  for (size_t i = 1; i < slow[0].points.size(); ++i) {
+    EXPECT_LT(slow[0].points[i - 1].t_ms, slow[0].points[i].t_ms);
+  }
+  EXPECT_EQ(slow[0].points.front().t_ms, 1'000'000 + 600'000);
+}
+
 TEST(SampleStoreVisitTest, ExpiredAndDroppedSeriesLeaveTheNameIndex) {
   StepClock clock;
   SampleStore store(clock);
