@@ -170,19 +170,38 @@ double goMin(double a, double b) {
 double applyOp(BinaryOp op, double l, double r, bool& keep) {
   keep = true;
   switch (op) {
-    case BinaryOp::kAdd: return l + r;
-    case BinaryOp::kSub: return l - r;
-    case BinaryOp::kMul: return l * r;
-    case BinaryOp::kDiv: return l / r;
-    case BinaryOp::kMod: return std::fmod(l, r);
-    case BinaryOp::kPow: return std::pow(l, r);
-    case BinaryOp::kEqual: keep = l == r; return l;
-    case BinaryOp::kNotEqual: keep = l != r; return l;
-    case BinaryOp::kGreater: keep = l > r; return l;
-    case BinaryOp::kLess: keep = l < r; return l;
-    case BinaryOp::kGreaterEqual: keep = l >= r; return l;
-    case BinaryOp::kLessEqual: keep = l <= r; return l;
-    default: return kNaN;  // set operators never reach here
+    case BinaryOp::kAdd:
+      return l + r;
+    case BinaryOp::kSub:
+      return l - r;
+    case BinaryOp::kMul:
+      return l * r;
+    case BinaryOp::kDiv:
+      return l / r;
+    case BinaryOp::kMod:
+      return std::fmod(l, r);
+    case BinaryOp::kPow:
+      return std::pow(l, r);
+    case BinaryOp::kEqual:
+      keep = l == r;
+      return l;
+    case BinaryOp::kNotEqual:
+      keep = l != r;
+      return l;
+    case BinaryOp::kGreater:
+      keep = l > r;
+      return l;
+    case BinaryOp::kLess:
+      keep = l < r;
+      return l;
+    case BinaryOp::kGreaterEqual:
+      keep = l >= r;
+      return l;
+    case BinaryOp::kLessEqual:
+      keep = l <= r;
+      return l;
+    default:
+      return kNaN;  // set operators never reach here
   }
 }
 
@@ -254,8 +273,10 @@ class Evaluator {
     // A pushed-down comparison applies to this node only (see binary()).
     const Filter* filter = std::exchange(filter_, nullptr);
     switch (e.kind) {
-      case Expr::Kind::kNumber: return scalar(e.number);
-      case Expr::Kind::kString: throw EvalError{"string values are not supported here"};
+      case Expr::Kind::kNumber:
+        return scalar(e.number);
+      case Expr::Kind::kString:
+        throw EvalError{"string values are not supported here"};
       case Expr::Kind::kParen:
         filter_ = filter;
         return eval(*e.args[0]);
@@ -270,7 +291,8 @@ class Evaluator {
           return vector(rangeFunction(e, filter));
         }
         return call(e);
-      case Expr::Kind::kAggregate: return vector(aggregate(e));
+      case Expr::Kind::kAggregate:
+        return vector(aggregate(e));
       case Expr::Kind::kUnary: {
         Value v = eval(*e.args[0]);
         if (v.type == ValueType::kScalar) return scalar(-v.scalar);
@@ -278,7 +300,8 @@ class Evaluator {
         dropMetricNames(v.vector);
         return v;
       }
-      case Expr::Kind::kBinary: return binary(e);
+      case Expr::Kind::kBinary:
+        return binary(e);
     }
     throw EvalError{"unknown expression node"};
   }
@@ -315,8 +338,8 @@ class Evaluator {
     return out;
   }
 
-  using SeriesFn = std::function<void(std::string_view name, const Labels& labels,
-                                      const Point* pts, size_t n)>;
+  using SeriesFn =
+      std::function<void(std::string_view name, const Labels& labels, const Point* pts, size_t n)>;
 
   // Calls `fn` for every series the selector matches, with its points in [since, until].
   void select(const Expr& sel, int64_t since, int64_t until, const SeriesFn& fn) {
@@ -328,9 +351,8 @@ class Evaluator {
     if (!sel.metric_name.empty()) {
       names.push_back(sel.metric_name);
     } else {
-      auto eq = std::find_if(name_matchers.begin(), name_matchers.end(), [](const auto* m) {
-        return m->op == LabelMatcher::Op::kEqual;
-      });
+      auto eq = std::find_if(name_matchers.begin(), name_matchers.end(),
+                             [](const auto* m) { return m->op == LabelMatcher::Op::kEqual; });
       names = eq != name_matchers.end() ? std::vector<std::string>{(*eq)->value} : store_.names();
       std::erase_if(names, [&](const std::string& n) {
         return !std::all_of(name_matchers.begin(), name_matchers.end(),
@@ -378,14 +400,18 @@ class Evaluator {
   static bool rangeValue(Function f, const Point* pts, size_t n, int64_t range_start,
                          int64_t range_end, double& v) {
     switch (f) {
-      case Function::kRate: return extrapolatedRate(pts, n, range_start, range_end, true, true, v);
+      case Function::kRate:
+        return extrapolatedRate(pts, n, range_start, range_end, true, true, v);
       case Function::kIncrease:
         return extrapolatedRate(pts, n, range_start, range_end, true, false, v);
       case Function::kDelta:
         return extrapolatedRate(pts, n, range_start, range_end, false, false, v);
-      case Function::kIrate: return instantRate(pts, n, v);
-      case Function::kDeriv: return derivative(pts, n, v);
-      default: return overTime(f, pts, n, v);
+      case Function::kIrate:
+        return instantRate(pts, n, v);
+      case Function::kDeriv:
+        return derivative(pts, n, v);
+      default:
+        return overTime(f, pts, n, v);
     }
   }
 
@@ -430,7 +456,8 @@ class Evaluator {
       case Function::kMinOverTime:
       case Function::kMaxOverTime:
       case Function::kSumOverTime:
-      case Function::kCountOverTime: return vector(rangeFunction(e));
+      case Function::kCountOverTime:
+        return vector(rangeFunction(e));
       case Function::kAbs:
       case Function::kClampMin:
       case Function::kClampMax: {
@@ -448,9 +475,12 @@ class Evaluator {
         const double q = eval(*e.args[0]).scalar;
         return vector(histogramQuantile(q, eval(*e.args[1]).vector));
       }
-      case Function::kAbsent: return vector(absent(e));
-      case Function::kTime: return scalar(static_cast<double>(ts_) / 1000);
-      case Function::kVector: return vector(Vector{Element{Labels{}, eval(*e.args[0]).scalar}});
+      case Function::kAbsent:
+        return vector(absent(e));
+      case Function::kTime:
+        return scalar(static_cast<double>(ts_) / 1000);
+      case Function::kVector:
+        return vector(Vector{Element{Labels{}, eval(*e.args[0]).scalar}});
       case Function::kScalar: {
         Value v = eval(*e.args[0]);
         return scalar(v.vector.size() == 1 ? v.vector[0].value : kNaN);
@@ -600,14 +630,17 @@ class Evaluator {
       g.count += 1;
       switch (e.aggregate) {
         case AggregateOp::kSum:
-        case AggregateOp::kAvg: g.value += value; break;
+        case AggregateOp::kAvg:
+          g.value += value;
+          break;
         case AggregateOp::kMax:
           if (g.value < value || std::isnan(g.value)) g.value = value;
           break;
         case AggregateOp::kMin:
           if (g.value > value || std::isnan(g.value)) g.value = value;
           break;
-        case AggregateOp::kCount: break;
+        case AggregateOp::kCount:
+          break;
       }
     });
     Vector out;
@@ -655,10 +688,14 @@ class Evaluator {
       return vector(vectorScalar(e, std::move(vec), s, swap));
     }
     switch (op) {
-      case BinaryOp::kAnd: return vector(vectorAnd(e, std::move(l.vector), r.vector));
-      case BinaryOp::kOr: return vector(vectorOr(e, std::move(l.vector), std::move(r.vector)));
-      case BinaryOp::kUnless: return vector(vectorUnless(e, std::move(l.vector), r.vector));
-      default: return vector(vectorVector(e, l.vector, r.vector));
+      case BinaryOp::kAnd:
+        return vector(vectorAnd(e, std::move(l.vector), r.vector));
+      case BinaryOp::kOr:
+        return vector(vectorOr(e, std::move(l.vector), std::move(r.vector)));
+      case BinaryOp::kUnless:
+        return vector(vectorUnless(e, std::move(l.vector), r.vector));
+      default:
+        return vector(vectorVector(e, l.vector, r.vector));
     }
   }
 
@@ -779,8 +816,9 @@ class Evaluator {
       auto [mit, first_match] = matched.try_emplace(sig);
       if (m.card == Cardinality::kOneToOne) {
         if (!first_match) {
-          throw EvalError{"multiple matches for labels: many-to-one matching must be explicit "
-                          "(group_left/group_right)"};
+          throw EvalError{
+              "multiple matches for labels: many-to-one matching must be explicit "
+              "(group_left/group_right)"};
         }
       } else if (!mit->second.insert(keyOf(metric)).second) {
         throw EvalError{"multiple matches for labels: grouping labels must ensure unique matches"};

@@ -12,31 +12,50 @@ namespace dbpulse::rules {
 
 const char* valueTypeName(ValueType type) {
   switch (type) {
-    case ValueType::kScalar: return "scalar";
-    case ValueType::kInstantVector: return "instant vector";
-    case ValueType::kRangeVector: return "range vector";
-    case ValueType::kString: return "string";
+    case ValueType::kScalar:
+      return "scalar";
+    case ValueType::kInstantVector:
+      return "instant vector";
+    case ValueType::kRangeVector:
+      return "range vector";
+    case ValueType::kString:
+      return "string";
   }
   return "?";
 }
 
 const char* binaryOpName(BinaryOp op) {
   switch (op) {
-    case BinaryOp::kAdd: return "+";
-    case BinaryOp::kSub: return "-";
-    case BinaryOp::kMul: return "*";
-    case BinaryOp::kDiv: return "/";
-    case BinaryOp::kMod: return "%";
-    case BinaryOp::kPow: return "^";
-    case BinaryOp::kEqual: return "==";
-    case BinaryOp::kNotEqual: return "!=";
-    case BinaryOp::kGreater: return ">";
-    case BinaryOp::kLess: return "<";
-    case BinaryOp::kGreaterEqual: return ">=";
-    case BinaryOp::kLessEqual: return "<=";
-    case BinaryOp::kAnd: return "and";
-    case BinaryOp::kOr: return "or";
-    case BinaryOp::kUnless: return "unless";
+    case BinaryOp::kAdd:
+      return "+";
+    case BinaryOp::kSub:
+      return "-";
+    case BinaryOp::kMul:
+      return "*";
+    case BinaryOp::kDiv:
+      return "/";
+    case BinaryOp::kMod:
+      return "%";
+    case BinaryOp::kPow:
+      return "^";
+    case BinaryOp::kEqual:
+      return "==";
+    case BinaryOp::kNotEqual:
+      return "!=";
+    case BinaryOp::kGreater:
+      return ">";
+    case BinaryOp::kLess:
+      return "<";
+    case BinaryOp::kGreaterEqual:
+      return ">=";
+    case BinaryOp::kLessEqual:
+      return "<=";
+    case BinaryOp::kAnd:
+      return "and";
+    case BinaryOp::kOr:
+      return "or";
+    case BinaryOp::kUnless:
+      return "unless";
   }
   return "?";
 }
@@ -52,11 +71,16 @@ bool isSetOperator(BinaryOp op) {
 
 const char* aggregateOpName(AggregateOp op) {
   switch (op) {
-    case AggregateOp::kSum: return "sum";
-    case AggregateOp::kAvg: return "avg";
-    case AggregateOp::kMin: return "min";
-    case AggregateOp::kMax: return "max";
-    case AggregateOp::kCount: return "count";
+    case AggregateOp::kSum:
+      return "sum";
+    case AggregateOp::kAvg:
+      return "avg";
+    case AggregateOp::kMin:
+      return "min";
+    case AggregateOp::kMax:
+      return "max";
+    case AggregateOp::kCount:
+      return "count";
   }
   return "?";
 }
@@ -86,7 +110,9 @@ const std::vector<FunctionSpec>& functionSpecs() {
       {Function::kAbs, "abs", {V::kInstantVector}, V::kInstantVector},
       {Function::kClampMin, "clamp_min", {V::kInstantVector, V::kScalar}, V::kInstantVector},
       {Function::kClampMax, "clamp_max", {V::kInstantVector, V::kScalar}, V::kInstantVector},
-      {Function::kHistogramQuantile, "histogram_quantile", {V::kScalar, V::kInstantVector},
+      {Function::kHistogramQuantile,
+       "histogram_quantile",
+       {V::kScalar, V::kInstantVector},
        V::kInstantVector},
       {Function::kAbsent, "absent", {V::kInstantVector}, V::kInstantVector},
       {Function::kTime, "time", {}, V::kScalar},
@@ -130,11 +156,34 @@ bool isValidLabelName(std::string_view s) {
 }
 
 enum class Tok {
-  kEof, kIdent, kNumber, kString,
-  kLParen, kRParen, kLBrace, kRBrace, kLBracket, kRBracket, kComma, kColon, kAt,
-  kAssign, kEqual, kNotEqual, kRegexMatch, kRegexNoMatch,
-  kGreater, kLess, kGreaterEqual, kLessEqual,
-  kAdd, kSub, kMul, kDiv, kMod, kPow,
+  kEof,
+  kIdent,
+  kNumber,
+  kString,
+  kLParen,
+  kRParen,
+  kLBrace,
+  kRBrace,
+  kLBracket,
+  kRBracket,
+  kComma,
+  kColon,
+  kAt,
+  kAssign,
+  kEqual,
+  kNotEqual,
+  kRegexMatch,
+  kRegexNoMatch,
+  kGreater,
+  kLess,
+  kGreaterEqual,
+  kLessEqual,
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kMod,
+  kPow,
 };
 
 struct Token {
@@ -153,11 +202,16 @@ struct SyntaxError {
 
 std::string describe(const Token& t) {
   switch (t.kind) {
-    case Tok::kEof: return "end of input";
-    case Tok::kIdent: return "identifier \"" + t.text + "\"";
-    case Tok::kNumber: return "number \"" + t.text + "\"";
-    case Tok::kString: return "string \"" + t.text + "\"";
-    default: return "\"" + t.text + "\"";
+    case Tok::kEof:
+      return "end of input";
+    case Tok::kIdent:
+      return "identifier \"" + t.text + "\"";
+    case Tok::kNumber:
+      return "number \"" + t.text + "\"";
+    case Tok::kString:
+      return "string \"" + t.text + "\"";
+    default:
+      return "\"" + t.text + "\"";
   }
 }
 
@@ -313,14 +367,30 @@ class Lexer {
       const size_t esc = pos_ - 1;
       char e = src_[pos_++];
       switch (e) {
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'v': out += '\v'; break;
-        case '\\': out += '\\'; break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case '\\':
+          out += '\\';
+          break;
         case '"':
         case '\'':
           if (e != quote) throw SyntaxError{esc, "parse error: unknown escape sequence"};
@@ -356,7 +426,8 @@ class Lexer {
             out += static_cast<char>(v);
             break;
           }
-          throw SyntaxError{esc, "parse error: unknown escape sequence \"\\" + std::string(1, e) + "\""};
+          throw SyntaxError{esc,
+                            "parse error: unknown escape sequence \"\\" + std::string(1, e) + "\""};
       }
     }
     t.kind = Tok::kString;
@@ -369,20 +440,48 @@ class Lexer {
     const char c = src_[pos_];
     int len = 1;
     switch (c) {
-      case '(': t.kind = Tok::kLParen; break;
-      case ')': t.kind = Tok::kRParen; break;
-      case '{': t.kind = Tok::kLBrace; break;
-      case '}': t.kind = Tok::kRBrace; break;
-      case '[': t.kind = Tok::kLBracket; break;
-      case ']': t.kind = Tok::kRBracket; break;
-      case ',': t.kind = Tok::kComma; break;
-      case '@': t.kind = Tok::kAt; break;
-      case '+': t.kind = Tok::kAdd; break;
-      case '-': t.kind = Tok::kSub; break;
-      case '*': t.kind = Tok::kMul; break;
-      case '/': t.kind = Tok::kDiv; break;
-      case '%': t.kind = Tok::kMod; break;
-      case '^': t.kind = Tok::kPow; break;
+      case '(':
+        t.kind = Tok::kLParen;
+        break;
+      case ')':
+        t.kind = Tok::kRParen;
+        break;
+      case '{':
+        t.kind = Tok::kLBrace;
+        break;
+      case '}':
+        t.kind = Tok::kRBrace;
+        break;
+      case '[':
+        t.kind = Tok::kLBracket;
+        break;
+      case ']':
+        t.kind = Tok::kRBracket;
+        break;
+      case ',':
+        t.kind = Tok::kComma;
+        break;
+      case '@':
+        t.kind = Tok::kAt;
+        break;
+      case '+':
+        t.kind = Tok::kAdd;
+        break;
+      case '-':
+        t.kind = Tok::kSub;
+        break;
+      case '*':
+        t.kind = Tok::kMul;
+        break;
+      case '/':
+        t.kind = Tok::kDiv;
+        break;
+      case '%':
+        t.kind = Tok::kMod;
+        break;
+      case '^':
+        t.kind = Tok::kPow;
+        break;
       case '=':
         if (two('=')) {
           t.kind = Tok::kEqual, len = 2;
@@ -431,18 +530,30 @@ class Lexer {
 
 std::optional<BinaryOp> binaryOpOf(const Token& t) {
   switch (t.kind) {
-    case Tok::kAdd: return BinaryOp::kAdd;
-    case Tok::kSub: return BinaryOp::kSub;
-    case Tok::kMul: return BinaryOp::kMul;
-    case Tok::kDiv: return BinaryOp::kDiv;
-    case Tok::kMod: return BinaryOp::kMod;
-    case Tok::kPow: return BinaryOp::kPow;
-    case Tok::kEqual: return BinaryOp::kEqual;
-    case Tok::kNotEqual: return BinaryOp::kNotEqual;
-    case Tok::kGreater: return BinaryOp::kGreater;
-    case Tok::kLess: return BinaryOp::kLess;
-    case Tok::kGreaterEqual: return BinaryOp::kGreaterEqual;
-    case Tok::kLessEqual: return BinaryOp::kLessEqual;
+    case Tok::kAdd:
+      return BinaryOp::kAdd;
+    case Tok::kSub:
+      return BinaryOp::kSub;
+    case Tok::kMul:
+      return BinaryOp::kMul;
+    case Tok::kDiv:
+      return BinaryOp::kDiv;
+    case Tok::kMod:
+      return BinaryOp::kMod;
+    case Tok::kPow:
+      return BinaryOp::kPow;
+    case Tok::kEqual:
+      return BinaryOp::kEqual;
+    case Tok::kNotEqual:
+      return BinaryOp::kNotEqual;
+    case Tok::kGreater:
+      return BinaryOp::kGreater;
+    case Tok::kLess:
+      return BinaryOp::kLess;
+    case Tok::kGreaterEqual:
+      return BinaryOp::kGreaterEqual;
+    case Tok::kLessEqual:
+      return BinaryOp::kLessEqual;
     case Tok::kIdent: {
       const std::string k = lower(t.text);
       if (k == "and") return BinaryOp::kAnd;
@@ -450,36 +561,43 @@ std::optional<BinaryOp> binaryOpOf(const Token& t) {
       if (k == "unless") return BinaryOp::kUnless;
       return std::nullopt;
     }
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 
 // Prometheus's precedence, lowest first.
 int precedence(BinaryOp op) {
   switch (op) {
-    case BinaryOp::kOr: return 1;
+    case BinaryOp::kOr:
+      return 1;
     case BinaryOp::kAnd:
-    case BinaryOp::kUnless: return 2;
+    case BinaryOp::kUnless:
+      return 2;
     case BinaryOp::kEqual:
     case BinaryOp::kNotEqual:
     case BinaryOp::kGreater:
     case BinaryOp::kLess:
     case BinaryOp::kGreaterEqual:
-    case BinaryOp::kLessEqual: return 3;
+    case BinaryOp::kLessEqual:
+      return 3;
     case BinaryOp::kAdd:
-    case BinaryOp::kSub: return 4;
+    case BinaryOp::kSub:
+      return 4;
     case BinaryOp::kMul:
     case BinaryOp::kDiv:
-    case BinaryOp::kMod: return 5;
-    case BinaryOp::kPow: return 6;
+    case BinaryOp::kMod:
+      return 5;
+    case BinaryOp::kPow:
+      return 6;
   }
   return 0;
 }
 
 bool isKeyword(const std::string& lowered) {
-  static const char* const kKeywords[] = {"by",     "without",     "on",         "ignoring",
-                                          "group_left", "group_right", "bool", "offset",
-                                          "and",    "or",          "unless",     "atan2"};
+  static const char* const kKeywords[] = {"by",         "without",     "on",     "ignoring",
+                                          "group_left", "group_right", "bool",   "offset",
+                                          "and",        "or",          "unless", "atan2"};
   return std::any_of(std::begin(kKeywords), std::end(kKeywords),
                      [&](const char* k) { return lowered == k; });
 }
@@ -494,9 +612,8 @@ std::optional<AggregateOp> aggregateOf(const std::string& lowered) {
 }
 
 bool isUnsupportedAggregate(const std::string& lowered) {
-  static const char* const kOthers[] = {"topk",   "bottomk", "quantile", "count_values",
-                                        "stddev", "stdvar",  "group",    "limitk",
-                                        "limit_ratio"};
+  static const char* const kOthers[] = {"topk",   "bottomk", "quantile", "count_values", "stddev",
+                                        "stdvar", "group",   "limitk",   "limit_ratio"};
   return std::any_of(std::begin(kOthers), std::end(kOthers),
                      [&](const char* k) { return lowered == k; });
 }
@@ -531,7 +648,9 @@ class Parser {
     advance();
   }
 
-  bool atKeyword(const char* kw) const { return cur_.kind == Tok::kIdent && lower(cur_.text) == kw; }
+  bool atKeyword(const char* kw) const {
+    return cur_.kind == Tok::kIdent && lower(cur_.text) == kw;
+  }
 
   static Node node(Expr::Kind kind, size_t pos, ValueType type) {
     auto e = std::make_unique<Expr>();
@@ -579,8 +698,9 @@ class Parser {
       advance();
       Node operand = parseExpression(precedence(BinaryOp::kPow));
       if (operand->type != ValueType::kScalar && operand->type != ValueType::kInstantVector) {
-        fail(op, "parse error: unary expression only allowed on expressions of type scalar or "
-                 "instant vector");
+        fail(op,
+             "parse error: unary expression only allowed on expressions of type scalar or "
+             "instant vector");
       }
       if (op.kind == Tok::kAdd) return operand;
       if (operand->kind == Expr::Kind::kNumber) {  // folded, as Prometheus does
@@ -621,8 +741,9 @@ class Parser {
         Token d = lexer_.duration();
         advance();
         if (e->kind != Expr::Kind::kSelector) {
-          fail(kw, "parse error: offset modifier must be preceded by an instant vector selector "
-                   "or range vector selector");
+          fail(kw,
+               "parse error: offset modifier must be preceded by an instant vector selector "
+               "or range vector selector");
         }
         if (e->offset_ms != 0) fail(kw, "parse error: offset may not be set multiple times");
         auto ms = parsePromDuration(d.text);
@@ -659,9 +780,12 @@ class Parser {
         p->args.push_back(std::move(inner));
         return p;
       }
-      case Tok::kLBrace: return parseSelector("", t.pos);
-      case Tok::kIdent: break;
-      default: fail(t, "parse error: unexpected " + describe(t));
+      case Tok::kLBrace:
+        return parseSelector("", t.pos);
+      case Tok::kIdent:
+        break;
+      default:
+        fail(t, "parse error: unexpected " + describe(t));
     }
 
     const std::string k = lower(t.text);
@@ -732,12 +856,15 @@ class Parser {
     }
     advance();
     if (args.size() != 1) {
-      fail(t, "parse error: wrong number of arguments for aggregate expression provided, "
-              "expected 1, got " + std::to_string(args.size()));
+      fail(t,
+           "parse error: wrong number of arguments for aggregate expression provided, "
+           "expected 1, got " +
+               std::to_string(args.size()));
     }
     if (args[0]->type != ValueType::kInstantVector) {
       fail(args[0]->pos, std::string("parse error: expected type instant vector in aggregation "
-                                     "expression, got ") + valueTypeName(args[0]->type));
+                                     "expression, got ") +
+                             valueTypeName(args[0]->type));
     }
     if (atKeyword("by") || atKeyword("without")) {
       if (grouped) fail(cur_, "parse error: more than one grouping clause");
@@ -750,8 +877,8 @@ class Parser {
   Node parseCall(const Token& name) {
     const FunctionSpec* spec = findFunction(name.text);
     if (spec == nullptr) {
-      fail(name, "unsupported: function \"" + name.text + "\" (supported: " +
-                     supportedFunctionList() + ")");
+      fail(name, "unsupported: function \"" + name.text +
+                     "\" (supported: " + supportedFunctionList() + ")");
     }
     advance();  // "("
     std::vector<Node> args;
@@ -799,10 +926,18 @@ class Parser {
       advance();
       const Token op = cur_;
       switch (op.kind) {
-        case Tok::kAssign: m.op = LabelMatcher::Op::kEqual; break;
-        case Tok::kNotEqual: m.op = LabelMatcher::Op::kNotEqual; break;
-        case Tok::kRegexMatch: m.op = LabelMatcher::Op::kRegexMatch; break;
-        case Tok::kRegexNoMatch: m.op = LabelMatcher::Op::kRegexNoMatch; break;
+        case Tok::kAssign:
+          m.op = LabelMatcher::Op::kEqual;
+          break;
+        case Tok::kNotEqual:
+          m.op = LabelMatcher::Op::kNotEqual;
+          break;
+        case Tok::kRegexMatch:
+          m.op = LabelMatcher::Op::kRegexMatch;
+          break;
+        case Tok::kRegexNoMatch:
+          m.op = LabelMatcher::Op::kRegexNoMatch;
+          break;
         default:
           fail(op, "parse error: expected one of =, !=, =~, !~ after label \"" + m.name +
                        "\", got " + describe(op));
@@ -829,9 +964,9 @@ class Parser {
     }
     advance();
     // Like Prometheus: a selector must not match every series.
-    const bool has_nonempty = !metric.empty() ||
-                              std::any_of(sel->matchers.begin(), sel->matchers.end(),
-                                          [](const LabelMatcher& m) { return !m.matches(""); });
+    const bool has_nonempty =
+        !metric.empty() || std::any_of(sel->matchers.begin(), sel->matchers.end(),
+                                       [](const LabelMatcher& m) { return !m.matches(""); });
     if (!has_nonempty) {
       fail(open, "parse error: vector selector must contain at least one non-empty matcher");
     }
@@ -887,7 +1022,8 @@ class Parser {
         for (const auto& l : bin.matching.include) {
           if (bin.matching.on && std::find(bin.matching.labels.begin(), bin.matching.labels.end(),
                                            l) != bin.matching.labels.end()) {
-            fail(g, "parse error: label \"" + l + "\" must not occur in ON and GROUP clause at once");
+            fail(g,
+                 "parse error: label \"" + l + "\" must not occur in ON and GROUP clause at once");
           }
         }
       }
@@ -904,8 +1040,9 @@ class Parser {
       return e.type == ValueType::kScalar || e.type == ValueType::kInstantVector;
     };
     if (!operand_ok(lhs) || !operand_ok(rhs)) {
-      fail(op_tok, "parse error: binary expression must contain only scalar and instant vector "
-                   "types");
+      fail(op_tok,
+           "parse error: binary expression must contain only scalar and instant vector "
+           "types");
     }
     const bool both_scalar = lhs.type == ValueType::kScalar && rhs.type == ValueType::kScalar;
     const bool both_vector =
@@ -954,10 +1091,14 @@ const char* functionName(Function f) {
 
 bool LabelMatcher::matches(std::string_view v) const {
   switch (op) {
-    case Op::kEqual: return v == value;
-    case Op::kNotEqual: return v != value;
-    case Op::kRegexMatch: return std::regex_match(v.begin(), v.end(), *regex);
-    case Op::kRegexNoMatch: return !std::regex_match(v.begin(), v.end(), *regex);
+    case Op::kEqual:
+      return v == value;
+    case Op::kNotEqual:
+      return v != value;
+    case Op::kRegexMatch:
+      return std::regex_match(v.begin(), v.end(), *regex);
+    case Op::kRegexNoMatch:
+      return !std::regex_match(v.begin(), v.end(), *regex);
   }
   return false;
 }
@@ -983,9 +1124,12 @@ Result<int64_t> parsePromDuration(std::string_view text) {
     int64_t ms;
   };
   // In the order they must appear, each at most once ("1h30m", not "30m1h").
-  static const Unit kUnits[] = {{"y", 365LL * 86'400'000}, {"w", 7LL * 86'400'000},
-                                {"d", 86'400'000},         {"h", 3'600'000},
-                                {"m", 60'000},             {"s", 1000},
+  static const Unit kUnits[] = {{"y", 365LL * 86'400'000},
+                                {"w", 7LL * 86'400'000},
+                                {"d", 86'400'000},
+                                {"h", 3'600'000},
+                                {"m", 60'000},
+                                {"s", 1000},
                                 {"ms", 1}};
   const std::string bad = "not a valid duration string: \"" + std::string(text) + "\"";
   int64_t total = 0;

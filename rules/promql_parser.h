@@ -49,9 +49,21 @@ struct LabelMatcher {
 };
 
 enum class BinaryOp {
-  kAdd, kSub, kMul, kDiv, kMod, kPow,
-  kEqual, kNotEqual, kGreater, kLess, kGreaterEqual, kLessEqual,
-  kAnd, kOr, kUnless,
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kMod,
+  kPow,
+  kEqual,
+  kNotEqual,
+  kGreater,
+  kLess,
+  kGreaterEqual,
+  kLessEqual,
+  kAnd,
+  kOr,
+  kUnless,
 };
 const char* binaryOpName(BinaryOp op);  // "+", "==", "and", ...
 bool isComparison(BinaryOp op);
@@ -61,9 +73,24 @@ enum class AggregateOp { kSum, kAvg, kMin, kMax, kCount };
 const char* aggregateOpName(AggregateOp op);
 
 enum class Function {
-  kRate, kIrate, kIncrease, kDelta, kDeriv,
-  kAvgOverTime, kMinOverTime, kMaxOverTime, kSumOverTime, kCountOverTime,
-  kAbs, kClampMin, kClampMax, kHistogramQuantile, kAbsent, kTime, kVector, kScalar,
+  kRate,
+  kIrate,
+  kIncrease,
+  kDelta,
+  kDeriv,
+  kAvgOverTime,
+  kMinOverTime,
+  kMaxOverTime,
+  kSumOverTime,
+  kCountOverTime,
+  kAbs,
+  kClampMin,
+  kClampMax,
+  kHistogramQuantile,
+  kAbsent,
+  kTime,
+  kVector,
+  kScalar,
 };
 const char* functionName(Function f);
 
@@ -72,9 +99,9 @@ enum class Cardinality { kOneToOne, kManyToOne, kOneToMany, kManyToMany };
 // How the two sides of a vector/vector binary operation are matched.
 struct VectorMatching {
   Cardinality card = Cardinality::kOneToOne;  // kManyToMany for and/or/unless
-  bool on = false;                             // on(labels) rather than ignoring(labels)
-  std::vector<std::string> labels;             // the on/ignoring list
-  std::vector<std::string> include;            // group_left/group_right(labels)
+  bool on = false;                            // on(labels) rather than ignoring(labels)
+  std::vector<std::string> labels;            // the on/ignoring list
+  std::vector<std::string> include;           // group_left/group_right(labels)
 };
 
 struct Expr;
@@ -98,8 +125,8 @@ struct Expr {
   double number = 0;
   std::string text;
 
-  std::string metric_name;              // "" when the selector is {...} only
-  std::vector<LabelMatcher> matchers;   // without the metric name (but maybe __name__ ones)
+  std::string metric_name;             // "" when the selector is {...} only
+  std::vector<LabelMatcher> matchers;  // without the metric name (but maybe __name__ ones)
   int64_t range_ms = 0;
   int64_t offset_ms = 0;
 

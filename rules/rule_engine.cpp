@@ -11,18 +11,24 @@ namespace dbpulse::rules {
 
 const char* alertStateName(AlertState state) {
   switch (state) {
-    case AlertState::kInactive: return "inactive";
-    case AlertState::kPending: return "pending";
-    case AlertState::kFiring: return "firing";
+    case AlertState::kInactive:
+      return "inactive";
+    case AlertState::kPending:
+      return "pending";
+    case AlertState::kFiring:
+      return "firing";
   }
   return "?";
 }
 
 const char* ruleHealthName(RuleHealth health) {
   switch (health) {
-    case RuleHealth::kUnknown: return "unknown";
-    case RuleHealth::kOk: return "ok";
-    case RuleHealth::kError: return "err";
+    case RuleHealth::kUnknown:
+      return "unknown";
+    case RuleHealth::kOk:
+      return "ok";
+    case RuleHealth::kError:
+      return "err";
   }
   return "?";
 }
@@ -87,8 +93,8 @@ std::string ruleId(const RuleGroup& group, size_t index) {
   for (size_t i = 0; i < index; ++i) {
     if (group.rules[i].kind == rule.kind && group.rules[i].name == rule.name) ++occurrence;
   }
-  return std::string(rule.kind == Rule::Kind::kAlerting ? "alert:" : "record:") + rule.name +
-         "#" + std::to_string(occurrence);
+  return std::string(rule.kind == Rule::Kind::kAlerting ? "alert:" : "record:") + rule.name + "#" +
+         std::to_string(occurrence);
 }
 
 std::string ruleSource(const RuleGroup& group, size_t index) {
@@ -99,8 +105,7 @@ Status stepAlertingRule(const Rule& rule, const Vector& result, int64_t now_ms, 
                         const EngineOptions& options, RuleState& state) {
   std::map<std::string, Alert> fresh;
   for (const auto& el : result) {
-    const TemplateData data{&el.labels, el.value, &options.external_labels,
-                            options.generator_url};
+    const TemplateData data{&el.labels, el.value, &options.external_labels, options.generator_url};
     Labels labels;
     labels.reserve(el.labels.size() + rule.labels.size() + 1);
     labels = el.labels;
@@ -121,8 +126,9 @@ Status stepAlertingRule(const Rule& rule, const Vector& result, int64_t now_ms, 
     a.value = el.value;
     a.active_at_ms = now_ms;
     if (!fresh.emplace(keyOf(a.labels), std::move(a)).second) {
-      return invalidArgument("vector contains metrics with the same labelset after applying "
-                             "alert labels");
+      return invalidArgument(
+          "vector contains metrics with the same labelset after applying "
+          "alert labels");
     }
   }
 
@@ -179,9 +185,8 @@ Status stepAlertingRule(const Rule& rule, const Vector& result, int64_t now_ms, 
   return okStatus();
 }
 
-std::vector<AlertNotification> dueNotifications(const RuleGroup& group,
-                                                int64_t now_ms, const EngineOptions& options,
-                                                RuleState& state) {
+std::vector<AlertNotification> dueNotifications(const RuleGroup& group, int64_t now_ms,
+                                                const EngineOptions& options, RuleState& state) {
   std::vector<AlertNotification> out;
   const int64_t delta = std::max(options.resend_interval_ms, groupInterval(group, options));
   for (auto& [key, a] : state.alerts) {
@@ -252,8 +257,9 @@ GroupResult evaluateGroup(const RuleGroup& group, const GroupState& previous, Sa
             }
           }
           if (!seen.insert(keyOf(labels)).second) {
-            status = invalidArgument("vector contains metrics with the same labelset after "
-                                     "applying rule labels");
+            status = invalidArgument(
+                "vector contains metrics with the same labelset after "
+                "applying rule labels");
             break;
           }
           batch.add(rule.name, std::move(labels), el.value);
@@ -297,8 +303,7 @@ GroupResult evaluateGroup(const RuleGroup& group, const GroupState& previous, Sa
       ++out.state.rule_failures;
     }
     rs.last_evaluation_ms = now_ms;
-    rs.last_duration_seconds =
-        std::chrono::duration<double>(Clock::now() - rule_start).count();
+    rs.last_duration_seconds = std::chrono::duration<double>(Clock::now() - rule_start).count();
   }
   out.state.last_evaluation_ms = now_ms;
   out.state.last_duration_seconds =

@@ -97,9 +97,8 @@ Status stepAlertingRule(const Rule& rule, const Vector& result, int64_t now_ms, 
                         const EngineOptions& options, RuleState& state);
 
 // Notifications due for the alerts of one rule at `now_ms`; marks them sent.
-std::vector<AlertNotification> dueNotifications(const RuleGroup& group,
-                                                int64_t now_ms, const EngineOptions& options,
-                                                RuleState& state);
+std::vector<AlertNotification> dueNotifications(const RuleGroup& group, int64_t now_ms,
+                                                const EngineOptions& options, RuleState& state);
 
 struct GroupResult {
   GroupState state;

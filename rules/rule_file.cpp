@@ -1,15 +1,13 @@
 #include "rules/rule_file.h"
 
 #include <glob.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <map>
 #include <set>
-
-#include <yaml-cpp/yaml.h>
-
 
 namespace dbpulse::rules {
 
@@ -168,8 +166,8 @@ class FileParser {
       }
       const std::string key = it->first.Scalar();
       if (std::find(known.begin(), known.end(), key) == known.end()) {
-        error(it->first, "field " + key + " not found in " + what + " (known: " + joined(known) +
-                             ")");
+        error(it->first,
+              "field " + key + " not found in " + what + " (known: " + joined(known) + ")");
         continue;
       }
       if (!out.emplace(key, it->second).second) {
@@ -280,14 +278,13 @@ class FileParser {
     {
       const std::string alert = peek(node, "alert"), record = peek(node, "record");
       if (alert.empty() != record.empty()) {
-        context_ = "group \"" + group.name + "\", " + (alert.empty() ? "record \"" + record
-                                                                    : "alert \"" + alert) +
-                   "\": ";
+        context_ = "group \"" + group.name + "\", " +
+                   (alert.empty() ? "record \"" + record : "alert \"" + alert) + "\": ";
       }
     }
-    auto f = fields(node, {"record", "alert", "expr", "for", "keep_firing_for", "labels",
-                           "annotations"},
-                    "a rule");
+    auto f =
+        fields(node, {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"},
+               "a rule");
     Rule rule;
     rule.line = node.Mark().line + 1;
     std::string record, alert;
@@ -318,15 +315,16 @@ class FileParser {
       } else if ((*parsed)->type != ValueType::kInstantVector &&
                  (*parsed)->type != ValueType::kScalar) {
         error(f["expr"], std::string("expr: must evaluate to an instant vector or a scalar, not "
-                                     "a ") + valueTypeName((*parsed)->type));
+                                     "a ") +
+                             valueTypeName((*parsed)->type));
       } else {
         rule.expr = std::shared_ptr<const Expr>(std::move(*parsed));
       }
     }
 
     if (f.count("for")) duration(f["for"], "for", rule.for_ms);
-    if (f.count("keep_firing_for")) duration(f["keep_firing_for"], "keep_firing_for",
-                                             rule.keep_firing_for_ms);
+    if (f.count("keep_firing_for"))
+      duration(f["keep_firing_for"], "keep_firing_for", rule.keep_firing_for_ms);
     if (rule.kind == Rule::Kind::kRecording) {
       if (f.count("annotations") && f["annotations"].size() > 0) {
         error(f["annotations"], "invalid field 'annotations' in recording rule");
@@ -415,8 +413,8 @@ RuleSet loadRuleFiles(const std::vector<std::string>& patterns, const std::strin
     }
     globfree(&g);
     if (rc == GLOB_NOMATCH && !hasWildcard(pattern)) {
-      out.errors.push_back(LoadError{full, 0, 0, "rule file not found (from [rules] files = \"" +
-                                                     pattern + "\")"});
+      out.errors.push_back(
+          LoadError{full, 0, 0, "rule file not found (from [rules] files = \"" + pattern + "\")"});
       continue;
     }
     if (rc != 0 && rc != GLOB_NOMATCH) {

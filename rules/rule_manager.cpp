@@ -71,9 +71,8 @@ AlertState stateFrom(const std::string& s) {
 int64_t lookbackOf(const Rule& rule) {
   int64_t longest = 0;
   if (rule.expr) {
-    forEachSelector(*rule.expr, [&](const Expr& s) {
-      longest = std::max(longest, s.range_ms + s.offset_ms);
-    });
+    forEachSelector(*rule.expr,
+                    [&](const Expr& s) { longest = std::max(longest, s.range_ms + s.offset_ms); });
   }
   return longest;
 }
@@ -142,8 +141,7 @@ void RuleManager::apply(RuleSet set, const RuleManagerOptions& options) {
         const int64_t lookback = lookbackOf(rule);
         if (options.history_ms > 0 && lookback > options.history_ms) {
           g.warnings.push_back("rule \"" + rule.name + "\" looks back " +
-                               formatDuration(Duration(lookback)) +
-                               " but the store keeps about " +
+                               formatDuration(Duration(lookback)) + " but the store keeps about " +
                                formatDuration(Duration(options.history_ms)) +
                                " of history: results cover only that; raise [agent] history");
           spdlog::warn("rules: {}: group \"{}\": {}", g.rules.file, g.rules.name,
@@ -276,9 +274,9 @@ void RuleManager::evaluate(bool all) {
     if (new_failures > 0) {
       for (size_t k = 0; k < r.state.rules.size(); ++k) {
         const auto& rs = r.state.rules[k];
-        const bool was_failing =
-            k < previous.rules.size() && previous.rules[k].health == RuleHealth::kError &&
-            previous.rules[k].last_error == rs.last_error;
+        const bool was_failing = k < previous.rules.size() &&
+                                 previous.rules[k].health == RuleHealth::kError &&
+                                 previous.rules[k].last_error == rs.last_error;
         // Logged when a rule starts failing (or fails differently), not at every evaluation.
         if (rs.health == RuleHealth::kError && !was_failing) {
           spdlog::warn("rules: group \"{}\", rule \"{}\": {}", g.rules.name, g.rules.rules[k].name,
@@ -402,8 +400,10 @@ void RuleManager::restoreState() {
     if (text.status().code() == StatusCode::kNotFound) {
       spdlog::info("rules: no alert state at {} (first start)", path);
     } else {
-      spdlog::warn("rules: cannot read alert state {}: {}; starting without it (the file will "
-                   "be replaced)", path, text.status().message());
+      spdlog::warn(
+          "rules: cannot read alert state {}: {}; starting without it (the file will "
+          "be replaced)",
+          path, text.status().message());
     }
     return;
   }
@@ -432,8 +432,10 @@ void RuleManager::restoreState() {
       }
     }
   } catch (const std::exception& e) {
-    spdlog::warn("rules: alert state {} is corrupt ({}); starting without it (the file will be "
-                 "replaced)", path, e.what());
+    spdlog::warn(
+        "rules: alert state {} is corrupt ({}); starting without it (the file will be "
+        "replaced)",
+        path, e.what());
     return;
   }
   size_t matched = 0;
@@ -497,15 +499,16 @@ std::string RuleManager::rulesJson() const {
       }
       rules.push_back(std::move(j));
     }
-    nlohmann::json gj{{"name", g.rules.name},
-                      {"file", g.rules.file},
-                      {"interval", static_cast<double>(groupInterval(g.rules, options_.engine)) / 1000},
-                      {"limit", g.rules.limit},
-                      {"rules", rules},
-                      {"lastEvaluation", timeJson(g.state.last_evaluation_ms)},
-                      {"evaluationTime", g.state.last_duration_seconds},
-                      {"evaluations", g.state.evaluations},
-                      {"ruleFailures", g.state.rule_failures}};
+    nlohmann::json gj{
+        {"name", g.rules.name},
+        {"file", g.rules.file},
+        {"interval", static_cast<double>(groupInterval(g.rules, options_.engine)) / 1000},
+        {"limit", g.rules.limit},
+        {"rules", rules},
+        {"lastEvaluation", timeJson(g.state.last_evaluation_ms)},
+        {"evaluationTime", g.state.last_duration_seconds},
+        {"evaluations", g.state.evaluations},
+        {"ruleFailures", g.state.rule_failures}};
     if (!g.warnings.empty()) gj["warnings"] = g.warnings;
     groups.push_back(std::move(gj));
   }
@@ -522,13 +525,11 @@ std::string RuleManager::alertsJson() const {
   for (const auto& g : groups_) {
     for (size_t i = 0; i < g.rules.rules.size(); ++i) {
       for (const auto& [k, a] : g.state.rules[i].alerts) {
-        nlohmann::json j{{"labels", labelsJson(a.labels)},
-                         {"annotations", labelsJson(a.annotations)},
-                         {"state", alertStateName(a.state)},
-                         {"activeAt", timeJson(a.active_at_ms)},
-                         {"value", formatGoFloat(a.value)},
-                         {"group", g.rules.name},
-                         {"rule", g.rules.rules[i].name}};
+        nlohmann::json j{
+            {"labels", labelsJson(a.labels)},   {"annotations", labelsJson(a.annotations)},
+            {"state", alertStateName(a.state)}, {"activeAt", timeJson(a.active_at_ms)},
+            {"value", formatGoFloat(a.value)},  {"group", g.rules.name},
+            {"rule", g.rules.rules[i].name}};
         if (a.fired_at_ms > 0) j["startsAt"] = timeJson(a.fired_at_ms);
         if (a.resolved_at_ms > 0) j["resolvedAt"] = timeJson(a.resolved_at_ms);
         if (a.keep_firing_since_ms > 0) j["keepFiringSince"] = timeJson(a.keep_firing_since_ms);

@@ -112,20 +112,20 @@ class RuleManager {
   std::mutex eval_mu_;  // one evaluation or apply() at a time; taken before mu_
   mutable std::mutex mu_;
   std::condition_variable_any cv_;
-  bool wake_ = false;                  // GUARDED_BY(mu_): re-plan the wait (apply)
-  AlertSink* sink_ = nullptr;          // GUARDED_BY(mu_)
-  RuleManagerOptions options_;         // GUARDED_BY(mu_)
-  std::vector<Group> groups_;          // GUARDED_BY(mu_); rules change only under eval_mu_ too
-  std::vector<std::string> files_;     // GUARDED_BY(mu_)
-  bool last_reload_ok_ = true;         // GUARDED_BY(mu_)
+  bool wake_ = false;               // GUARDED_BY(mu_): re-plan the wait (apply)
+  AlertSink* sink_ = nullptr;       // GUARDED_BY(mu_)
+  RuleManagerOptions options_;      // GUARDED_BY(mu_)
+  std::vector<Group> groups_;       // GUARDED_BY(mu_); rules change only under eval_mu_ too
+  std::vector<std::string> files_;  // GUARDED_BY(mu_)
+  bool last_reload_ok_ = true;      // GUARDED_BY(mu_)
   std::vector<std::string> last_reload_errors_;  // GUARDED_BY(mu_)
   int64_t last_reload_ms_ = 0;                   // GUARDED_BY(mu_)
   // Alert state read from the state file and not yet matched to a loaded rule:
   // group key -> rule id -> alerts. GUARDED_BY(mu_)
   std::map<std::string, std::map<std::string, std::map<std::string, Alert>>> restored_;
-  bool started_ = false;  // GUARDED_BY(mu_)
-  std::function<bool()> start_gate_;              // GUARDED_BY(mu_)
-  std::chrono::milliseconds start_gate_max_{0};   // GUARDED_BY(mu_)
+  bool started_ = false;                         // GUARDED_BY(mu_)
+  std::function<bool()> start_gate_;             // GUARDED_BY(mu_)
+  std::chrono::milliseconds start_gate_max_{0};  // GUARDED_BY(mu_)
   std::jthread thread_;
 };
 

@@ -116,7 +116,8 @@ class ActionParser {
       ++i_;
       ident();
       skipSpace();
-      if (s_.substr(i_, 2) == ":=" || (i_ < s_.size() && s_[i_] == '=' && s_.substr(i_, 2) != "==")) {
+      if (s_.substr(i_, 2) == ":=" ||
+          (i_ < s_.size() && s_[i_] == '=' && s_.substr(i_, 2) != "==")) {
         i_ = save;
         fail("unsupported: declaring variables in templates");
       }
@@ -142,9 +143,9 @@ class ActionParser {
     if (i_ < s_.size() && std::isalpha(static_cast<unsigned char>(s_[i_]))) {
       const size_t start = i_;
       std::string name = ident();
-      static const char* const kKeywords[] = {"if",       "else",  "end",   "range", "with",
-                                              "define",   "template", "block", "break",
-                                              "continue", "nil"};
+      static const char* const kKeywords[] = {"if",    "else",     "end",      "range",
+                                              "with",  "define",   "template", "block",
+                                              "break", "continue", "nil"};
       if (std::any_of(std::begin(kKeywords), std::end(kKeywords),
                       [&](const char* k) { return name == k; })) {
         i_ = start;
@@ -182,7 +183,8 @@ class ActionParser {
       if (std::none_of(std::begin(kVariables), std::end(kVariables),
                        [&](const char* v) { return o.variable == v; })) {
         i_ = start;
-        fail("undefined variable \"$" + o.variable + "\" (defined: $labels $value "
+        fail("undefined variable \"$" + o.variable +
+             "\" (defined: $labels $value "
              "$externalLabels $externalURL)");
       }
       o.fields = fieldChain();
@@ -200,9 +202,9 @@ class ActionParser {
       o.kind = Operand::Kind::kNumber;
       const size_t start = i_;
       ++i_;
-      while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.' ||
-                                ((s_[i_] == '-' || s_[i_] == '+') &&
-                                 (s_[i_ - 1] == 'e' || s_[i_ - 1] == 'E')))) {
+      while (i_ < s_.size() &&
+             (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.' ||
+              ((s_[i_] == '-' || s_[i_] == '+') && (s_[i_ - 1] == 'e' || s_[i_ - 1] == 'E')))) {
         ++i_;
       }
       std::string num(s_.substr(start, i_ - start));
@@ -244,13 +246,26 @@ class ActionParser {
       if (i_ >= s_.size()) fail("unterminated quoted string");
       char e = s_[i_++];
       switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case '\\': out += '\\'; break;
-        case '"': out += '"'; break;
-        case '\'': out += '\''; break;
-        default: fail(std::string("unsupported escape \\") + e + " in string");
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '"':
+          out += '"';
+          break;
+        case '\'':
+          out += '\'';
+          break;
+        default:
+          fail(std::string("unsupported escape \\") + e + " in string");
       }
     }
   }
@@ -276,20 +291,28 @@ struct RuntimeError {
 
 const char* typeName(const TValue& v) {
   switch (v.kind) {
-    case TValue::Kind::kNoValue: return "<nil>";
-    case TValue::Kind::kString: return "string";
-    case TValue::Kind::kNumber: return "float64";
-    case TValue::Kind::kMap: return "map[string]string";
-    case TValue::Kind::kRoot: return "struct";
+    case TValue::Kind::kNoValue:
+      return "<nil>";
+    case TValue::Kind::kString:
+      return "string";
+    case TValue::Kind::kNumber:
+      return "float64";
+    case TValue::Kind::kMap:
+      return "map[string]string";
+    case TValue::Kind::kRoot:
+      return "struct";
   }
   return "?";
 }
 
 std::string print(const TValue& v) {
   switch (v.kind) {
-    case TValue::Kind::kNoValue: return "<no value>";
-    case TValue::Kind::kString: return v.text;
-    case TValue::Kind::kNumber: return formatGoFloat(v.number);
+    case TValue::Kind::kNoValue:
+      return "<no value>";
+    case TValue::Kind::kString:
+      return v.text;
+    case TValue::Kind::kNumber:
+      return formatGoFloat(v.number);
     case TValue::Kind::kMap: {
       std::string out = "map[";
       bool first = true;
@@ -301,7 +324,8 @@ std::string print(const TValue& v) {
       }
       return out + "]";
     }
-    case TValue::Kind::kRoot: return "{...}";
+    case TValue::Kind::kRoot:
+      return "{...}";
   }
   return "";
 }
@@ -347,11 +371,21 @@ std::string goQuote(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char buf[8];
@@ -377,10 +411,12 @@ std::string goSprintf(const std::string& format, const std::vector<TValue>& args
     }
     size_t j = i + 1;
     std::string spec = "%";
-    while (j < format.size() && std::string_view("+-# 0").find(format[j]) != std::string_view::npos) {
+    while (j < format.size() &&
+           std::string_view("+-# 0").find(format[j]) != std::string_view::npos) {
       spec += format[j++];
     }
-    while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j]))) spec += format[j++];
+    while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j])))
+      spec += format[j++];
     if (j < format.size() && format[j] == '.') {
       spec += format[j++];
       while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j]))) {
@@ -507,10 +543,16 @@ class Executor {
   TValue operand(const Operand& o) {
     TValue v;
     switch (o.kind) {
-      case Operand::Kind::kString: return text(o.text);
-      case Operand::Kind::kNumber: return number(o.number);
-      case Operand::Kind::kSubPipeline: v = run(*o.sub); break;
-      case Operand::Kind::kDot: v.kind = TValue::Kind::kRoot; break;
+      case Operand::Kind::kString:
+        return text(o.text);
+      case Operand::Kind::kNumber:
+        return number(o.number);
+      case Operand::Kind::kSubPipeline:
+        v = run(*o.sub);
+        break;
+      case Operand::Kind::kDot:
+        v.kind = TValue::Kind::kRoot;
+        break;
       case Operand::Kind::kVariable:
         if (o.variable.empty()) {
           v.kind = TValue::Kind::kRoot;
@@ -756,7 +798,8 @@ std::string humanizeDuration(double v) {
     const int64_t hours = (total / 3600) % 24;
     const int64_t days = total / 86400;
     auto n = [](int64_t x) { return std::to_string(x); };
-    if (days != 0) return sign + n(days) + "d " + n(hours) + "h " + n(minutes) + "m " + n(seconds) + "s";
+    if (days != 0)
+      return sign + n(days) + "d " + n(hours) + "h " + n(minutes) + "m " + n(seconds) + "s";
     if (hours != 0) return sign + n(hours) + "h " + n(minutes) + "m " + n(seconds) + "s";
     if (minutes != 0) return sign + n(minutes) + "m " + n(seconds) + "s";
     return sign + percent4g(v) + "s";

@@ -22,10 +22,10 @@ namespace {
 using namespace dbpulse;
 using namespace dbpulse::rules;
 
-constexpr int kNames = 500;           // metric names
-constexpr int kSeriesPerName = 100;   // 10 jobs x 10 instances (or 10 jobs x 10 buckets)
-constexpr int kHistograms = 50;       // of the names, the last ones are _bucket histograms
-constexpr int kSteps = 21;            // points per series: 5 minutes at 15 s
+constexpr int kNames = 500;          // metric names
+constexpr int kSeriesPerName = 100;  // 10 jobs x 10 instances (or 10 jobs x 10 buckets)
+constexpr int kHistograms = 50;      // of the names, the last ones are _bucket histograms
+constexpr int kSteps = 21;           // points per series: 5 minutes at 15 s
 constexpr int64_t kStepMs = 15'000;
 constexpr int64_t kT0 = 1'700'000'000'000;
 
@@ -46,7 +46,8 @@ void fillStore(SampleStore& store, BenchClock& clock) {
     SampleBatch batch;
     for (int k = 0; k < kNames - kHistograms; ++k) {
       for (int s = 0; s < kSeriesPerName; ++s) {
-        Labels l{{"job", "job" + std::to_string(s % 10)}, {"instance", "i" + std::to_string(s / 10)}};
+        Labels l{{"job", "job" + std::to_string(s % 10)},
+                 {"instance", "i" + std::to_string(s / 10)}};
         batch.add(counterName(k), std::move(l), static_cast<double>((k + 1) * (s + 1) * step));
       }
     }
@@ -76,19 +77,28 @@ std::string ruleFile(bool stress) {
       const std::string value_limit = stress ? "5000" : std::to_string((k + 1) * 98.0 * 20);
       std::string expr;
       switch (rule % 7) {
-        case 0: expr = "rate(" + a + "[5m]) > " + rate_limit; break;
+        case 0:
+          expr = "rate(" + a + "[5m]) > " + rate_limit;
+          break;
         case 1:
           expr = "sum by (job) (rate(" + a + "[5m])) / sum by (job) (rate(" + b + "[5m])) > " +
                  (stress ? "0.9" : "1");
           break;
-        case 2: expr = a + " > " + value_limit; break;
-        case 3:
-          expr = "histogram_quantile(0.95, sum by (le, job) (rate(" + histName(h) +
-                 "[5m]))) > 1";
+        case 2:
+          expr = a + " > " + value_limit;
           break;
-        case 4: expr = "avg_over_time(" + a + "[5m]) < 10"; break;
-        case 5: expr = "absent(" + a + "{job=\"job3\"})"; break;
-        case 6: expr = "sum by (job) (" + a + ")"; break;
+        case 3:
+          expr = "histogram_quantile(0.95, sum by (le, job) (rate(" + histName(h) + "[5m]))) > 1";
+          break;
+        case 4:
+          expr = "avg_over_time(" + a + "[5m]) < 10";
+          break;
+        case 5:
+          expr = "absent(" + a + "{job=\"job3\"})";
+          break;
+        case 6:
+          expr = "sum by (job) (" + a + ")";
+          break;
       }
       if (rule % 7 == 6) {
         y += "  - record: bench:sum" + std::to_string(rule) + "\n    expr: " + expr + "\n";

@@ -73,8 +73,7 @@ class PrometheusServer {
               "      - targets: [\"127.0.0.1:" +
                   std::to_string(target_port) + "\"]\n");
     ProcessOptions o;
-    o.argv = {std::string(kPrometheusBinary),
-              "--config.file=" + (dir_ / "prometheus.yml").string(),
+    o.argv = {std::string(kPrometheusBinary), "--config.file=" + (dir_ / "prometheus.yml").string(),
               "--storage.tsdb.path=" + (dir_ / "data").string(),
               "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"};
     o.log_file = dir_ / "prometheus.log";
@@ -125,8 +124,8 @@ std::string chatExposition(int i) {
        num(i < 9 ? 40 + 3 * i : 2 * (i - 8)) + "\n";
   t += "http_requests_total{method=\"POST\",route=\"/login\",status_code=\"200\"} " +
        num(50 + 11 * i) + "\n";
-  t += "http_requests_total{method=\"POST\",route=\"/login\",status_code=\"503\"} " +
-       num(i / 2) + "\n";
+  t += "http_requests_total{method=\"POST\",route=\"/login\",status_code=\"503\"} " + num(i / 2) +
+       "\n";
   static const int kConnections[] = {7, 9, 12, 8, 15, 11, 7, 7, 20, 14, 9, 13, 10, 6};
   t += "# TYPE websocket_active_connections gauge\nwebsocket_active_connections " +
        num(kConnections[i % 14]) + "\n";
@@ -138,8 +137,8 @@ std::string chatExposition(int i) {
   const char* kLe[] = {"0.1", "0.5", "1", "2.5", "+Inf"};
   for (const auto& r : kRoutes) {
     for (int b = 0; b < 5; ++b) {
-      t += std::string("http_request_duration_seconds_bucket{route=\"") + r.route +
-           "\",le=\"" + kLe[b] + "\"} " + num(r.per_bucket[b] * i) + "\n";
+      t += std::string("http_request_duration_seconds_bucket{route=\"") + r.route + "\",le=\"" +
+           kLe[b] + "\"} " + num(r.per_bucket[b] * i) + "\n";
     }
     t += std::string("http_request_duration_seconds_sum{route=\"") + r.route + "\"} " +
          num(0.3 * r.per_bucket[4] * i) + "\n";
@@ -151,8 +150,8 @@ std::string chatExposition(int i) {
   t += "chat_route_owner{route=\"/login\",team=\"auth\"} 1\n";
   t += "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes " +
        num(5e7 + 1.5e6 * i) + "\n";
-  t += "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total " + num(0.37 * i) +
-       "\n";
+  t +=
+      "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total " + num(0.37 * i) + "\n";
   return t;
 }
 
@@ -164,8 +163,8 @@ class FixedClock final : public Clock {
 
 // Every raw sample Prometheus holds for the job up to `at_ms`, written into `store` at its
 // own timestamp (the store's clock is moved along).
-size_t loadRawSamples(PrometheusServer& prom, int64_t at_ms, SampleStore& store,
-                      FixedClock& clock, std::string& error) {
+size_t loadRawSamples(PrometheusServer& prom, int64_t at_ms, SampleStore& store, FixedClock& clock,
+                      std::string& error) {
   nlohmann::json data = prom.query("{job=\"dbpulse\"}[1h]", at_ms, &error);
   if (data.is_null()) return 0;
   // timestamp -> batch, so each scrape is one write, in time order.
@@ -434,8 +433,8 @@ TEST(RulesConformanceTest, EngineAgreesWithPrometheus) {
     EXPECT_EQ(compare(p, d), "") << "expr: " << expr;
     if (p.ok && !p.values.empty()) ++non_empty;
     if (must_have_result) {
-      EXPECT_TRUE(p.ok && !p.values.empty()) << "expected a non-empty result for " << expr
-                                             << (p.ok ? "" : ": " + p.error);
+      EXPECT_TRUE(p.ok && !p.values.empty())
+          << "expected a non-empty result for " << expr << (p.ok ? "" : ": " + p.error);
     }
   };
 
@@ -453,10 +452,11 @@ TEST(RulesConformanceTest, EngineAgreesWithPrometheus) {
       ++rules_checked;
     }
   }
-  std::printf("conformance: %zu raw samples; %zu table expressions (%d non-empty), %d shipped "
-              "rule expressions (%d non-empty) compared in %.1f s\n",
-              points, tableCases().size(), non_empty, rules_checked, rules_non_empty,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  std::printf(
+      "conformance: %zu raw samples; %zu table expressions (%d non-empty), %d shipped "
+      "rule expressions (%d non-empty) compared in %.1f s\n",
+      points, tableCases().size(), non_empty, rules_checked, rules_non_empty,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
 }  // namespace

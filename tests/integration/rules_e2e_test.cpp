@@ -117,8 +117,7 @@ TEST_F(RulesE2ETest, AlertGoesPendingFiringResolvedOnAdminApiAndMetrics) {
   ASSERT_TRUE(agent_.waitForMetrics(
       [](const std::string& t) {
         return sampleValue(t, "ALERTS",
-                           {{"alertname", "TooManyConnections"}, {"alertstate", "firing"}}) ==
-               1.0;
+                           {{"alertname", "TooManyConnections"}, {"alertstate", "firing"}}) == 1.0;
       },
       kWait, "ALERTS{alertstate=\"firing\"} 1"));
   ASSERT_TRUE(waitAlertState("firing", &alert));
@@ -137,8 +136,7 @@ TEST_F(RulesE2ETest, AlertGoesPendingFiringResolvedOnAdminApiAndMetrics) {
   EXPECT_TRUE(alert.contains("resolvedAt"));
   ASSERT_TRUE(agent_.waitForMetrics(
       [](const std::string& t) {
-        return findSamples(t, "ALERTS").empty() &&
-               sampleValue(t, "dbpulse_rules_loaded") == 2.0 &&
+        return findSamples(t, "ALERTS").empty() && sampleValue(t, "dbpulse_rules_loaded") == 2.0 &&
                sampleValue(t, "dbpulse_rule_evaluation_failures_total", {{"rule_group", "chat"}}) ==
                    0.0 &&
                sampleValue(t, "dbpulse_rule_group_last_duration_seconds",
@@ -148,8 +146,9 @@ TEST_F(RulesE2ETest, AlertGoesPendingFiringResolvedOnAdminApiAndMetrics) {
 }
 
 TEST_F(RulesE2ETest, BadRuleFileIsRejectedAndOldRulesKeepRunning) {
-  const std::string bad = "groups:\n  - name: chat\n    rules:\n      - alert: Broken\n"
-                          "        expr: topk(3, websocket_active_connections)\n";
+  const std::string bad =
+      "groups:\n  - name: chat\n    rules:\n      - alert: Broken\n"
+      "        expr: topk(3, websocket_active_connections)\n";
   // check-config names the rule file, position, group, rule and construct.
   writeRules(bad);
   agent_.writeConfig(config());

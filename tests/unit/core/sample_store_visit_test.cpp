@@ -38,9 +38,8 @@ std::vector<Visited> visitAll(const SampleStore& store, const std::string& name,
   store.visit(name, since, [&](const Labels& labels, const Point* pts, size_t n) {
     out.push_back(Visited{labels, std::vector<Point>(pts, pts + n)});
   });
-  std::sort(out.begin(), out.end(), [](const Visited& a, const Visited& b) {
-    return a.labels.items() < b.labels.items();
-  });
+  std::sort(out.begin(), out.end(),
+            [](const Visited& a, const Visited& b) { return a.labels.items() < b.labels.items(); });
   return out;
 }
 

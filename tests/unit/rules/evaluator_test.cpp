@@ -120,8 +120,7 @@ TEST_F(EvaluatorTest, InstantSelectorTakesNewestPointWithinLookback) {
   // The far end of the 5-minute lookback is inclusive (Prometheus 2.x).
   expectNear(vec("m{a=\"2\"}", 300), {{"{__name__=m,a=2}", 7}}, "exactly 5m old");
   expectNear(vec("m{a=\"2\"}", 300.001), {}, "older than 5m");
-  expectNear(vec("m offset 8s", 10), {{"{__name__=m,a=1}", 1}, {"{__name__=m,a=2}", 7}},
-             "offset");
+  expectNear(vec("m offset 8s", 10), {{"{__name__=m,a=1}", 1}, {"{__name__=m,a=2}", 7}}, "offset");
 }
 
 TEST_F(EvaluatorTest, StoreStalenessRemovesSeries) {
@@ -150,8 +149,8 @@ TEST_F(EvaluatorTest, NameRegexSelectsAcrossNamesIncludingUnexported) {
   put("pg_stat_x", {}, 0, 2);
   put("redis_up", {}, 0, 3);
   put("chat_private", {}, 0, 4, /*exported=*/false);
-  expectNear(vec("{__name__=~\"pg_.*\"}", 0), {{"{__name__=pg_stat_x}", 2}, {"{__name__=pg_up}", 1}},
-             "regex");
+  expectNear(vec("{__name__=~\"pg_.*\"}", 0),
+             {{"{__name__=pg_stat_x}", 2}, {"{__name__=pg_up}", 1}}, "regex");
   expectNear(vec("{__name__=\"redis_up\"}", 0), {{"{__name__=redis_up}", 3}}, "equality");
   expectNear(vec("chat_private", 0), {{"{__name__=chat_private}", 4}}, "unexported");
 }
@@ -259,8 +258,8 @@ TEST_F(EvaluatorTest, OneToOneMatching) {
   put("requests", {{"job", "a"}}, 0, 50);
   put("requests", {{"job", "b"}}, 0, 100);
   put("requests", {{"job", "c"}}, 0, 100);
-  expectNear(vec("errors / ignoring(code) requests", 0),
-             {{"{job=a}", 0.1}, {"{job=b}", 0.01}}, "ignoring drops the ignored labels");
+  expectNear(vec("errors / ignoring(code) requests", 0), {{"{job=a}", 0.1}, {"{job=b}", 0.01}},
+             "ignoring drops the ignored labels");
   expectNear(vec("errors / on(job) requests", 0), {{"{job=a}", 0.1}, {"{job=b}", 0.01}},
              "on keeps only the on labels");
   expectNear(vec("errors / requests", 0), {}, "no match on all labels");
@@ -298,8 +297,7 @@ TEST_F(EvaluatorTest, MatchingErrors) {
   put("a", {{"job", "x"}, {"i", "2"}}, 0, 1);
   put("b", {{"job", "x"}, {"k", "1"}}, 0, 1);
   put("b", {{"job", "x"}, {"k", "2"}}, 0, 1);
-  EXPECT_NE(error("a / on(job) b", 0).find("many-to-many matching not allowed"),
-            std::string::npos);
+  EXPECT_NE(error("a / on(job) b", 0).find("many-to-many matching not allowed"), std::string::npos);
   EXPECT_NE(error("a / on(job) group_left b", 0).find("many-to-many"), std::string::npos);
   put("c", {{"job", "x"}}, 0, 1);
   EXPECT_NE(error("a / on(job) c", 0).find("many-to-one matching must be explicit"),
@@ -335,8 +333,8 @@ TEST_F(EvaluatorTest, AbsentDerivesLabelsFromEqualityMatchers) {
   put("up", {{"job", "api"}}, 0, 1);
   expectNear(vec("absent(up{job=\"api\"})", 0), {}, "present");
   expectNear(vec("absent(up{job=\"db\"})", 0), {{"{job=db}", 1}}, "absent");
-  expectNear(vec("absent(nope{job=\"x\",env=~\"p.*\",team=\"a\",team=\"b\"})", 0),
-             {{"{job=x}", 1}}, "regex and repeated labels dropped");
+  expectNear(vec("absent(nope{job=\"x\",env=~\"p.*\",team=\"a\",team=\"b\"})", 0), {{"{job=x}", 1}},
+             "regex and repeated labels dropped");
   expectNear(vec("absent(nope{job=\"\"})", 0), {{"{}", 1}}, "empty value");
   expectNear(vec("absent(sum(nope{job=\"x\"}))", 0), {{"{}", 1}}, "not a selector");
 }

@@ -13,10 +13,10 @@ std::string show(const Expr& e);
 std::string showMatchers(const Expr& e) {
   std::string out;
   for (const auto& m : e.matchers) {
-    const char* op = m.op == LabelMatcher::Op::kEqual      ? "="
-                     : m.op == LabelMatcher::Op::kNotEqual ? "!="
+    const char* op = m.op == LabelMatcher::Op::kEqual        ? "="
+                     : m.op == LabelMatcher::Op::kNotEqual   ? "!="
                      : m.op == LabelMatcher::Op::kRegexMatch ? "=~"
-                                                              : "!~";
+                                                             : "!~";
     out += (out.empty() ? "" : ",") + m.name + op + "\"" + m.value + "\"";
   }
   return out;
@@ -39,8 +39,10 @@ std::string fmtNumber(double v) {
 // An S-expression of the tree, to check structure (precedence, modifiers) compactly.
 std::string show(const Expr& e) {
   switch (e.kind) {
-    case Expr::Kind::kNumber: return fmtNumber(e.number);
-    case Expr::Kind::kString: return "\"" + e.text + "\"";
+    case Expr::Kind::kNumber:
+      return fmtNumber(e.number);
+    case Expr::Kind::kString:
+      return "\"" + e.text + "\"";
     case Expr::Kind::kSelector: {
       std::string s = e.metric_name;
       if (!e.matchers.empty()) s += "{" + showMatchers(e) + "}";
@@ -66,14 +68,17 @@ std::string show(const Expr& e) {
       if (e.return_bool) s += " bool";
       const auto& m = e.matching;
       if (e.lhs->type == ValueType::kInstantVector && e.rhs->type == ValueType::kInstantVector) {
-        if (!m.labels.empty() || m.on) s += std::string(m.on ? " on" : " ignoring") + showList(m.labels);
+        if (!m.labels.empty() || m.on)
+          s += std::string(m.on ? " on" : " ignoring") + showList(m.labels);
         if (m.card == Cardinality::kManyToOne) s += " group_left" + showList(m.include);
         if (m.card == Cardinality::kOneToMany) s += " group_right" + showList(m.include);
       }
       return s + " " + show(*e.lhs) + " " + show(*e.rhs) + ")";
     }
-    case Expr::Kind::kUnary: return "(neg " + show(*e.args[0]) + ")";
-    case Expr::Kind::kParen: return show(*e.args[0]);
+    case Expr::Kind::kUnary:
+      return "(neg " + show(*e.args[0]) + ")";
+    case Expr::Kind::kParen:
+      return show(*e.args[0]);
   }
   return "?";
 }
@@ -135,8 +140,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "(histogram_quantile 0.95 (sum by(le) (rate h_bucket[300000ms])))", V},
         ParseCase{"absent(up{job=\"x\"})", "(absent up{job=\"x\"})", V},
         ParseCase{"time()", "(time)", S}, ParseCase{"vector(1)", "(vector 1)", V},
-        ParseCase{"scalar(m)", "(scalar m)", S},
-        ParseCase{"rate (m[5m])", "(rate m[300000ms])", V},
+        ParseCase{"scalar(m)", "(scalar m)", S}, ParseCase{"rate (m[5m])", "(rate m[300000ms])", V},
         // aggregations
         ParseCase{"sum(m)", "(sum m)", V}, ParseCase{"SUM(m)", "(sum m)", V},
         ParseCase{"sum by (a, b) (m)", "(sum by(a,b) m)", V},
@@ -149,15 +153,13 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{"1 - 2 - 3", "(- (- 1 2) 3)", S}, ParseCase{"2 ^ 3 ^ 2", "(^ 2 (^ 3 2))", S},
         ParseCase{"-2 ^ 2", "(neg (^ 2 2))", S}, ParseCase{"2 ^ -1", "(^ 2 -1)", S},
         ParseCase{"-a * b", "(* (neg a) b)", V}, ParseCase{"a % b / c", "(/ (% a b) c)", V},
-        ParseCase{"(1 + 2) * 3", "(* (+ 1 2) 3)", S},
-        ParseCase{"a + b > c", "(> (+ a b) c)", V},
+        ParseCase{"(1 + 2) * 3", "(* (+ 1 2) 3)", S}, ParseCase{"a + b > c", "(> (+ a b) c)", V},
         ParseCase{"a > b and c", "(and (> a b) c)", V},
         ParseCase{"a and b or c and d", "(or (and a b) (and c d))", V},
         ParseCase{"a or b unless c", "(or a (unless b c))", V},
-        ParseCase{"a AND b", "(and a b)", V},
-        ParseCase{"1 > bool 2", "(> bool 1 2)", S},
-        ParseCase{"a == bool b", "(== bool a b)", V},
-        ParseCase{"m > 5", "(> m 5)", V}, ParseCase{"5 < m", "(< 5 m)", V},
+        ParseCase{"a AND b", "(and a b)", V}, ParseCase{"1 > bool 2", "(> bool 1 2)", S},
+        ParseCase{"a == bool b", "(== bool a b)", V}, ParseCase{"m > 5", "(> m 5)", V},
+        ParseCase{"5 < m", "(< 5 m)", V},
         // vector matching
         ParseCase{"a / on(x, y) b", "(/ on(x,y) a b)", V},
         ParseCase{"a / ignoring(x) b", "(/ ignoring(x) a b)", V},
@@ -219,8 +221,9 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"by", "1:1: parse error: unexpected keyword \"by\""},
         ErrorCase{"a +\n  on(x) group_left", "2:19: parse error: unexpected end of input"},
         // types
-        ErrorCase{"rate(m)", "1:6: parse error: expected type range vector in call to function "
-                             "\"rate\", got instant vector"},
+        ErrorCase{"rate(m)",
+                  "1:6: parse error: expected type range vector in call to function "
+                  "\"rate\", got instant vector"},
         ErrorCase{"abs(m[5m])", "1:5: parse error: expected type instant vector"},
         ErrorCase{"rate(m[5m], 1)", "1:1: parse error: expected 1 argument(s) in call to \"rate\""},
         ErrorCase{"vector(m)", "1:8: parse error: expected type scalar in call to function"},
@@ -233,7 +236,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"1 + on(a) m", "1:3: parse error: vector matching only allowed between instant"},
         ErrorCase{"a and on(x) group_left b", "1:13: parse error: no grouping allowed for \"and\""},
         ErrorCase{"a + group_left b", "1:5: parse error: group_left needs on(...) or ignoring"},
-        ErrorCase{"a * on(x) group_left(x) b", "1:11: parse error: label \"x\" must not occur in ON"},
+        ErrorCase{"a * on(x) group_left(x) b",
+                  "1:11: parse error: label \"x\" must not occur in ON"},
         ErrorCase{"-m[5m]", "1:1: parse error: unary expression only allowed"},
         ErrorCase{"sum(m) offset 5m", "1:8: parse error: offset modifier must be preceded"},
         ErrorCase{"(m)[5m]", "1:4: parse error: ranges only allowed for vector selectors"},

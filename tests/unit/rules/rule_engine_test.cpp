@@ -100,7 +100,8 @@ TEST_F(RuleEngineTest, PendingThenFiringThenResolved) {
   evalAt(0);
   ASSERT_EQ(alerts().size(), 1u);
   EXPECT_EQ(alerts()[0]->state, AlertState::kPending);
-  EXPECT_EQ(alerts()[0]->labels, (Labels{{"alertname", "Down"}, {"job", "db"}, {"severity", "page"}}));
+  EXPECT_EQ(alerts()[0]->labels,
+            (Labels{{"alertname", "Down"}, {"job", "db"}, {"severity", "page"}}));
   EXPECT_EQ(alertsSeries(), (std::map<std::string, std::string>{{"Downdb", "pending"}}));
   EXPECT_TRUE(sent_.empty()) << "pending alerts are not sent";
 

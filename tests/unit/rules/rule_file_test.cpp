@@ -137,7 +137,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "r.yml:3:10: group \"g\": limit must be a non-negative integer"},
         ErrorCase{"groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    expr: down\n",
                   "r.yml:6:5: group \"g\", alert \"A\": mapping key \"expr\" already defined"},
-        ErrorCase{"groups:\n- name: g\n  rules: {a: b}\n", "r.yml:3:10: group \"g\": rules must be a list"},
+        ErrorCase{"groups:\n- name: g\n  rules: {a: b}\n",
+                  "r.yml:3:10: group \"g\": rules must be a list"},
         ErrorCase{"groups: [\n", "r.yml:2:1: end of sequence flow not found"},
         ErrorCase{"- just a list\n", "r.yml:1:1: a rule file must be a map"}));
 
@@ -161,9 +162,7 @@ class RuleFilesOnDiskTest : public ::testing::Test {
     std::filesystem::create_directories(dir_ / "rules");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  void write(const std::string& rel, const std::string& text) {
-    std::ofstream(dir_ / rel) << text;
-  }
+  void write(const std::string& rel, const std::string& text) { std::ofstream(dir_ / rel) << text; }
   std::filesystem::path dir_;
 };
 
@@ -171,9 +170,8 @@ TEST_F(RuleFilesOnDiskTest, ExpandsGlobsRelativeToBaseDirInOrder) {
   write("rules/b.yml", "groups:\n- name: b\n  rules: []\n");
   write("rules/a.yml", "groups:\n- name: a\n  rules: []\n");
   write("extra.yml", "groups:\n- name: extra\n  rules: []\n");
-  RuleSet set = loadRuleFiles({"rules/*.yml", (dir_ / "extra.yml").string(), "rules/a.yml",
-                               "none/*.yml"},
-                              dir_.string());
+  RuleSet set = loadRuleFiles(
+      {"rules/*.yml", (dir_ / "extra.yml").string(), "rules/a.yml", "none/*.yml"}, dir_.string());
   ASSERT_TRUE(set.ok()) << set.errors[0].toString();
   ASSERT_EQ(set.groups.size(), 3u);
   EXPECT_EQ(set.groups[0].name, "a");
@@ -226,8 +224,8 @@ TEST(RuleFileTest, LoadsOnASmallStack) {
     auto* j = static_cast<Job*>(arg);
     RuleSet set = loadRuleFiles({"*.yml"}, j->dir);
     std::string nested = std::string(47, '(') + "up" + std::string(47, ')');
-    RuleSet deep = parseRuleFile("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: " +
-                                     nested + "\n" + "    annotations: {a: \"{{ (((($value)))) }}\"}\n",
+    RuleSet deep = parseRuleFile("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: " + nested +
+                                     "\n" + "    annotations: {a: \"{{ (((($value)))) }}\"}\n",
                                  "deep.yml");
     j->groups = set.groups.size() + deep.groups.size();
     j->errors = set.errors.size() + deep.errors.size();

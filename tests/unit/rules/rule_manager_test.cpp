@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -248,8 +248,9 @@ TEST_F(RuleManagerTest, WarnsWhenARangeExceedsTheHistory) {
 }
 
 TEST_F(RuleManagerTest, ThreadEvaluatesOnItsIntervalAndStopsPromptly) {
-  writeRules("groups:\n- name: fast\n  interval: 50ms\n  rules:\n  - record: one\n"
-             "    expr: vector(1)\n");
+  writeRules(
+      "groups:\n- name: fast\n  interval: 50ms\n  rules:\n  - record: one\n"
+      "    expr: vector(1)\n");
   SystemClock clock;
   SampleStore store(clock);
   RuleManager m(store, clock);
@@ -271,18 +272,21 @@ TEST_F(RuleManagerTest, ThreadEvaluatesOnItsIntervalAndStopsPromptly) {
 }
 
 TEST_F(RuleManagerTest, FirstEvaluationWaitsForTheStartGate) {
-  writeRules("groups:\n- name: g\n  interval: 50ms\n  rules:\n  - record: one\n"
-             "    expr: vector(1)\n");
+  writeRules(
+      "groups:\n- name: g\n  interval: 50ms\n  rules:\n  - record: one\n"
+      "    expr: vector(1)\n");
   SystemClock clock;
   SampleStore store(clock);
   RuleManager m(store, clock);
   m.apply(RuleManager::load(options_), options_);
   std::atomic<int> asked{0};
   std::atomic<bool> ready{false};
-  m.setStartGate([&] {
-    ++asked;
-    return ready.load();
-  }, std::chrono::seconds(30));
+  m.setStartGate(
+      [&] {
+        ++asked;
+        return ready.load();
+      },
+      std::chrono::seconds(30));
   m.start();
   auto evaluations = [&] {
     return nlohmann::json::parse(m.rulesJson())["groups"][0]["evaluations"].get<int>();
