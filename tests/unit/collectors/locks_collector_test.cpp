@@ -1,4 +1,5 @@
 #include "collectors/postgres/locks_collector.h"
+#include "unit/collectors/sample_batch_util.h"
 
 #include <gtest/gtest.h>
 
@@ -32,17 +33,7 @@ PgRows rowsOf(std::vector<Row> rows) {
   return r;
 }
 
-std::optional<double> value(const SampleBatch& b, const std::string& name,
-                            const Labels& labels = {}) {
-  std::optional<double> found;
-  for (const auto& s : b.samples()) {
-    if (s.name == name && s.labels == labels) {
-      EXPECT_FALSE(found.has_value()) << "duplicate series " << name;
-      found = s.value;
-    }
-  }
-  return found;
-}
+using batchtest::value;
 
 TEST(LocksCollectorTest, CountsLocksByDatabaseAndModeAndDeadlocks) {
   SampleBatch out;

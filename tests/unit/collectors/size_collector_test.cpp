@@ -1,4 +1,5 @@
 #include "collectors/postgres/size_collector.h"
+#include "unit/collectors/sample_batch_util.h"
 
 #include <gtest/gtest.h>
 
@@ -49,23 +50,9 @@ PgRows rowsOf(std::vector<Row> rows) {
   return r;
 }
 
-std::optional<double> value(const SampleBatch& b, const std::string& name,
-                            const Labels& labels = {}) {
-  std::optional<double> found;
-  for (const auto& s : b.samples()) {
-    if (s.name == name && s.labels == labels) {
-      EXPECT_FALSE(found.has_value()) << "duplicate series " << name;
-      found = s.value;
-    }
-  }
-  return found;
-}
+using batchtest::value;
 
-size_t countOf(const SampleBatch& b, const std::string& name) {
-  size_t n = 0;
-  for (const auto& s : b.samples()) n += s.name == name;
-  return n;
-}
+using batchtest::countOf;
 
 Labels table(const std::string& relname) {
   return Labels{{"datname", "chat"}, {"schemaname", "public"}, {"relname", relname}};
