@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 namespace dbpulse {
 namespace {
@@ -85,9 +86,10 @@ Result<std::string> readSmallFile(const std::string& path, size_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errnoStatus("open " + path, errno);
   std::string out;
-  char buf[65536];
+  // On the heap: callers include HTTP handlers running on CivetWeb's small thread stacks.
+  std::vector<char> buf(65536);
   while (true) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
+    ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
@@ -95,7 +97,7 @@ Result<std::string> readSmallFile(const std::string& path, size_t max_bytes) {
       return errnoStatus("read " + path, err);
     }
     if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    out.append(buf.data(), static_cast<size_t>(n));
     if (out.size() > max_bytes) {
       ::close(fd);
       return invalidArgument(path + " is larger than " + std::to_string(max_bytes) + " bytes");
