@@ -8,6 +8,8 @@
 #include <limits>
 #include <utility>
 
+#include "agent/core/text.h"
+
 namespace dbpulse::rules {
 
 const char* valueTypeName(ValueType type) {
@@ -1065,20 +1067,6 @@ class Parser {
   Token cur_;
   int depth_ = 0;
 };
-
-// 1-based line and column of byte offset `pos`.
-std::pair<size_t, size_t> lineColumn(std::string_view text, size_t pos) {
-  size_t line = 1, col = 1;
-  for (size_t i = 0; i < pos && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      col = 1;
-    } else {
-      ++col;
-    }
-  }
-  return {line, col};
-}
 
 }  // namespace
 

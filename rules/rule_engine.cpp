@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "agent/core/sample.h"
+#include "agent/core/text.h"
 
 namespace dbpulse::rules {
 
@@ -63,20 +64,6 @@ bool sameLifecycle(const std::map<std::string, Alert>& a, const std::map<std::st
     }
   }
   return true;
-}
-
-std::string urlFragment(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
 }
 
 WallTime fromMillis(int64_t ms) { return WallTime(std::chrono::milliseconds(ms)); }
@@ -206,7 +193,7 @@ std::vector<AlertNotification> dueNotifications(const RuleGroup& group, int64_t 
     n.starts_at = fromMillis(a.fired_at_ms);
     n.resolved = a.resolved_at_ms != 0;
     n.ends_at = fromMillis(n.resolved ? a.resolved_at_ms : a.valid_until_ms);
-    n.generator_url = options.generator_url + "/admin/rules#" + urlFragment(group.name);
+    n.generator_url = options.generator_url + "/admin/rules#" + percentEncode(group.name);
     out.push_back(std::move(n));
   }
   return out;

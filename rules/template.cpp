@@ -9,6 +9,8 @@
 #include <limits>
 #include <utility>
 
+#include "agent/core/text.h"
+
 namespace dbpulse::rules {
 
 namespace {
@@ -626,19 +628,6 @@ class Executor {
 
   const TemplateData& data_;
 };
-
-std::pair<size_t, size_t> lineColumn(std::string_view text, size_t pos) {
-  size_t line = 1, col = 1;
-  for (size_t i = 0; i < pos && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      col = 1;
-    } else {
-      ++col;
-    }
-  }
-  return {line, col};
-}
 
 }  // namespace
 

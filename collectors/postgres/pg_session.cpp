@@ -6,6 +6,8 @@
 #include <pqxx/pqxx>
 #include <regex>
 
+#include "agent/core/text.h"
+
 namespace dbpulse::collectors {
 namespace {
 
@@ -20,21 +22,6 @@ std::string quoteConnValue(const std::string& v) {
     out += c;
   }
   return out + "'";
-}
-
-std::string uriEscape(const std::string& v) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : v) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 // Adds our parameters to the operator's DSN. Settings go in `options` (-c ...) so they
@@ -55,10 +42,10 @@ std::string buildConninfo(const PgSessionOptions& o) {
     std::string s = o.dsn;
     char sep = s.find('?') == std::string::npos ? '?' : '&';
     s += sep;
-    s += "application_name=" + uriEscape(o.application_name);
+    s += "application_name=" + percentEncode(o.application_name);
     s += "&connect_timeout=" + connect_timeout;
-    s += "&options=" + uriEscape(settings);
-    if (!o.password.empty()) s += "&password=" + uriEscape(o.password);
+    s += "&options=" + percentEncode(settings);
+    if (!o.password.empty()) s += "&password=" + percentEncode(o.password);
     return s;
   }
   std::string s = o.dsn;

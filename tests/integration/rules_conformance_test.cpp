@@ -22,6 +22,7 @@
 
 #include "agent/core/sample.h"
 #include "agent/core/sample_store.h"
+#include "agent/core/text.h"
 #include "integration/chat_server_stub.h"
 #include "integration/harness/harness.h"
 #include "rules/evaluator.h"
@@ -35,20 +36,6 @@ using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 
 constexpr std::string_view kPrometheusBinary = "/usr/bin/prometheus";
-
-std::string urlEncode(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 std::string secondsParam(int64_t ms) {
   char buf[32];
@@ -90,7 +77,7 @@ class PrometheusServer {
   // GET /api/v1/query; the parsed "data" object, or the error text in `error`.
   nlohmann::json query(const std::string& expr, std::optional<int64_t> at_ms,
                        std::string* error = nullptr) {
-    std::string u = url() + "/api/v1/query?query=" + urlEncode(expr);
+    std::string u = url() + "/api/v1/query?query=" + percentEncode(expr);
     if (at_ms) u += "&time=" + secondsParam(*at_ms);
     HttpResponse r = httpGet(u, 10s);
     nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
