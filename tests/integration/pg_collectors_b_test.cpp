@@ -338,12 +338,19 @@ TEST_F(PgCollectorsBTest, ReplicationSlotRetentionGrowsAsWalIsWritten) {
       "INSERT INTO messages SELECT 100000 + g, 1, 1, repeat('x', 200), now() "
       "FROM generate_series(1, 2000) g",
       db);
-  SampleBatch after;
-  ASSERT_TRUE(collector.collect(context(), after).ok());
-  const double retained_after =
-      valueOf(after, "dbpulse_pg_replication_slot_retained_bytes", labels).value_or(0);
-  EXPECT_GT(retained_after, *retained_before + 400'000)  // 2,000 rows of 200+ bytes
-      << "before " << *retained_before << ", after " << retained_after;
+  // The harness runs with synchronous_commit=off, so pg_current_wal_lsn() (the write
+  // position) reaches the inserted rows only once the WAL writer has written them.
+  double retained_after = 0;
+  const bool grew = pollUntil(
+      [&] {
+        SampleBatch after;
+        if (!collector.collect(context(), after).ok()) return false;
+        retained_after =
+            valueOf(after, "dbpulse_pg_replication_slot_retained_bytes", labels).value_or(0);
+        return retained_after > *retained_before + 400'000;  // 2,000 rows of 200+ bytes
+      },
+      std::chrono::seconds(10));
+  EXPECT_TRUE(grew) << "before " << *retained_before << ", after " << retained_after;
 }
 
 TEST_F(PgCollectorsBTest, ReplicationReportsAStreamingStandbyFromBothSides) {
