@@ -3,9 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
-#include <map>
 #include <set>
 
 #include "agent/database_views.h"
@@ -78,8 +78,8 @@ rules::RuleManagerOptions ruleOptions(const Config& config, int port) {
   o.base_dir = configDir(config.path);
   o.state_dir = config.agent.state_dir;
   const int64_t points = static_cast<int64_t>(storeOptions(config).history_points);
-  o.history_ms = std::min<int64_t>(config.agent.history.count(),
-                                   (points - 1) * shortestIntervalMs(config));
+  o.history_ms =
+      std::min<int64_t>(config.agent.history.count(), (points - 1) * shortestIntervalMs(config));
   o.engine.default_interval_ms = config.rules.evaluation_interval.count();
   o.engine.resend_interval_ms = config.alertmanager.resend_interval.count();
   o.engine.instance = config.agent.instance;
@@ -251,13 +251,17 @@ Status Agent::start() {
   rules_->setAlertSink(alertSink());
   rules_->apply(std::move(rule_set), ruleOptions(cfg, http_.port()));
   // Alerts restored as firing must not resolve at an evaluation that runs before the
-  // collectors have reported once; a collector stuck past a minute does not hold rules back.
+  // collectors have reported: the gate waits for each collector's first success, or its
+  // second failure in a row (one unlucky first run, say a timeout under load, gets a retry;
+  // a server that is really down does not hold rules back for long), and at most a minute.
   rules_->setStartGate(
       [this] {
         auto pl = pipeline();
         if (!pl) return true;
         for (const auto& s : pl->scheduler->status()) {
-          if (!s.has_run && s.disabled_reason.empty()) return false;
+          if (!s.disabled_reason.empty()) continue;
+          const bool succeeded_once = s.runs > s.errors;
+          if (!succeeded_once && s.errors < 2) return false;
         }
         return true;
       },
@@ -409,9 +413,8 @@ HttpResponse Agent::checkAdmin(const HttpRequest& request) const {
   }
   if (token.empty()) {
     if (isLoopback(host)) return HttpResponse{0, "", "", {}};
-    return HttpResponse::error(403, "forbidden",
-                               "admin routes need agent.admin_token_file when listening on " +
-                                   host);
+    return HttpResponse::error(
+        403, "forbidden", "admin routes need agent.admin_token_file when listening on " + host);
   }
   const std::string prefix = "Bearer ";
   if (request.authorization.rfind(prefix, 0) != 0 ||
@@ -432,17 +435,15 @@ void Agent::adminRoute(const std::string& method, const std::string& path, HttpH
 }
 
 void Agent::installRoutes() {
-  adminRoute("GET", "/admin/rules", [this](const HttpRequest&) {
-    return HttpResponse::json(200, rules_->rulesJson());
-  });
-  adminRoute("GET", "/admin/alerts", [this](const HttpRequest&) {
-    return HttpResponse::json(200, rules_->alertsJson());
-  });
+  adminRoute("GET", "/admin/rules",
+             [this](const HttpRequest&) { return HttpResponse::json(200, rules_->rulesJson()); });
+  adminRoute("GET", "/admin/alerts",
+             [this](const HttpRequest&) { return HttpResponse::json(200, rules_->alertsJson()); });
   adminRoute("GET", "/admin/database/metrics", [this](const HttpRequest&) {
     auto p = pipeline();
-    return HttpResponse::json(200, databaseMetricsJson(*store_.snapshot(),
-                                                       p ? p->statements : nullptr,
-                                                       p ? p->locks : nullptr));
+    return HttpResponse::json(200,
+                              databaseMetricsJson(*store_.snapshot(), p ? p->statements : nullptr,
+                                                  p ? p->locks : nullptr));
   });
   adminRoute("GET", "/admin/database/size", [this](const HttpRequest&) {
     auto p = pipeline();
@@ -457,9 +458,8 @@ void Agent::installRoutes() {
     return HttpResponse::json(400, j.dump() + "\n");
   });
   http_.route("GET", "/metrics", [this](const HttpRequest&) { return metrics(); });
-  http_.route("GET", "/health", [](const HttpRequest&) {
-    return HttpResponse::json(200, "{\"status\":\"ok\"}\n");
-  });
+  http_.route("GET", "/health",
+              [](const HttpRequest&) { return HttpResponse::json(200, "{\"status\":\"ok\"}\n"); });
   http_.route("GET", "/health/ready", [this](const HttpRequest&) { return ready(); });
   http_.route("GET", "/", [this](const HttpRequest&) { return statusPage(); });
 }
@@ -503,11 +503,20 @@ std::string htmlEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -538,7 +547,8 @@ HttpResponse Agent::statusPage() const {
       "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.ok{color:#080}"
       ".failing{color:#b00}.pending{color:#888}</style></head><body><h1>dbpulse</h1><p>instance "
       "<b>" +
-      htmlEscape(instance) + "</b>, version " DBPULSE_VERSION
+      htmlEscape(instance) +
+      "</b>, version " DBPULSE_VERSION
       "</p><p><a href=\"/metrics\">/metrics</a> · <a href=\"/health/ready\">/health/ready</a></p>"
       "<h2>Collectors</h2><table><tr><th>collector</th><th>state</th><th>last run</th>"
       "<th>runs</th><th>errors</th><th>last error</th></tr>\n" +

@@ -259,6 +259,9 @@ void RuleManager::evaluate(bool all) {
     count = groups_.size();
     sink = sink_;
   }
+  // New states are persisted before anything can see them (admin API, Alertmanager): a
+  // kill -9 right after an alert was shown or sent as firing must not restart it as pending.
+  std::map<size_t, GroupState> results;
   for (size_t i = 0; i < count; ++i) {
     // groups_ only changes under eval_mu_, which this thread holds: reading the rules
     // without mu_ is safe; the state is read and written under mu_ for the admin API.
@@ -286,16 +289,22 @@ void RuleManager::evaluate(bool all) {
     }
     for (auto& n : r.notifications) notifications.push_back(std::move(n));
     changed = changed || r.alerts_changed;
+    results[i] = std::move(r.state);
+  }
+  if (changed) saveState(&results);
+  {
     std::lock_guard lock(mu_);
-    g.state = std::move(r.state);
-    const int64_t interval = groupInterval(g.rules, options);
-    // Drift-free: the next slot after now (missed slots are skipped, as Prometheus does).
-    if (g.next_due_ms <= now) {
-      g.next_due_ms += ((now - g.next_due_ms) / interval + 1) * interval;
+    for (auto& [i, state] : results) {
+      Group& g = groups_[i];
+      g.state = std::move(state);
+      const int64_t interval = groupInterval(g.rules, options);
+      // Drift-free: the next slot after now (missed slots are skipped, as Prometheus does).
+      if (g.next_due_ms <= now) {
+        g.next_due_ms += ((now - g.next_due_ms) / interval + 1) * interval;
+      }
     }
   }
   if (sink != nullptr && !notifications.empty()) sink->send(notifications);
-  if (changed) saveState();
   writeSelfMetrics();
 }
 
@@ -350,16 +359,21 @@ size_t RuleManager::ruleCount() const {
   return n;
 }
 
-void RuleManager::saveState() {
+void RuleManager::saveState(const std::map<size_t, GroupState>* pending) {
   const std::string path = stateFile();
   if (path.empty()) return;
   nlohmann::json groups = nlohmann::json::object();
   {
     std::lock_guard lock(mu_);
-    for (const auto& g : groups_) {
+    for (size_t gi = 0; gi < groups_.size(); ++gi) {
+      const Group& g = groups_[gi];
+      const GroupState* state = &g.state;
+      if (pending != nullptr) {
+        if (auto it = pending->find(gi); it != pending->end()) state = &it->second;
+      }
       nlohmann::json rules = nlohmann::json::object();
-      for (size_t i = 0; i < g.rules.rules.size(); ++i) {
-        const auto& alerts = g.state.rules[i].alerts;
+      for (size_t i = 0; i < g.rules.rules.size() && i < state->rules.size(); ++i) {
+        const auto& alerts = state->rules[i].alerts;
         if (alerts.empty()) continue;
         nlohmann::json list = nlohmann::json::array();
         for (const auto& [k, a] : alerts) {

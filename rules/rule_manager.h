@@ -102,7 +102,9 @@ class RuleManager {
   };
 
   void run(std::stop_token stop);
-  void saveState();
+  // Writes the alert state file; `pending` holds evaluated group states (by index in
+  // groups_) that are not yet published and take the place of the published ones.
+  void saveState(const std::map<size_t, GroupState>* pending = nullptr);
   void writeSelfMetrics();
   int64_t nowMs() const { return toMillis(clock_.now()); }
 

@@ -59,8 +59,10 @@ class RulesE2ETest : public ::testing::Test {
     return "[agent]\nlisten = \"" + agent_.listenAddress() + "\"\nstate_dir = \"" +
            agent_.stateDir().string() + "\"\nlog_format = \"text\"\ninstance = \"chat-0\"\n" +
            "[companion]\nmetrics_url = \"" + chat_.url("/metrics") + "\"\nhealth_url = \"" +
-           chat_.url("/health") + "\"\n[collectors.companion]\ninterval = \"200ms\"\n" +
-           "timeout = \"150ms\"\n" + disabledCollectors() +
+           chat_.url("/health") + "\"\n[collectors.companion]\ninterval = \"500ms\"\n" +
+           // Series go stale 2 x interval + timeout after the last run (1.4 s): a run
+           // delayed on a loaded machine must not end an alert.
+           "timeout = \"400ms\"\n" + disabledCollectors() +
            "[rules]\nfiles = [\"rules/*.yml\"]\nevaluation_interval = \"1s\"\n";
   }
 

@@ -186,6 +186,46 @@ TEST_F(RuleManagerTest, RestartKeepsStartsAt) {
   EXPECT_EQ(toMillis(sink.sent[0].starts_at), kT0 + 30'000);
 }
 
+// A kill -9 can come right after Alertmanager (or an operator on /admin/alerts) saw an
+// alert fire: by then the state file must say so, or the restart begins it as pending again
+// and a new startsAt follows.
+TEST_F(RuleManagerTest, StateFileHoldsAnAlertBeforeItIsSent) {
+  class StateCheckingSink final : public AlertSink {
+   public:
+    explicit StateCheckingSink(std::function<std::string()> state) : state_(std::move(state)) {}
+    void send(const std::vector<AlertNotification>& alerts) override {
+      for (const auto& a : alerts) seen.emplace_back(a.labels.get("alertname"), state_());
+    }
+    std::vector<std::pair<std::string, std::string>> seen;  // alertname, state file then
+
+   private:
+    std::function<std::string()> state_;
+  };
+  writeRules(kDownRule);
+  setUp(0, 0);
+  RuleManager* manager = nullptr;
+  StateCheckingSink sink([&] {
+    std::ifstream in(manager->stateFile());
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  });
+  RuleManager m(store_, clock_, &sink);
+  manager = &m;
+  loadAndApply(m);
+  evalAt(m, 0);
+  evalAt(m, 30);  // fires
+  ASSERT_EQ(sink.seen.size(), 1u);
+  const auto state = nlohmann::json::parse(sink.seen[0].second, nullptr, false);
+  ASSERT_FALSE(state.is_discarded()) << sink.seen[0].second;
+  const auto& groups = state["groups"];
+  ASSERT_EQ(groups.size(), 1u);
+  const auto& rules = groups.begin().value();
+  ASSERT_EQ(rules.size(), 1u);
+  const auto& alerts = rules.begin().value();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0]["state"], "firing");
+  EXPECT_EQ(alerts[0]["fired_at_ms"], kT0 + 30'000);
+}
+
 TEST_F(RuleManagerTest, CorruptStateFileIsReplacedNotFatal) {
   writeRules(kDownRule);
   std::filesystem::create_directories(dir_ / "state" / "rules");
