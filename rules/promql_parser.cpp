@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "agent/core/text.h"
+#include "rules/go_string.h"
 
 namespace dbpulse::rules {
 
@@ -325,115 +326,13 @@ class Lexer {
     }
   }
 
-  static int hexValue(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  }
-
-  static void appendUtf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
   // Go string literal rules, as PromQL uses them: "..." and '...' with escapes, `...` raw.
   void lexString(Token& t) {
-    const size_t start = pos_;
-    const char quote = src_[pos_++];
-    std::string out;
-    while (true) {
-      if (pos_ >= src_.size() || (quote != '`' && src_[pos_] == '\n')) {
-        throw SyntaxError{start, "parse error: unterminated string"};
-      }
-      char c = src_[pos_++];
-      if (c == quote) break;
-      if (c != '\\' || quote == '`') {
-        out += c;
-        continue;
-      }
-      if (pos_ >= src_.size()) throw SyntaxError{start, "parse error: unterminated string"};
-      const size_t esc = pos_ - 1;
-      char e = src_[pos_++];
-      switch (e) {
-        case 'a':
-          out += '\a';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'v':
-          out += '\v';
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case '"':
-        case '\'':
-          if (e != quote) throw SyntaxError{esc, "parse error: unknown escape sequence"};
-          out += e;
-          break;
-        case 'x':
-        case 'u':
-        case 'U': {
-          const int digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
-          uint32_t v = 0;
-          for (int i = 0; i < digits; ++i) {
-            int h = pos_ < src_.size() ? hexValue(src_[pos_]) : -1;
-            if (h < 0) throw SyntaxError{esc, "parse error: bad escape sequence"};
-            v = v * 16 + static_cast<uint32_t>(h);
-            ++pos_;
-          }
-          if (e == 'x') {
-            out += static_cast<char>(v);
-          } else {
-            appendUtf8(out, v);
-          }
-          break;
-        }
-        default:
-          if (e >= '0' && e <= '7') {
-            uint32_t v = static_cast<uint32_t>(e - '0');
-            for (int i = 0; i < 2; ++i) {
-              if (pos_ >= src_.size() || src_[pos_] < '0' || src_[pos_] > '7') {
-                throw SyntaxError{esc, "parse error: bad octal escape sequence"};
-              }
-              v = v * 8 + static_cast<uint32_t>(src_[pos_++] - '0');
-            }
-            out += static_cast<char>(v);
-            break;
-          }
-          throw SyntaxError{esc,
-                            "parse error: unknown escape sequence \"\\" + std::string(1, e) + "\""};
-      }
-    }
+    GoString lit = readGoString(src_, pos_);
+    if (!lit.ok()) throw SyntaxError{lit.error_pos, "parse error: " + lit.error};
+    pos_ = lit.end;
     t.kind = Tok::kString;
-    t.text = std::move(out);
+    t.text = std::move(lit.value);
   }
 
   void lexPunct(Token& t) {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "agent/core/text.h"
+#include "rules/go_string.h"
 
 namespace dbpulse::rules {
 
@@ -231,45 +232,14 @@ class ActionParser {
   }
 
   std::string stringLiteral() {
-    const size_t start = i_;
-    const char quote = s_[i_++];
-    std::string out;
-    while (true) {
-      if (i_ >= s_.size()) {
-        i_ = start;
-        fail("unterminated quoted string");
-      }
-      char ch = s_[i_++];
-      if (ch == quote) return out;
-      if (ch != '\\' || quote == '`') {
-        out += ch;
-        continue;
-      }
-      if (i_ >= s_.size()) fail("unterminated quoted string");
-      char e = s_[i_++];
-      switch (e) {
-        case 'n':
-          out += '\n';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case '"':
-          out += '"';
-          break;
-        case '\'':
-          out += '\'';
-          break;
-        default:
-          fail(std::string("unsupported escape \\") + e + " in string");
-      }
+    GoString lit = readGoString(s_, i_);
+    if (!lit.ok()) {
+      i_ = lit.error_pos;
+      fail(lit.error == "unterminated string" ? "unterminated quoted string"
+                                              : lit.error + " in string");
     }
+    i_ = lit.end;
+    return std::move(lit.value);
   }
 
   std::string_view s_;

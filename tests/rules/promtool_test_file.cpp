@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "agent/core/duration.h"
+#include "rules/go_string.h"
 
 namespace dbpulse::rules::testing {
 namespace {
@@ -161,41 +162,14 @@ class Cursor {
     }
     return s_.substr(start, i_ - start);
   }
-  // A quoted string ("...", '...' or `...`), unescaped.
+  // A quoted string ("...", '...' or `...`), unescaped by Go's rules.
   std::optional<std::string> quoted() {
     const char q = peek();
     if (q != '"' && q != '\'' && q != '`') return std::nullopt;
-    ++i_;
-    std::string out;
-    while (!done()) {
-      char c = s_[i_++];
-      if (c == q) return out;
-      if (c == '\\' && q != '`') {
-        if (done()) return std::nullopt;
-        const char e = s_[i_++];
-        switch (e) {
-          case 'n':
-            out += '\n';
-            break;
-          case 't':
-            out += '\t';
-            break;
-          case 'r':
-            out += '\r';
-            break;
-          case '\\':
-          case '"':
-          case '\'':
-            out += e;
-            break;
-          default:
-            return std::nullopt;
-        }
-      } else {
-        out += c;
-      }
-    }
-    return std::nullopt;
+    rules::GoString lit = rules::readGoString(s_, i_);
+    if (!lit.ok()) return std::nullopt;
+    i_ = lit.end;
+    return std::move(lit.value);
   }
   size_t pos() const { return i_; }
 
