@@ -461,7 +461,7 @@ void Agent::installRoutes() {
   http_.route("GET", "/health",
               [](const HttpRequest&) { return HttpResponse::json(200, "{\"status\":\"ok\"}\n"); });
   http_.route("GET", "/health/ready", [this](const HttpRequest&) { return ready(); });
-  http_.route("GET", "/", [this](const HttpRequest&) { return statusPage(); });
+  http_.route("GET", "/", [this](const HttpRequest& r) { return statusPage(r); });
 }
 
 HttpResponse Agent::metrics() {
@@ -524,35 +524,91 @@ std::string htmlEscape(const std::string& s) {
 
 }  // namespace
 
-HttpResponse Agent::statusPage() const {
+HttpResponse Agent::statusPage(const HttpRequest& request) const {
   auto p = pipeline();
   std::string instance;
   {
     std::lock_guard lock(mu_);
     instance = config_.agent.instance;
   }
-  std::string rows;
-  if (p) {
-    for (const auto& s : p->scheduler->status()) {
-      const char* state = !s.has_run ? "pending" : s.last_success ? "ok" : "failing";
-      rows += "<tr><td>" + htmlEscape(s.name) + "</td><td class=\"" + state + "\">" + state +
-              "</td><td>" + std::to_string(s.last_duration.count()) + " ms</td><td>" +
-              std::to_string(s.runs) + "</td><td>" + std::to_string(s.errors) + "</td><td>" +
-              htmlEscape(s.last_error) + "</td></tr>\n";
+  const nlohmann::json readiness = nlohmann::json::parse(ready().body, nullptr, false);
+  const bool is_ready = readiness.value("status", "") == "ready";
+  std::string html =
+      "<!doctype html><html><head><meta charset=\"utf-8\">"
+      "<meta http-equiv=\"refresh\" content=\"15\"><title>dbpulse " +
+      htmlEscape(instance) +
+      "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+      "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.ok,.ready{color:#080}"
+      ".failing,.firing,.not_ready{color:#b00}.pending,.off{color:#a60}</style></head><body>"
+      "<h1>dbpulse</h1><p>instance <b>" +
+      htmlEscape(instance) + "</b>, version " DBPULSE_VERSION ", <span class=\"" +
+      (is_ready ? "ready\">ready" : "not_ready\">not ready") + "</span></p>\n";
+  if (readiness.contains("reasons")) {
+    html += "<ul>";
+    for (const auto& r : readiness["reasons"]) html += "<li>" + htmlEscape(r.get<std::string>());
+    html += "</ul>\n";
+  }
+  html +=
+      "<p><a href=\"/metrics\">/metrics</a> · <a href=\"/health/ready\">/health/ready</a> · "
+      "<a href=\"/admin/alerts\">/admin/alerts</a> · <a href=\"/admin/rules\">/admin/rules</a> · "
+      "<a href=\"/admin/database/metrics\">/admin/database/metrics</a> · "
+      "<a href=\"/admin/database/size\">/admin/database/size</a></p>\n";
+
+  // Alerts: names and states for everyone; labels and summaries only for a caller the
+  // admin routes would let in (they may carry database and user names).
+  const nlohmann::json alerts = nlohmann::json::parse(rules_->alertsJson(), nullptr, false);
+  const bool detailed = checkAdmin(request).status == 0;
+  size_t firing = 0, pending = 0;
+  std::string alert_rows;
+  if (alerts.contains("alerts")) {
+    for (const auto& a : alerts["alerts"]) {
+      const std::string state = a.value("state", "");
+      if (state == "firing") ++firing;
+      if (state == "pending") ++pending;
+      if (state != "firing" && state != "pending") continue;
+      const auto& labels = a["labels"];
+      alert_rows += "<tr><td>" + htmlEscape(labels.value("alertname", "")) + "</td><td class=\"" +
+                    state + "\">" + state + "</td><td>" + htmlEscape(labels.value("severity", "")) +
+                    "</td><td>" + htmlEscape(a.value("activeAt", "")) + "</td>";
+      if (detailed) {
+        std::string shown;
+        for (const auto& [k, v] : labels.items()) {
+          if (k == "alertname" || k == "severity" || k == "instance") continue;
+          shown += (shown.empty() ? "" : ", ") + k + "=" + v.get<std::string>();
+        }
+        alert_rows += "<td>" + htmlEscape(shown) + "</td><td>" +
+                      htmlEscape(a["annotations"].value("summary", "")) + "</td>";
+      }
+      alert_rows += "</tr>\n";
     }
   }
-  std::string html =
-      "<!doctype html><html><head><meta charset=\"utf-8\"><title>dbpulse " + htmlEscape(instance) +
-      "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-      "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.ok{color:#080}"
-      ".failing{color:#b00}.pending{color:#888}</style></head><body><h1>dbpulse</h1><p>instance "
-      "<b>" +
-      htmlEscape(instance) +
-      "</b>, version " DBPULSE_VERSION
-      "</p><p><a href=\"/metrics\">/metrics</a> · <a href=\"/health/ready\">/health/ready</a></p>"
+  html += "<h2>Alerts</h2><p>" + std::to_string(firing) + " firing, " + std::to_string(pending) +
+          " pending, " + std::to_string(rules_->ruleCount()) + " rules loaded</p>\n";
+  if (!alert_rows.empty()) {
+    html += "<table><tr><th>alert</th><th>state</th><th>severity</th><th>active since</th>";
+    if (detailed) html += "<th>labels</th><th>summary</th>";
+    html += "</tr>\n" + alert_rows + "</table>\n";
+    if (!detailed)
+      html += "<p>Labels and summaries: <code>GET /admin/alerts</code> with the admin token.</p>\n";
+  }
+
+  html +=
       "<h2>Collectors</h2><table><tr><th>collector</th><th>state</th><th>last run</th>"
-      "<th>runs</th><th>errors</th><th>last error</th></tr>\n" +
-      rows + "</table></body></html>\n";
+      "<th>runs</th><th>errors</th><th>last error</th></tr>\n";
+  if (p) {
+    for (const auto& s : p->scheduler->status()) {
+      std::string state = !s.disabled_reason.empty() ? "off"
+                          : !s.has_run               ? "pending"
+                          : s.last_success           ? "ok"
+                                                     : "failing";
+      std::string shown = state == "off" ? "off (" + s.disabled_reason + ")" : state;
+      html += "<tr><td>" + htmlEscape(s.name) + "</td><td class=\"" + state + "\">" +
+              htmlEscape(shown) + "</td><td>" + std::to_string(s.last_duration.count()) +
+              " ms</td><td>" + std::to_string(s.runs) + "</td><td>" + std::to_string(s.errors) +
+              "</td><td>" + htmlEscape(s.last_error) + "</td></tr>\n";
+    }
+  }
+  html += "</table></body></html>\n";
   return HttpResponse{200, "text/html; charset=utf-8", std::move(html), {}};
 }
 

@@ -81,7 +81,8 @@ class Agent {
 
   HttpResponse metrics();
   HttpResponse ready() const;
-  HttpResponse statusPage() const;
+  // GET /: readiness, alerts (details only for callers the admin routes admit), collectors.
+  HttpResponse statusPage(const HttpRequest& request) const;
 
   SystemClock clock_;
   SampleStore store_;

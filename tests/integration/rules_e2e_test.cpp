@@ -125,6 +125,15 @@ TEST_F(RulesE2ETest, AlertGoesPendingFiringResolvedOnAdminApiAndMetrics) {
   ASSERT_TRUE(waitAlertState("firing", &alert));
   EXPECT_TRUE(alert.contains("startsAt"));
 
+  // The status page: loopback without a token is an admin caller, so it sees the summary.
+  HttpResponse page = agent_.get("/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("1 firing, 0 pending, 2 rules loaded"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("<td>TooManyConnections</td><td class=\"firing\">firing</td>"),
+            std::string::npos)
+      << page.body;
+  EXPECT_NE(page.body.find("150 websocket connections"), std::string::npos) << page.body;
+
   nlohmann::json rules = getJson("/admin/rules");
   ASSERT_FALSE(rules.is_null());
   const auto& group = rules["groups"][0];
@@ -212,6 +221,30 @@ TEST_F(RulesE2ETest, RestartKeepsStartsAt) {
   ASSERT_TRUE(waitAlertState("firing", &after)) << agent_.logTail();
   EXPECT_EQ(after["startsAt"], before["startsAt"]);
   EXPECT_EQ(after["activeAt"], before["activeAt"]);
+}
+
+TEST_F(RulesE2ETest, StatusPageShowsAlertDetailsOnlyToAdminCallers) {
+  const auto token_file = agent_.dir() / "admin.token";
+  writeFile(token_file, "page-token\n");
+  serveConnections(150);
+  std::string toml = config();
+  toml.insert(toml.find("[companion]"), "admin_token_file = \"" + token_file.string() + "\"\n");
+  agent_.start(toml);
+  ASSERT_TRUE(agent_.waitHealthy(kWait));
+  HttpResponse page;
+  ASSERT_TRUE(pollUntil(
+      [&] {
+        page = agent_.get("/");
+        return page.body.find("1 firing") != std::string::npos;
+      },
+      kWait))
+      << page.body;
+  EXPECT_NE(page.body.find("<td>TooManyConnections</td>"), std::string::npos) << page.body;
+  EXPECT_EQ(page.body.find("websocket connections"), std::string::npos)
+      << "no summary without the token: " << page.body;
+  HttpResponse admin =
+      httpRequest("GET", agent_.baseUrl() + "/", "", {{"Authorization", "Bearer page-token"}});
+  EXPECT_NE(admin.body.find("150 websocket connections"), std::string::npos) << admin.body;
 }
 
 }  // namespace
