@@ -251,17 +251,15 @@ Status Agent::start() {
   rules_->setAlertSink(alertSink());
   rules_->apply(std::move(rule_set), ruleOptions(cfg, http_.port()));
   // Alerts restored as firing must not resolve at an evaluation that runs before the
-  // collectors have reported: the gate waits for each collector's first success, or its
-  // second failure in a row (one unlucky first run, say a timeout under load, gets a retry;
-  // a server that is really down does not hold rules back for long), and at most a minute.
+  // collectors have reported once; a collector stuck past a minute does not hold rules back.
+  // (A first run that fails is a report too: waiting for a success would hold every rule
+  // back for a minute whenever a server is down at start.)
   rules_->setStartGate(
       [this] {
         auto pl = pipeline();
         if (!pl) return true;
         for (const auto& s : pl->scheduler->status()) {
-          if (!s.disabled_reason.empty()) continue;
-          const bool succeeded_once = s.runs > s.errors;
-          if (!succeeded_once && s.errors < 2) return false;
+          if (!s.has_run && s.disabled_reason.empty()) return false;
         }
         return true;
       },
