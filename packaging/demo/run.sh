@@ -10,12 +10,14 @@
 #   - Redis with a few seeded keys and some hits and misses;
 #   - a bounded, rate-limited pgbench chat workload in the background (workload/*.sql);
 #   - fake_chat_server.py, a stand-in for the chat server (health + Prometheus metrics);
+#   - Alertmanager (Debian's prometheus-alertmanager), which dbpulse sends its alerts to;
 #   - dbpulse with .demo/dbpulse.toml (made from dbpulse.toml), in the foreground.
 # Ctrl-C (or SIGTERM to this script) stops everything it started; so does dbpulse exiting.
 #
 # Environment:
 #   DEMO_PG_PORT (55432), DEMO_REDIS_PORT (56379), DEMO_DBPULSE_PORT (9470),
-#   DEMO_CHAT_PORT (9471)       loopback ports; the script stops if one is taken.
+#   DEMO_CHAT_PORT (9471), DEMO_ALERTMANAGER_PORT (9473)
+#                               loopback ports; the script stops if one is taken.
 #   DEMO_PGBENCH_RATE (50)      workload transactions per second (pgbench -R).
 #   DEMO_PGBENCH_SECONDS (1800) workload duration (pgbench -T); dbpulse keeps running after.
 #   DEMO_DURATION=N             for automated checks: run dbpulse for N seconds, then stop
@@ -37,6 +39,7 @@ PG_PORT="${DEMO_PG_PORT:-55432}"
 REDIS_PORT="${DEMO_REDIS_PORT:-56379}"
 DBPULSE_PORT="${DEMO_DBPULSE_PORT:-9470}"
 CHAT_PORT="${DEMO_CHAT_PORT:-9471}"
+AM_PORT="${DEMO_ALERTMANAGER_PORT:-9473}"
 PGBENCH_RATE="${DEMO_PGBENCH_RATE:-50}"
 PGBENCH_SECONDS="${DEMO_PGBENCH_SECONDS:-1800}"
 DURATION="${DEMO_DURATION:-}"
@@ -47,6 +50,8 @@ PG_LOG="$DEMO_DIR/pg/server.log"
 REDIS_DIR="$DEMO_DIR/redis"
 REDIS_PIDFILE="$REDIS_DIR/redis.pid"
 CHAT_PIDFILE="$DEMO_DIR/chat.pid"
+AM_DIR="$DEMO_DIR/alertmanager"
+AM_BIN=/usr/bin/prometheus-alertmanager
 
 log() { printf 'demo: %s\n' "$*" >&2; }
 die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
@@ -60,11 +65,12 @@ check_number DEMO_PG_PORT "$PG_PORT"
 check_number DEMO_REDIS_PORT "$REDIS_PORT"
 check_number DEMO_DBPULSE_PORT "$DBPULSE_PORT"
 check_number DEMO_CHAT_PORT "$CHAT_PORT"
+check_number DEMO_ALERTMANAGER_PORT "$AM_PORT"
 check_number DEMO_PGBENCH_RATE "$PGBENCH_RATE"
 check_number DEMO_PGBENCH_SECONDS "$PGBENCH_SECONDS"
 [[ -z "$DURATION" ]] || check_number DEMO_DURATION "$DURATION"
-if [[ "$(printf '%s\n' "$PG_PORT" "$REDIS_PORT" "$DBPULSE_PORT" "$CHAT_PORT" | sort -u | wc -l)" -ne 4 ]]; then
-  die "the four ports must differ (pg $PG_PORT, redis $REDIS_PORT, dbpulse $DBPULSE_PORT, chat $CHAT_PORT)"
+if [[ "$(printf '%s\n' "$PG_PORT" "$REDIS_PORT" "$DBPULSE_PORT" "$CHAT_PORT" "$AM_PORT" | sort -u | wc -l)" -ne 5 ]]; then
+  die "the five ports must differ (pg $PG_PORT, redis $REDIS_PORT, dbpulse $DBPULSE_PORT, chat $CHAT_PORT, alertmanager $AM_PORT)"
 fi
 
 [[ "$DBPULSE" == */* ]] || DBPULSE="$(command -v "$DBPULSE" || echo "$DBPULSE")"
@@ -74,7 +80,7 @@ fi
 for tool in "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$PG_BIN/pgbench" "$PG_BIN/psql"; do
   [[ -x "$tool" ]] || die "$tool missing (install postgresql-15: bash packaging/deps.sh)"
 done
-for tool in redis-server redis-cli curl ps; do
+for tool in redis-server redis-cli curl ps "$AM_BIN"; do
   command -v "$tool" >/dev/null || die "$tool missing (bash packaging/deps.sh)"
 done
 PYTHON="${PYTHON:-}"
@@ -147,6 +153,7 @@ stop_postgres() {
 DBPULSE_PID=""
 PGBENCH_PID=""
 CHAT_PID=""
+AM_PID=""
 STARTED_REDIS=""
 STARTED_PG=""
 
@@ -154,13 +161,14 @@ cleanup() {
   local rc=$?
   trap '' INT TERM # let cleanup finish even on a second Ctrl-C
   trap - EXIT
-  if [[ -z "$STARTED_PG$STARTED_REDIS$CHAT_PID$PGBENCH_PID$DBPULSE_PID" ]]; then
+  if [[ -z "$STARTED_PG$STARTED_REDIS$CHAT_PID$AM_PID$PGBENCH_PID$DBPULSE_PID" ]]; then
     exit "$rc"
   fi
   log "stopping the sandbox"
   stop_pid "$DBPULSE_PID" dbpulse 12 # dbpulse promises a clean exit within 10 s
   stop_pid "$PGBENCH_PID" pgbench 5
   stop_pid "$CHAT_PID" "fake chat server" 5
+  stop_pid "$AM_PID" alertmanager 5
   [[ -z "$STARTED_REDIS" ]] || stop_redis
   [[ -z "$STARTED_PG" ]] || stop_postgres
   log "stopped (logs kept in $DEMO_DIR until the next run)"
@@ -191,6 +199,7 @@ if [[ -d "$DEMO_DIR" ]]; then
   kill_leftover "$DEMO_DIR/dbpulse.pid" "$DEMO_DIR/dbpulse.toml"
   kill_leftover "$DEMO_DIR/pgbench.pid" pgbench
   kill_leftover "$CHAT_PIDFILE" fake_chat_server
+  kill_leftover "$AM_DIR/alertmanager.pid" "$AM_DIR/alertmanager.yml"
   kill_leftover "$REDIS_PIDFILE" redis-server
   if [[ -f "$PG_DATA/postmaster.pid" ]]; then
     log "stopping a leftover PostgreSQL of a previous run"
@@ -199,7 +208,8 @@ if [[ -d "$DEMO_DIR" ]]; then
 fi
 
 for spec in "PostgreSQL:$PG_PORT:DEMO_PG_PORT" "Redis:$REDIS_PORT:DEMO_REDIS_PORT" \
-            "dbpulse:$DBPULSE_PORT:DEMO_DBPULSE_PORT" "chat server:$CHAT_PORT:DEMO_CHAT_PORT"; do
+            "dbpulse:$DBPULSE_PORT:DEMO_DBPULSE_PORT" "chat server:$CHAT_PORT:DEMO_CHAT_PORT" \
+            "Alertmanager:$AM_PORT:DEMO_ALERTMANAGER_PORT"; do
   IFS=: read -r what port var <<<"$spec"
   if port_taken "$port"; then
     die "port $port (for $what) is already in use on this machine; pick another with $var=PORT"
@@ -324,6 +334,32 @@ done
 curl -fsS -o /dev/null "http://127.0.0.1:$CHAT_PORT/health" ||
   die "the fake chat server does not answer; see $DEMO_DIR/chat.log"
 
+# ---------------------------------------------------------------- Alertmanager
+
+log "starting Alertmanager on 127.0.0.1:$AM_PORT"
+mkdir -p "$AM_DIR"
+# One receiver that goes nowhere: the demo shows what arrives (UI and API), it pages nobody.
+cat >"$AM_DIR/alertmanager.yml" <<EOF
+route:
+  receiver: demo
+  group_by: [alertname]
+  group_wait: 5s
+receivers:
+  - name: demo
+EOF
+"$AM_BIN" --config.file="$AM_DIR/alertmanager.yml" --storage.path="$AM_DIR/data" \
+  --web.listen-address="127.0.0.1:$AM_PORT" --cluster.listen-address= \
+  >"$AM_DIR/alertmanager.log" 2>&1 &
+AM_PID=$!
+echo "$AM_PID" >"$AM_DIR/alertmanager.pid"
+for ((i = 0; i < 100; i++)); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$AM_PORT/-/ready" 2>/dev/null && break
+  alive "$AM_PID" || die "Alertmanager exited; see $AM_DIR/alertmanager.log"
+  sleep 0.1
+done
+curl -fsS -o /dev/null "http://127.0.0.1:$AM_PORT/-/ready" ||
+  die "Alertmanager does not answer; see $AM_DIR/alertmanager.log"
+
 # ---------------------------------------------------------------- workload
 
 log "starting the pgbench chat workload (${PGBENCH_RATE} tx/s for ${PGBENCH_SECONDS}s, log: $DEMO_DIR/pgbench.log)"
@@ -341,6 +377,7 @@ echo "$PGBENCH_PID" >"$DEMO_DIR/pgbench.pid"
 esc() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
 sed -e "s|@PG_PORT@|$PG_PORT|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
     -e "s|@DBPULSE_PORT@|$DBPULSE_PORT|g" -e "s|@CHAT_PORT@|$CHAT_PORT|g" \
+    -e "s|@AM_PORT@|$AM_PORT|g" \
     -e "s|@DEMO_DIR@|$(esc "$DEMO_DIR")|g" \
     "$DEMO_SRC/dbpulse.toml" >"$DEMO_DIR/dbpulse.toml"
 
@@ -352,6 +389,7 @@ cat >&2 <<EOF
     metrics          $base/metrics
     readiness        $base/health/ready
     chat server      http://127.0.0.1:$CHAT_PORT/metrics   (fault knob: /_demo/fault?mode=errors)
+    Alertmanager     http://127.0.0.1:$AM_PORT/   (alerts from dbpulse's rule pack arrive here)
     PostgreSQL       psql -h 127.0.0.1 -p $PG_PORT -U chat_app chat
     Redis            redis-cli -p $REDIS_PORT
     logs             $DEMO_DIR/
