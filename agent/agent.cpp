@@ -9,6 +9,7 @@
 #include <set>
 
 #include "agent/database_views.h"
+#include "agent/leader_election.h"
 #include "agent/scheduler.h"
 #include "collectors/catalog.h"
 #include "collectors/postgres/locks_collector.h"
@@ -202,7 +203,10 @@ std::shared_ptr<Agent::Pipeline> Agent::buildPipeline(const Config& config, Samp
     } else if (auto* z = dynamic_cast<const collectors::SizeCollector*>(collector.get())) {
       p->size = z;
     }
-    p->scheduler->add(std::move(collector), JobOptions{section.interval, section.timeout, 0.1});
+    JobOptions job{section.interval, section.timeout, 0.1};
+    job.leader_only =
+        config.agent.leader_election && entry.scope == collectors::CollectorScope::kDatabase;
+    p->scheduler->add(std::move(collector), job);
   }
   return p;
 }
@@ -236,7 +240,9 @@ Status Agent::start() {
   spdlog::info("listening on {}:{}", cfg.agent.listen_addr.host, http_.port());
 
   configureAlertmanager(cfg);
+  configureLeaderElection(cfg);
   auto p = buildPipeline(cfg, store_, clock_);
+  gateOnLeadership(*p->scheduler);
   std::string names;
   for (const auto& n : p->collectors) names += (names.empty() ? "" : ", ") + n;
   spdlog::info("collectors: {}", names.empty() ? "(none)" : names);
@@ -259,7 +265,7 @@ Status Agent::start() {
         auto pl = pipeline();
         if (!pl) return true;
         for (const auto& s : pl->scheduler->status()) {
-          if (!s.has_run && s.disabled_reason.empty()) return false;
+          if (!s.has_run && s.disabled_reason.empty() && !s.standby) return false;
         }
         return true;
       },
@@ -297,7 +303,9 @@ void Agent::reload(Config config) {
   }
   auto old = pipeline();
   if (old) old->scheduler->stop(Duration(10'000));
+  configureLeaderElection(config);
   auto fresh = buildPipeline(config, store_, clock_);
+  gateOnLeadership(*fresh->scheduler);
   if (old) {
     for (const auto& name : old->collectors) {
       if (!fresh->collectors.count(name)) {
@@ -359,6 +367,62 @@ void Agent::configureAlertmanager(const Config& config) {
   notifier_ = std::move(n);
 }
 
+void Agent::configureLeaderElection(const Config& config) {
+  // Only worth a connection when something database-wide is collected.
+  Duration period{5000};
+  bool database_work = false;
+  for (const auto& entry : collectors::catalog()) {
+    const CollectorSection& section = config.collectors.at(entry.name);
+    if (entry.scope != collectors::CollectorScope::kDatabase || !section.enabled || !entry.make) {
+      continue;
+    }
+    database_work = true;
+    period = std::min(period, section.interval);
+  }
+  period = std::max(period, Duration(100));
+  const bool on = config.agent.leader_election && database_work && !config.postgres.dsn.empty();
+  const std::string key = on ? config.postgres.dsn + '\n' + config.postgres.password + '\n' +
+                                   std::to_string(period.count())
+                             : "";
+  if (key == leader_key_ && (leader_ != nullptr) == on) return;
+  if (leader_) {
+    leader_->stop();
+    leader_.reset();
+  }
+  leader_key_ = key;
+  election_on_ = on;
+  if (!on) {
+    is_leader_ = true;
+    // Without an election this agent does all the work: it is its own leader.
+    SampleBatch b;
+    b.gauge("dbpulse_leader",
+            "1 while this agent is the elected leader that runs the database-wide collectors", {},
+            1);
+    store_.dropSource("leader");
+    store_.write("leader", b, std::chrono::hours(24 * 365));
+    return;
+  }
+  LeaderElectorOptions o;
+  o.session = sessionOptions(config, config.postgres.dsn, {});
+  o.session.statement_timeout =
+      std::min(o.session.statement_timeout, std::max(period, Duration(1000)));
+  o.session.connect_timeout = std::min(o.session.connect_timeout, std::max(period, Duration(1000)));
+  o.session.max_backoff = period;  // a restarted server gets a leader again within a period
+  o.period = period;
+  leader_ = std::make_unique<LeaderElector>(o, store_, [this](bool leader) {
+    is_leader_ = leader;
+    if (auto p = pipeline()) p->scheduler->leadershipChanged();
+  });
+  leader_->start();
+  is_leader_ = leader_->isLeader();
+  spdlog::info("leader election: {} every {} (advisory lock {} in the DSN's database)",
+               is_leader_ ? "leader" : "follower", formatDuration(period), kLeaderLockKey);
+}
+
+void Agent::gateOnLeadership(Scheduler& scheduler) {
+  if (leader_) scheduler.setLeaderGate([this] { return is_leader_.load(); });
+}
+
 bool Agent::stop(Duration grace) {
   // Rules first: their last notifications reach the notifier before it writes its outbox.
   if (rules_) rules_->stop();
@@ -374,6 +438,7 @@ bool Agent::stop(Duration grace) {
       for (auto& [group, session] : p->postgres) session->disconnect();
     }
   }
+  if (leader_) leader_->stop();  // hands leadership over at once
   if (exporters::AlertmanagerNotifier* n = notifier()) n->shutdown();  // writes the outbox
   http_.stop();
   if (clean && p) {
@@ -477,7 +542,8 @@ HttpResponse Agent::ready() const {
   } else {
     for (const auto& s : p->scheduler->status()) {
       nlohmann::json c{{"ok", s.last_success}, {"runs", s.runs}};
-      if (!s.has_run) {
+      if (s.standby) c["standby"] = true;
+      if (!s.has_run && !s.standby) {
         c["ok"] = nullptr;
         reasons.push_back("collector " + s.name + " has not finished its first run");
       }
@@ -491,6 +557,7 @@ HttpResponse Agent::ready() const {
   // collector shows in the details while the agent still reports ready.
   body["status"] = reasons.empty() ? "ready" : "not_ready";
   body["collectors"] = collectors;
+  body["leader"] = is_leader_.load();
   if (!reasons.empty()) body["reasons"] = reasons;
   return HttpResponse::json(reasons.empty() ? 200 : 503, body.dump() + "\n");
 }
@@ -540,7 +607,11 @@ HttpResponse Agent::statusPage(const HttpRequest& request) const {
       ".failing,.firing,.not_ready{color:#b00}.pending,.off{color:#a60}</style></head><body>"
       "<h1>dbpulse</h1><p>instance <b>" +
       htmlEscape(instance) + "</b>, version " DBPULSE_VERSION ", <span class=\"" +
-      (is_ready ? "ready\">ready" : "not_ready\">not ready") + "</span></p>\n";
+      (is_ready ? "ready\">ready" : "not_ready\">not ready") + "</span>, " +
+      (!election_on_ ? "no leader election"
+       : is_leader_  ? "elected leader (runs the database-wide collectors)"
+                     : "follower (database-wide collectors on standby)") +
+      "</p>\n";
   if (readiness.contains("reasons")) {
     html += "<ul>";
     for (const auto& r : readiness["reasons"]) html += "<li>" + htmlEscape(r.get<std::string>());
@@ -596,6 +667,7 @@ HttpResponse Agent::statusPage(const HttpRequest& request) const {
   if (p) {
     for (const auto& s : p->scheduler->status()) {
       std::string state = !s.disabled_reason.empty() ? "off"
+                          : s.standby                ? "standby"
                           : !s.has_run               ? "pending"
                           : s.last_success           ? "ok"
                                                      : "failing";

@@ -5,6 +5,7 @@
 // start()/reload()/stop() are called from the main thread only; HTTP handlers
 // read state concurrently.
 
+#include <atomic>
 #include <iosfwd>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,7 @@ class AlertmanagerNotifier;
 namespace rules {
 class RuleManager;
 }
+class LeaderElector;
 
 enum class OutputFormat { kPrometheus, kJson };
 
@@ -78,6 +80,11 @@ class Agent {
   // Builds the notifier, or applies the new URL list to it (outboxes of kept URLs stay).
   void configureAlertmanager(const Config& config);
   exporters::AlertmanagerNotifier* notifier() const;
+  // Starts, replaces or stops the leader elector for `config` (main thread only; the
+  // scheduler of the old pipeline is stopped, the new one not yet started).
+  void configureLeaderElection(const Config& config);
+  // The gate a new pipeline's scheduler asks before database-wide collectors run.
+  void gateOnLeadership(Scheduler& scheduler);
 
   HttpResponse metrics();
   HttpResponse ready() const;
@@ -92,6 +99,12 @@ class Agent {
   mutable std::mutex mu_;
   Config config_;                       // GUARDED_BY(mu_)
   std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)
+  // Leader election: the elector (null when off or nothing database-wide is collected) and
+  // its answer, read by the scheduler's gate. Replaced on the main thread only.
+  std::unique_ptr<LeaderElector> leader_;
+  std::string leader_key_;  // the settings leader_ was made from
+  std::atomic<bool> is_leader_{true};
+  std::atomic<bool> election_on_{false};  // leader_ != nullptr, for HTTP threads
   // Last members: destroyed (and their state written) before the store they report into;
   // the rule manager, which sends to the notifier, goes first.
   std::unique_ptr<exporters::AlertmanagerNotifier> notifier_;  // GUARDED_BY(mu_) (the pointer)

@@ -26,8 +26,8 @@ void Scheduler::add(std::unique_ptr<collectors::Collector> collector, JobOptions
 }
 
 Duration Scheduler::jitterFor(const Job& job) {
-  const auto max_ms = static_cast<int64_t>(static_cast<double>(job.options.interval.count()) *
-                                           job.options.jitter);
+  const auto max_ms =
+      static_cast<int64_t>(static_cast<double>(job.options.interval.count()) * job.options.jitter);
   if (max_ms <= 0) return Duration(0);
   return Duration(std::uniform_int_distribution<int64_t>(0, max_ms)(rng_));
 }
@@ -48,26 +48,45 @@ void Scheduler::start() {
   dispatcher_ = std::jthread([this](std::stop_token st) { dispatchLoop(st); });
 }
 
+void Scheduler::setLeaderGate(std::function<bool()> is_leader) {
+  std::lock_guard lock(mu_);
+  leader_gate_ = std::move(is_leader);
+}
+
+void Scheduler::leadershipChanged() { cv_.notify_all(); }
+
 void Scheduler::dispatchLoop(std::stop_token stop) {
   std::unique_lock lock(mu_);
   while (!stop.stop_requested()) {
     const auto now = std::chrono::steady_clock::now();
     auto next_wake = now + std::chrono::hours(1);
+    const bool leader = !leader_gate_ || leader_gate_();
     for (auto& job_ptr : jobs_) {
       Job& job = *job_ptr;
+      if (job.options.leader_only) {
+        const bool standby = !leader;
+        if (job.status.standby && !standby) {
+          // Just became the leader: take over now rather than one interval later.
+          job.base_due = now;
+          job.due = now;
+        }
+        job.status.standby = standby;
+      }
       if (job.running && !job.timed_out && now >= job.deadline) {
         job.timed_out = true;
         ++job.timeouts;
         job.collector->cancel();
-        recordLocked(job, deadlineExceeded("timed out after " + formatDuration(job.options.timeout)),
+        recordLocked(job,
+                     deadlineExceeded("timed out after " + formatDuration(job.options.timeout)),
                      job.options.timeout);
       }
       if (now >= job.due) {
-        if (now < job.hold_until) {
+        if (now < job.hold_until || job.status.standby) {
           // Backed off or switched off: the tick passes without a run (and is not a skip).
         } else if (job.running) {
           ++job.skipped;
-          spdlog::warn("collector {}: previous run still going, skipping this run", job.status.name);
+          spdlog::warn("collector {}: previous run still going, skipping this run",
+                       job.status.name);
           writeSelfMetrics(job);  // the skip must be visible while the run is stuck
         } else {
           job.running = true;
@@ -273,7 +292,8 @@ void Scheduler::runAllOnce() {
 
 bool Scheduler::firstCycleDone() const {
   std::lock_guard lock(mu_);
-  return std::all_of(jobs_.begin(), jobs_.end(), [](const auto& j) { return j->status.has_run; });
+  return std::all_of(jobs_.begin(), jobs_.end(),
+                     [](const auto& j) { return j->status.has_run || j->status.standby; });
 }
 
 std::vector<CollectorStatus> Scheduler::status() const {

@@ -20,11 +20,16 @@
 //   is switched off: dbpulse_collector_enabled{collector,reason} turns 0 with the
 //   reason (the message's leading "reason_code:"), the problem is logged once, and
 //   it is retried only every kDisabledRetry (the operator may fix it meanwhile).
-// Thread-safe; add() only before start().
+// - A job marked leader_only (a database-wide collector) runs only while the leader
+//   gate says this agent is the elected leader; otherwise its ticks pass without a run
+//   and its status says `standby`. When the gate opens (leadershipChanged()), such a job
+//   runs at once instead of waiting for its next due time.
+// Thread-safe; add() and setLeaderGate() only before start().
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -46,7 +51,8 @@ inline constexpr Duration kDisabledRetry{5 * 60'000};
 struct JobOptions {
   Duration interval{15'000};
   Duration timeout{5000};
-  double jitter = 0.1;  // fraction of the interval
+  double jitter = 0.1;       // fraction of the interval
+  bool leader_only = false;  // database-wide: runs only on the elected leader
 };
 
 struct CollectorStatus {
@@ -61,6 +67,7 @@ struct CollectorStatus {
   bool running = false;
   std::string disabled_reason;  // non-empty while switched off (FailedPrecondition)
   Duration backoff{0};          // current timeout backoff, 0 when none
+  bool standby = false;         // leader_only and this agent is not the leader
 };
 
 class Scheduler {
@@ -76,10 +83,17 @@ class Scheduler {
   // Returns false when a collector did not return in time (its thread is left behind).
   bool stop(Duration grace);
 
+  // Whether this agent leads database-wide work now; called by the dispatcher (under its
+  // lock: keep it cheap, e.g. an atomic load). Without a gate every job runs.
+  void setLeaderGate(std::function<bool()> is_leader);
+  // The gate's answer may have changed: re-examine leader_only jobs now.
+  void leadershipChanged();
+
   // Runs every collector once on the calling thread, in order (for `dbpulse once`).
   void runAllOnce();
 
-  // True once every collector has finished (or timed out) at least one run.
+  // True once every collector has finished (or timed out) at least one run; a standby
+  // job (leader_only on a follower) does not hold it back.
   bool firstCycleDone() const;
   std::vector<CollectorStatus> status() const;
 
@@ -123,6 +137,7 @@ class Scheduler {
   bool started_ = false;
   bool stopping_ = false;
   std::mt19937 rng_{std::random_device{}()};
+  std::function<bool()> leader_gate_;  // null: every job runs
 
   std::stop_source stop_source_;
   std::vector<std::jthread> workers_;

@@ -43,8 +43,13 @@ struct CollectorEnv {
 };
 
 enum class CollectorScope {
-  kDatabase,  // database-wide: only the elected leader runs it
-  kLocal,     // about this host/pod: every agent runs it
+  // Database-wide facts, the same whichever agent asks: with leader election only the
+  // elected leader runs it, so N sidecars on one database cost what one does.
+  kDatabase,
+  // Every agent runs it: facts about this host/pod (process, companion), or about what
+  // this agent itself reaches: its PostgreSQL connection (connections, so pg_up is on every
+  // agent), the pgbouncer and the Redis beside this chat server.
+  kLocal,
 };
 
 struct CatalogEntry {

@@ -88,7 +88,8 @@ class FakeCollector final : public collectors::Collector {
     const int n = ++state_->calls;
     const int now_in_flight = ++state_->in_flight;
     int prev = state_->max_concurrent.load();
-    while (now_in_flight > prev && !state_->max_concurrent.compare_exchange_weak(prev, now_in_flight)) {
+    while (now_in_flight > prev &&
+           !state_->max_concurrent.compare_exchange_weak(prev, now_in_flight)) {
     }
     {
       std::lock_guard lock(state_->mu);
@@ -155,7 +156,9 @@ struct Harness {
     return std::nullopt;
   }
 
-  bool hasFamily(const std::string& name) const { return store.snapshot()->family(name) != nullptr; }
+  bool hasFamily(const std::string& name) const {
+    return store.snapshot()->family(name) != nullptr;
+  }
 };
 
 JobOptions every(milliseconds interval, milliseconds timeout) {
@@ -274,13 +277,14 @@ TEST(SchedulerTest, TimedOutRunFailsIsCancelledAndItsLateResultIsDiscarded) {
 TEST(SchedulerTest, WritesSelfMetricsLabelledByCollector) {
   Harness h;
   h.add("alpha", succeed, every(15s, 5s));
-  h.add("beta",
-        [](int, const collectors::CollectContext&, SampleBatch&, FakeState&) {
-          // A measurable run: the duration must come out in seconds.
-          std::this_thread::sleep_for(30ms);
-          return okStatus();
-        },
-        every(15s, 5s));
+  h.add(
+      "beta",
+      [](int, const collectors::CollectContext&, SampleBatch&, FakeState&) {
+        // A measurable run: the duration must come out in seconds.
+        std::this_thread::sleep_for(30ms);
+        return okStatus();
+      },
+      every(15s, 5s));
   h.scheduler.runAllOnce();
 
   for (const std::string name : {"alpha", "beta"}) {
@@ -307,13 +311,14 @@ TEST(SchedulerTest, WritesSelfMetricsLabelledByCollector) {
 
 TEST(SchedulerTest, ErrorCountsAndPartialSamplesAreStillWritten) {
   Harness h;
-  auto st = h.add("pg",
-                  [](int n, const collectors::CollectContext&, SampleBatch& out, FakeState&) {
-                    const bool up = n >= 3;
-                    out.gauge("pg_up", "1 when PostgreSQL answers.", {}, up ? 1 : 0);
-                    return up ? okStatus() : unavailable("connection refused");
-                  },
-                  every(15s, 5s));
+  auto st = h.add(
+      "pg",
+      [](int n, const collectors::CollectContext&, SampleBatch& out, FakeState&) {
+        const bool up = n >= 3;
+        out.gauge("pg_up", "1 when PostgreSQL answers.", {}, up ? 1 : 0);
+        return up ? okStatus() : unavailable("connection refused");
+      },
+      every(15s, 5s));
   auto pg_up = [&]() -> std::optional<double> {
     const SnapshotFamily* f = h.store.snapshot()->family("pg_up");
     if (f == nullptr || f->series.empty()) return std::nullopt;
@@ -340,13 +345,13 @@ TEST(SchedulerTest, ErrorCountsAndPartialSamplesAreStillWritten) {
 
 TEST(SchedulerTest, ThrowingCollectorIsIsolated) {
   Harness h;
-  auto bad = h.add("bad",
-                   [](int, const collectors::CollectContext&, SampleBatch& out,
-                      FakeState&) -> Status {
-                     out.gauge("bad_partial", "Written before the throw.", {}, 1);
-                     throw std::runtime_error("boom");
-                   },
-                   every(30ms, 20ms));
+  auto bad = h.add(
+      "bad",
+      [](int, const collectors::CollectContext&, SampleBatch& out, FakeState&) -> Status {
+        out.gauge("bad_partial", "Written before the throw.", {}, 1);
+        throw std::runtime_error("boom");
+      },
+      every(30ms, 20ms));
   auto good = h.add("good", succeed, every(30ms, 20ms));
   h.scheduler.start();
 
@@ -390,8 +395,8 @@ TEST(SchedulerDeathTest, NonStdExceptionOnAPoolThreadIsIsolated) {
         h.add("bad", throwNonStd, every(30ms, 20ms));
         auto good = h.add("good", succeed, every(30ms, 20ms));
         h.scheduler.start();
-        const bool isolated = eventually(
-            [&] { return h.status("bad")->runs >= 2 && good->calls >= 3; }, 2s);
+        const bool isolated =
+            eventually([&] { return h.status("bad")->runs >= 2 && good->calls >= 3; }, 2s);
         const bool failed = !h.status("bad")->last_success;
         h.scheduler.stop(1s);
         std::_Exit(isolated && failed ? 0 : 1);
@@ -431,13 +436,14 @@ TEST(SchedulerTest, StopCancelsABlockedCollectorAndReturnsWithinGrace) {
 
 TEST(SchedulerTest, StopRequestsTheRunsStopToken) {
   Harness h;
-  auto st = h.add("waits_for_stop",
-                  [](int, const collectors::CollectContext& ctx, SampleBatch&, FakeState&) {
-                    // Ignores cancel(); only the stop token ends it.
-                    eventually([&] { return ctx.stop.stop_requested(); }, 3s);
-                    return ctx.stop.stop_requested() ? cancelled("stopped") : okStatus();
-                  },
-                  every(10s, 10s));
+  auto st = h.add(
+      "waits_for_stop",
+      [](int, const collectors::CollectContext& ctx, SampleBatch&, FakeState&) {
+        // Ignores cancel(); only the stop token ends it.
+        eventually([&] { return ctx.stop.stop_requested(); }, 3s);
+        return ctx.stop.stop_requested() ? cancelled("stopped") : okStatus();
+      },
+      every(10s, 10s));
   st->cancel_opens_gate = false;
   h.scheduler.start();
   ASSERT_TRUE(eventually([&] { return st->calls == 1; }));
@@ -520,22 +526,25 @@ TEST(SchedulerTest, BackoffGrowsWhileTimeoutsContinueAndIsCapped) {
   auto slow = h.add("slow", hangUntilCancelled, every(20ms, 10ms));
   h.scheduler.start();
   // Each further timeout doubles the hold: 40, 80, 160 ms ...
-  ASSERT_TRUE(eventually([&] {
-    auto st = h.status("slow");
-    return st && st->backoff >= 160ms;
-  }, 5s)) << h.status("slow")->backoff.count();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto st = h.status("slow");
+        return st && st->backoff >= 160ms;
+      },
+      5s))
+      << h.status("slow")->backoff.count();
   EXPECT_LE(h.status("slow")->backoff, kMaxBackoff);
   EXPECT_TRUE(h.scheduler.stop(2s));
 }
 
 TEST(SchedulerTest, FailedPreconditionSwitchesTheCollectorOffWithItsReason) {
   Harness h;
-  auto off = h.add("statements",
-                   [](int, const collectors::CollectContext&, SampleBatch&, FakeState&) {
-                     return failedPrecondition(
-                         "extension_missing: pg_stat_statements is not installed");
-                   },
-                   every(20ms, 10ms));
+  auto off = h.add(
+      "statements",
+      [](int, const collectors::CollectContext&, SampleBatch&, FakeState&) {
+        return failedPrecondition("extension_missing: pg_stat_statements is not installed");
+      },
+      every(20ms, 10ms));
   auto other = h.add("other", succeed, every(20ms, 10ms));
   h.scheduler.start();
 
@@ -560,6 +569,46 @@ TEST(SchedulerTest, FailedPreconditionSwitchesTheCollectorOffWithItsReason) {
   EXPECT_TRUE(found_off);
   EXPECT_TRUE(found_other_on);
   EXPECT_TRUE(h.scheduler.stop(2s));
+}
+
+}  // namespace
+}  // namespace dbpulse
+
+namespace dbpulse {
+namespace {
+
+TEST(SchedulerTest, LeaderOnlyJobsRunOnlyWhileTheGateSaysLeaderAndTakeOverAtOnce) {
+  Harness h;
+  std::atomic<bool> leader{false};
+  JobOptions database_wide = every(10s, 1s);  // due again only in 10 s
+  database_wide.leader_only = true;
+  auto wide = h.add("statements", succeed, database_wide);
+  auto local = h.add("process", succeed, every(20ms, 10ms));
+  h.scheduler.setLeaderGate([&] { return leader.load(); });
+  h.scheduler.start();
+
+  ASSERT_TRUE(eventually([&] { return local->calls >= 5; }));
+  EXPECT_EQ(wide->calls, 0) << "a follower does not run database-wide collectors";
+  ASSERT_TRUE(h.status("statements").has_value());
+  EXPECT_TRUE(h.status("statements")->standby);
+  EXPECT_FALSE(h.status("process")->standby);
+  EXPECT_TRUE(h.scheduler.firstCycleDone()) << "standby must not hold readiness back";
+
+  // Elected: the job runs now, not at its next due time 10 s away.
+  leader = true;
+  h.scheduler.leadershipChanged();
+  ASSERT_TRUE(eventually([&] { return wide->calls >= 1; }, 2s));
+  EXPECT_FALSE(h.status("statements")->standby);
+  EXPECT_EQ(h.selfMetric("dbpulse_collector_success", "statements"), 1.0);
+
+  // Deposed: no further runs even when due.
+  leader = false;
+  h.scheduler.leadershipChanged();
+  ASSERT_TRUE(eventually([&] { return h.status("statements")->standby; }));
+  const int calls = wide->calls;
+  const int local_calls = local->calls;
+  ASSERT_TRUE(eventually([&] { return local->calls >= local_calls + 5; }));
+  EXPECT_EQ(wide->calls, calls);
 }
 
 }  // namespace

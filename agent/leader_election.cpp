@@ -1,0 +1,104 @@
+#include "agent/leader_election.h"
+
+#include <spdlog/spdlog.h>
+
+namespace dbpulse {
+namespace {
+
+// Holding the lock already (a bigint key k is classid = k >> 32, objid = k & 0xffffffff,
+// objsubid = 1 in pg_locks), or taking it now. CASE evaluates pg_try_advisory_lock only
+// when the lock is not held, so the session never stacks a second hold.
+std::string roundSql() {
+  const int64_t k = kLeaderLockKey;
+  return "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON "
+         "d.oid = l.database WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() "
+         "AND l.granted AND l.classid = " +
+         std::to_string(k >> 32) + " AND l.objid = " + std::to_string(k & 0xffffffff) +
+         " AND l.objsubid = 1 AND d.datname = current_database()) THEN true "
+         "ELSE pg_try_advisory_lock(" +
+         std::to_string(k) + ") END AS leader";
+}
+
+}  // namespace
+
+LeaderElector::LeaderElector(LeaderElectorOptions options, SampleStore& store,
+                             std::function<void(bool)> on_change)
+    : options_(std::move(options)),
+      store_(store),
+      on_change_(std::move(on_change)),
+      session_(options_.session) {}
+
+LeaderElector::~LeaderElector() { stop(); }
+
+void LeaderElector::start() {
+  round();
+  if (!leader_.load() && last_error_.empty()) {
+    spdlog::info("leader election: another agent holds the leader lock; this one follows");
+  }
+  thread_ = std::jthread([this](std::stop_token st) { run(st); });
+}
+
+void LeaderElector::stop() {
+  if (thread_.joinable()) {
+    thread_.request_stop();
+    cv_.notify_all();
+    thread_.join();
+  }
+  session_.disconnect();
+  if (leader_.exchange(false)) {
+    spdlog::info("leader election: stepping down (stopping)");
+    ++changes_;
+    publish();
+    if (on_change_) on_change_(false);
+  }
+}
+
+void LeaderElector::run(std::stop_token stop) {
+  std::unique_lock lock(mu_);
+  while (!stop.stop_requested()) {
+    cv_.wait_for(lock, stop, options_.period, [] { return false; });
+    if (stop.stop_requested()) break;
+    lock.unlock();
+    round();
+    lock.lock();
+  }
+}
+
+void LeaderElector::round() {
+  bool leader = false;
+  auto rows = session_.query(roundSql());
+  if (!rows.ok()) {
+    if (rows.status().message() != last_error_) {
+      last_error_ = rows.status().message();
+      spdlog::warn("leader election: cannot confirm leadership ({}); acting as a follower",
+                   last_error_);
+    }
+  } else {
+    last_error_.clear();
+    leader = rows->rows.size() == 1 && !rows->rows[0].empty() && rows->rows[0][0] == "t";
+  }
+  const bool was = leader_.exchange(leader);
+  if (was != leader) {
+    ++changes_;
+    if (leader) {
+      spdlog::info("leader election: this agent now runs the database-wide collectors ({})",
+                   session_.redactedDsn());
+    } else if (last_error_.empty()) {
+      spdlog::warn("leader election: another agent holds the leader lock; this one follows");
+    }
+  }
+  publish();
+  if (was != leader && on_change_) on_change_(leader);
+}
+
+void LeaderElector::publish() {
+  SampleBatch b;
+  b.gauge("dbpulse_leader",
+          "1 while this agent is the elected leader that runs the database-wide collectors", {},
+          leader_.load() ? 1 : 0);
+  b.counter("dbpulse_leader_changes_total", "Times this agent gained or lost leadership", {},
+            static_cast<double>(changes_));
+  store_.write("leader", b, std::chrono::hours(24 * 365));
+}
+
+}  // namespace dbpulse

@@ -1,0 +1,165 @@
+// Leader election on a real PostgreSQL 15: electors in-process (lock taken, held, handed
+// over, regained after the server killed the leader's session) and two real dbpulse
+// sidecars on one database (one runs the database-wide collectors; SIGKILL it and the
+// other takes over).
+
+#include "agent/leader_election.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "agent/core/clock.h"
+#include "agent/core/sample_store.h"
+#include "integration/harness/harness.h"
+
+namespace dbpulse::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kWait = 15s;
+
+std::optional<double> storeValue(const SampleStore& store, const std::string& name) {
+  const auto snap = store.snapshot();
+  const SnapshotFamily* fam = snap->family(name);
+  if (fam == nullptr || fam->series.empty()) return std::nullopt;
+  return fam->series[0].value;
+}
+
+class LeaderElectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!requirePostgres()) GTEST_SKIP();
+    pg_ = &sharedPostgres();
+    pg_->createDatabase("chat");
+  }
+
+  LeaderElectorOptions options() const {
+    LeaderElectorOptions o;
+    o.session.dsn = pg_->dsn("chat");
+    o.session.max_backoff = 100ms;
+    o.period = 100ms;
+    return o;
+  }
+
+  // The backend pid holding the leader lock in `chat`, if any.
+  std::optional<std::string> holder() {
+    return pg_->queryValue(
+        "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+        "WHERE l.locktype = 'advisory' AND l.granted AND d.datname = 'chat' AND l.objid = " +
+        std::to_string(kLeaderLockKey) + " AND l.objsubid = 1");
+  }
+
+  PgServer* pg_ = nullptr;
+  SystemClock clock_;
+};
+
+TEST_F(LeaderElectionTest, OneLeadsTheOtherFollowsAndTakesOverWhenItStops) {
+  SampleStore store_a(clock_), store_b(clock_);
+  LeaderElector a(options(), store_a);
+  LeaderElector b(options(), store_b);
+  a.start();
+  b.start();
+  EXPECT_TRUE(a.isLeader());
+  EXPECT_FALSE(b.isLeader());
+  EXPECT_EQ(storeValue(store_a, "dbpulse_leader"), 1.0);
+  EXPECT_EQ(storeValue(store_b, "dbpulse_leader"), 0.0);
+  ASSERT_TRUE(holder().has_value()) << "the lock is visible in pg_locks";
+
+  // Rounds go on: still exactly one leader, and the leader holds the lock once (not stacked).
+  ASSERT_TRUE(
+      pollUntil([&] { return storeValue(store_b, "dbpulse_leader_changes_total") == 0.0; }, 1s));
+  EXPECT_EQ(pg_->queryValue("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                            "objid = " +
+                            std::to_string(kLeaderLockKey)),
+            "1");
+
+  a.stop();
+  EXPECT_FALSE(a.isLeader());
+  EXPECT_TRUE(pollUntil([&] { return b.isLeader(); }, kWait)) << "b takes over within a period";
+  EXPECT_EQ(storeValue(store_b, "dbpulse_leader"), 1.0);
+  EXPECT_EQ(storeValue(store_a, "dbpulse_leader"), 0.0);
+}
+
+TEST_F(LeaderElectionTest, LeaderWhoseSessionIsKilledStepsDownAndRegainsTheLock) {
+  SampleStore store(clock_);
+  LeaderElector a(options(), store);
+  a.start();
+  ASSERT_TRUE(a.isLeader());
+  const std::optional<std::string> pid = holder();
+  ASSERT_TRUE(pid.has_value());
+  pg_->exec("SELECT pg_terminate_backend(" + *pid + ")");
+  // The round after the kill fails (connection lost: not leader), the next reconnects and
+  // takes the lock again: two changes, and a new backend holds it.
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        const auto h = holder();
+        return a.isLeader() && h && *h != *pid &&
+               storeValue(store, "dbpulse_leader_changes_total") >= 3.0;
+      },
+      kWait))
+      << "changes " << storeValue(store, "dbpulse_leader_changes_total").value_or(-1);
+}
+
+TEST_F(LeaderElectionTest, SidecarsShareOneLeaderThatHandsOverWhenKilled) {
+  auto config = [&](const DbpulseProcess& agent) {
+    return "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+           agent.stateDir().string() +
+           "\"\nlog_format = \"text\"\n"
+           "[postgres]\ndsn = \"" +
+           pg_->dsn("chat") +
+           "\"\n"
+           "[collectors.connections]\ninterval = \"300ms\"\ntimeout = \"250ms\"\n"
+           "[collectors.cache]\ninterval = \"300ms\"\ntimeout = \"250ms\"\n"
+           "[collectors.locks]\nenabled = false\n[collectors.statements]\nenabled = false\n"
+           "[collectors.indexes]\nenabled = false\n[collectors.tables]\nenabled = false\n"
+           "[collectors.size]\nenabled = false\n[collectors.replication]\nenabled = false\n"
+           "[collectors.redis]\nenabled = false\n";
+  };
+  DbpulseProcess first, second;
+  first.start(config(first));
+  ASSERT_TRUE(first.waitReady(kWait));
+  second.start(config(second));
+  ASSERT_TRUE(second.waitReady(kWait)) << "a follower is ready: standby is not a failure";
+
+  const auto leaderOf = [](const DbpulseProcess& agent) {
+    return sampleValue(agent.metrics(), "dbpulse_leader");
+  };
+  EXPECT_EQ(leaderOf(first), 1.0);
+  EXPECT_EQ(leaderOf(second), 0.0);
+  // The leader runs the database-wide collector, the follower only the local ones.
+  ASSERT_TRUE(first.waitForMetrics(
+      [](const std::string& t) {
+        return sampleValue(t, "dbpulse_collector_runs_total", {{"collector", "cache"}}) > 0;
+      },
+      kWait, "cache runs on the leader"));
+  const std::string follower = second.metrics();
+  EXPECT_EQ(sampleValue(follower, "pg_up"), 1.0) << "connections runs on every agent";
+  EXPECT_FALSE(
+      sampleValue(follower, "dbpulse_collector_runs_total", {{"collector", "cache"}}).has_value())
+      << follower;
+  const auto ready = nlohmann::json::parse(second.get("/health/ready").body);
+  EXPECT_EQ(ready["leader"], false);
+  EXPECT_EQ(ready["collectors"]["cache"]["standby"], true);
+  EXPECT_NE(second.get("/").body.find("follower"), std::string::npos);
+
+  ASSERT_TRUE(first.signal(SIGKILL));
+  ASSERT_TRUE(first.process().waitExit(kWait).has_value());
+  EXPECT_TRUE(second.waitForMetrics(
+      [](const std::string& t) {
+        return sampleValue(t, "dbpulse_leader") == 1.0 &&
+               sampleValue(t, "dbpulse_collector_runs_total", {{"collector", "cache"}}) > 0;
+      },
+      kWait, "the follower takes over and runs cache"))
+      << second.logTail();
+  EXPECT_NE(second.logTail().find("now runs the database-wide collectors"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dbpulse::testing
