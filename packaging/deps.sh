@@ -15,6 +15,8 @@ PKGS=(
   prometheus prometheus-alertmanager
   # tools used by tests, demo and benchmarks
   curl wrk procps python3
+  # packaging: cpack DEB Depends (dpkg-shlibdeps), tests/packaging (YAML, systemd-analyze)
+  dpkg-dev file python3-yaml systemd
   # libFuzzer targets in tests/fuzz (built only by a clang configuration)
   clang-14 libclang-rt-14-dev
 )
