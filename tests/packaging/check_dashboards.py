@@ -267,6 +267,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--promtool", default=os.environ.get("PROMTOOL", ""))
+    ap.add_argument("--expect-error", action="append", default=[], metavar="REGEX",
+                    help="self-test: succeed only if the check fails with a problem "
+                         "matching each REGEX")
     ap.add_argument("dashboards", nargs="+")
     args = ap.parse_args()
 
@@ -300,6 +303,12 @@ def main():
         print(e, file=sys.stderr)
     print(f"check_dashboards: {len(args.dashboards)} dashboards, {len(exprs)} queries, "
           f"{len(used)} metric names used of {len(known)} exported, {len(errors)} problems")
+    if args.expect_error:
+        missed = [r for r in args.expect_error if not any(re.search(r, e, re.S) for e in errors)]
+        for r in missed:
+            print(f"check_dashboards: expected a problem matching {r!r}, none reported",
+                  file=sys.stderr)
+        return 1 if missed else 0
     return 1 if errors else 0
 
 
