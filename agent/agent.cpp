@@ -8,6 +8,7 @@
 #include <ostream>
 #include <set>
 
+#include "agent/advisor.h"
 #include "agent/database_views.h"
 #include "agent/leader_election.h"
 #include "agent/scheduler.h"
@@ -135,6 +136,44 @@ collectors::PgSessionOptions sessionOptions(const Config& config, const std::str
   // Reconnect attempts at most every few intervals, never slower than 30 s.
   o.max_backoff = std::min(Duration(30'000), 4 * min_interval);
   return o;
+}
+
+AdvisorOptions advisorOptions(const Config& config) {
+  AdvisorOptions o;
+  o.session = sessionOptions(config, config.postgres.dsn, {});
+  o.session.statement_timeout = config.postgres.statement_timeout;
+  o.hypopg = config.advisor.hypopg == "require" ? HypopgMode::kRequire
+             : config.advisor.hypopg == "off"   ? HypopgMode::kOff
+                                                : HypopgMode::kAuto;
+  const CollectorSection& indexes = config.collectors.at("indexes");
+  if (indexes.threshold.count() > 0) o.unused_min_age = indexes.threshold;
+  return o;
+}
+
+// The advisor's errors as HTTP answers: the database's state is a 503, never a 500.
+HttpResponse advisorError(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kFailedPrecondition: {
+      const auto colon = s.message().find(':');
+      return HttpResponse::error(
+          503, colon == std::string::npos ? "precondition" : s.message().substr(0, colon),
+          s.message());
+    }
+    case StatusCode::kDeadlineExceeded:
+      return HttpResponse::error(503, "timeout", s.message());
+    default:
+      return HttpResponse::error(503, "database_unavailable", s.message());
+  }
+}
+
+void writeSuggestionCounts(SampleStore& store, const IndexSuggestions& s) {
+  SampleBatch b;
+  const char* help = "Indexes the advisor's last run suggests to create or to drop";
+  b.gauge("dbpulse_index_suggestions", help, {{"kind", "create"}},
+          static_cast<double>(s.create.size()));
+  b.gauge("dbpulse_index_suggestions", help, {{"kind", "drop"}},
+          static_cast<double>(s.drop.size()));
+  store.write("advisor", b, std::chrono::hours(24 * 365));
 }
 
 }  // namespace
@@ -512,6 +551,10 @@ void Agent::installRoutes() {
     auto p = pipeline();
     return HttpResponse::json(200, databaseSizeJson(p ? p->size : nullptr));
   });
+  adminRoute("GET", "/admin/database/index-suggestions",
+             [this](const HttpRequest&) { return indexSuggestions(); });
+  adminRoute("POST", "/admin/database/analyze-query",
+             [this](const HttpRequest& r) { return analyzeQuery(r); });
   adminRoute("POST", "/admin/reload", [this](const HttpRequest&) {
     auto errors = reloadFromFile();
     if (errors.empty()) return HttpResponse::json(200, "{\"status\":\"reloaded\"}\n");
@@ -525,6 +568,89 @@ void Agent::installRoutes() {
               [](const HttpRequest&) { return HttpResponse::json(200, "{\"status\":\"ok\"}\n"); });
   http_.route("GET", "/health/ready", [this](const HttpRequest&) { return ready(); });
   http_.route("GET", "/", [this](const HttpRequest& r) { return statusPage(r); });
+}
+
+HttpResponse Agent::indexSuggestions() {
+  std::unique_lock busy(advisor_mu_, std::try_to_lock);
+  if (!busy.owns_lock()) {
+    auto r = HttpResponse::error(429, "busy", "an advisor run is in progress; retry shortly");
+    r.headers.emplace_back("Retry-After", "5");
+    return r;
+  }
+  Config cfg;
+  {
+    std::lock_guard lock(mu_);
+    cfg = config_;
+  }
+  auto result = dbpulse::suggestIndexes(advisorOptions(cfg), {});
+  if (!result.ok()) return advisorError(result.status());
+  writeSuggestionCounts(store_, *result);
+  return HttpResponse::json(200, suggestionsJson(*result));
+}
+
+HttpResponse Agent::analyzeQuery(const HttpRequest& request) {
+  const auto body = nlohmann::json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return HttpResponse::error(400, "invalid_json",
+                               "the body must be a JSON object: {\"query\": \"SELECT ...\", "
+                               "\"analyze\": false}");
+  }
+  if (!body.contains("query") || !body["query"].is_string() ||
+      body["query"].get<std::string>().empty()) {
+    return HttpResponse::error(400, "invalid_request", "\"query\" must be a non-empty string");
+  }
+  if (body.contains("analyze") && !body["analyze"].is_boolean()) {
+    return HttpResponse::error(400, "invalid_request", "\"analyze\" must be true or false");
+  }
+  for (const auto& [key, value] : body.items()) {
+    if (key != "query" && key != "analyze") {
+      return HttpResponse::error(400, "invalid_request",
+                                 "unknown field \"" + key + "\" (query, analyze)");
+    }
+  }
+  std::unique_lock busy(advisor_mu_, std::try_to_lock);
+  if (!busy.owns_lock()) {
+    auto r = HttpResponse::error(429, "busy", "an advisor run is in progress; retry shortly");
+    r.headers.emplace_back("Retry-After", "5");
+    return r;
+  }
+  Config cfg;
+  {
+    std::lock_guard lock(mu_);
+    cfg = config_;
+  }
+  const bool analyze = body.value("analyze", false);
+  auto result =
+      dbpulse::analyzeQuery(advisorOptions(cfg), body["query"].get<std::string>(), analyze);
+  if (!result.ok()) {
+    const Status& s = result.status();
+    // What the query itself causes is the caller's problem (4xx); the server's state is a 503.
+    if (s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kPermissionDenied) {
+      return HttpResponse::error(400, "query_rejected", s.message());
+    }
+    if (s.code() == StatusCode::kDeadlineExceeded) {
+      return HttpResponse::error(400, "query_timeout",
+                                 s.message() + " (statement_timeout " +
+                                     formatDuration(cfg.postgres.statement_timeout) + ")");
+    }
+    return advisorError(s);
+  }
+  nlohmann::json out{{"analyzed", analyze}, {"findings", result->findings}};
+  out["plan"] = nlohmann::json::parse(result->plan_json, nullptr, false);
+  return HttpResponse::json(
+      200, out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+int Agent::suggestIndexes(const Config& config, bool json, std::ostream& out, std::ostream& err) {
+  auto result = dbpulse::suggestIndexes(advisorOptions(config), [&err](const std::string& line) {
+    err << "advisor: " << line << "\n";
+  });
+  if (!result.ok()) {
+    err << "dbpulse suggest-indexes: " << result.status().toString() << "\n";
+    return 1;
+  }
+  out << (json ? suggestionsJson(*result) : suggestionsTable(*result));
+  return 0;
 }
 
 HttpResponse Agent::metrics() {

@@ -66,6 +66,10 @@ class Agent {
   // missing prerequisite (logged as a warning), 1 when one failed.
   static int runOnce(const Config& config, OutputFormat format, std::ostream& out);
 
+  // `dbpulse suggest-indexes`: the index advisor once; progress on `err`. Exit code 0, or 1
+  // when the advisor could not run (the reason on `err`).
+  static int suggestIndexes(const Config& config, bool json, std::ostream& out, std::ostream& err);
+
  private:
   struct Pipeline;
   static std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store,
@@ -86,6 +90,8 @@ class Agent {
   // The gate a new pipeline's scheduler asks before database-wide collectors run.
   void gateOnLeadership(Scheduler& scheduler);
 
+  HttpResponse indexSuggestions();
+  HttpResponse analyzeQuery(const HttpRequest& request);
   HttpResponse metrics();
   HttpResponse ready() const;
   // GET /: readiness, alerts (details only for callers the admin routes admit), collectors.
@@ -105,6 +111,7 @@ class Agent {
   std::string leader_key_;  // the settings leader_ was made from
   std::atomic<bool> is_leader_{true};
   std::atomic<bool> election_on_{false};  // leader_ != nullptr, for HTTP threads
+  std::mutex advisor_mu_;                 // one advisor run (or analyze-query) at a time
   // Last members: destroyed (and their state written) before the store they report into;
   // the rule manager, which sends to the notifier, goes first.
   std::unique_ptr<exporters::AlertmanagerNotifier> notifier_;  // GUARDED_BY(mu_) (the pointer)

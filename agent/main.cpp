@@ -1,13 +1,12 @@
 // dbpulse: parse the command line, load the config, hand over to the Agent.
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "agent/agent.h"
 #include "agent/config.h"
@@ -59,7 +58,8 @@ int runDaemon(const std::string& path) {
   std::thread([signals] {
     timespec limit{10, 0};
     int second = sigtimedwait(&signals, nullptr, &limit);
-    spdlog::error(second > 0 ? "second signal: exiting now" : "shutdown took too long: exiting now");
+    spdlog::error(second > 0 ? "second signal: exiting now"
+                             : "shutdown took too long: exiting now");
     spdlog::default_logger()->flush();
     _exit(1);
   }).detach();
@@ -73,7 +73,8 @@ int runDaemon(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"dbpulse: a database-health sidecar agent for PostgreSQL, Redis and the chat server"};
+  CLI::App app{
+      "dbpulse: a database-health sidecar agent for PostgreSQL, Redis and the chat server"};
   app.set_version_flag("--version", std::string("dbpulse ") + DBPULSE_VERSION);
   app.require_subcommand(0, 1);
 
@@ -84,13 +85,23 @@ int main(int argc, char** argv) {
   run->add_option("--config", config_path, "Config file")->required();
 
   std::string check_path;
-  auto* check = app.add_subcommand("check-config", "Validate a config file: exit 0, or 2 with FILE:LINE:COL errors");
+  auto* check = app.add_subcommand(
+      "check-config", "Validate a config file: exit 0, or 2 with FILE:LINE:COL errors");
   check->add_option("file", check_path, "Config file")->required();
 
   std::string once_format = "prometheus";
-  auto* once = app.add_subcommand("once", "Run every enabled collector once, print the samples, exit");
+  auto* once =
+      app.add_subcommand("once", "Run every enabled collector once, print the samples, exit");
   once->add_option("--config", config_path, "Config file")->required();
-  once->add_option("--format", once_format, "Output format")->check(CLI::IsMember({"prometheus", "json"}));
+  once->add_option("--format", once_format, "Output format")
+      ->check(CLI::IsMember({"prometheus", "json"}));
+
+  std::string suggest_format = "table";
+  auto* suggest = app.add_subcommand(
+      "suggest-indexes", "Run the index advisor once (progress on stderr), print, exit");
+  suggest->add_option("--config", config_path, "Config file")->required();
+  suggest->add_option("--format", suggest_format, "Output format")
+      ->check(CLI::IsMember({"table", "json"}));
 
   try {
     app.parse(argc, argv);
@@ -108,10 +119,16 @@ int main(int argc, char** argv) {
     auto config = loadOrReport(config_path);
     if (!config) return kExitConfigError;
     dbpulse::setupLogging(dbpulse::LogFormat::kText, "warn");
-    return dbpulse::Agent::runOnce(*config,
-                                   once_format == "json" ? dbpulse::OutputFormat::kJson
-                                                         : dbpulse::OutputFormat::kPrometheus,
-                                   std::cout);
+    return dbpulse::Agent::runOnce(
+        *config,
+        once_format == "json" ? dbpulse::OutputFormat::kJson : dbpulse::OutputFormat::kPrometheus,
+        std::cout);
+  }
+  if (*suggest) {
+    auto config = loadOrReport(config_path);
+    if (!config) return kExitConfigError;
+    dbpulse::setupLogging(dbpulse::LogFormat::kText, "warn");
+    return dbpulse::Agent::suggestIndexes(*config, suggest_format == "json", std::cout, std::cerr);
   }
   if (config_path.empty()) {
     std::cerr << "dbpulse: --config FILE is required (see --help)\n";

@@ -35,7 +35,8 @@ std::string buildConninfo(const PgSessionOptions& o) {
                         : o.dsn + " connect_timeout=" + connect_timeout_s;
   }
   const std::string settings = "-c statement_timeout=" + std::to_string(o.statement_timeout.count()) +
-                               " -c lock_timeout=" + std::to_string(o.lock_timeout.count());
+                               " -c lock_timeout=" + std::to_string(o.lock_timeout.count()) +
+                               (o.read_only ? " -c default_transaction_read_only=on" : "");
   const std::string connect_timeout =
       std::to_string(std::max<int64_t>(1, (o.connect_timeout.count() + 999) / 1000));
   if (isUri(o.dsn)) {
@@ -220,7 +221,11 @@ Status PgSession::ensureConnectedLocked() {
   }
 }
 
-Result<PgRows> PgSession::query(const std::string& sql) {
+Result<PgRows> PgSession::query(const std::string& sql) { return run(sql, false); }
+
+Result<PgRows> PgSession::querySingle(const std::string& sql) { return run(sql, true); }
+
+Result<PgRows> PgSession::run(const std::string& sql, bool single_statement) {
   std::lock_guard use_lock(use_mu_);
   if (Status s = ensureConnectedLocked(); !s.ok()) return s;
   if (conn_->console != nullptr) {
@@ -234,7 +239,8 @@ Result<PgRows> PgSession::query(const std::string& sql) {
   }
   try {
     pqxx::nontransaction tx(*conn_->conn);
-    pqxx::result r = tx.exec(sql);
+    // exec_params without parameters still goes through PQexecParams (extended protocol).
+    pqxx::result r = single_statement ? tx.exec_params(sql) : tx.exec(sql);
     PgRows rows;
     rows.columns.reserve(r.columns());
     for (pqxx::row::size_type c = 0; c < r.columns(); ++c) rows.columns.emplace_back(r.column_name(c));

@@ -32,6 +32,9 @@ struct PgSessionOptions {
   // pgbouncer's admin console: no `options` startup parameter (it rejects unknown ones)
   // and only SHOW commands, which the pooler answers itself.
   bool admin_console = false;
+  // default_transaction_read_only=on from the first statement (survives reconnects): for
+  // sessions that run statements from outside (the index advisor, analyze-query).
+  bool read_only = false;
 };
 
 class PgSession {
@@ -45,6 +48,10 @@ class PgSession {
   // lost, backing off), DeadlineExceeded (statement_timeout or cancel),
   // PermissionDenied (missing privilege), InvalidArgument (SQL error).
   Result<PgRows> query(const std::string& sql);
+  // Like query(), but over the extended protocol, which takes exactly one statement: a
+  // text with a second statement hidden after a ';' is rejected by the server
+  // (InvalidArgument) instead of run. For SQL that comes from outside dbpulse.
+  Result<PgRows> querySingle(const std::string& sql);
 
   // Aborts the statement running now, if any. Thread-safe.
   void cancel();
@@ -59,6 +66,7 @@ class PgSession {
   const std::string& redactedDsn() const { return redacted_dsn_; }
 
  private:
+  Result<PgRows> run(const std::string& sql, bool single_statement);
   Status ensureConnectedLocked();
   void dropConnectionLocked(const std::string& why);
 

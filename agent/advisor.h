@@ -1,0 +1,112 @@
+#pragma once
+// The index advisor: which index to add, which to drop, and why a query is slow.
+//
+// Create suggestions come from the statements that take the database's time
+// (pg_stat_statements, top N by total execution time, in the DSN's database): each is
+// planned as PostgreSQL would plan it for any parameters (PREPARE + EXPLAIN EXECUTE with
+// plan_cache_mode = force_generic_plan; the statement is never executed), sequential scans
+// of big tables that filter on columns become candidate indexes (equality columns first,
+// then one range or ORDER BY column), and each candidate is validated with hypopg: a
+// hypothetical index (session memory only, never a real one) must be chosen by the planner
+// and cut the statements' estimated cost by at least `min_improvement`. Without hypopg
+// (`[advisor] hypopg = "auto"` and the extension not installed, or "off") candidates are
+// kept on the heuristic alone and say so (validated_with = "heuristic").
+// Drop suggestions are the indexes collector's findings (invalid, duplicate, unused),
+// computed afresh.
+//
+// Safety: everything runs on a session of its own, read-only from its first statement
+// (default_transaction_read_only), under statement_timeout, and closed afterwards (which
+// discards every hypothetical index and prepared statement). SQL taken from outside (the
+// statements' text, analyze-query's query) goes over the extended protocol, which runs
+// exactly one statement.
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/core/status.h"
+#include "collectors/postgres/indexes_collector.h"
+#include "collectors/postgres/pg_session.h"
+
+namespace dbpulse {
+
+enum class HypopgMode { kAuto, kRequire, kOff };
+
+struct AdvisorOptions {
+  collectors::PgSessionOptions session;  // the DSN etc.; made read-only by the advisor
+  HypopgMode hypopg = HypopgMode::kAuto;
+  int top_statements = 20;        // statements by total execution time to examine
+  double min_improvement = 0.10;  // hypopg: share of estimated cost an index must save
+  double min_table_rows = 1000;   // sequential scans of smaller tables are fine
+  std::chrono::milliseconds unused_min_age = collectors::kDefaultUnusedIndexMinAge;
+};
+
+struct CreateSuggestion {
+  std::string schema, table;
+  std::vector<std::string> columns;
+  std::string statement;  // CREATE INDEX CONCURRENTLY ON schema.table (a, b);
+  std::string reason;
+  std::vector<std::string> queryids;
+  std::optional<double> estimated_improvement;  // 0..1 of the statements' plan cost (hypopg)
+  std::string validated_with;                   // "hypopg" or "heuristic"
+};
+
+struct IndexSuggestions {
+  std::vector<CreateSuggestion> create;
+  std::vector<collectors::IndexFinding> drop;
+  std::vector<std::string> notes;  // statements that could not be planned, hypopg missing...
+};
+
+// A sequential scan found in a plan, with what an index could serve.
+struct ScanCandidate {
+  std::string schema, table;
+  std::vector<std::string> equality;  // col = $1, col = 'x', col = ANY ($1)
+  std::vector<std::string> range;     // col < $1, col >= ...
+  std::vector<std::string> sort;      // ORDER BY columns right above the scan
+  double total_cost = 0;
+
+  // The index columns to try: the equality columns, then one range column or else the
+  // sort columns; at most 3. Empty when there is nothing to filter on.
+  std::vector<std::string> indexColumns() const;
+};
+
+// Pure helpers (unit-tested).
+// The sequential scans of an EXPLAIN (FORMAT JSON, VERBOSE) result.
+Result<std::vector<ScanCandidate>> seqScansOf(std::string_view explain_json);
+// The estimated total cost of the plan's top node.
+Result<double> planCostOf(std::string_view explain_json);
+// Whether the plan uses an index whose name contains `index_name`.
+bool planUsesIndex(std::string_view explain_json, std::string_view index_name);
+// The highest $N parameter in a (normalised) statement text; 0 when none.
+int highestParameter(std::string_view sql);
+// The first keyword of a statement text, upper-cased, after spaces and comments.
+std::string firstKeyword(std::string_view sql);
+
+// The advisor, once. `progress` (may be empty) gets one line per step (the CLI prints
+// them on stderr). Errors: Unavailable (PostgreSQL), FailedPrecondition
+// ("hypopg_missing: ..." with hypopg = require, "extension_missing: ..." without
+// pg_stat_statements), DeadlineExceeded.
+Result<IndexSuggestions> suggestIndexes(const AdvisorOptions& options,
+                                        const std::function<void(const std::string&)>& progress);
+
+// {"create": [...], "drop": [...], "notes": [...]} as DESIGN.md's contract has it.
+std::string suggestionsJson(const IndexSuggestions& s);
+// A fixed-width table for the CLI.
+std::string suggestionsTable(const IndexSuggestions& s);
+
+// POST /admin/database/analyze-query: the plan of one read-only statement (EXPLAIN, JSON)
+// and findings (sequential scans of big tables and the index that would serve them,
+// estimate misses with analyze). `analyze` runs the statement in a READ ONLY transaction
+// that is rolled back. InvalidArgument for anything but one SELECT/WITH/VALUES/TABLE
+// statement (with the server's message when it rejects it).
+struct QueryAnalysis {
+  std::string plan_json;  // EXPLAIN's JSON array as the server printed it
+  std::vector<std::string> findings;
+};
+Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::string& query,
+                                   bool analyze);
+
+}  // namespace dbpulse

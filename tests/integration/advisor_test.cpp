@@ -1,0 +1,196 @@
+// The index advisor on a real PostgreSQL 15 with hypopg: a chat query that scans messages
+// sequentially gets its index suggested (validated with a hypothetical index, never a real
+// one), a duplicate index is suggested for dropping, and analyze-query explains one
+// read-only statement while refusing anything that could change data.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "integration/harness/harness.h"
+
+namespace dbpulse::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr auto kWait = 15s;
+constexpr const char* kChatQuery =
+    "SELECT id, sender_id, body FROM messages WHERE conversation_id = 7 ORDER BY created_at "
+    "DESC LIMIT 20";
+
+class AdvisorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!requirePostgres()) GTEST_SKIP();
+    pg_ = &sharedPostgres();
+    pg_->createDatabase(kDb);
+    pg_->exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", kDb);
+    pg_->exec("CREATE EXTENSION IF NOT EXISTS hypopg", kDb);
+    pg_->exec(
+        "DROP TABLE IF EXISTS messages; CREATE TABLE messages (id bigserial PRIMARY KEY, "
+        "conversation_id int NOT NULL, sender_id int NOT NULL, body text NOT NULL, "
+        "created_at timestamptz NOT NULL DEFAULT now()); INSERT INTO messages "
+        "(conversation_id, sender_id, body, created_at) SELECT g % 500, g % 97, 'hello', "
+        "now() - g * interval '1 second' FROM generate_series(1, 60000) g; "
+        "CREATE INDEX messages_sender ON messages (sender_id); "
+        "CREATE INDEX messages_sender_time ON messages (sender_id, created_at); "
+        "ANALYZE messages",
+        kDb);
+    pg_->exec("SELECT pg_stat_statements_reset()", kDb);
+    for (int i = 0; i < 5; ++i) pg_->exec(kChatQuery, kDb);
+  }
+
+  std::string config(const std::string& extra = "") const {
+    return "[agent]\nlisten = \"" + agent_.listenAddress() + "\"\nstate_dir = \"" +
+           agent_.stateDir().string() + "\"\nlog_format = \"text\"\n[postgres]\ndsn = \"" +
+           pg_->dsn(kDb) + "\"\n" + extra +
+           "[collectors.redis]\nenabled = false\n[collectors.statements]\nenabled = false\n"
+           "[collectors.indexes]\nenabled = false\n[collectors.tables]\nenabled = false\n"
+           "[collectors.size]\nenabled = false\n";
+  }
+
+  int64_t count(const std::string& sql) {
+    return std::stoll(pg_->queryValue(sql, kDb).value_or("-1"));
+  }
+
+  static const json* findCreate(const json& body, const std::string& table) {
+    for (const auto& c : body["create"]) {
+      if (c["table"] == table) return &c;
+    }
+    return nullptr;
+  }
+
+  static constexpr const char* kDb = "advisor";
+  PgServer* pg_ = nullptr;
+  DbpulseProcess agent_;
+};
+
+TEST_F(AdvisorTest, CliSuggestsTheChatIndexValidatedWithHypopgAndTheDuplicateToDrop) {
+  const int64_t indexes_before = count("SELECT count(*) FROM pg_index");
+  const std::string queryid = pg_->queryValue(
+                                     "SELECT queryid::text FROM pg_stat_statements WHERE query "
+                                     "LIKE '%FROM messages WHERE conversation_id%'",
+                                     kDb)
+                                  .value_or("?");
+  const auto path = agent_.writeConfig(config());
+  CommandResult r =
+      runDbpulse({"suggest-indexes", "--config", path.string(), "--format", "json"}, 60s);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(r.err.find("advisor: validating"), std::string::npos) << "progress on stderr";
+  const json body = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(body.is_discarded()) << r.out;
+
+  const json* create = findCreate(body, "public.messages");
+  ASSERT_NE(create, nullptr) << body.dump(2);
+  EXPECT_EQ((*create)["columns"], json::array({"conversation_id", "created_at"}));
+  EXPECT_EQ((*create)["validated_with"], "hypopg");
+  EXPECT_GT((*create)["estimated_improvement"].get<double>(), 0.5);
+  EXPECT_EQ((*create)["statement"],
+            "CREATE INDEX CONCURRENTLY ON public.messages (conversation_id, created_at);");
+  EXPECT_NE(std::find((*create)["queryids"].begin(), (*create)["queryids"].end(), queryid),
+            (*create)["queryids"].end())
+      << "the slow statement's queryid " << queryid << " in " << (*create)["queryids"].dump();
+
+  bool duplicate = false;
+  for (const auto& d : body["drop"]) {
+    if (d["index"] == "public.messages_sender" && d["reason"] == "duplicate") duplicate = true;
+  }
+  EXPECT_TRUE(duplicate) << body["drop"].dump(2);
+
+  EXPECT_EQ(count("SELECT count(*) FROM pg_index"), indexes_before) << "no real index created";
+
+  // The table format carries the same statements.
+  CommandResult table = runDbpulse({"suggest-indexes", "--config", path.string()}, 60s);
+  ASSERT_EQ(table.exit_code, 0) << table.describe();
+  EXPECT_NE(table.out.find("CREATE INDEX CONCURRENTLY ON public.messages"), std::string::npos);
+  EXPECT_NE(table.out.find("DROP INDEX CONCURRENTLY public.messages_sender;"), std::string::npos);
+}
+
+TEST_F(AdvisorTest, HttpSuggestionsAndMetricAndHypopgRequirement) {
+  agent_.start(config());
+  ASSERT_TRUE(agent_.waitHealthy(kWait));
+  HttpResponse r = agent_.get("/admin/database/index-suggestions", 60s);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json body = json::parse(r.body);
+  ASSERT_NE(findCreate(body, "public.messages"), nullptr) << r.body;
+  const std::string text = agent_.metrics();
+  EXPECT_EQ(sampleValue(text, "dbpulse_index_suggestions", {{"kind", "create"}}),
+            static_cast<double>(body["create"].size()));
+  EXPECT_EQ(sampleValue(text, "dbpulse_index_suggestions", {{"kind", "drop"}}),
+            static_cast<double>(body["drop"].size()));
+
+  // Without hypopg: "require" refuses with the fix, "auto" falls back to the heuristic.
+  pg_->exec("DROP EXTENSION hypopg", kDb);
+  agent_.writeConfig(config("[advisor]\nhypopg = \"require\"\n"));
+  ASSERT_EQ(httpPost(agent_.baseUrl() + "/admin/reload", "").status, 200);
+  r = agent_.get("/admin/database/index-suggestions", 60s);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(json::parse(r.body)["code"], "hypopg_missing") << r.body;
+  agent_.writeConfig(config());
+  ASSERT_EQ(httpPost(agent_.baseUrl() + "/admin/reload", "").status, 200);
+  r = agent_.get("/admin/database/index-suggestions", 60s);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json fallback = json::parse(r.body);
+  const json* heuristic = findCreate(fallback, "public.messages");
+  ASSERT_NE(heuristic, nullptr) << r.body;
+  EXPECT_EQ((*heuristic)["validated_with"], "heuristic");
+  EXPECT_TRUE((*heuristic)["estimated_improvement"].is_null());
+}
+
+TEST_F(AdvisorTest, AnalyzeQueryExplainsOneReadOnlyStatementAndChangesNothing) {
+  agent_.start(config());
+  ASSERT_TRUE(agent_.waitHealthy(kWait));
+  const std::string url = agent_.baseUrl() + "/admin/database/analyze-query";
+  auto post = [&](const json& body) { return httpPost(url, body.dump()); };
+
+  HttpResponse r = post({{"query", kChatQuery}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json body = json::parse(r.body);
+  EXPECT_EQ(body["analyzed"], false);
+  ASSERT_TRUE(body["plan"].is_array()) << r.body;
+  EXPECT_TRUE(body["plan"][0].contains("Plan"));
+  EXPECT_NE(body["findings"].dump().find("an index on (conversation_id, created_at)"),
+            std::string::npos)
+      << r.body;
+
+  r = post({{"query", kChatQuery}, {"analyze", true}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("\"Actual Rows\""), std::string::npos) << "EXPLAIN ANALYZE ran";
+
+  const int64_t rows = count("SELECT count(*) FROM messages");
+  const struct {
+    json body;
+    int status;
+    std::string code;
+  } rejected[] = {
+      {{{"query", "DELETE FROM messages"}}, 400, "query_rejected"},
+      {{{"query", "SELECT 1; DELETE FROM messages"}}, 400, "query_rejected"},
+      {{{"query", "WITH d AS (DELETE FROM messages RETURNING id) SELECT count(*) FROM d"},
+        {"analyze", true}},
+       400,
+       "query_rejected"},
+      {{{"query", "SELECT nextval('messages_id_seq')"}, {"analyze", true}}, 400, "query_rejected"},
+      {{{"query", 42}}, 400, "invalid_request"},
+      {{{"analyze", true}}, 400, "invalid_request"},
+      {{{"query", "SELECT 1"}, {"analyze", "yes"}}, 400, "invalid_request"},
+      {{{"query", "SELECT 1"}, {"explain", true}}, 400, "invalid_request"},
+  };
+  for (const auto& c : rejected) {
+    r = post(c.body);
+    EXPECT_EQ(r.status, c.status) << c.body.dump() << " -> " << r.body;
+    const json err = json::parse(r.body, nullptr, false);
+    EXPECT_EQ(err.value("code", ""), c.code) << c.body.dump() << " -> " << r.body;
+  }
+  r = httpPost(url, "{not json");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body)["code"], "invalid_json");
+  EXPECT_EQ(count("SELECT count(*) FROM messages"), rows) << "nothing was deleted";
+  EXPECT_EQ(count("SELECT last_value FROM messages_id_seq"), 60000) << "no sequence advanced";
+}
+
+}  // namespace
+}  // namespace dbpulse::testing

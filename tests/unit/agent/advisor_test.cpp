@@ -1,0 +1,109 @@
+#include "agent/advisor.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace dbpulse {
+namespace {
+
+using Columns = std::vector<std::string>;
+
+// The shape of PostgreSQL 15's EXPLAIN (FORMAT JSON, VERBOSE) for a parallel top-N chat read.
+const char* kParallelTopN = R"json([{"Plan": {"Node Type": "Limit", "Total Cost": 3947.04,
+  "Plans": [{"Node Type": "Gather Merge", "Total Cost": 3959.23,
+    "Plans": [{"Node Type": "Sort", "Sort Key": ["messages.created_at DESC"],
+      "Plans": [{"Node Type": "Seq Scan", "Schema": "public", "Relation Name": "messages",
+        "Alias": "messages", "Total Cost": 2941.59,
+        "Filter": "((messages.conversation_id = $1) AND (messages.deleted_at IS NULL))"
+}]
+}]
+}]
+}
+}])json";
+
+TEST(AdvisorPlanTest, SeqScanWithEqualityFilterUnderASortSuggestsBoth) {
+  auto scans = seqScansOf(kParallelTopN);
+  ASSERT_TRUE(scans.ok()) << scans.status().toString();
+  ASSERT_EQ(scans->size(), 1u);
+  const ScanCandidate& s = (*scans)[0];
+  EXPECT_EQ(s.schema, "public");
+  EXPECT_EQ(s.table, "messages");
+  EXPECT_EQ(s.equality, Columns{"conversation_id"});
+  EXPECT_TRUE(s.range.empty());
+  EXPECT_EQ(s.sort, Columns{"created_at"});
+  EXPECT_EQ(s.indexColumns(), (Columns{"conversation_id", "created_at"}));
+  EXPECT_DOUBLE_EQ(planCostOf(kParallelTopN).value(), 3947.04);
+}
+
+TEST(AdvisorPlanTest, FilterConditionsByKind) {
+  const char* plan = R"json([{"Plan": {"Node Type": "Seq Scan", "Schema": "chat",
+    "Relation Name": "Participants", "Total Cost": 10,
+    "Filter": "((p.user_id = ANY ($1)) AND (p.joined_at >= '2024-01-01 00:00:00+00'::timestamp with time zone) AND (p.\"Role\" = 'admin'::text) AND (p.left_at < $2) AND (p.user_id <> 3))"
+}
+}])json";
+  auto scans = seqScansOf(plan);
+ASSERT_TRUE(scans.ok());
+ASSERT_EQ(scans->size(), 1u);
+const ScanCandidate& s = (*scans)[0];
+EXPECT_EQ(s.table, "Participants");
+EXPECT_EQ(s.equality, (Columns{"user_id", "Role"}));
+EXPECT_EQ(s.range, (Columns{"joined_at", "left_at"}));
+// Equality columns, then the first range column; the ORDER BY is not applicable then.
+EXPECT_EQ(s.indexColumns(), (Columns{"user_id", "Role", "joined_at"}));
+}
+
+TEST(AdvisorPlanTest, NothingToFilterOnIsNoCandidateAndJoinsAreNotFilters) {
+  const char* plan = R"json([{"Plan": {"Node Type": "Hash Join", "Total Cost": 50,
+    "Plans": [{"Node Type": "Seq Scan", "Schema": "public", "Relation Name": "users",
+               "Total Cost": 20},
+              {"Node Type": "Seq Scan", "Schema": "public", "Relation Name": "messages",
+               "Total Cost": 30, "Filter": "(messages.sender_id = users.id)"}]
+}
+}])json";
+  auto scans = seqScansOf(plan);
+ASSERT_TRUE(scans.ok());
+ASSERT_EQ(scans->size(), 2u);
+for (const auto& s : *scans) EXPECT_TRUE(s.indexColumns().empty()) << s.table;
+}
+
+TEST(AdvisorPlanTest, SortByAnExpressionIsNotAnIndexOrder) {
+  const char* plan = R"json([{"Plan": {"Node Type": "Sort", "Sort Key": ["lower(u.name)"],
+    "Plans": [{"Node Type": "Seq Scan", "Schema": "public", "Relation Name": "users",
+               "Total Cost": 20, "Filter": "(u.status = $1)"}]
+}
+}])json";
+  auto scans = seqScansOf(plan);
+ASSERT_TRUE(scans.ok());
+EXPECT_TRUE((*scans)[0].sort.empty());
+EXPECT_EQ((*scans)[0].indexColumns(), Columns{"status"});
+}
+
+TEST(AdvisorPlanTest, HypotheticalIndexUseAndBadInput) {
+  const char* plan = R"json([{"Plan": {"Node Type": "Limit", "Total Cost": 76.39,
+    "Plans": [{"Node Type": "Index Scan",
+               "Index Name": "<13556>btree_messages_conversation_id_created_at"}]}}])json";
+  EXPECT_TRUE(planUsesIndex(plan, "<13556>btree_messages_conversation_id_created_at"));
+  EXPECT_FALSE(planUsesIndex(kParallelTopN, "<13556>btree_messages_conversation_id_created_at"));
+  EXPECT_FALSE(seqScansOf("not json").ok());
+  EXPECT_FALSE(seqScansOf("[]").ok());
+  EXPECT_FALSE(planCostOf("{}").ok());
+}
+
+TEST(AdvisorTextTest, HighestParameterIgnoresStrings) {
+  EXPECT_EQ(highestParameter("SELECT 1"), 0);
+  EXPECT_EQ(highestParameter("SELECT * FROM t WHERE a = $1 AND b = $12 LIMIT $3"), 12);
+  EXPECT_EQ(highestParameter("SELECT '$9' || $2"), 2);
+}
+
+TEST(AdvisorTextTest, FirstKeywordSkipsSpaceCommentsAndParentheses) {
+  EXPECT_EQ(firstKeyword("  select 1"), "SELECT");
+  EXPECT_EQ(firstKeyword("-- why\n/* chat */ (WITH x AS (SELECT 1) SELECT * FROM x)"), "WITH");
+  EXPECT_EQ(firstKeyword("delete from t"), "DELETE");
+  EXPECT_EQ(firstKeyword("/* unterminated"), "");
+  EXPECT_EQ(firstKeyword(""), "");
+}
+
+}  // namespace
+}  // namespace dbpulse
