@@ -11,6 +11,7 @@
 #include "agent/advisor.h"
 #include "agent/database_views.h"
 #include "agent/leader_election.h"
+#include "agent/maintenance.h"
 #include "agent/scheduler.h"
 #include "collectors/catalog.h"
 #include "collectors/postgres/locks_collector.h"
@@ -166,6 +167,22 @@ HttpResponse advisorError(const Status& s) {
   }
 }
 
+MaintenanceOptions maintenanceOptions(const Config& config, const CronSchedule& window) {
+  MaintenanceOptions o;
+  o.session = sessionOptions(config, config.postgres.dsn, {});
+  o.enabled = config.maintenance.enabled;
+  o.window = window;
+  o.window_duration = config.maintenance.window_duration;
+  o.dry_run = config.maintenance.dry_run;
+  for (const auto& t : config.maintenance.vacuum_full) {
+    o.vacuum_full.push_back(t.find('.') == std::string::npos ? "public." + t : t);
+  }
+  o.table_timeout = config.maintenance.table_timeout;
+  o.max_active_sessions = config.maintenance.max_active_sessions;
+  o.state_dir = config.agent.state_dir;
+  return o;
+}
+
 void writeSuggestionCounts(SampleStore& store, const IndexSuggestions& s) {
   SampleBatch b;
   const char* help = "Indexes the advisor's last run suggests to create or to drop";
@@ -280,6 +297,7 @@ Status Agent::start() {
 
   configureAlertmanager(cfg);
   configureLeaderElection(cfg);
+  configureMaintenance(cfg);
   auto p = buildPipeline(cfg, store_, clock_);
   gateOnLeadership(*p->scheduler);
   std::string names;
@@ -343,6 +361,7 @@ void Agent::reload(Config config) {
   auto old = pipeline();
   if (old) old->scheduler->stop(Duration(10'000));
   configureLeaderElection(config);
+  configureMaintenance(config);
   auto fresh = buildPipeline(config, store_, clock_);
   gateOnLeadership(*fresh->scheduler);
   if (old) {
@@ -458,6 +477,40 @@ void Agent::configureLeaderElection(const Config& config) {
                is_leader_ ? "leader" : "follower", formatDuration(period), kLeaderLockKey);
 }
 
+void Agent::configureMaintenance(const Config& config) {
+  auto window = CronSchedule::parse(config.maintenance.window);
+  const bool on = !config.postgres.dsn.empty() && window.ok();
+  const std::string key = on ? config.postgres.dsn + '\n' + config.postgres.password + '\n' +
+                                   config.maintenance.window + '\n' +
+                                   std::to_string(config.maintenance.window_duration.count()) +
+                                   '\n' + (config.maintenance.enabled ? "on" : "off") +
+                                   (config.maintenance.dry_run ? "dry" : "") + '\n' +
+                                   std::to_string(config.maintenance.table_timeout.count()) + '\n' +
+                                   std::to_string(config.maintenance.max_active_sessions) + '\n' +
+                                   [&] {
+                                     std::string s;
+                                     for (const auto& t : config.maintenance.vacuum_full)
+                                       s += t + ",";
+                                     return s;
+                                   }() +
+                                   config.agent.state_dir
+                             : "";
+  if (key == maintenance_key_) return;
+  std::shared_ptr<MaintenanceEngine> old;
+  {
+    std::lock_guard lock(maintenance_mu_);
+    old = std::move(maintenance_);
+  }
+  if (old) old->stop();
+  maintenance_key_ = key;
+  if (!on) return;
+  auto engine = std::make_shared<MaintenanceEngine>(maintenanceOptions(config, *window), store_,
+                                                    clock_, [this] { return is_leader_.load(); });
+  engine->start();
+  std::lock_guard lock(maintenance_mu_);
+  maintenance_ = std::move(engine);
+}
+
 void Agent::gateOnLeadership(Scheduler& scheduler) {
   if (leader_) scheduler.setLeaderGate([this] { return is_leader_.load(); });
 }
@@ -477,7 +530,13 @@ bool Agent::stop(Duration grace) {
       for (auto& [group, session] : p->postgres) session->disconnect();
     }
   }
-  if (leader_) leader_->stop();  // hands leadership over at once
+  std::shared_ptr<MaintenanceEngine> maintenance;
+  {
+    std::lock_guard lock(maintenance_mu_);
+    maintenance = std::move(maintenance_);
+  }
+  if (maintenance) maintenance->stop();  // cancels a running VACUUM
+  if (leader_) leader_->stop();          // hands leadership over at once
   if (exporters::AlertmanagerNotifier* n = notifier()) n->shutdown();  // writes the outbox
   http_.stop();
   if (clean && p) {
@@ -555,6 +614,20 @@ void Agent::installRoutes() {
              [this](const HttpRequest&) { return indexSuggestions(); });
   adminRoute("POST", "/admin/database/analyze-query",
              [this](const HttpRequest& r) { return analyzeQuery(r); });
+  adminRoute("GET", "/admin/maintenance", [this](const HttpRequest&) {
+    std::shared_ptr<MaintenanceEngine> m;
+    {
+      std::lock_guard lock(maintenance_mu_);
+      m = maintenance_;
+    }
+    if (!m) {
+      return HttpResponse::json(
+          200, "{\"enabled\": false, \"reason\": \"no [postgres] dsn\", \"history\": []}\n");
+    }
+    return HttpResponse::json(200, m->statusJson());
+  });
+  adminRoute("POST", "/admin/database/optimize",
+             [this](const HttpRequest& r) { return optimize(r); });
   adminRoute("POST", "/admin/reload", [this](const HttpRequest&) {
     auto errors = reloadFromFile();
     if (errors.empty()) return HttpResponse::json(200, "{\"status\":\"reloaded\"}\n");
@@ -568,6 +641,65 @@ void Agent::installRoutes() {
               [](const HttpRequest&) { return HttpResponse::json(200, "{\"status\":\"ok\"}\n"); });
   http_.route("GET", "/health/ready", [this](const HttpRequest&) { return ready(); });
   http_.route("GET", "/", [this](const HttpRequest& r) { return statusPage(r); });
+}
+
+HttpResponse Agent::optimize(const HttpRequest& request) {
+  nlohmann::json body = request.body.empty() ? nlohmann::json::object()
+                                             : nlohmann::json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return HttpResponse::error(
+        400, "invalid_json",
+        "the body must be a JSON object: {\"tables\": [\"public.messages\"], "
+        "\"dry_run\": false}");
+  }
+  std::vector<std::string> tables;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "tables") {
+      if (!value.is_array()) {
+        return HttpResponse::error(400, "invalid_request", "\"tables\" must be an array of names");
+      }
+      for (const auto& t : value) {
+        if (!t.is_string() || t.get<std::string>().empty() || t.get<std::string>().size() > 200) {
+          return HttpResponse::error(400, "invalid_request",
+                                     "\"tables\" must hold table names (\"schema.table\")");
+        }
+        tables.push_back(t.get<std::string>());
+      }
+    } else if (key == "dry_run") {
+      if (!value.is_boolean()) {
+        return HttpResponse::error(400, "invalid_request", "\"dry_run\" must be true or false");
+      }
+    } else {
+      return HttpResponse::error(400, "invalid_request",
+                                 "unknown field \"" + key + "\" (tables, dry_run)");
+    }
+  }
+  std::shared_ptr<MaintenanceEngine> m;
+  {
+    std::lock_guard lock(maintenance_mu_);
+    m = maintenance_;
+  }
+  if (!m) return HttpResponse::error(503, "not_configured", "maintenance needs [postgres] dsn");
+  if (!is_leader_) {
+    return HttpResponse::error(503, "not_leader",
+                               "another agent is the elected leader for this database; send the "
+                               "request to it (dbpulse_leader == 1)");
+  }
+  auto id = m->requestRun(tables, body.value("dry_run", false));
+  if (!id.ok()) {
+    const Status& s = id.status();
+    if (s.code() == StatusCode::kInvalidArgument) {
+      return HttpResponse::error(400, "unknown_tables", s.message());
+    }
+    if (s.code() == StatusCode::kUnavailable && s.message().rfind("busy", 0) == 0) {
+      auto r = HttpResponse::error(429, "busy", s.message());
+      r.headers.emplace_back("Retry-After", "30");
+      return r;
+    }
+    return advisorError(s);
+  }
+  nlohmann::json out{{"run_id", *id}, {"status", "/admin/maintenance"}};
+  return HttpResponse::json(202, out.dump() + "\n");
 }
 
 HttpResponse Agent::indexSuggestions() {

@@ -31,6 +31,7 @@ namespace rules {
 class RuleManager;
 }
 class LeaderElector;
+class MaintenanceEngine;
 
 enum class OutputFormat { kPrometheus, kJson };
 
@@ -90,6 +91,9 @@ class Agent {
   // The gate a new pipeline's scheduler asks before database-wide collectors run.
   void gateOnLeadership(Scheduler& scheduler);
 
+  HttpResponse optimize(const HttpRequest& request);
+  // Starts, replaces or stops the maintenance engine for `config` (main thread only).
+  void configureMaintenance(const Config& config);
   HttpResponse indexSuggestions();
   HttpResponse analyzeQuery(const HttpRequest& request);
   HttpResponse metrics();
@@ -112,6 +116,11 @@ class Agent {
   std::atomic<bool> is_leader_{true};
   std::atomic<bool> election_on_{false};  // leader_ != nullptr, for HTTP threads
   std::mutex advisor_mu_;                 // one advisor run (or analyze-query) at a time
+  // The maintenance engine (null without a DSN) and the settings it was made from;
+  // replaced on the main thread, read by HTTP threads under maintenance_mu_.
+  mutable std::mutex maintenance_mu_;
+  std::shared_ptr<MaintenanceEngine> maintenance_;  // GUARDED_BY(maintenance_mu_)
+  std::string maintenance_key_;
   // Last members: destroyed (and their state written) before the store they report into;
   // the rule manager, which sends to the notifier, goes first.
   std::unique_ptr<exporters::AlertmanagerNotifier> notifier_;  // GUARDED_BY(mu_) (the pointer)

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <variant>
 
+#include "agent/cron.h"
+
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
 
@@ -28,11 +30,16 @@ enum class Kind { kString, kDuration, kBool, kInt, kStringList };
 
 const char* kindName(Kind k) {
   switch (k) {
-    case Kind::kString: return "a string";
-    case Kind::kDuration: return "a duration string such as \"15s\"";
-    case Kind::kBool: return "true or false";
-    case Kind::kInt: return "an integer";
-    case Kind::kStringList: return "an array of strings";
+    case Kind::kString:
+      return "a string";
+    case Kind::kDuration:
+      return "a duration string such as \"15s\"";
+    case Kind::kBool:
+      return "true or false";
+    case Kind::kInt:
+      return "an integer";
+    case Kind::kStringList:
+      return "an array of strings";
   }
   return "?";
 }
@@ -57,7 +64,8 @@ KeySpec<Section> field(std::string key, Kind kind, T Section::*member) {
 }
 
 template <typename Section>
-KeySpec<Section> hostPortField(std::string key, std::string Section::*text, HostPort Section::*addr) {
+KeySpec<Section> hostPortField(std::string key, std::string Section::*text,
+                               HostPort Section::*addr) {
   return {std::move(key), Kind::kString, [text, addr](Section& s, const Value& v) {
             const auto& str = std::get<std::string>(v);
             auto hp = parseHostPort(str);
@@ -114,9 +122,12 @@ const std::vector<KeySpec<AgentSection>>& agentKeys() {
       {"log_format", Kind::kString,
        [](AgentSection& s, const Value& v) {
          const auto& f = std::get<std::string>(v);
-         if (f == "json") s.log_format = LogFormat::kJson;
-         else if (f == "text") s.log_format = LogFormat::kText;
-         else return "must be \"json\" or \"text\", got \"" + f + "\"";
+         if (f == "json")
+           s.log_format = LogFormat::kJson;
+         else if (f == "text")
+           s.log_format = LogFormat::kText;
+         else
+           return "must be \"json\" or \"text\", got \"" + f + "\"";
          return std::string();
        }},
       oneOfField<AgentSection>("log_level", &AgentSection::log_level,
@@ -183,8 +194,9 @@ const std::vector<KeySpec<CollectorSection>>& collectorKeys() {
       {"group", Kind::kString,
        [](CollectorSection& s, const Value& v) {
          const auto& g = std::get<std::string>(v);
-         if (g.empty() || g.size() > 32 ||
-             !std::all_of(g.begin(), g.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; })) {
+         if (g.empty() || g.size() > 32 || !std::all_of(g.begin(), g.end(), [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+             })) {
            return "must be 1-32 letters, digits, '_' or '-', got \"" + g + "\"";
          }
          s.group = g;
@@ -199,7 +211,8 @@ const std::vector<KeySpec<CollectorSection>>& collectorKeys() {
 const std::vector<KeySpec<RulesSection>>& rulesKeys() {
   static const std::vector<KeySpec<RulesSection>> k = {
       field("files", Kind::kStringList, &RulesSection::files),
-      positiveDurationField<RulesSection>("evaluation_interval", &RulesSection::evaluation_interval),
+      positiveDurationField<RulesSection>("evaluation_interval",
+                                          &RulesSection::evaluation_interval),
   };
   return k;
 }
@@ -229,20 +242,19 @@ const std::vector<KeySpec<MaintenanceSection>>& maintenanceKeys() {
       {"window", Kind::kString,
        [](MaintenanceSection& s, const Value& v) {
          const auto& w = std::get<std::string>(v);
-         std::istringstream is(w);
-         std::string part;
-         int fields = 0;
-         while (is >> part) ++fields;
-         if (fields != 5) {
-           return "must be a cron expression with 5 fields (minute hour day month weekday), got \"" +
-                  w + "\"";
-         }
+         auto parsed = CronSchedule::parse(w);
+         if (!parsed.ok()) return parsed.status().message() + " (in \"" + w + "\")";
          s.window = w;
          return std::string();
        }},
       positiveDurationField<MaintenanceSection>("window_duration",
                                                 &MaintenanceSection::window_duration),
       field("dry_run", Kind::kBool, &MaintenanceSection::dry_run),
+      field("vacuum_full", Kind::kStringList, &MaintenanceSection::vacuum_full),
+      positiveDurationField<MaintenanceSection>("table_timeout",
+                                                &MaintenanceSection::table_timeout),
+      positiveIntField<MaintenanceSection>("max_active_sessions",
+                                           &MaintenanceSection::max_active_sessions, 10'000),
   };
   return k;
 }
@@ -261,7 +273,8 @@ size_t editDistance(std::string_view a, std::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     }
     std::swap(prev, cur);
   }
@@ -319,7 +332,8 @@ class Loader {
     try {
       root = toml::parse(text, path_);
     } catch (const toml::parse_error& e) {
-      error(Position{static_cast<int>(e.source().begin.line), static_cast<int>(e.source().begin.column)},
+      error(Position{static_cast<int>(e.source().begin.line),
+                     static_cast<int>(e.source().begin.column)},
             std::string(e.description()));
       return finish(std::move(cfg));
     }
@@ -344,10 +358,9 @@ class Loader {
 
  private:
   static const std::vector<std::string>& sectionNames() {
-    static const std::vector<std::string> k = {"agent",   "postgres",     "redis",
-                                               "pgbouncer", "companion",  "collectors",
-                                               "rules",   "alertmanager", "maintenance",
-                                               "advisor"};
+    static const std::vector<std::string> k = {"agent",       "postgres",   "redis", "pgbouncer",
+                                               "companion",   "collectors", "rules", "alertmanager",
+                                               "maintenance", "advisor"};
     return k;
   }
 
@@ -366,9 +379,10 @@ class Loader {
 
   LoadResult finish(Config cfg) {
     LoadResult r;
-    std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
-      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-    });
+    std::stable_sort(errors_.begin(), errors_.end(),
+                     [](const ConfigError& a, const ConfigError& b) {
+                       return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                     });
     r.errors = std::move(errors_);
     if (r.errors.empty()) r.config = std::move(cfg);
     return r;
@@ -499,19 +513,27 @@ class Loader {
 
   static std::string typeName(const toml::node& node) {
     switch (node.type()) {
-      case toml::node_type::string: return "a string";
-      case toml::node_type::integer: return "an integer";
-      case toml::node_type::floating_point: return "a float";
-      case toml::node_type::boolean: return "a boolean";
-      case toml::node_type::array: return "an array";
-      case toml::node_type::table: return "a table";
-      default: return "a date/time";
+      case toml::node_type::string:
+        return "a string";
+      case toml::node_type::integer:
+        return "an integer";
+      case toml::node_type::floating_point:
+        return "a float";
+      case toml::node_type::boolean:
+        return "a boolean";
+      case toml::node_type::array:
+        return "an array";
+      case toml::node_type::table:
+        return "a table";
+      default:
+        return "a date/time";
     }
   }
 
   static std::optional<Value> fromEnv(const std::string& text, Kind kind, std::string& why) {
     switch (kind) {
-      case Kind::kString: return Value(text);
+      case Kind::kString:
+        return Value(text);
       case Kind::kBool:
         if (text == "true" || text == "1") return Value(true);
         if (text == "false" || text == "0") return Value(false);
@@ -608,8 +630,9 @@ class Loader {
       }
       if (c.timeout <= c.interval) continue;
       if (explicitlySet(key + ".timeout")) {
-        keyError(key + ".timeout", "(" + formatDuration(c.timeout) + ") must not exceed interval (" +
-                                       formatDuration(c.interval) + ")");
+        keyError(key + ".timeout", "(" + formatDuration(c.timeout) +
+                                       ") must not exceed interval (" + formatDuration(c.interval) +
+                                       ")");
       } else {
         // The default timeout is ours, not the operator's: a short interval shortens it.
         c.timeout = c.interval;
@@ -641,13 +664,14 @@ class Loader {
   const Environment& env_;
   std::vector<ConfigError> errors_;
   std::map<std::string, Position> positions_;  // "section.key" -> where its value is
-  std::set<std::string> env_overridden_;        // "section.key" set from the environment
+  std::set<std::string> env_overridden_;       // "section.key" set from the environment
 };
 
 }  // namespace
 
 std::string ConfigError::toString() const {
-  if (line > 0) return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+  if (line > 0)
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
   return file + ": " + message;
 }
 
@@ -684,7 +708,9 @@ LoadResult loadConfigFile(const std::string& path, const Environment& env) {
   // The rule files are part of the configuration: a bad one fails check-config and start,
   // and a reload that brings one is rejected as a whole.
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
   rules::RuleSet set = rules::loadRuleFiles(r.config->rules.files, dir);
   for (const auto& e : set.errors) {
     r.errors.push_back(ConfigError{e.file, e.line, e.column, e.message});

@@ -30,8 +30,8 @@ struct AgentSection {
   LogFormat log_format = LogFormat::kJson;
   std::string log_level = "info";
   bool leader_election = true;
-  int worker_threads = 2;           // collector thread pool size
-  int http_threads = 4;             // CivetWeb worker threads (= max concurrent connections)
+  int worker_threads = 2;  // collector thread pool size
+  int http_threads = 4;    // CivetWeb worker threads (= max concurrent connections)
   int64_t max_request_body_bytes = 64 * 1024;
   Duration request_timeout{10'000};
   // How far back the sample store keeps each series' points (rule ranges such as [1h] need
@@ -72,8 +72,8 @@ struct CollectorSection {
   bool enabled = true;
   Duration interval{15'000};
   Duration timeout{5000};
-  std::string group;     // PostgreSQL session group; "" = the catalogue's default
-  int top_n = 0;         // per-collector "top N" limit; 0 = the collector's default
+  std::string group;      // PostgreSQL session group; "" = the catalogue's default
+  int top_n = 0;          // per-collector "top N" limit; 0 = the collector's default
   Duration threshold{0};  // per-collector threshold (e.g. long-running statements); 0 = default
 };
 
@@ -89,9 +89,13 @@ struct AlertmanagerSection {
 
 struct MaintenanceSection {
   bool enabled = true;
-  std::string window = "0 2 * * *";
+  std::string window = "0 2 * * *";  // validated by CronSchedule::parse
   Duration window_duration{2 * 3'600'000};
   bool dry_run = false;
+  // Tables ("schema.table") that get VACUUM FULL instead of VACUUM; none by default.
+  std::vector<std::string> vacuum_full;
+  Duration table_timeout{30 * 60'000};  // statement_timeout of one table's VACUUM/ANALYZE
+  int max_active_sessions = 20;         // busier than this: wait before the next table
 };
 
 struct AdvisorSection {
@@ -115,7 +119,7 @@ struct Config {
 
 struct ConfigError {
   std::string file;
-  int line = 0;    // 1-based; 0 when the error has no position (env, secret file)
+  int line = 0;  // 1-based; 0 when the error has no position (env, secret file)
   int column = 0;
   std::string message;
   // "FILE:LINE:COL: message" (or "FILE: message" without a position)

@@ -34,9 +34,10 @@ std::string buildConninfo(const PgSessionOptions& o) {
                               "connect_timeout=" + connect_timeout_s
                         : o.dsn + " connect_timeout=" + connect_timeout_s;
   }
-  const std::string settings = "-c statement_timeout=" + std::to_string(o.statement_timeout.count()) +
-                               " -c lock_timeout=" + std::to_string(o.lock_timeout.count()) +
-                               (o.read_only ? " -c default_transaction_read_only=on" : "");
+  const std::string settings =
+      "-c statement_timeout=" + std::to_string(o.statement_timeout.count()) +
+      " -c lock_timeout=" + std::to_string(o.lock_timeout.count()) +
+      (o.read_only ? " -c default_transaction_read_only=on" : "");
   const std::string connect_timeout =
       std::to_string(std::max<int64_t>(1, (o.connect_timeout.count() + 999) / 1000));
   if (isUri(o.dsn)) {
@@ -71,9 +72,24 @@ std::string oneLine(std::string s) {
 // refuses at connect ("Unsupported server version; 9.0 is the minimum": the console reports
 // pgbouncer's own version as server_version).
 struct PgSession::Connection {
+  // Keeps the server's notices (instead of libpqxx's default: print them on stderr).
+  class NoticeKeeper final : public pqxx::errorhandler {
+   public:
+    explicit NoticeKeeper(pqxx::connection_base& c) : pqxx::errorhandler(c) {}
+    bool operator()(const char msg[]) noexcept override {
+      try {
+        if (notices.size() < 100) notices.emplace_back(msg);
+      } catch (...) {
+      }
+      return false;
+    }
+    std::vector<std::string> notices;
+  };
+
   Connection(const std::string& conninfo, bool admin_console) {
     if (!admin_console) {
       conn = std::make_unique<pqxx::connection>(conninfo);
+      notices = std::make_unique<NoticeKeeper>(*conn);
       return;
     }
     console = PQconnectdb(conninfo.c_str());
@@ -84,6 +100,7 @@ struct PgSession::Connection {
     }
   }
   ~Connection() {
+    notices.reset();  // unregisters from the connection first
     if (console != nullptr) PQfinish(console);
   }
   Connection(const Connection&) = delete;
@@ -92,6 +109,7 @@ struct PgSession::Connection {
   int serverVersion() const { return conn ? conn->server_version() : PQserverVersion(console); }
 
   std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<NoticeKeeper> notices;
   PGconn* console = nullptr;
 };
 
@@ -147,7 +165,7 @@ Result<PgRows> consoleQuery(PGconn* c, const std::string& sql, std::chrono::mill
       const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
       const std::string message = oneLine(PQresultErrorMessage(res));
       error = state != nullptr && std::string(state) == "57014" ? deadlineExceeded(message)
-                                                                 : invalidArgument(message);
+                                                                : invalidArgument(message);
     }
     PQclear(res);
   }
@@ -238,12 +256,14 @@ Result<PgRows> PgSession::run(const std::string& sql, bool single_statement) {
     return rows;
   }
   try {
+    conn_->notices->notices.clear();
     pqxx::nontransaction tx(*conn_->conn);
     // exec_params without parameters still goes through PQexecParams (extended protocol).
     pqxx::result r = single_statement ? tx.exec_params(sql) : tx.exec(sql);
     PgRows rows;
     rows.columns.reserve(r.columns());
-    for (pqxx::row::size_type c = 0; c < r.columns(); ++c) rows.columns.emplace_back(r.column_name(c));
+    for (pqxx::row::size_type c = 0; c < r.columns(); ++c)
+      rows.columns.emplace_back(r.column_name(c));
     rows.rows.reserve(r.size());
     for (const auto& row : r) {
       auto& out = rows.rows.emplace_back();
@@ -278,6 +298,13 @@ Result<PgRows> PgSession::run(const std::string& sql, bool single_statement) {
     dropConnectionLocked(redacted_dsn_ + ": " + oneLine(e.what()));
     return unavailable(last_error_);
   }
+}
+
+std::vector<std::string> PgSession::takeNotices() {
+  std::lock_guard use_lock(use_mu_);
+  std::lock_guard conn_lock(conn_mu_);
+  if (!conn_ || !conn_->notices) return {};
+  return std::exchange(conn_->notices->notices, {});
 }
 
 void PgSession::cancel() {

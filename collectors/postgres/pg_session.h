@@ -22,8 +22,8 @@
 namespace dbpulse::collectors {
 
 struct PgSessionOptions {
-  std::string dsn;          // libpq key=value string or postgres:// URI
-  std::string password;     // from password_file; appended to the DSN, never logged
+  std::string dsn;       // libpq key=value string or postgres:// URI
+  std::string password;  // from password_file; appended to the DSN, never logged
   std::chrono::milliseconds statement_timeout{5000};
   std::chrono::milliseconds lock_timeout{1000};
   std::chrono::milliseconds connect_timeout{5000};
@@ -53,6 +53,10 @@ class PgSession {
   // (InvalidArgument) instead of run. For SQL that comes from outside dbpulse.
   Result<PgRows> querySingle(const std::string& sql);
 
+  // The server's notices and warnings (e.g. VACUUM's "skipping ... lock not available")
+  // since the last call, oldest first; cleared at every query. Not for the console.
+  std::vector<std::string> takeNotices();
+
   // Aborts the statement running now, if any. Thread-safe.
   void cancel();
 
@@ -74,7 +78,7 @@ class PgSession {
   const std::string conninfo_;
   const std::string redacted_dsn_;
 
-  std::mutex use_mu_;  // held for a whole query(); serialises use of the session
+  std::mutex use_mu_;   // held for a whole query(); serialises use of the session
   std::mutex conn_mu_;  // guards conn_ itself, so cancel() never sees a dying connection
   struct Connection;  // wraps pqxx::connection (a typedef in libpqxx 6, so not forward-declarable)
   std::unique_ptr<Connection> conn_;  // GUARDED_BY(conn_mu_); replaced under both
