@@ -391,8 +391,14 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
         o.error = done.status().message();
       } else {
         o.result = "ok";
+        // SKIP_LOCKED and missing ownership both turn into a WARNING, not an error.
         for (const auto& n : notices) {
-          if (n.find("skipping") != std::string::npos) o.result = "skipped_locked";
+          if (n.find("lock not available") != std::string::npos) {
+            o.result = "skipped_locked";
+          } else if (n.find("skipping") != std::string::npos) {
+            o.result = "skipped_privilege";
+            o.error = n.substr(0, n.find('\n'));
+          }
         }
       }
       const std::string op = t.operation == "vacuum_full" ? "vacuum" : t.operation;

@@ -55,7 +55,8 @@ struct MaintenanceOptions {
   Duration busy_wait{10'000};
 };
 
-// One table's outcome. result: ok, skipped_locked, failed, timeout, dry_run, window_closed.
+// One table's outcome. result: ok, skipped_locked, skipped_privilege (the role may not
+// vacuum it), failed, timeout, dry_run, window_closed.
 struct TableOutcome {
   std::string table, operation, statement, result, error;
   double seconds = 0;
