@@ -299,6 +299,22 @@ def postgres():
     b.panel("timeseries", "Multixact ID age", "mxid_age(datminmxid) per database.",
             [(f"max by (datname) (dbpulse_pg_database_mxid_age{{{D}}})", "{{datname}}")])
 
+    b.row("Maintenance and index advisor")
+    b.panel("timeseries", "Maintenance runs per hour", "VACUUM/ANALYZE runs of dbpulse's "
+            "maintenance (leader only, inside [maintenance] window) by operation and result "
+            "(ok, skipped_locked, skipped_privilege, failed). Details: GET /admin/maintenance.",
+            [(f"sum by (operation, result) "
+              f"(increase(dbpulse_maintenance_runs_total{{{I}}}[1h]))",
+              "{{operation}} {{result}}")])
+    b.panel("timeseries", "Maintenance running, time since last run", "1 while a maintenance "
+            "run is in progress; seconds since the last run ended.",
+            [(f"max(dbpulse_maintenance_running{{{I}}})", "running"),
+             (f"time() - max(dbpulse_maintenance_last_run_timestamp_seconds{{{I}}})",
+              "since last run (s)")])
+    b.panel("timeseries", "Index suggestions", "Indexes the advisor suggests to create or "
+            "drop (last run). The statements: GET /admin/database/index-suggestions.",
+            [(f"max by (kind) (dbpulse_index_suggestions{{{I}}})", "{{kind}}")])
+
     b.row("Locks")
     b.panel("timeseries", "Locks by mode", "pg_locks by mode.",
             [(f"sum by (mode) (max by (datname, mode) (pg_locks_count{{{D}}}))", "{{mode}}")])
