@@ -182,12 +182,23 @@ double number(const std::optional<std::string>& s) {
   return s ? std::strtod(s->c_str(), nullptr) : 0;
 }
 
-// The statement kinds a generic plan is worth taking of.
-bool plannable(const std::string& keyword) {
-  return keyword == "SELECT" || keyword == "WITH" || keyword == "UPDATE" || keyword == "DELETE";
+// The statement kinds a generic plan is worth taking of: the application's reads, updates
+// and deletes, not queries on the system catalogues (monitoring, dbpulse's own), which no
+// user index serves and whose normalised text often cannot be prepared.
+bool plannable(const std::string& text) {
+  const std::string keyword = firstKeyword(text);
+  if (keyword != "SELECT" && keyword != "WITH" && keyword != "UPDATE" && keyword != "DELETE") {
+    return false;
+  }
+  for (const char* catalog :
+       {"pg_stat", "pg_class", "pg_index", "pg_namespace", "pg_database", "pg_locks", "pg_settings",
+        "pg_extension", "pg_replication", "pg_catalog", "information_schema", "hypopg"}) {
+    if (text.find(catalog) != std::string::npos) return false;
+  }
+  return true;
 }
 
-PgSessionOptions readOnly(const AdvisorOptions& options) {
+PgSessionOptions readOnlySession(const AdvisorOptions& options) {
   PgSessionOptions o = options.session;
   o.read_only = true;
   o.application_name = "dbpulse-advisor";
@@ -314,12 +325,50 @@ std::string firstKeyword(std::string_view sql) {
   return kw;
 }
 
+collectors::PgSessionOptions advisorSession(const AdvisorOptions& options) {
+  return readOnlySession(options);
+}
+
 Result<IndexSuggestions> suggestIndexes(const AdvisorOptions& options,
+                                        const std::function<void(const std::string&)>& progress) {
+  PgSession session(advisorSession(options));
+  return suggestIndexes(session, options, progress);
+}
+
+void exportSuggestionCounts(const IndexSuggestions& s, SampleBatch& out) {
+  const char* help = "Indexes the advisor's last run suggests to create or to drop";
+  out.gauge("dbpulse_index_suggestions", help, {{"kind", "create"}},
+            static_cast<double>(s.create.size()));
+  out.gauge("dbpulse_index_suggestions", help, {{"kind", "drop"}},
+            static_cast<double>(s.drop.size()));
+}
+
+Status AdvisorCollector::collect(const collectors::CollectContext&, SampleBatch& out) {
+  PgSession session(advisorSession(options_));
+  {
+    std::lock_guard lock(mu_);
+    session_ = &session;
+  }
+  auto result = suggestIndexes(session, options_, {});
+  {
+    std::lock_guard lock(mu_);
+    session_ = nullptr;
+  }
+  if (!result.ok()) return result.status();
+  exportSuggestionCounts(*result, out);
+  return okStatus();
+}
+
+void AdvisorCollector::cancel() {
+  std::lock_guard lock(mu_);
+  if (session_ != nullptr) session_->cancel();
+}
+
+Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions& options,
                                         const std::function<void(const std::string&)>& progress) {
   auto say = [&](const std::string& line) {
     if (progress) progress(line);
   };
-  PgSession session(readOnly(options));
   IndexSuggestions out;
 
   // Prerequisites: pg_stat_statements (where the statements come from), hypopg (optional).
@@ -386,7 +435,7 @@ Result<IndexSuggestions> suggestIndexes(const AdvisorOptions& options,
     e.calls = number(cell(*top, r, 1));
     e.total_ms = number(cell(*top, r, 2));
     e.text = cell(*top, r, 3).value_or("");
-    if (!plannable(firstKeyword(e.text))) {
+    if (!plannable(e.text)) {
       ++skipped;
       continue;
     }
@@ -415,7 +464,8 @@ Result<IndexSuggestions> suggestIndexes(const AdvisorOptions& options,
     }
   }
   say("planned " + std::to_string(examined.size()) + " statements (" + std::to_string(skipped) +
-      " not plannable kinds skipped), " + std::to_string(candidates.size()) + " candidate indexes");
+      " catalogue or utility statements skipped), " + std::to_string(candidates.size()) +
+      " candidate indexes");
 
   for (const auto& c : candidates) {
     const std::string target = quoteIdent(c.schema) + "." + quoteIdent(c.table);
@@ -576,7 +626,7 @@ Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::str
         "analyzed" +
         std::string(keyword.empty() ? "" : "; this one starts with " + keyword));
   }
-  PgSession session(readOnly(options));
+  PgSession session(readOnlySession(options));
   if (auto r = session.query("BEGIN READ ONLY"); !r.ok()) return r.status();
   auto plan = session.querySingle(std::string("EXPLAIN (FORMAT JSON") +
                                   (analyze ? ", ANALYZE, BUFFERS" : "") + ") " + query);

@@ -22,12 +22,14 @@
 
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "agent/core/status.h"
+#include "collectors/collector.h"
 #include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/pg_session.h"
 
@@ -91,6 +93,30 @@ std::string firstKeyword(std::string_view sql);
 // pg_stat_statements), DeadlineExceeded.
 Result<IndexSuggestions> suggestIndexes(const AdvisorOptions& options,
                                         const std::function<void(const std::string&)>& progress);
+// The same on a session the caller made (from advisorSession(options)) and may cancel().
+Result<IndexSuggestions> suggestIndexes(collectors::PgSession& session,
+                                        const AdvisorOptions& options,
+                                        const std::function<void(const std::string&)>& progress);
+// The advisor's session options: read-only, application_name dbpulse-advisor.
+collectors::PgSessionOptions advisorSession(const AdvisorOptions& options);
+
+// dbpulse_index_suggestions{kind="create"|"drop"} from one advisor run (the agent runs it
+// hourly on the leader as the `advisor` job, so the counts are always present).
+void exportSuggestionCounts(const IndexSuggestions& s, SampleBatch& out);
+
+class AdvisorCollector final : public collectors::Collector {
+ public:
+  explicit AdvisorCollector(AdvisorOptions options) : options_(std::move(options)) {}
+  const std::string& name() const override { return name_; }
+  Status collect(const collectors::CollectContext& ctx, SampleBatch& out) override;
+  void cancel() override;
+
+ private:
+  const std::string name_ = "advisor";
+  const AdvisorOptions options_;
+  std::mutex mu_;
+  collectors::PgSession* session_ = nullptr;  // GUARDED_BY(mu_): the run's, for cancel()
+};
 
 // {"create": [...], "drop": [...], "notes": [...]} as DESIGN.md's contract has it.
 std::string suggestionsJson(const IndexSuggestions& s);

@@ -185,12 +185,9 @@ MaintenanceOptions maintenanceOptions(const Config& config, const CronSchedule& 
 
 void writeSuggestionCounts(SampleStore& store, const IndexSuggestions& s) {
   SampleBatch b;
-  const char* help = "Indexes the advisor's last run suggests to create or to drop";
-  b.gauge("dbpulse_index_suggestions", help, {{"kind", "create"}},
-          static_cast<double>(s.create.size()));
-  b.gauge("dbpulse_index_suggestions", help, {{"kind", "drop"}},
-          static_cast<double>(s.drop.size()));
-  store.write("advisor", b, std::chrono::hours(24 * 365));
+  exportSuggestionCounts(s, b);
+  // The same source as the hourly `advisor` job: the newest run's counts replace the last.
+  store.write("advisor", b, std::chrono::hours(3));
 }
 
 }  // namespace
@@ -263,6 +260,15 @@ std::shared_ptr<Agent::Pipeline> Agent::buildPipeline(const Config& config, Samp
     job.leader_only =
         config.agent.leader_election && entry.scope == collectors::CollectorScope::kDatabase;
     p->scheduler->add(std::move(collector), job);
+  }
+  // The index advisor hourly on the leader, for dbpulse_index_suggestions (the admin route
+  // and the CLI run it on demand too).
+  // Only where PostgreSQL is watched at all (some database collector is on).
+  if (!config.postgres.dsn.empty() && !groups.empty()) {
+    JobOptions job{Duration(3'600'000), Duration(120'000), 0.1};
+    job.leader_only = config.agent.leader_election;
+    p->scheduler->add(std::make_unique<AdvisorCollector>(advisorOptions(config)), job);
+    p->collectors.insert("advisor");
   }
   return p;
 }
