@@ -267,6 +267,7 @@ std::shared_ptr<Agent::Pipeline> Agent::buildPipeline(const Config& config, Samp
   if (!config.postgres.dsn.empty() && !groups.empty()) {
     JobOptions job{Duration(3'600'000), Duration(120'000), 0.1};
     job.leader_only = config.agent.leader_election;
+    job.background = true;
     p->scheduler->add(std::make_unique<AdvisorCollector>(advisorOptions(config)), job);
     p->collectors.insert("advisor");
   }
@@ -328,7 +329,9 @@ Status Agent::start() {
         auto pl = pipeline();
         if (!pl) return true;
         for (const auto& s : pl->scheduler->status()) {
-          if (!s.has_run && s.disabled_reason.empty() && !s.standby) return false;
+          if (!s.has_run && s.disabled_reason.empty() && !s.standby && !s.background) {
+            return false;
+          }
         }
         return true;
       },
@@ -807,7 +810,7 @@ HttpResponse Agent::ready() const {
     for (const auto& s : p->scheduler->status()) {
       nlohmann::json c{{"ok", s.last_success}, {"runs", s.runs}};
       if (s.standby) c["standby"] = true;
-      if (!s.has_run && !s.standby) {
+      if (!s.has_run && !s.standby && !s.background) {
         c["ok"] = nullptr;
         reasons.push_back("collector " + s.name + " has not finished its first run");
       }

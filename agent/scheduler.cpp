@@ -22,6 +22,7 @@ void Scheduler::add(std::unique_ptr<collectors::Collector> collector, JobOptions
   job->status.name = collector->name();
   job->collector = std::move(collector);
   job->options = options;
+  job->status.background = options.background;
   jobs_.push_back(std::move(job));
 }
 
@@ -292,8 +293,9 @@ void Scheduler::runAllOnce() {
 
 bool Scheduler::firstCycleDone() const {
   std::lock_guard lock(mu_);
-  return std::all_of(jobs_.begin(), jobs_.end(),
-                     [](const auto& j) { return j->status.has_run || j->status.standby; });
+  return std::all_of(jobs_.begin(), jobs_.end(), [](const auto& j) {
+    return j->status.has_run || j->status.standby || j->status.background;
+  });
 }
 
 std::vector<CollectorStatus> Scheduler::status() const {

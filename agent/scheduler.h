@@ -53,6 +53,7 @@ struct JobOptions {
   Duration timeout{5000};
   double jitter = 0.1;       // fraction of the interval
   bool leader_only = false;  // database-wide: runs only on the elected leader
+  bool background = false;   // slow, hourly work (the advisor): readiness does not wait for it
 };
 
 struct CollectorStatus {
@@ -68,6 +69,7 @@ struct CollectorStatus {
   std::string disabled_reason;  // non-empty while switched off (FailedPrecondition)
   Duration backoff{0};          // current timeout backoff, 0 when none
   bool standby = false;         // leader_only and this agent is not the leader
+  bool background = false;      // JobOptions::background
 };
 
 class Scheduler {

@@ -613,3 +613,21 @@ TEST(SchedulerTest, LeaderOnlyJobsRunOnlyWhileTheGateSaysLeaderAndTakeOverAtOnce
 
 }  // namespace
 }  // namespace dbpulse
+
+namespace dbpulse {
+namespace {
+
+TEST(SchedulerTest, BackgroundJobDoesNotHoldTheFirstCycleBack) {
+  Harness h;
+  JobOptions slow = every(10s, 5s);
+  slow.background = true;
+  auto advisor = h.add("advisor", blockFirst, slow);
+  auto local = h.add("process", succeed, every(20ms, 10ms));
+  h.scheduler.start();
+  ASSERT_TRUE(eventually([&] { return local->calls >= 1 && advisor->calls >= 1; }));
+  EXPECT_TRUE(h.scheduler.firstCycleDone()) << "the running background job is not waited for";
+  advisor->gate.open();
+}
+
+}  // namespace
+}  // namespace dbpulse
