@@ -108,9 +108,12 @@ void parseFilter(const std::string& filter, ScanCandidate& c) {
   for (const auto& e : c.equality) std::erase(c.range, e);
 }
 
+// Plans nest as deep as the query does; past this depth the rest is not examined.
+constexpr int kMaxPlanDepth = 200;
+
 void walkPlan(const json& node, const std::vector<std::string>& sort_above,
-              std::vector<ScanCandidate>& out) {
-  if (!node.is_object()) return;
+              std::vector<ScanCandidate>& out, int depth = 0) {
+  if (!node.is_object() || depth > kMaxPlanDepth) return;
   const std::string type = node.value("Node Type", "");
   if (type == "Seq Scan") {
     ScanCandidate c;
@@ -146,7 +149,7 @@ void walkPlan(const json& node, const std::vector<std::string>& sort_above,
     for (const auto& child : node["Plans"]) {
       // The order only helps the scan right below the Sort.
       const bool direct = child.value("Node Type", "") == "Seq Scan";
-      walkPlan(child, direct ? sort : std::vector<std::string>{}, out);
+      walkPlan(child, direct ? sort : std::vector<std::string>{}, out, depth + 1);
     }
   }
 }
@@ -159,15 +162,15 @@ Result<json> parsePlan(std::string_view text) {
   return doc;
 }
 
-bool anyNodeNamesIndex(const json& node, std::string_view name) {
-  if (!node.is_object()) return false;
+bool anyNodeNamesIndex(const json& node, std::string_view name, int depth = 0) {
+  if (!node.is_object() || depth > kMaxPlanDepth) return false;
   if (node.contains("Index Name") && node["Index Name"].is_string() &&
       node["Index Name"].get<std::string>().find(name) != std::string::npos) {
     return true;
   }
   if (node.contains("Plans")) {
     for (const auto& c : node["Plans"]) {
-      if (anyNodeNamesIndex(c, name)) return true;
+      if (anyNodeNamesIndex(c, name, depth + 1)) return true;
     }
   }
   return false;
@@ -655,8 +658,8 @@ Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::str
   }
   if (analyze) {
     // Row estimates far from what the execution found: stale statistics (ANALYZE the table).
-    std::function<void(const json&)> walk = [&](const json& node) {
-      if (!node.is_object()) return;
+    std::function<void(const json&, int)> walk = [&](const json& node, int depth) {
+      if (!node.is_object() || depth > kMaxPlanDepth) return;
       const double est = node.value("Plan Rows", 0.0);
       const double actual = node.value("Actual Rows", -1.0);
       if (actual >= 0 && std::max(est, actual) >= 1000 &&
@@ -669,11 +672,11 @@ Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::str
             std::to_string(static_cast<long long>(actual)) + " (statistics may be stale: ANALYZE)");
       }
       if (node.contains("Plans")) {
-        for (const auto& c : node["Plans"]) walk(c);
+        for (const auto& c : node["Plans"]) walk(c, depth + 1);
       }
     };
     auto doc = parsePlan(out.plan_json);
-    if (doc.ok()) walk((*doc)[0]["Plan"]);
+    if (doc.ok()) walk((*doc)[0]["Plan"], 0);
   }
   return out;
 }

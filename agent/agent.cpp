@@ -3,10 +3,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
+#include <thread>
 
 #include "agent/advisor.h"
 #include "agent/database_views.h"
@@ -181,6 +183,16 @@ MaintenanceOptions maintenanceOptions(const Config& config, const CronSchedule& 
   o.max_active_sessions = config.maintenance.max_active_sessions;
   o.state_dir = config.agent.state_dir;
   return o;
+}
+
+// Admin work that recurses (rule files, query plans) or sits in libpq runs on a thread of
+// its own with a full-size stack: CivetWeb's handler threads have small ones, and a deep
+// plan or expression must not overflow them.
+HttpResponse onFullStack(const std::function<HttpResponse()>& work) {
+  HttpResponse out;
+  std::thread worker([&] { out = work(); });
+  worker.join();
+  return out;
 }
 
 void writeSuggestionCounts(SampleStore& store, const IndexSuggestions& s) {
@@ -619,10 +631,12 @@ void Agent::installRoutes() {
     auto p = pipeline();
     return HttpResponse::json(200, databaseSizeJson(p ? p->size : nullptr));
   });
-  adminRoute("GET", "/admin/database/index-suggestions",
-             [this](const HttpRequest&) { return indexSuggestions(); });
-  adminRoute("POST", "/admin/database/analyze-query",
-             [this](const HttpRequest& r) { return analyzeQuery(r); });
+  adminRoute("GET", "/admin/database/index-suggestions", [this](const HttpRequest&) {
+    return onFullStack([this] { return indexSuggestions(); });
+  });
+  adminRoute("POST", "/admin/database/analyze-query", [this](const HttpRequest& r) {
+    return onFullStack([this, &r] { return analyzeQuery(r); });
+  });
   adminRoute("GET", "/admin/maintenance", [this](const HttpRequest&) {
     std::shared_ptr<MaintenanceEngine> m;
     {
@@ -635,15 +649,18 @@ void Agent::installRoutes() {
     }
     return HttpResponse::json(200, m->statusJson());
   });
-  adminRoute("POST", "/admin/database/optimize",
-             [this](const HttpRequest& r) { return optimize(r); });
+  adminRoute("POST", "/admin/database/optimize", [this](const HttpRequest& r) {
+    return onFullStack([this, &r] { return optimize(r); });
+  });
   adminRoute("POST", "/admin/reload", [this](const HttpRequest&) {
-    auto errors = reloadFromFile();
-    if (errors.empty()) return HttpResponse::json(200, "{\"status\":\"reloaded\"}\n");
-    nlohmann::json j{{"error", "config rejected; the running configuration stays"},
-                     {"code", "invalid_config"}};
-    for (const auto& e : errors) j["details"].push_back(e.toString());
-    return HttpResponse::json(400, j.dump() + "\n");
+    return onFullStack([this] {
+      auto errors = reloadFromFile();
+      if (errors.empty()) return HttpResponse::json(200, "{\"status\":\"reloaded\"}\n");
+      nlohmann::json j{{"error", "config rejected; the running configuration stays"},
+                       {"code", "invalid_config"}};
+      for (const auto& e : errors) j["details"].push_back(e.toString());
+      return HttpResponse::json(400, j.dump() + "\n");
+    });
   });
   http_.route("GET", "/metrics", [this](const HttpRequest&) { return metrics(); });
   http_.route("GET", "/health",
