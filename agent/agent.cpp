@@ -195,6 +195,13 @@ HttpResponse onFullStack(const std::function<HttpResponse()>& work) {
   return out;
 }
 
+// 429 with Retry-After, for work that runs one at a time.
+HttpResponse tooBusy(const std::string& message, const std::string& retry_after_seconds) {
+  auto r = HttpResponse::error(429, "busy", message);
+  r.headers.emplace_back("Retry-After", retry_after_seconds);
+  return r;
+}
+
 void writeSuggestionCounts(SampleStore& store, const IndexSuggestions& s) {
   SampleBatch b;
   exportSuggestionCounts(s, b);
@@ -284,6 +291,11 @@ std::shared_ptr<Agent::Pipeline> Agent::buildPipeline(const Config& config, Samp
     p->collectors.insert("advisor");
   }
   return p;
+}
+
+Config Agent::currentConfig() const {
+  std::lock_guard lock(mu_);
+  return config_;
 }
 
 std::shared_ptr<Agent::Pipeline> Agent::pipeline() const {
@@ -718,9 +730,7 @@ HttpResponse Agent::optimize(const HttpRequest& request) {
       return HttpResponse::error(400, "unknown_tables", s.message());
     }
     if (s.code() == StatusCode::kUnavailable && s.message().rfind("busy", 0) == 0) {
-      auto r = HttpResponse::error(429, "busy", s.message());
-      r.headers.emplace_back("Retry-After", "30");
-      return r;
+      return tooBusy(s.message(), "30");
     }
     return advisorError(s);
   }
@@ -730,16 +740,8 @@ HttpResponse Agent::optimize(const HttpRequest& request) {
 
 HttpResponse Agent::indexSuggestions() {
   std::unique_lock busy(advisor_mu_, std::try_to_lock);
-  if (!busy.owns_lock()) {
-    auto r = HttpResponse::error(429, "busy", "an advisor run is in progress; retry shortly");
-    r.headers.emplace_back("Retry-After", "5");
-    return r;
-  }
-  Config cfg;
-  {
-    std::lock_guard lock(mu_);
-    cfg = config_;
-  }
+  if (!busy.owns_lock()) return tooBusy("an advisor run is in progress; retry shortly", "5");
+  const Config cfg = currentConfig();
   auto result = dbpulse::suggestIndexes(advisorOptions(cfg), {});
   if (!result.ok()) return advisorError(result.status());
   writeSuggestionCounts(store_, *result);
@@ -767,16 +769,8 @@ HttpResponse Agent::analyzeQuery(const HttpRequest& request) {
     }
   }
   std::unique_lock busy(advisor_mu_, std::try_to_lock);
-  if (!busy.owns_lock()) {
-    auto r = HttpResponse::error(429, "busy", "an advisor run is in progress; retry shortly");
-    r.headers.emplace_back("Retry-After", "5");
-    return r;
-  }
-  Config cfg;
-  {
-    std::lock_guard lock(mu_);
-    cfg = config_;
-  }
+  if (!busy.owns_lock()) return tooBusy("an advisor run is in progress; retry shortly", "5");
+  const Config cfg = currentConfig();
   const bool analyze = body.value("analyze", false);
   auto result =
       dbpulse::analyzeQuery(advisorOptions(cfg), body["query"].get<std::string>(), analyze);

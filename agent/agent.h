@@ -82,6 +82,7 @@ class Agent {
   void adminRoute(const std::string& method, const std::string& path, HttpHandler handler);
   HttpResponse checkAdmin(const HttpRequest& request) const;  // status 0 = allowed
   std::shared_ptr<Pipeline> pipeline() const;
+  Config currentConfig() const;  // a copy, any thread
   // Builds the notifier, or applies the new URL list to it (outboxes of kept URLs stay).
   void configureAlertmanager(const Config& config);
   exporters::AlertmanagerNotifier* notifier() const;
