@@ -606,7 +606,7 @@ std::string suggestionsTable(const IndexSuggestions& s) {
   for (const auto& c : s.create) {
     char gain[32] = "heuristic";
     if (c.estimated_improvement) {
-      std::snprintf(gain, sizeof gain, "-%.0f%% cost", *c.estimated_improvement * 100);
+      std::snprintf(gain, sizeof gain, "-%.1f%% est. cost", *c.estimated_improvement * 100);
     }
     out += "  " + c.statement + "\n      " + gain + "; " + c.reason +
            "\n      queryids: " + joined(c.queryids, ", ") + "\n";
