@@ -9,6 +9,8 @@
 #include <map>
 #include <set>
 
+#include "agent/core/atomic_file.h"
+
 namespace dbpulse::rules {
 
 std::string LoadError::toString() const {
@@ -24,16 +26,11 @@ constexpr size_t kMaxRuleFileBytes = 8 << 20;
 constexpr int kMaxYamlFlowDepth = 32;
 constexpr size_t kMaxYamlIndent = 256;
 
-// Reads a file into memory (on the heap: this may run on a small-stack HTTP thread).
+// Reads a rule file, refusing one over kMaxRuleFileBytes. Only what the file holds is
+// allocated (a buffer sized to the cap stayed in the heap for the process' life).
 Result<std::string> readRuleFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return notFound("cannot open " + path);
-  std::string text;
-  text.resize(kMaxRuleFileBytes + 1);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return unavailable("cannot read " + path);
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > kMaxRuleFileBytes) {
+  auto text = readSmallFile(path, kMaxRuleFileBytes);
+  if (!text.ok() && text.status().code() == StatusCode::kInvalidArgument) {
     return invalidArgument("larger than " + std::to_string(kMaxRuleFileBytes) + " bytes");
   }
   return text;
