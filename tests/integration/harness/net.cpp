@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <random>
 
 #include "integration/harness/harness_error.h"
 
@@ -39,7 +40,28 @@ class Fd {
 
 }  // namespace
 
+namespace {
+
+// Whether 127.0.0.1:port can be bound now.
+bool bindable(int port) {
+  Fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (sock.get() < 0) return false;
+  sockaddr_in addr = loopback(port);
+  return ::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+}  // namespace
+
 int freeLoopbackPort() {
+  // Below the kernel's ephemeral range (32768-60999 by default): a port handed out here is
+  // not also taken, between this check and the server's bind, as the local port of some
+  // other test's client connection (a port from bind(0) could be).
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  std::uniform_int_distribution<int> pick(20000, 32000);
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    const int port = pick(rng);
+    if (bindable(port)) return port;
+  }
   Fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (sock.get() < 0) throw HarnessError(std::string("socket: ") + std::strerror(errno));
   sockaddr_in addr = loopback(0);

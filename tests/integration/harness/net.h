@@ -6,9 +6,10 @@
 
 namespace dbpulse::testing {
 
-// A TCP port on 127.0.0.1 that was free a moment ago: binds 127.0.0.1:0, reads the port the
-// kernel chose, closes. Another process may take it before the caller binds it; servers in
-// this harness retry their first start on a new port when that happens.
+// A TCP port on 127.0.0.1 that was free a moment ago: a random one in 20000-32000 (below the
+// kernel's ephemeral range, so no client connection takes it meanwhile) that binds, else
+// one the kernel picks for bind(0). Another process may still take it before the caller
+// binds it; servers in this harness retry their first start on a new port when that happens.
 // Throws HarnessError if no socket can be bound.
 int freeLoopbackPort();
 
