@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -57,11 +60,23 @@ int runDaemon(const std::string& path) {
   spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   // A second signal, or shutdown overrunning its 10 s, ends the process at once.
   std::thread([signals] {
-    timespec limit{10, 0};
-    int second = sigtimedwait(&signals, nullptr, &limit);
-    spdlog::error(second > 0 ? "second signal: exiting now"
-                             : "shutdown took too long: exiting now");
-    spdlog::default_logger()->flush();
+    // Interruptions (EINTR: LeakSanitizer's stop-the-world at exit, a debugger) are neither
+    // a second signal nor the end of the 10 s: wait on for what is left.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    int second = -1;
+    while (true) {
+      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      timespec limit{static_cast<time_t>(left.count() / 1'000'000'000),
+                     static_cast<long>(left.count() % 1'000'000'000)};
+      second = sigtimedwait(&signals, nullptr, &limit);
+      if (second > 0 || errno != EINTR) break;
+    }
+    // Plain stderr: by now the loggers may be torn down with the rest of the process.
+    const char* why = second > 0 ? "dbpulse: second signal: exiting now\n"
+                                 : "dbpulse: shutdown took too long: exiting now\n";
+    (void)!::write(STDERR_FILENO, why, std::strlen(why));
     _exit(1);
   }).detach();
   const bool clean = agent.stop(kShutdownGrace);

@@ -220,7 +220,7 @@ TEST(RuleFileTest, LoadsOnASmallStack) {
   pthread_attr_init(&attr);
   // ASan's redzones make every frame several times larger: scale the stack with them.
 #if defined(__SANITIZE_ADDRESS__)
-  pthread_attr_setstacksize(&attr, 4 * 96 * 1024);
+  pthread_attr_setstacksize(&attr, 16 * 96 * 1024);
 #else
   pthread_attr_setstacksize(&attr, 96 * 1024);
 #endif
