@@ -25,7 +25,7 @@ constexpr const char* kChatQuery =
 class AdvisorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!requirePostgres()) GTEST_SKIP();
+    if (!requirePostgres()) return;
     pg_ = &sharedPostgres();
     pg_->createDatabase(kDb);
     pg_->exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", kDb);
