@@ -9,6 +9,8 @@
 #include <regex>
 #include <set>
 
+#include "collectors/postgres/pg_collect_util.h"
+
 namespace dbpulse {
 namespace {
 
@@ -179,10 +181,6 @@ bool anyNodeNamesIndex(const json& node, std::string_view name, int depth = 0) {
 std::optional<std::string> cell(const PgRows& rows, size_t row, size_t col) {
   if (row >= rows.rows.size() || col >= rows.rows[row].size()) return std::nullopt;
   return rows.rows[row][col];
-}
-
-double number(const std::optional<std::string>& s) {
-  return s ? std::strtod(s->c_str(), nullptr) : 0;
 }
 
 // The statement kinds a generic plan is worth taking of: the application's reads, updates
@@ -435,8 +433,8 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   for (size_t r = 0; r < top->rows.size(); ++r) {
     Examined e;
     e.queryid = cell(*top, r, 0).value_or("");
-    e.calls = number(cell(*top, r, 1));
-    e.total_ms = number(cell(*top, r, 2));
+    e.calls = collectors::pgutil::toDoubleOr(cell(*top, r, 1));
+    e.total_ms = collectors::pgutil::toDoubleOr(cell(*top, r, 2));
     e.text = cell(*top, r, 3).value_or("");
     if (!plannable(e.text)) {
       ++skipped;
@@ -482,7 +480,7 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
         "c.relnamespace WHERE n.nspname = " +
         quoteLiteral(c.schema) + " AND c.relname = " + quoteLiteral(c.table));
     if (!facts.ok()) return facts.status();
-    const double rows = number(cell(*facts, 0, 0));
+    const double rows = collectors::pgutil::toDoubleOr(cell(*facts, 0, 0));
     if (rows < options.min_table_rows) continue;
     const std::string wanted = joined(c.columns, ",");
     bool covered = false;
@@ -646,7 +644,7 @@ Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::str
           "c.relnamespace WHERE n.nspname = " +
           quoteLiteral(scan.schema.empty() ? "public" : scan.schema) +
           " AND c.relname = " + quoteLiteral(scan.table));
-      const double rows = facts.ok() ? number(cell(*facts, 0, 0)) : 0;
+      const double rows = facts.ok() ? collectors::pgutil::toDoubleOr(cell(*facts, 0, 0)) : 0;
       if (rows < options.min_table_rows) continue;
       std::string f = "Seq Scan on " + scan.table + " (about " +
                       std::to_string(static_cast<long long>(rows)) + " rows)";

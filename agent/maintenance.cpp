@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/atomic_file.h"
+#include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse {
 namespace {
@@ -27,8 +28,6 @@ constexpr const char* kPlanSql =
 constexpr const char* kBusySql =
     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND backend_type = "
     "'client backend' AND pid <> pg_backend_pid()";
-
-double num(const std::optional<std::string>& s) { return s ? std::strtod(s->c_str(), nullptr) : 0; }
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -101,9 +100,9 @@ std::vector<PlannedTable> planMaintenance(const PgRows& rows,
     PlannedTable t;
     t.table = *row[0];
     t.name = *row[1];
-    t.live_tuples = num(row[2]);
-    t.dead_tuples = num(row[3]);
-    t.modified_since_analyze = num(row[4]);
+    t.live_tuples = collectors::pgutil::toDoubleOr(row[2]);
+    t.dead_tuples = collectors::pgutil::toDoubleOr(row[3]);
+    t.modified_since_analyze = collectors::pgutil::toDoubleOr(row[4]);
     const bool named = contains(only, t.name);
     if (!only.empty() && !named) continue;
     const bool needs_vacuum =
@@ -340,6 +339,8 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
     return;
   }
   const auto plan = planMaintenance(*rows, options_.vacuum_full, only);
+  const std::string planning_timeout =
+      std::to_string(engineSession(options_).statement_timeout.count());
   for (const auto& t : plan) {
     if (stop.stop_requested()) {
       run.error = "stopped";
@@ -361,12 +362,14 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
       }
       auto busy = session_.query(kBusySql);
       if (busy.ok() && !busy->rows.empty() &&
-          num(busy->rows[0][0]) <= static_cast<double>(options_.max_active_sessions)) {
+          collectors::pgutil::toDoubleOr(busy->rows[0][0]) <=
+              static_cast<double>(options_.max_active_sessions)) {
         break;
       }
       if (!busy.ok() && busy.status().code() == StatusCode::kUnavailable) break;  // reported below
       spdlog::info("maintenance: database busy ({} active sessions > {}); waiting",
-                   busy.ok() ? num(busy->rows[0][0]) : -1, options_.max_active_sessions);
+                   busy.ok() ? collectors::pgutil::toDoubleOr(busy->rows[0][0]) : -1,
+                   options_.max_active_sessions);
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, stop, options_.busy_wait, [] { return false; });
     }
@@ -383,8 +386,7 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
                                 std::to_string(options_.table_timeout.count()));
       auto done = set.ok() ? session_.query(o.statement) : set;
       const auto notices = session_.takeNotices();  // before the next query clears them
-      (void)session_.query("SET statement_timeout = " +
-                           std::to_string(engineSession(options_).statement_timeout.count()));
+      (void)session_.query("SET statement_timeout = " + planning_timeout);
       o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (!done.ok()) {
         o.result = done.status().code() == StatusCode::kDeadlineExceeded ? "timeout" : "failed";

@@ -14,6 +14,11 @@ bool toDouble(const std::optional<std::string>& field, double& out) {
   return ec == std::errc() && ptr == end;
 }
 
+double toDoubleOr(const std::optional<std::string>& field, double fallback) {
+  double v = 0;
+  return toDouble(field, v) ? v : fallback;
+}
+
 bool toInt64(const std::optional<std::string>& field, long long& out) {
   if (!field || field->empty()) return false;
   const char* begin = field->data();

@@ -20,6 +20,8 @@ namespace pgutil {
 // Parses a whole field as a number; false for NULL, empty or trailing garbage.
 bool toDouble(const std::optional<std::string>& field, double& out);
 bool toInt64(const std::optional<std::string>& field, long long& out);
+// The field as a number, or `fallback` where toDouble() would say false.
+double toDoubleOr(const std::optional<std::string>& field, double fallback = 0);
 
 // "t"/"true" -> true; anything else (including NULL) -> false.
 bool toBool(const std::optional<std::string>& field);
