@@ -324,6 +324,10 @@ Status Agent::start() {
   http.max_body_bytes = cfg.agent.max_request_body_bytes;
   http.request_timeout = cfg.agent.request_timeout;
   if (Status s = http_.start(http); !s.ok()) return s;
+  {
+    std::lock_guard lock(mu_);
+    bound_host_ = cfg.agent.listen_addr.host;
+  }
   spdlog::info("listening on {}:{}", cfg.agent.listen_addr.host, http_.port());
 
   configureAlertmanager(cfg);
@@ -603,7 +607,7 @@ HttpResponse Agent::checkAdmin(const HttpRequest& request) const {
   {
     std::lock_guard lock(mu_);
     token = config_.agent.admin_token;
-    host = config_.agent.listen_addr.host;
+    host = bound_host_;  // not the config's: a reload does not move the socket
   }
   if (token.empty()) {
     if (isLoopback(host)) return HttpResponse{0, "", "", {}};
@@ -671,7 +675,7 @@ void Agent::installRoutes() {
       nlohmann::json j{{"error", "config rejected; the running configuration stays"},
                        {"code", "invalid_config"}};
       for (const auto& e : errors) j["details"].push_back(e.toString());
-      return HttpResponse::json(400, j.dump() + "\n");
+      return HttpResponse::json(400, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     });
   });
   http_.route("GET", "/metrics", [this](const HttpRequest&) { return metrics(); });
@@ -735,7 +739,7 @@ HttpResponse Agent::optimize(const HttpRequest& request) {
     return advisorError(s);
   }
   nlohmann::json out{{"run_id", *id}, {"status", "/admin/maintenance"}};
-  return HttpResponse::json(202, out.dump() + "\n");
+  return HttpResponse::json(202, out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 HttpResponse Agent::indexSuggestions() {
@@ -837,7 +841,7 @@ HttpResponse Agent::ready() const {
   body["collectors"] = collectors;
   body["leader"] = is_leader_.load();
   if (!reasons.empty()) body["reasons"] = reasons;
-  return HttpResponse::json(reasons.empty() ? 200 : 503, body.dump() + "\n");
+  return HttpResponse::json(reasons.empty() ? 200 : 503, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 namespace {
@@ -988,7 +992,7 @@ int Agent::runOnce(const Config& config, OutputFormat format, std::ostream& out)
         j.push_back({{"name", fam.name}, {"labels", labels}, {"value", s.value}});
       }
     }
-    out << j.dump(2) << "\n";
+    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
   return all_ok ? 0 : 1;
 }

@@ -109,6 +109,9 @@ class Agent {
   std::mutex reload_mu_;  // one reload at a time (SIGHUP and /admin/reload may race)
   mutable std::mutex mu_;
   Config config_;                       // GUARDED_BY(mu_)
+  // The host the HTTP listener is bound to. A reload cannot move the socket, so the
+  // loopback-only admin rule reads this, never config_.agent.listen_addr.
+  std::string bound_host_;  // GUARDED_BY(mu_)
   std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)
   // Leader election: the elector (null when off or nothing database-wide is collected) and
   // its answer, read by the scheduler's gate. Replaced on the main thread only.

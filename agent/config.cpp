@@ -1,5 +1,7 @@
 #include "agent/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <sstream>
 #include <variant>
 
+#include "agent/core/atomic_file.h"
 #include "agent/cron.h"
 
 #define TOML_EXCEPTIONS 1
@@ -24,6 +27,7 @@ namespace dbpulse {
 namespace {
 
 constexpr size_t kMaxConfigBytes = 1 << 20;  // a config larger than 1 MiB is a mistake
+constexpr size_t kMaxSecretBytes = 64 << 10;  // a password or token, not a file dump
 constexpr Duration kMinInterval{100};
 
 enum class Kind { kString, kDuration, kBool, kInt, kStringList };
@@ -76,6 +80,28 @@ KeySpec<Section> hostPortField(std::string key, std::string Section::*text,
           }};
 }
 
+// The listen address is bound as given, so it must be an IP literal: CivetWeb reads
+// "999.1.1.1" as 231.1.1.1 and a host name not at all. "localhost" means 127.0.0.1.
+KeySpec<AgentSection> listenField() {
+  return {"listen", Kind::kString, [](AgentSection& s, const Value& v) {
+            const auto& str = std::get<std::string>(v);
+            auto hp = parseHostPort(str);
+            if (!hp.ok()) return hp.status().message();
+            HostPort addr = hp.value();
+            if (addr.host == "localhost") addr.host = "127.0.0.1";
+            in6_addr buf{};
+            if (inet_pton(AF_INET, addr.host.c_str(), &buf) != 1 &&
+                inet_pton(AF_INET6, addr.host.c_str(), &buf) != 1) {
+              return "invalid address \"" + str + "\": \"" + addr.host +
+                     "\" is not an IPv4 or IPv6 address (listen binds an address, e.g. "
+                     "\"0.0.0.0:9470\", \"127.0.0.1:9470\" or \"[::]:9470\")";
+            }
+            s.listen = str;
+            s.listen_addr = addr;
+            return std::string();
+          }};
+}
+
 template <typename Section>
 KeySpec<Section> positiveIntField(std::string key, int Section::*member, int max) {
   return {std::move(key), Kind::kInt, [member, max](Section& s, const Value& v) {
@@ -115,7 +141,7 @@ KeySpec<Section> oneOfField(std::string key, std::string Section::*member,
 
 const std::vector<KeySpec<AgentSection>>& agentKeys() {
   static const std::vector<KeySpec<AgentSection>> k = {
-      hostPortField<AgentSection>("listen", &AgentSection::listen, &AgentSection::listen_addr),
+      listenField(),
       field("state_dir", Kind::kString, &AgentSection::state_dir),
       field("admin_token_file", Kind::kString, &AgentSection::admin_token_file),
       field("instance", Kind::kString, &AgentSection::instance),
@@ -605,16 +631,18 @@ class Loader {
   }
 
   // Reads a *_file secret; trailing newlines (as `echo` and Kubernetes leave them) are dropped.
+  // Only a small regular file is read: a FIFO or /dev/zero must not hang or fill memory.
   void readSecret(const std::string& key, const std::string& file, std::string& out) {
     if (file.empty()) return;
-    std::ifstream in(file, std::ios::binary);
-    std::ostringstream ss;
-    if (in) ss << in.rdbuf();
-    if (!in) {
-      keyError(key, "cannot read secret file \"" + file + "\"");
+    auto text = readSmallFile(file, kMaxSecretBytes);
+    if (!text.ok()) {
+      const std::string why = text.status().code() == StatusCode::kInvalidArgument
+                                  ? "larger than " + std::to_string(kMaxSecretBytes) + " bytes"
+                                  : text.status().message();
+      keyError(key, "cannot read secret file \"" + file + "\": " + why);
       return;
     }
-    out = ss.str();
+    out = std::move(text.value());
     while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
     if (out.empty()) keyError(key, "secret file \"" + file + "\" is empty");
   }
@@ -693,16 +721,19 @@ LoadResult loadConfigString(const std::string& text, const std::string& path,
 }
 
 LoadResult loadConfigFile(const std::string& path, const Environment& env) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // One byte over the cap is read so that loadConfigString reports the size itself.
+  auto content = readSmallFile(path, kMaxConfigBytes + 1);
+  std::string text;
+  if (content.ok()) {
+    text = std::move(content.value());
+  } else if (content.status().code() == StatusCode::kInvalidArgument) {
+    text.assign(kMaxConfigBytes + 1, ' ');
+  } else {
     LoadResult r;
-    r.errors.push_back(ConfigError{path, 0, 0, "cannot open config file"});
+    r.errors.push_back(
+        ConfigError{path, 0, 0, "cannot open config file: " + content.status().message()});
     return r;
   }
-  std::string text;
-  text.resize(kMaxConfigBytes + 1);
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
   LoadResult r = loadConfigString(text, path, env);
   if (!r.config) return r;
   // The rule files are part of the configuration: a bad one fails check-config and start,

@@ -90,7 +90,7 @@ std::string databaseMetricsJson(const Snapshot& snap,
              singleOrNull(snap, "dbpulse_pg_longest_transaction_seconds")},
             {"top_statements", top},
             {"blocked_sessions", blocked}};
-  return body.dump() + "\n";
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string databaseSizeJson(const collectors::SizeCollector* size) {
@@ -98,7 +98,7 @@ std::string databaseSizeJson(const collectors::SizeCollector* size) {
             {"databases", json::array()},
             {"tables", json::array()},
             {"indexes", json::array()}};
-  if (size == nullptr) return body.dump() + "\n";
+  if (size == nullptr) return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   const auto report = size->latest();
   body["database"] = report.datname;
   for (const auto& d : report.databases) {
@@ -120,7 +120,7 @@ std::string databaseSizeJson(const collectors::SizeCollector* size) {
                                {"bytes", number(i.bytes)},
                                {"estimated", i.estimated}});
   }
-  return body.dump() + "\n";
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace dbpulse

@@ -65,7 +65,10 @@ void send(mg_connection* conn, const HttpResponse& r) {
 
 HttpResponse HttpResponse::error(int status, std::string code, const std::string& message) {
   nlohmann::json j{{"error", message}, {"code", std::move(code)}};
-  return HttpResponse{status, "application/json", j.dump() + "\n", {}};
+  // The message may quote client input (a path, a header) that is not valid UTF-8:
+  // replace such bytes rather than throw (an uncaught throw here ended the process).
+  return HttpResponse{status, "application/json",
+                      j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", {}};
 }
 
 HttpResponse HttpResponse::json(int status, std::string body) {
@@ -77,7 +80,23 @@ HttpResponse HttpResponse::json(int status, std::string body) {
 struct HttpServer::Impl final : public CivetHandler {
   explicit Impl(HttpServer& owner) : owner_(owner) {}
 
-  bool handleAll(const char* method, CivetServer* /*server*/, mg_connection* conn) {
+  // CivetWeb is C: a C++ exception must never unwind through it (std::terminate).
+  bool handleAll(const char* method, CivetServer* civet, mg_connection* conn) {
+    try {
+      return handleRequest(method, civet, conn);
+    } catch (const std::exception& e) {
+      spdlog::error("http {}: {}", method, e.what());
+    } catch (...) {
+      spdlog::error("http {}: unknown exception", method);
+    }
+    try {
+      send(conn, HttpResponse::error(500, "internal", "internal error"));
+    } catch (...) {  // out of memory while answering: the connection just closes
+    }
+    return true;
+  }
+
+  bool handleRequest(const char* method, CivetServer* /*server*/, mg_connection* conn) {
     const mg_request_info* info = mg_get_request_info(conn);
     HttpRequest req;
     req.method = method;
@@ -131,6 +150,18 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
 }
 
 HttpResponse HttpServer::handle(const HttpRequest& request) const {
+  // Nothing a client sends may end the process: every throw becomes a JSON 500 here.
+  try {
+    return dispatch(request);
+  } catch (const std::exception& e) {
+    spdlog::error("http {}: {}", request.method, e.what());
+  } catch (...) {
+    spdlog::error("http {}: unknown exception", request.method);
+  }
+  return HttpResponse::error(500, "internal", "internal error");
+}
+
+HttpResponse HttpServer::dispatch(const HttpRequest& request) const {
   auto path_it = routes_.find(request.path);
   if (path_it == routes_.end()) {
     return HttpResponse::error(404, "not_found", "no such endpoint: " + request.path);

@@ -61,10 +61,12 @@ class HttpServer {
   void stop();
   int port() const { return port_; }
 
-  // Dispatch without sockets (used by the CivetWeb callback and by tests).
+  // Dispatch without sockets (used by the CivetWeb callback and by tests). Never throws:
+  // a handler's exception becomes a JSON 500.
   HttpResponse handle(const HttpRequest& request) const;
 
  private:
+  HttpResponse dispatch(const HttpRequest& request) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::map<std::string, std::map<std::string, HttpHandler>> routes_;  // path -> method -> handler

@@ -83,8 +83,21 @@ Status writeFileAtomic(const std::string& path, const std::string& content) {
 }
 
 Result<std::string> readSmallFile(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return errnoStatus("open " + path, errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return errnoStatus("stat " + path, err);
+  }
+  // A FIFO never ends until its writer closes, /dev/zero never ends at all: only regular
+  // files (symlinks to them, as Kubernetes mounts secrets, are followed) are read.
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return failedPrecondition(path + " is not a regular file");
+  }
   std::string out;
   // On the heap: callers include HTTP handlers running on CivetWeb's small thread stacks.
   std::vector<char> buf(65536);

@@ -17,7 +17,9 @@ Status ensureDirectory(const std::string& dir);
 Status writeFileAtomic(const std::string& path, const std::string& content);
 
 // Reads a whole file; NotFound when it does not exist. Files over `max_bytes` are
-// refused (InvalidArgument): a state file that large is corrupt, not data.
+// refused (InvalidArgument): a state file that large is corrupt, not data. Anything but a
+// regular file (a FIFO, a device such as /dev/zero, a directory) is refused
+// (FailedPrecondition) without blocking.
 Result<std::string> readSmallFile(const std::string& path, size_t max_bytes = 64 << 20);
 
 }  // namespace dbpulse

@@ -2,6 +2,7 @@
 // `FILE:LINE:COL: message` line per problem otherwise (DESIGN.md, CLI contract).
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <regex>
 #include <sstream>
@@ -125,6 +126,56 @@ TEST_F(CheckConfigTest, MissingFileExitsTwoNamingTheFile) {
   const CommandResult result = runDbpulse({"check-config", file}, 30s);
   EXPECT_EQ(result.exit_code, kExitConfigError) << result.describe();
   EXPECT_NE((result.out + result.err).find(file), std::string::npos) << result.describe();
+}
+
+// Hostile files named by the config: check-config answers (exit 2, the key and the file
+// named) instead of hanging on a FIFO or reading /dev/zero until memory runs out.
+class CheckConfigHostileFilesTest : public CheckConfigTest {
+ protected:
+  std::string fifo(const std::string& name) {
+    const std::string path = (dir_ / name).string();
+    if (::mkfifo(path.c_str(), 0600) != 0) ADD_FAILURE() << "mkfifo " << path;
+    return path;
+  }
+  // Runs check-config on `toml`; it must finish quickly with exit 2 and mention `needles`.
+  void expectRejected(const std::string& toml, const std::vector<std::string>& needles) {
+    const std::string file = write("hostile.toml", toml);
+    const CommandResult result = runDbpulse({"check-config", file}, 20s);
+    ASSERT_TRUE(result.exit_code.has_value()) << "check-config hung: " << result.describe();
+    EXPECT_EQ(*result.exit_code, kExitConfigError) << result.describe();
+    for (const auto& needle : needles) {
+      EXPECT_NE((result.out + result.err).find(needle), std::string::npos)
+          << "missing '" << needle << "': " << result.describe();
+    }
+  }
+};
+
+TEST_F(CheckConfigHostileFilesTest, FifoRuleFileIsRejectedNotWaitedOn) {
+  fifo("pipe.yml");
+  expectRejected("[rules]\nfiles = [\"*.yml\"]\n", {"pipe.yml", "not a regular file"});
+}
+
+TEST_F(CheckConfigHostileFilesTest, FifoPasswordFileIsRejectedNotWaitedOn) {
+  const std::string pipe = fifo("password");
+  expectRejected("[postgres]\ndsn = \"host=127.0.0.1 dbname=x\"\npassword_file = \"" + pipe +
+                     "\"\n",
+                 {"postgres.password_file", "not a regular file"});
+}
+
+TEST_F(CheckConfigHostileFilesTest, DevZeroSecretIsRejectedWithoutReadingIt) {
+  expectRejected("[redis]\npassword_file = \"/dev/zero\"\n",
+                 {"redis.password_file", "/dev/zero", "not a regular file"});
+}
+
+TEST_F(CheckConfigHostileFilesTest, OversizedSecretIsRejected) {
+  const std::string big = write("token", std::string(1 << 20, 'x'));
+  expectRejected("[agent]\nadmin_token_file = \"" + big + "\"\n",
+                 {"agent.admin_token_file", "larger than"});
+}
+
+TEST_F(CheckConfigHostileFilesTest, ListenAddressThatIsNotAnIpIsRejected) {
+  expectRejected("[agent]\nlisten = \"999.1.1.1:80\"\n",
+                 {"agent.listen", "999.1.1.1", "not an IPv4 or IPv6 address"});
 }
 
 }  // namespace

@@ -288,6 +288,12 @@ TEST(ConfigTest, InvalidValuesAreRejectedWithTheirPosition) {
        {"agent.listen", "localhost", "missing port"}},
       {"port out of range", "[agent]\nlisten = \"1.2.3.4:99999\"\n", 2, 10,
        {"agent.listen", "0..65535"}},
+      {"listen octet out of range", "[agent]\nlisten = \"999.1.1.1:80\"\n", 2, 10,
+       {"agent.listen", "999.1.1.1", "not an IPv4 or IPv6 address"}},
+      {"listen host name", "[agent]\nlisten = \"db.example:80\"\n", 2, 10,
+       {"agent.listen", "not an IPv4 or IPv6 address"}},
+      {"listen short ipv4", "[agent]\nlisten = \"1.2.3:80\"\n", 2, 10,
+       {"agent.listen", "not an IPv4 or IPv6 address"}},
       {"port without host", "[redis]\naddress = \":80\"\n", 2, 11,
        {"redis.address", "missing host"}},
       {"log_format", "[agent]\nlog_format = \"xml\"\n", 2, 14, {"json", "text", "xml"}},
@@ -314,6 +320,13 @@ TEST(ConfigTest, BracketedIpv6ListenIsAccepted) {
   ASSERT_TRUE(r.config.has_value()) << allErrors(r);
   EXPECT_EQ(r.config->agent.listen_addr.host, "::1");
   EXPECT_EQ(r.config->agent.listen_addr.port, 80);
+}
+
+TEST(ConfigTest, LocalhostListenBindsTheLoopbackAddress) {
+  const LoadResult r = load("[agent]\nlisten = \"localhost:80\"\n");
+  ASSERT_TRUE(r.config.has_value()) << allErrors(r);
+  EXPECT_EQ(r.config->agent.listen_addr.host, "127.0.0.1");
+  EXPECT_EQ(r.config->agent.listen, "localhost:80");
 }
 
 TEST(ConfigTest, UnknownSectionIsRejected) {

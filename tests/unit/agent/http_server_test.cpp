@@ -145,6 +145,22 @@ TEST(HttpServerTest, ErrorHelperEscapesTheMessage) {
   EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "quote \" and \\ and\nnewline");
 }
 
+// Regression: the 404 body quoted the path, and the JSON library threw on invalid UTF-8
+// (GET /%ff aborted the process).
+TEST(HttpServerTest, InvalidUtf8PathIsAJson404NotACrash) {
+  HttpServer server;
+  server.route("GET", "/metrics", text("m"));
+  for (const std::string path : {"/\xff", "/a\xc3", "/\xed\xa0\x80", "/\xf8\x88\x80\x80\x80"}) {
+    const HttpResponse r = server.handle(request("GET", path));
+    expectJsonError(r, 404, "not_found");
+  }
+}
+
+TEST(HttpServerTest, ErrorWithInvalidUtf8MessageIsStillValidJson) {
+  const HttpResponse r = HttpResponse::error(400, "bad_request", std::string("bad \xff\xfe byte"));
+  expectJsonError(r, 400, "bad_request");
+}
+
 // ---- over a real socket ------------------------------------------------------------
 
 struct RawResponse {
@@ -257,6 +273,20 @@ TEST_F(HttpServerSocketTest, UnknownPathOverSocketIsJsonNotHtml) {
   const auto j = nlohmann::json::parse(r.body, nullptr, false);
   ASSERT_TRUE(j.is_object()) << r.body;
   EXPECT_EQ(j.value("code", ""), "not_found");
+}
+
+TEST_F(HttpServerSocketTest, PercentEncodedInvalidUtf8PathIsJson404AndTheServerLives) {
+  for (const std::string path : {"/%ff", "/%c3", "/x%80%80", "/%ed%a0%80?q=%ff"}) {
+    const RawResponse r =
+        exchange(port(), "GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(r.status, 404) << path << ": " << r.head;
+    const auto j = nlohmann::json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.body;
+    EXPECT_EQ(j.value("code", ""), "not_found");
+  }
+  const RawResponse after =
+      exchange(port(), "GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(after.status, 200) << "the server still answers";
 }
 
 TEST_F(HttpServerSocketTest, BodyWithinLimitIsDelivered) {
