@@ -9,6 +9,7 @@
 #include <regex>
 #include <set>
 
+#include "agent/query_guard.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse {
@@ -618,6 +619,45 @@ std::string suggestionsTable(const IndexSuggestions& s) {
   return out;
 }
 
+namespace {
+
+// Before EXPLAIN ANALYZE executes `query`: InvalidArgument when it would call a volatile
+// function (other than the harmless few) or read a foreign table (query_guard.h).
+Status refuseSideEffects(PgSession& session, const std::string& query) {
+  auto verbose = session.querySingle("EXPLAIN (VERBOSE, FORMAT JSON) " + query);
+  if (!verbose.ok()) return verbose.status();
+  CalledNames names;
+  collectCalls(query, names);
+  if (Status s = collectPlanCalls(cell(*verbose, 0, 0).value_or(""), names); !s.ok()) return s;
+  const std::string refused = "\"analyze\": true would execute a statement that ";
+  const std::string plain = "; ask for the plan alone (\"analyze\": false)";
+  if (!names.unsafe.empty()) {
+    return invalidArgument(refused + "calls \"" + names.unsafe.front() +
+                           "\", a name dbpulse cannot check" + plain);
+  }
+  if (names.foreign_scan) {
+    return invalidArgument(refused + "reads a foreign table (another server's connection)" +
+                           plain);
+  }
+  auto rows = session.query(volatileLookupSql(names));
+  if (!rows.ok()) return rows.status();
+  std::vector<std::string> found;
+  for (size_t r = 0; r < rows->rows.size(); ++r) {
+    const std::string kind = cell(*rows, r, 0).value_or("");
+    const std::string name = cell(*rows, r, 1).value_or("");
+    if (kind == "function" && volatileButHarmless(name)) continue;
+    found.push_back(kind == "function" ? name + "()" : "operator " + name);
+  }
+  if (found.empty()) return okStatus();
+  std::sort(found.begin(), found.end());
+  return invalidArgument(refused + "calls " + joined(found, ", ") +
+                         " (volatile: may act outside the rolled-back transaction, e.g. on "
+                         "other sessions or through another connection)" +
+                         plain);
+}
+
+}  // namespace
+
 Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::string& query,
                                    bool analyze) {
   const std::string keyword = firstKeyword(query);
@@ -629,6 +669,12 @@ Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::str
   }
   PgSession session(readOnlySession(options));
   if (auto r = session.query("BEGIN READ ONLY"); !r.ok()) return r.status();
+  if (analyze) {
+    if (Status s = refuseSideEffects(session, query); !s.ok()) {
+      (void)session.query("ROLLBACK");
+      return s;
+    }
+  }
   auto plan = session.querySingle(std::string("EXPLAIN (FORMAT JSON") +
                                   (analyze ? ", ANALYZE, BUFFERS" : "") + ") " + query);
   (void)session.query("ROLLBACK");

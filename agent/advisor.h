@@ -126,8 +126,9 @@ std::string suggestionsTable(const IndexSuggestions& s);
 // POST /admin/database/analyze-query: the plan of one read-only statement (EXPLAIN, JSON)
 // and findings (sequential scans of big tables and the index that would serve them,
 // estimate misses with analyze). `analyze` runs the statement in a READ ONLY transaction
-// that is rolled back. InvalidArgument for anything but one SELECT/WITH/VALUES/TABLE
-// statement (with the server's message when it rejects it).
+// that is rolled back, and only when it calls no volatile function with effects outside
+// that transaction (query_guard.h). InvalidArgument for anything but one
+// SELECT/WITH/VALUES/TABLE statement (with the server's message when it rejects it).
 struct QueryAnalysis {
   std::string plan_json;  // EXPLAIN's JSON array as the server printed it
   std::vector<std::string> findings;

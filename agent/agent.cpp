@@ -772,10 +772,15 @@ HttpResponse Agent::analyzeQuery(const HttpRequest& request) {
                                  "unknown field \"" + key + "\" (query, analyze)");
     }
   }
-  std::unique_lock busy(advisor_mu_, std::try_to_lock);
-  if (!busy.owns_lock()) return tooBusy("an advisor run is in progress; retry shortly", "5");
   const Config cfg = currentConfig();
   const bool analyze = body.value("analyze", false);
+  if (analyze && !cfg.advisor.allow_analyze) {
+    return HttpResponse::error(403, "analyze_disabled",
+                               "executing statements is switched off ([advisor] allow_analyze = "
+                               "false); ask for the plan alone (\"analyze\": false)");
+  }
+  std::unique_lock busy(advisor_mu_, std::try_to_lock);
+  if (!busy.owns_lock()) return tooBusy("an advisor run is in progress; retry shortly", "5");
   auto result =
       dbpulse::analyzeQuery(advisorOptions(cfg), body["query"].get<std::string>(), analyze);
   if (!result.ok()) {

@@ -288,6 +288,7 @@ const std::vector<KeySpec<MaintenanceSection>>& maintenanceKeys() {
 const std::vector<KeySpec<AdvisorSection>>& advisorKeys() {
   static const std::vector<KeySpec<AdvisorSection>> k = {
       oneOfField<AdvisorSection>("hypopg", &AdvisorSection::hypopg, {"auto", "require", "off"}),
+      field("allow_analyze", Kind::kBool, &AdvisorSection::allow_analyze),
   };
   return k;
 }

@@ -100,6 +100,7 @@ struct MaintenanceSection {
 
 struct AdvisorSection {
   std::string hypopg = "auto";
+  bool allow_analyze = true;  // analyze-query may execute ("analyze": true) read-only statements
 };
 
 struct Config {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 #include <string>
 
 #include "integration/harness/harness.h"
@@ -190,6 +191,68 @@ TEST_F(AdvisorTest, AnalyzeQueryExplainsOneReadOnlyStatementAndChangesNothing) {
   EXPECT_EQ(json::parse(r.body)["code"], "invalid_json");
   EXPECT_EQ(count("SELECT count(*) FROM messages"), rows) << "nothing was deleted";
   EXPECT_EQ(count("SELECT last_value FROM messages_id_seq"), 60000) << "no sequence advanced";
+}
+
+// "analyze": true executes the statement; a READ ONLY, rolled-back transaction does not
+// cover what a function does outside it. Each of these did harm before the volatility check.
+TEST_F(AdvisorTest, AnalyzeRefusesStatementsWithEffectsOutsideItsTransaction) {
+  pg_->exec("CREATE EXTENSION IF NOT EXISTS dblink", kDb);
+  pg_->exec("CREATE OR REPLACE VIEW locker AS SELECT pg_try_advisory_lock(4242) AS got", kDb);
+  agent_.start(config());
+  ASSERT_TRUE(agent_.waitHealthy(kWait));
+  const std::string url = agent_.baseUrl() + "/admin/database/analyze-query";
+  auto post = [&](const std::string& query, bool analyze) {
+    return httpPost(url, json{{"query", query}, {"analyze", analyze}}.dump());
+  };
+
+  // A session that must survive: pg_terminate_backend() would end it.
+  pqxx::connection victim(pg_->dsn(kDb) + " application_name=victim");
+  const int64_t rows = count("SELECT count(*) FROM messages");
+  const struct {
+    std::string query;
+    std::string names;  // what the refusal must name
+  } refused[] = {
+      {"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+       "'victim'",
+       "pg_terminate_backend()"},
+      {"SELECT dblink_exec('" + pg_->dsn(kDb) +
+           "', 'INSERT INTO messages (conversation_id, sender_id, body) VALUES (1, 1, ''x'')')",
+       "dblink_exec()"},
+      {"SELECT got FROM locker", "pg_try_advisory_lock()"},  // hidden behind a view
+      {"SELECT 1 FROM messages LIMIT (SELECT public.dblink_exec('" + pg_->dsn(kDb) +
+           "', 'SELECT 1') IS NOT NULL)::int",
+       "dblink_exec()"},
+  };
+  for (const auto& c : refused) {
+    const HttpResponse r = post(c.query, true);
+    EXPECT_EQ(r.status, 400) << c.query << " -> " << r.body;
+    const json err = json::parse(r.body, nullptr, false);
+    EXPECT_EQ(err.value("code", ""), "query_rejected") << r.body;
+    EXPECT_NE(err.value("error", "").find(c.names), std::string::npos) << r.body;
+    // The plan alone is still there for the asking.
+    EXPECT_EQ(post(c.query, false).status, 200) << c.query;
+  }
+  pqxx::work still(victim);
+  EXPECT_EQ(still.exec1("SELECT 1")[0].as<int>(), 1) << "the victim session was not terminated";
+  still.commit();
+  EXPECT_EQ(count("SELECT count(*) FROM messages"), rows) << "dblink wrote nothing";
+  EXPECT_EQ(count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"), 0);
+
+  // Volatile but harmless functions still run.
+  const HttpResponse ok = post("SELECT random(), clock_timestamp(), count(*) FROM messages", true);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_NE(ok.body.find("\"Actual Rows\""), std::string::npos) << ok.body;
+}
+
+TEST_F(AdvisorTest, AnalyzeCanBeSwitchedOffInConfig) {
+  agent_.start(config("[advisor]\nallow_analyze = false\n"));
+  ASSERT_TRUE(agent_.waitHealthy(kWait));
+  const std::string url = agent_.baseUrl() + "/admin/database/analyze-query";
+  HttpResponse r = httpPost(url, json{{"query", kChatQuery}, {"analyze", true}}.dump());
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(json::parse(r.body, nullptr, false).value("code", ""), "analyze_disabled") << r.body;
+  r = httpPost(url, json{{"query", kChatQuery}}.dump());
+  EXPECT_EQ(r.status, 200) << "plain EXPLAIN stays available: " << r.body;
 }
 
 }  // namespace
