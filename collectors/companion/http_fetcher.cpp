@@ -1,5 +1,7 @@
 #include "collectors/companion/http_fetcher.h"
 
+#include <cctype>
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -39,6 +41,17 @@ size_t writeBody(char* data, size_t size, size_t count, void* user) {
   }
   sink->body->append(data, n);
   return n;
+}
+
+bool httpScheme(const std::string& url) {
+  auto starts = [&](std::string_view prefix) {
+    if (url.size() < prefix.size()) return false;
+    for (size_t i = 0; i < prefix.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) return false;
+    }
+    return true;
+  };
+  return starts("http://") || starts("https://");
 }
 
 int progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
@@ -120,7 +133,14 @@ Result<HttpFetchResult> HttpFetcher::get(const std::string& url, std::chrono::mi
     case CURLE_ABORTED_BY_CALLBACK:
       return cancelled("GET " + shown + ": cancelled");
     case CURLE_URL_MALFORMAT:
+      return invalidArgument("GET " + shown + ": " + detail);
     case CURLE_UNSUPPORTED_PROTOCOL:
+      // Also what curl says when an http:// peer answers with something that is not HTTP
+      // ("Received HTTP/0.9 when not allowed"): that is the peer's failure of the moment,
+      // not a wrong URL, so only another scheme is a configuration error.
+      if (httpScheme(url)) {
+        return unavailable("GET " + shown + ": the answer is not HTTP (" + detail + ")");
+      }
       return invalidArgument("GET " + shown + ": " + detail);
     case CURLE_FILESIZE_EXCEEDED:
     case CURLE_WRITE_ERROR:

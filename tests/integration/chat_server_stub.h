@@ -76,6 +76,12 @@ class ChatServerStub {
   void set(const std::string& path, Response r) {
     std::lock_guard lock(mu_);
     routes_[path] = std::move(r);
+    raw_.erase(path);
+  }
+  // Answers `path` with `bytes` as they are (no HTTP framing), then closes the connection.
+  void setRaw(const std::string& path, std::string bytes) {
+    std::lock_guard lock(mu_);
+    raw_[path] = std::move(bytes);
   }
 
   int connectionsAccepted() const { return accepted_.load(); }
@@ -123,9 +129,11 @@ class ChatServerStub {
       const std::string path = sp1 == std::string::npos ? "" : head.substr(sp1 + 1, sp2 - sp1 - 1);
       Response r;
       bool found = false;
+      std::string raw;
       {
         std::lock_guard lock(mu_);
         ++request_counts_[path];
+        if (auto it = raw_.find(path); it != raw_.end()) raw = it->second;
         if (auto it = routes_.find(path); it != routes_.end()) {
           r = it->second;
           found = true;
@@ -137,8 +145,10 @@ class ChatServerStub {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
       const std::string out =
-          "HTTP/1.1 " + std::to_string(r.status) + " X\r\nContent-Type: " + r.content_type +
-          "\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
+          !raw.empty()
+              ? raw
+              : "HTTP/1.1 " + std::to_string(r.status) + " X\r\nContent-Type: " + r.content_type +
+                    "\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
       size_t sent = 0;
       while (sent < out.size() && !stop_) {
         const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
@@ -146,7 +156,7 @@ class ChatServerStub {
         if (n <= 0) break;
         sent += static_cast<size_t>(n);
       }
-      if (sent < out.size()) break;
+      if (sent < out.size() || !raw.empty()) break;
     }
     ::close(fd);
   }
@@ -157,6 +167,7 @@ class ChatServerStub {
   std::atomic<int> accepted_{0};
   mutable std::mutex mu_;
   std::map<std::string, Response> routes_;
+  std::map<std::string, std::string> raw_;
   std::map<std::string, int> request_counts_;
   std::vector<std::thread> workers_;
   std::thread acceptor_;

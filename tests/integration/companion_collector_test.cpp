@@ -212,6 +212,36 @@ TEST(CompanionCollectorTest, UnhealthyAnswerIsUpZeroWithItsStatusCode) {
   EXPECT_EQ(batchValue(b, "websocket_active_connections"), 42);
 }
 
+// One answer that is not HTTP at all is the chat server's failure of the moment, not a
+// wrong URL: it used to switch the collector off for 5 minutes as invalid_url.
+TEST(CompanionCollectorTest, NonHttpAnswerIsUnavailableNotAnInvalidUrl) {
+  ChatServerStub stub;
+  serveChat(stub);
+  stub.setRaw("/health", "SSH-2.0-OpenSSH_9.2\r\n");
+  CompanionCollector collector(optionsFor(stub));
+  SampleBatch b;
+  const Status s = collector.collect(contextFor(), b);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.toString();
+  EXPECT_EQ(s.message().find("invalid_url"), std::string::npos) << s.toString();
+  EXPECT_NE(s.message().find("not HTTP"), std::string::npos) << s.toString();
+  EXPECT_EQ(batchValue(b, "dbpulse_companion_up"), 0);
+
+  serveChat(stub);  // the next answer is fine again
+  SampleBatch again;
+  EXPECT_TRUE(collector.collect(contextFor(), again).ok());
+  EXPECT_EQ(batchValue(again, "dbpulse_companion_up"), 1);
+}
+
+TEST(CompanionCollectorTest, MalformedUrlIsStillAConfigurationError) {
+  CompanionCollectorOptions o;
+  o.health_url = "gopher://127.0.0.1:1/health";
+  CompanionCollector collector(o);
+  SampleBatch b;
+  const Status s = collector.collect(contextFor(), b);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.toString();
+  EXPECT_NE(s.message().find("invalid_url"), std::string::npos) << s.toString();
+}
+
 TEST(CompanionCollectorTest, UnreachableChatServerIsUpZeroAndSaysWhy) {
   int port = 0;
   {
