@@ -317,6 +317,11 @@ Status Agent::start() {
     for (const auto& e : rule_set.errors) message += "\n  " + e.toString();
     return invalidArgument(message);
   }
+  // Everything an admin route reaches exists before the listener opens: a request that
+  // arrives at once (as soon as /health answers) must not find maintenance unconfigured.
+  configureAlertmanager(cfg);
+  configureLeaderElection(cfg);
+  configureMaintenance(cfg);
   installRoutes();
   HttpServerOptions http;
   http.listen = cfg.agent.listen_addr;
@@ -330,9 +335,6 @@ Status Agent::start() {
   }
   spdlog::info("listening on {}:{}", cfg.agent.listen_addr.host, http_.port());
 
-  configureAlertmanager(cfg);
-  configureLeaderElection(cfg);
-  configureMaintenance(cfg);
   auto p = buildPipeline(cfg, store_, clock_);
   gateOnLeadership(*p->scheduler);
   std::string names;

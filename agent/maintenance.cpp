@@ -187,15 +187,20 @@ void MaintenanceEngine::loadHistory() {
   auto text = readSmallFile(path);
   if (!text.ok()) return;  // first start
   const json doc = json::parse(*text, nullptr, false);
+  auto corrupt = [&](const std::string& why) {
+    const auto aside = moveAside(path);
+    spdlog::warn("maintenance: history {} is corrupt ({}); moved to {}, starting a new one", path,
+                 why, aside.ok() ? aside.value() : "(not moved: " + aside.status().message() + ")");
+  };
   if (doc.is_discarded() || !doc.contains("runs") || !doc["runs"].is_array()) {
-    spdlog::warn("maintenance: history {} is corrupt; starting a new one", path);
+    corrupt("not a history document");
     return;
   }
   std::lock_guard lock(mu_);
   try {
     for (const auto& r : doc["runs"]) history_.push_back(runFrom(r));
   } catch (const std::exception& e) {
-    spdlog::warn("maintenance: history {} is corrupt ({}); starting a new one", path, e.what());
+    corrupt(e.what());
     history_.clear();
   }
   for (const auto& r : history_) {
@@ -316,6 +321,8 @@ void MaintenanceEngine::run(std::stop_token stop) {
     spdlog::info("maintenance: run {} ({}{}) starting", job->id, job->trigger,
                  job->dry_run ? ", dry run" : "");
     execute(*job, only, window_bound, stop);
+    // Short-lived: the next run connects afresh, no idle session is held between runs.
+    session_.disconnect();
     job->finished_ms = toMillis(clock_.now());
     {
       std::lock_guard lock(mu_);

@@ -446,10 +446,10 @@ void RuleManager::restoreState() {
       }
     }
   } catch (const std::exception& e) {
-    spdlog::warn(
-        "rules: alert state {} is corrupt ({}); starting without it (the file will be "
-        "replaced)",
-        path, e.what());
+    const auto aside = moveAside(path);
+    spdlog::error("rules: alert state {} is corrupt ({}); moved to {}, starting without it",
+                  path, e.what(),
+                  aside.ok() ? aside.value() : "(not moved: " + aside.status().message() + ")");
     return;
   }
   size_t matched = 0;

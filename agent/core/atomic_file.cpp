@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -118,6 +119,12 @@ Result<std::string> readSmallFile(const std::string& path, size_t max_bytes) {
   }
   ::close(fd);
   return out;
+}
+
+Result<std::string> moveAside(const std::string& path) {
+  const std::string aside = path + ".corrupt";
+  if (::rename(path.c_str(), aside.c_str()) != 0) return errnoStatus("rename " + path, errno);
+  return aside;
 }
 
 }  // namespace dbpulse

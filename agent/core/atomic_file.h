@@ -22,4 +22,8 @@ Status writeFileAtomic(const std::string& path, const std::string& content);
 // (FailedPrecondition) without blocking.
 Result<std::string> readSmallFile(const std::string& path, size_t max_bytes = 64 << 20);
 
+// Renames a state file that could not be parsed to `path + ".corrupt"` (replacing an older
+// copy there), so the next save does not destroy the evidence. Returns the new name.
+Result<std::string> moveAside(const std::string& path);
+
 }  // namespace dbpulse

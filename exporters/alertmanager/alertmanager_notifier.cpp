@@ -486,11 +486,10 @@ void AlertmanagerNotifier::load() {
       }
     }
   } catch (const std::exception& e) {
-    const std::string aside = state_path_ + ".corrupt";
-    std::error_code ec;
-    std::filesystem::rename(state_path_, aside, ec);
+    const auto aside = moveAside(state_path_);
     spdlog::error("alertmanager outbox: {} is corrupt ({}); moved to {}, starting empty",
-                  state_path_, e.what(), ec ? "(rename failed: " + ec.message() + ")" : aside);
+                  state_path_, e.what(),
+                  aside.ok() ? aside.value() : "(not moved: " + aside.status().message() + ")");
     return;
   }
   std::lock_guard lock(mu_);

@@ -109,6 +109,14 @@ TEST_F(MaintenanceTest, OptimizeVacuumsSkipsLockedRecordsAndDryRunTouchesNothing
   EXPECT_GE((*run)["tables"][0]["dead_tuples"].get<double>(), 10000);
   EXPECT_TRUE(pollUntil([&] { return lastVacuum("messages") != "never"; }, kWait));
   EXPECT_TRUE(pollUntil([&] { return deadTuples("messages") == 0; }, kWait));
+  // Short-lived: no maintenance session stays open, idle, after the run.
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        return pg_->queryValue("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                               "'dbpulse-maintenance'",
+                               kDb) == "0";
+      },
+      kWait));
 
   // Someone holds rooms locked: skipped at once, not waited for.
   PgClient holder(pg_->dsn(kDb));
@@ -138,13 +146,24 @@ TEST_F(MaintenanceTest, OptimizeVacuumsSkipsLockedRecordsAndDryRunTouchesNothing
             1.0);
 
   // The history is on disk and comes back after a restart.
-  EXPECT_TRUE(std::filesystem::exists(agent.stateDir() / "maintenance_history.json"));
+  const auto history = agent.stateDir() / "maintenance_history.json";
+  EXPECT_TRUE(std::filesystem::exists(history));
   const std::string id = accepted["run_id"];
   ASSERT_TRUE(agent.signal(SIGTERM));
   ASSERT_TRUE(agent.process().waitExit(kWait).has_value());
   agent.start(config(agent, "window = \"0 3 1 1 *\"\nwindow_duration = \"1m\"\n"));
   ASSERT_TRUE(agent.waitHealthy(kWait));
   EXPECT_TRUE(finishedRun(agent, id).has_value()) << agent.get("/admin/maintenance").body;
+
+  // A corrupt history is set aside (kept for a post-mortem), and the agent starts afresh.
+  ASSERT_TRUE(agent.signal(SIGTERM));
+  ASSERT_TRUE(agent.process().waitExit(kWait).has_value());
+  writeFile(history, "{\"runs\": [{\"id\": 7}]}");
+  agent.start(config(agent, "window = \"0 3 1 1 *\"\nwindow_duration = \"1m\"\n"));
+  ASSERT_TRUE(agent.waitHealthy(kWait));
+  EXPECT_FALSE(finishedRun(agent, id).has_value());
+  EXPECT_EQ(readFile(std::filesystem::path(history.string() + ".corrupt")),
+            "{\"runs\": [{\"id\": 7}]}");
 }
 
 TEST_F(MaintenanceTest, WindowStartsARunByItselfOnTheLeaderOnly) {

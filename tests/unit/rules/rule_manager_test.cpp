@@ -240,6 +240,10 @@ TEST_F(RuleManagerTest, CorruptStateFileIsReplacedNotFatal) {
   auto doc = nlohmann::json::parse(text);  // throws if still corrupt
   EXPECT_EQ(doc["version"], 1);
   EXPECT_EQ(doc["groups"].size(), 1u);
+  // The corrupt file is kept beside it for a post-mortem, not overwritten.
+  std::ifstream kept(m.stateFile() + ".corrupt");
+  std::string old_text((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(old_text, "{ not json");
 }
 
 TEST_F(RuleManagerTest, ReloadKeepsStateOfRulesThatStayAndDropsSeriesOfRemovedOnes) {
