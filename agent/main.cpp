@@ -92,6 +92,10 @@ int main(int argc, char** argv) {
   // glibc gives each thread that allocates its own arena (about 1 MiB resident each); a
   // sidecar with a dozen mostly idle threads is better off sharing two.
   mallopt(M_ARENA_MAX, 2);
+  // A fixed mmap threshold: large buffers (a scrape body, a big result set) are mapped and
+  // unmapped on free. glibc's default raises the threshold after the first such free, and
+  // later large buffers then fragment the heap and stay resident for the process' life.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   CLI::App app{
       "dbpulse: a database-health sidecar agent for PostgreSQL, Redis and the chat server"};
   app.set_version_flag("--version", std::string("dbpulse ") + DBPULSE_VERSION);

@@ -115,6 +115,8 @@ Status CompanionCollector::collectMetrics(const CollectContext& ctx, SampleBatch
   } else {
     TextParserOptions parse;
     parse.max_samples = options_.max_series;
+    parse.max_label_bytes = options_.max_label_bytes;
+    parse.max_label_value_bytes = options_.max_label_value_bytes;
     const ParsedExposition parsed = parseTextExposition(r->body, parse);
     const ChatSeriesCounts counts = chatSeriesToSamples(parsed, options_.reexport, out);
     out.gauge("dbpulse_companion_scrape_samples",

@@ -46,8 +46,12 @@ struct CompanionCollectorOptions {
   std::string metrics_url;
   bool reexport = false;
   std::chrono::milliseconds timeout{5000};  // per request; the run's deadline also bounds it
-  size_t max_body_bytes = 8 * 1024 * 1024;
-  size_t max_series = 20'000;  // chat-server series per scrape; more are dropped (truncated)
+  // Bounds on what one scrape may cost in memory, whatever the chat server sends: the body,
+  // the series kept (each has a history in the store) and their names and labels.
+  size_t max_body_bytes = 4 * 1024 * 1024;
+  size_t max_series = 5'000;  // chat-server series per scrape; more are dropped (truncated)
+  size_t max_label_bytes = 1024 * 1024;     // names + labels of the kept series
+  size_t max_label_value_bytes = 1024;      // a longer label value rejects its line
 };
 
 // What chatSeriesToSamples() kept and dropped.

@@ -296,6 +296,10 @@ class Parser {
           }
         }
         if (!closed) return reject("unterminated value of label " + std::string(label));
+        if (value.size() > options_.max_label_value_bytes) {
+          return reject("value of label " + std::string(label) + " is longer than " +
+                        std::to_string(options_.max_label_value_bytes) + " bytes");
+        }
         if (!isUtf8(value)) return reject("value of label " + std::string(label) + " is not UTF-8");
         if (labels.size() >= options_.max_labels) {
           return reject("more than " + std::to_string(options_.max_labels) + " labels");
@@ -344,11 +348,19 @@ class Parser {
     }
     std::string key = out.name;
     out.labels.appendKey(key);
+    if (label_bytes_ + key.size() > options_.max_label_bytes) {
+      out_.truncated = true;
+      note("more than " + std::to_string(options_.max_label_bytes) +
+           " bytes of series names and labels; the rest is ignored");
+      return false;
+    }
+    const size_t key_bytes = key.size();
     if (!seen_.insert(std::move(key)).second) {
       ++out_.duplicates;
       note("duplicate series " + excerpt(out.name) + " (the first one is kept)");
       return true;
     }
+    label_bytes_ += key_bytes;
     out.value = *value;
     out.timestamp_ms = timestamp;
     out.family = familyFor(name);
@@ -359,6 +371,7 @@ class Parser {
   const TextParserOptions& options_;
   ParsedExposition& out_;
   size_t line_ = 0;
+  size_t label_bytes_ = 0;  // names and labels of the kept samples
   std::unordered_map<std::string, size_t> family_index_;
   std::unordered_set<std::string> typed_, helped_, seen_;
 };

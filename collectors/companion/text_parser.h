@@ -20,8 +20,9 @@
 // UTF-8, unparsable values or timestamps, trailing garbage, lines longer than
 // max_line_bytes. A second sample for the same series (name + labels) is dropped and
 // counted as a duplicate; the first one stays. Labels with an empty value are dropped
-// (Prometheus treats them as absent). After max_samples samples the rest of the input is
-// ignored and `truncated` is set.
+// (Prometheus treats them as absent). Label values over max_label_value_bytes reject their
+// line. After max_samples samples, or max_label_bytes of names and labels, the rest of the
+// input is ignored and `truncated` is set.
 
 #include <cstddef>
 #include <cstdint>
@@ -62,6 +63,11 @@ struct TextParserOptions {
   size_t max_line_bytes = 64 * 1024;
   size_t max_samples = 50'000;
   size_t max_labels = 64;       // per sample
+  // Memory bounds that do not depend on the input: a label value longer than this rejects
+  // its line; once the kept samples' names and labels add up to max_label_bytes, the rest
+  // of the input is ignored and `truncated` is set.
+  size_t max_label_value_bytes = 1024;
+  size_t max_label_bytes = 1024 * 1024;
   size_t max_errors_kept = 20;  // errors described in `errors`; all are counted
 };
 

@@ -234,7 +234,7 @@ TEST(TextParserTest, DuplicateSeriesKeepTheFirstSample) {
 }
 
 TEST(TextParserTest, HugeLinesAreRejectedWithoutStoppingTheParse) {
-  std::string huge = "m{a=\"" + std::string(200'000, 'x') + "\"} 1\n";
+  std::string huge = "m{a=\"" + std::string(200'000, 'x') + "\"} 1\n";  // over both caps
   const ParsedExposition p = parseTextExposition("before 1\n" + huge + "after 2\n");
   EXPECT_EQ(p.samples.size(), 2u);
   EXPECT_EQ(p.rejected_lines, 1u);
@@ -244,6 +244,7 @@ TEST(TextParserTest, HugeLinesAreRejectedWithoutStoppingTheParse) {
 
   TextParserOptions roomy;
   roomy.max_line_bytes = 1 << 20;
+  roomy.max_label_value_bytes = 1 << 20;
   EXPECT_EQ(parseTextExposition(huge, roomy).samples.size(), 1u);
 }
 
@@ -269,6 +270,33 @@ TEST(TextParserTest, SampleAndLabelLimits) {
   const ParsedExposition b = parseTextExposition(bad, small);
   EXPECT_EQ(b.rejected_lines, 50u);
   EXPECT_EQ(b.errors.size(), 3u);  // described: only the first few
+}
+
+// Memory is bounded by the options, not by what the chat server sends.
+TEST(TextParserTest, LabelBytesAreCapped) {
+  TextParserOptions o;
+  o.max_label_value_bytes = 100;
+  o.max_label_bytes = 10'000;
+  const std::string ok_value(100, 'a');
+  const std::string long_value(101, 'b');
+  const ParsedExposition one =
+      parseTextExposition("m{v=\"" + ok_value + "\"} 1\nm{v=\"" + long_value + "\"} 2\n", o);
+  ASSERT_EQ(one.samples.size(), 1u);
+  EXPECT_EQ(one.rejected_lines, 1u);
+  ASSERT_FALSE(one.errors.empty());
+  EXPECT_NE(one.errors[0].message.find("longer than 100 bytes"), std::string::npos);
+
+  std::string many;
+  for (int i = 0; i < 1000; ++i) many += "m{i=\"" + std::to_string(i) + "\",v=\"" + ok_value + "\"} 1\n";
+  const ParsedExposition capped = parseTextExposition(many, o);
+  EXPECT_TRUE(capped.truncated);
+  size_t bytes = 0;
+  for (const auto& smp : capped.samples) {
+    bytes += smp.name.size();
+    for (const auto& l : smp.labels.items()) bytes += l.name.size() + l.value.size();
+  }
+  EXPECT_GT(capped.samples.size(), 50u);
+  EXPECT_LE(bytes, o.max_label_bytes);
 }
 
 TEST(TextParserTest, SamplesOfUndeclaredFamiliesHaveNoFamily) {
