@@ -478,9 +478,11 @@ void Agent::configureLeaderElection(const Config& config) {
   }
   period = std::max(period, Duration(100));
   const bool on = config.agent.leader_election && database_work && !config.postgres.dsn.empty();
+  // "off" differs from the initial empty key, so the first call without an election still
+  // writes dbpulse_leader 1 below (it returned early, and the series was never exported).
   const std::string key = on ? config.postgres.dsn + '\n' + config.postgres.password + '\n' +
                                    std::to_string(period.count())
-                             : "";
+                             : "off";
   if (key == leader_key_ && (leader_ != nullptr) == on) return;
   if (leader_) {
     leader_->stop();

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/core/atomic_file.h"
+#include "agent/core/duration.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse {
@@ -360,28 +361,43 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
     o.dead_tuples = t.dead_tuples;
     o.modified_since_analyze = t.modified_since_analyze;
     o.live_tuples = t.live_tuples;
-    // Guards: still inside the window, the database not busy.
+    // Guards: still inside the window, the database not busy. A manual run has no window
+    // to close, so its waiting is bounded by window_duration from the run's start.
     bool closed = false;
+    std::string skipped;  // why the table is not run: the busy check failed or never cleared
     while (!stop.stop_requested()) {
       if (window_bound && !inWindow()) {
         closed = true;
         break;
       }
       auto busy = session_.query(kBusySql);
-      if (busy.ok() && !busy->rows.empty() &&
-          collectors::pgutil::toDoubleOr(busy->rows[0][0]) <=
-              static_cast<double>(options_.max_active_sessions)) {
+      if (!busy.ok() || busy->rows.empty()) {
+        if (!busy.ok() && busy.status().code() == StatusCode::kUnavailable) break;  // below
+        skipped = "busy check failed: " +
+                  (busy.ok() ? std::string("no answer") : busy.status().message());
         break;
       }
-      if (!busy.ok() && busy.status().code() == StatusCode::kUnavailable) break;  // reported below
-      spdlog::info("maintenance: database busy ({} active sessions > {}); waiting",
-                   busy.ok() ? collectors::pgutil::toDoubleOr(busy->rows[0][0]) : -1,
+      const double active = collectors::pgutil::toDoubleOr(busy->rows[0][0]);
+      if (active <= static_cast<double>(options_.max_active_sessions)) break;
+      if (!window_bound &&
+          toMillis(clock_.now()) - run.started_ms >= options_.window_duration.count()) {
+        skipped = "database still busy after " + formatDuration(options_.window_duration);
+        break;
+      }
+      spdlog::info("maintenance: database busy ({} active sessions > {}); waiting", active,
                    options_.max_active_sessions);
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, stop, options_.busy_wait, [] { return false; });
     }
     if (closed) {
       o.result = "window_closed";
+      run.tables.push_back(o);
+      continue;
+    }
+    if (!skipped.empty()) {
+      o.result = "skipped_busy";
+      o.error = skipped;
+      spdlog::warn("maintenance: {} -> skipped_busy: {}", o.statement, skipped);
       run.tables.push_back(o);
       continue;
     }

@@ -56,7 +56,8 @@ struct MaintenanceOptions {
 };
 
 // One table's outcome. result: ok, skipped_locked, skipped_privilege (the role may not
-// vacuum it), failed, timeout, dry_run, window_closed.
+// vacuum it), failed, timeout, dry_run, window_closed, skipped_busy (the busy check failed,
+// or a manual run found the database busy for longer than window_duration).
 struct TableOutcome {
   std::string table, operation, statement, result, error;
   double seconds = 0;

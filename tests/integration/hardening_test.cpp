@@ -72,5 +72,16 @@ TEST(HardeningTest, FifoMatchedByTheRuleGlobFailsTheReloadAndShutdownStillWorks)
   EXPECT_EQ(agent.terminate(10s), std::optional<int>(0)) << agent.logTail();
 }
 
+// Without an election the agent does all the work and says so: dbpulse_leader 1 (the
+// README's promise; the series was missing, and the agent dashboard's leader panel empty).
+TEST(HardeningTest, LeaderGaugeIsOneWhenElectionIsOff) {
+  DbpulseProcess agent;
+  agent.start(baseConfig(agent, agent.listenAddress()) + "leader_election = false\n");
+  ASSERT_TRUE(agent.waitHealthy(kWait));
+  EXPECT_TRUE(agent.waitForMetrics(
+      [](const std::string& t) { return sampleValue(t, "dbpulse_leader") == 1.0; }, kWait,
+      "dbpulse_leader 1"));
+}
+
 }  // namespace
 }  // namespace dbpulse::testing

@@ -9,7 +9,10 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "integration/harness/harness.h"
 
@@ -164,6 +167,47 @@ TEST_F(MaintenanceTest, OptimizeVacuumsSkipsLockedRecordsAndDryRunTouchesNothing
   EXPECT_FALSE(finishedRun(agent, id).has_value());
   EXPECT_EQ(readFile(std::filesystem::path(history.string() + ".corrupt")),
             "{\"runs\": [{\"id\": 7}]}");
+}
+
+// A manual run has no window to close: a database that stays busy skips the table after
+// window_duration instead of waiting until shutdown.
+TEST_F(MaintenanceTest, ManualRunOnABusyDatabaseGivesUpAfterWindowDuration) {
+  std::vector<std::thread> sleepers;
+  std::vector<int> pids;
+  for (int i = 0; i < 2; ++i) {
+    auto client = std::make_shared<PgClient>(pg_->dsn(kDb));
+    pids.push_back(client->backendPid());
+    sleepers.emplace_back([client] {
+      try {
+        client->exec("SELECT pg_sleep(60)");
+      } catch (const std::exception&) {  // cancelled below
+      }
+    });
+  }
+  ASSERT_TRUE(pollUntil(
+      [&] {
+        return pg_->queryValue("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                               "AND query LIKE 'SELECT pg_sleep%'",
+                               kDb) == "2";
+      },
+      kWait));
+  DbpulseProcess agent;
+  agent.start(config(agent,
+                     "window = \"0 3 1 1 *\"\nwindow_duration = \"1s\"\nmax_active_sessions = 1\n"));
+  ASSERT_TRUE(agent.waitHealthy(kWait));
+  const json accepted = optimize(agent, {{"tables", {"messages"}}});
+  std::optional<json> run;
+  const bool finished =
+      pollUntil([&] { return (run = finishedRun(agent, accepted["run_id"])).has_value(); }, 30s);
+  for (int pid : pids) {
+    pg_->exec("SELECT pg_cancel_backend(" + std::to_string(pid) + ")", kDb);
+  }
+  for (auto& t : sleepers) t.join();
+  ASSERT_TRUE(finished) << agent.get("/admin/maintenance").body;
+  ASSERT_EQ((*run)["tables"].size(), 1u) << run->dump(2);
+  EXPECT_EQ((*run)["tables"][0]["result"], "skipped_busy") << run->dump(2);
+  EXPECT_NE((*run)["tables"][0]["error"].get<std::string>().find("still busy"), std::string::npos);
+  EXPECT_EQ(lastVacuum("messages"), "never");
 }
 
 TEST_F(MaintenanceTest, WindowStartsARunByItselfOnTheLeaderOnly) {
