@@ -200,6 +200,16 @@ bool plannable(const std::string& text) {
   return true;
 }
 
+// "PREPARE name [(types)] AS statement" -> "statement"; anything else as it is.
+std::string withoutPrepare(const std::string& text) {
+  if (firstKeyword(text) != "PREPARE") return text;
+  static const std::regex kPrefix(R"(^\s*prepare\s+[^\s(]+\s*(\([^)]*\))?\s*as\s+)",
+                                  std::regex::icase);
+  std::smatch m;
+  if (!std::regex_search(text, m, kPrefix)) return text;
+  return text.substr(static_cast<size_t>(m.length(0)));
+}
+
 PgSessionOptions readOnlySession(const AdvisorOptions& options) {
   PgSessionOptions o = options.session;
   o.read_only = true;
@@ -418,11 +428,20 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   }
   const std::string total = version >= 130000 ? "total_exec_time" : "total_time";
   say("reading the top " + std::to_string(options.top_statements) + " statements");
+  // One text per queryid: the most-called entry that is the statement itself. With
+  // pg_stat_statements.track = all, a PREPARE (the advisor's own dbpulse_advisor_N of an
+  // earlier run, or anyone's) is recorded under the statement's queryid too; taking its
+  // text made the next run skip the statement as a utility statement. The advisor's own
+  // PREPAREs (of normalised text, so under queryids of their own) are not statements of
+  // the application at all and are left out.
   auto top = session.query(
-      "SELECT queryid::text, sum(calls)::float8, sum(" + total + ")::float8, min(query) FROM " +
+      "SELECT queryid::text, sum(calls)::float8, sum(" + total +
+      ")::float8, coalesce((array_agg(query ORDER BY calls DESC) FILTER (WHERE query !~* "
+      "'^\\s*(prepare|explain|execute|deallocate)\\M'))[1], min(query)) FROM " +
       quoteIdent(pgss_schema) +
       ".pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = "
-      "current_database()) AND queryid IS NOT NULL GROUP BY queryid ORDER BY 3 DESC LIMIT " +
+      "current_database()) AND queryid IS NOT NULL AND query !~ '^PREPARE dbpulse_advisor_' "
+      "GROUP BY queryid ORDER BY 3 DESC LIMIT " +
       std::to_string(std::max(1, options.top_statements)));
   if (!top.ok()) return top.status();
 
@@ -436,7 +455,7 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
     e.queryid = cell(*top, r, 0).value_or("");
     e.calls = collectors::pgutil::toDoubleOr(cell(*top, r, 1));
     e.total_ms = collectors::pgutil::toDoubleOr(cell(*top, r, 2));
-    e.text = cell(*top, r, 3).value_or("");
+    e.text = withoutPrepare(cell(*top, r, 3).value_or(""));
     if (!plannable(e.text)) {
       ++skipped;
       continue;

@@ -111,6 +111,39 @@ TEST_F(AdvisorTest, CliSuggestsTheChatIndexValidatedWithHypopgAndTheDuplicateToD
   EXPECT_NE(table.out.find("DROP INDEX CONCURRENTLY public.messages_sender;"), std::string::npos);
 }
 
+// With pg_stat_statements.track = all, the advisor's own PREPARE is recorded under the
+// statement's queryid; a second run took that text for a utility statement and lost the
+// suggestion. Three runs in a row, and a DBA's own PREPARE of the statement, change nothing.
+TEST_F(AdvisorTest, RunsWithTrackAllGiveTheSameAnswerEveryTime) {
+  pg_->exec("ALTER DATABASE " + std::string(kDb) + " SET pg_stat_statements.track = 'all'");
+  {
+    PgClient dba(pg_->dsn(kDb));
+    dba.exec("PREPARE by_hand (int) AS SELECT id, sender_id, body FROM messages WHERE "
+             "conversation_id = $1 ORDER BY created_at DESC LIMIT 20");
+    dba.exec("EXECUTE by_hand(3)");
+  }
+  const auto path = agent_.writeConfig(config());
+  std::vector<json> answers;
+  for (int run = 0; run < 3; ++run) {
+    CommandResult r =
+        runDbpulse({"suggest-indexes", "--config", path.string(), "--format", "json"}, 60s);
+    ASSERT_EQ(r.exit_code, 0) << "run " << run << ": " << r.describe();
+    const json body = json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(body.is_discarded()) << r.out;
+    const json* create = findCreate(body, "public.messages");
+    ASSERT_NE(create, nullptr) << "run " << run << ": " << body.dump(2);
+    EXPECT_EQ((*create)["columns"], json::array({"conversation_id", "created_at"}));
+    answers.push_back(body["create"]);
+  }
+  EXPECT_GT(count("SELECT count(*) FROM pg_stat_statements WHERE query LIKE "
+                  "'PREPARE dbpulse_advisor_%'"),
+            0)
+      << "the trap is armed: the advisor's PREPAREs are in pg_stat_statements";
+  EXPECT_EQ(answers[1], answers[0]);
+  EXPECT_EQ(answers[2], answers[0]);
+  pg_->exec("ALTER DATABASE " + std::string(kDb) + " RESET pg_stat_statements.track");
+}
+
 TEST_F(AdvisorTest, HttpSuggestionsAndMetricAndHypopgRequirement) {
   agent_.start(config());
   ASSERT_TRUE(agent_.waitHealthy(kWait));
