@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -94,13 +95,44 @@ void addUnique(std::vector<std::string>& v, const std::string& s) {
   if (!s.empty() && std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
 }
 
+// When the name matched at `at` is the type of a cast, "(col)::type" (EXPLAIN VERBOSE
+// prints them so), what an index could serve: the column for a cast an index on it still
+// serves (varchar/char to text: binary-coercible), "" for any other cast, whose values an
+// index on the column does not hold (int to numeric). nullopt when `at` starts no cast type.
+std::optional<std::string> castOperand(const std::string& filter, size_t at, std::string type) {
+  size_t i = at;
+  auto skipSpacesBack = [&] {
+    while (i > 0 && filter[i - 1] == ' ') --i;
+  };
+  skipSpacesBack();
+  // "character varying" is the one two-word type EXPLAIN prints before an operator.
+  if (type == "varying" && i >= 9 && filter.compare(i - 9, 9, "character") == 0) {
+    i -= 9;
+    type = "character varying";
+    skipSpacesBack();
+  }
+  if (i < 2 || filter.compare(i - 2, 2, "::") != 0) return std::nullopt;
+  i -= 2;
+  if (i == 0 || filter[i - 1] != ')') return std::string();  // an expression's cast
+  const size_t close = i - 1;
+  const size_t open = filter.rfind('(', close);
+  if (open == std::string::npos) return std::string();
+  const std::string column = plainColumn(filter.substr(open + 1, close - open - 1));
+  const bool coercible = type == "text" || type == "character varying" || type == "varchar" ||
+                         type == "bpchar" || type == "name";
+  return coercible ? column : std::string();
+}
+
 // Conditions of a scan's Filter that an index could serve: column OP parameter-or-literal.
 void parseFilter(const std::string& filter, ScanCandidate& c) {
   static const std::regex kCondition(
       R"re(((?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+"))?)\s*(=|<=|>=|<|>)\s*(?:ANY\s*\(\s*)?(\$\d+|'(?:[^']|'')*'|-?\d+(?:\.\d+)?))re");
   for (auto it = std::sregex_iterator(filter.begin(), filter.end(), kCondition);
        it != std::sregex_iterator(); ++it) {
-    const std::string column = plainColumn((*it)[1].str());
+    std::string column = plainColumn((*it)[1].str());
+    if (auto cast = castOperand(filter, static_cast<size_t>(it->position(1)), column)) {
+      column = *cast;  // "" when the cast hides the column from an index on it
+    }
     const std::string op = (*it)[2].str();
     if (op == "=") {
       addUnique(c.equality, column);

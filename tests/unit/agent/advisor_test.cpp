@@ -54,6 +54,29 @@ EXPECT_EQ(s.range, (Columns{"joined_at", "left_at"}));
 EXPECT_EQ(s.indexColumns(), (Columns{"user_id", "Role", "joined_at"}));
 }
 
+// A cast in the filter is not a column: "(customer_id)::numeric = $1" once suggested
+// CREATE INDEX ... (numeric). A varchar column cast to text still is its column (an index
+// on it serves the comparison); a cast an index on the column cannot serve is dropped.
+TEST(AdvisorPlanTest, CastsAreNeverReadAsColumns) {
+  const char* plan = R"json([{"Plan": {"Node Type": "Seq Scan", "Schema": "public",
+    "Relation Name": "orders", "Total Cost": 10,
+    "Filter": "(((customer_id)::numeric = $1) AND ((status)::text = 'paid'::text) AND ((o.code)::character varying = $2) AND ((lower(email))::text = $3) AND ((region)::bpchar >= $4))"
+}
+}])json";
+  auto scans = seqScansOf(plan);
+  ASSERT_TRUE(scans.ok());
+  ASSERT_EQ(scans->size(), 1u);
+  const ScanCandidate& s = (*scans)[0];
+  EXPECT_EQ(s.equality, (Columns{"status", "code"}));
+  EXPECT_EQ(s.range, (Columns{"region"}));
+  for (const auto& c : s.indexColumns()) {
+    EXPECT_NE(c, "numeric");
+    EXPECT_NE(c, "customer_id");
+    EXPECT_NE(c, "text");
+    EXPECT_NE(c, "varying");
+  }
+}
+
 TEST(AdvisorPlanTest, NothingToFilterOnIsNoCandidateAndJoinsAreNotFilters) {
   const char* plan = R"json([{"Plan": {"Node Type": "Hash Join", "Total Cost": 50,
     "Plans": [{"Node Type": "Seq Scan", "Schema": "public", "Relation Name": "users",
