@@ -722,19 +722,18 @@ LoadResult loadConfigString(const std::string& text, const std::string& path,
 }
 
 LoadResult loadConfigFile(const std::string& path, const Environment& env) {
-  // One byte over the cap is read so that loadConfigString reports the size itself.
-  auto content = readSmallFile(path, kMaxConfigBytes + 1);
-  std::string text;
-  if (content.ok()) {
-    text = std::move(content.value());
-  } else if (content.status().code() == StatusCode::kInvalidArgument) {
-    text.assign(kMaxConfigBytes + 1, ' ');
-  } else {
+  // The file named on the command line may be a pipe (check-config <(...), /dev/stdin):
+  // read as a stream, one byte over the cap so that loadConfigString reports the size.
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
     LoadResult r;
-    r.errors.push_back(
-        ConfigError{path, 0, 0, "cannot open config file: " + content.status().message()});
+    r.errors.push_back(ConfigError{path, 0, 0, "cannot open config file"});
     return r;
   }
+  std::string text;
+  text.resize(kMaxConfigBytes + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
   LoadResult r = loadConfigString(text, path, env);
   if (!r.config) return r;
   // The rule files are part of the configuration: a bad one fails check-config and start,
@@ -779,6 +778,24 @@ Result<HostPort> parseHostPort(std::string_view text) {
   int p = std::stoi(std::string(port));
   if (p > 65535) return bad("port must be 0..65535");
   return HostPort{host, p};
+}
+
+std::vector<std::string> knownConfigKeys() {
+  std::vector<std::string> out;
+  auto add = [&out](const std::string& section, const auto& keys) {
+    for (const auto& k : keys) out.push_back(section + "." + k.key);
+  };
+  add("agent", agentKeys());
+  add("postgres", postgresKeys());
+  add("redis", redisKeys());
+  add("pgbouncer", pgbouncerKeys());
+  add("companion", companionKeys());
+  add("collectors.NAME", collectorKeys());
+  add("rules", rulesKeys());
+  add("alertmanager", alertmanagerKeys());
+  add("maintenance", maintenanceKeys());
+  add("advisor", advisorKeys());
+  return out;
 }
 
 const std::vector<std::string>& knownCollectorNames() {

@@ -147,5 +147,8 @@ Result<HostPort> parseHostPort(std::string_view text);
 
 // The names of collectors that the catalogue knows (for validation messages).
 const std::vector<std::string>& knownCollectorNames();
+// Every config key as "section.key" ("collectors.NAME.key" for the per-collector ones), from
+// the tables the loader validates with; the README is checked against it.
+std::vector<std::string> knownConfigKeys();
 
 }  // namespace dbpulse
