@@ -8,10 +8,14 @@ namespace dbpulse {
 
 const char* adminTokenName(AdminToken token) {
   switch (token) {
-    case AdminToken::kAbsent: return "absent";
-    case AdminToken::kValid: return "valid";
-    case AdminToken::kInvalid: return "invalid";
-    case AdminToken::kUnchecked: return "unchecked";
+    case AdminToken::kAbsent:
+      return "absent";
+    case AdminToken::kValid:
+      return "valid";
+    case AdminToken::kInvalid:
+      return "invalid";
+    case AdminToken::kUnchecked:
+      return "unchecked";
   }
   return "?";
 }

@@ -5,6 +5,15 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <thread>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -15,16 +24,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <future>
-#include <list>
-#include <mutex>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <spdlog/spdlog.h>
-#include <thread>
 
 namespace dbpulse {
 namespace {
@@ -47,22 +48,38 @@ constexpr std::chrono::milliseconds kAcceptRetry{20};
 
 const char* reasonPhrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 
@@ -205,8 +222,10 @@ HttpResponse HttpResponse::error(int status, std::string code, const std::string
   nlohmann::json j{{"error", message}, {"code", std::move(code)}};
   // The message may quote client input (a path, a header) that is not valid UTF-8:
   // replace such bytes rather than throw (an uncaught throw here ended the process).
-  return HttpResponse{status, "application/json",
-                      j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", {}};
+  return HttpResponse{status,
+                      "application/json",
+                      j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                      {}};
 }
 
 HttpResponse HttpResponse::json(int status, std::string body) {
@@ -358,10 +377,9 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(static_cast<uint64_t>(server_.options.max_body_bytes));
-    http::async_read_header(socket_, buffer_, *parser_,
-                            [self = shared_from_this()](const ErrorCode& ec, size_t) {
-                              self->onHead(ec);
-                            });
+    http::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](const ErrorCode& ec, size_t) { self->onHead(ec); });
   }
 
   void onHead(const ErrorCode& ec) {
@@ -406,8 +424,9 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
   }
 
   void readBody() {
-    http::async_read(socket_, buffer_, *parser_,
-                     [self = shared_from_this()](const ErrorCode& ec, size_t) { self->onBody(ec); });
+    http::async_read(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](const ErrorCode& ec, size_t) { self->onBody(ec); });
   }
 
   void onBody(const ErrorCode& ec) {
@@ -430,27 +449,27 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
   // just close when the client went away.
   void fail(const ErrorCode& ec) {
     if (timed_out_) {
-      answerAndClose(HttpResponse::error(
-          408, "request_timeout",
-          "the request did not arrive completely within " +
-              std::to_string(server_.options.request_timeout.count()) + " ms"));
+      answerAndClose(
+          HttpResponse::error(408, "request_timeout",
+                              "the request did not arrive completely within " +
+                                  std::to_string(server_.options.request_timeout.count()) + " ms"));
     } else if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
                ec == asio::error::eof || ec == asio::error::connection_reset ||
                ec == asio::error::operation_aborted || ec == asio::error::broken_pipe) {
       close();
     } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      answerAndClose(HttpResponse::error(
-          431, "headers_too_large",
-          "request line and headers exceed " +
-              std::to_string(server_.options.max_header_bytes) + " bytes"));
+      answerAndClose(HttpResponse::error(431, "headers_too_large",
+                                         "request line and headers exceed " +
+                                             std::to_string(server_.options.max_header_bytes) +
+                                             " bytes"));
     } else if (ec == http::error::bad_version && wellFormedVersion()) {  // HTTP/2.0, HTTP/0.9
       answerAndClose(HttpResponse::error(505, "http_version_not_supported",
                                          "only HTTP/1.0 and HTTP/1.1 are served"));
     } else if (ec == http::error::body_limit) {
       answerAndClose(bodyTooLarge());
     } else if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
-      answerAndClose(HttpResponse::error(400, "malformed_request",
-                                         "malformed HTTP request: " + ec.message()));
+      answerAndClose(
+          HttpResponse::error(400, "malformed_request", "malformed HTTP request: " + ec.message()));
     } else {
       close();  // a socket error: nobody to answer
     }
@@ -465,8 +484,9 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
     const size_t space = line.rfind(' ');
     if (std::count(line.begin(), line.end(), ' ') != 2) return false;  // method target version
     const std::string_view v = line.substr(space + 1);
-    return v.size() == 8 && v.substr(0, 5) == "HTTP/" && std::isdigit(static_cast<unsigned char>(v[5])) &&
-           v[6] == '.' && std::isdigit(static_cast<unsigned char>(v[7]));
+    return v.size() == 8 && v.substr(0, 5) == "HTTP/" &&
+           std::isdigit(static_cast<unsigned char>(v[5])) && v[6] == '.' &&
+           std::isdigit(static_cast<unsigned char>(v[7]));
   }
 
   // Answers and closes: after this error the rest of the stream cannot be trusted.
@@ -508,13 +528,13 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
     }
     WorkerPool& pool = route->kind == RouteKind::kSlow ? server_.slow : server_.fast;
     HttpServer::Impl& server = server_;
-    const bool queued = pool.submit([self = shared_from_this(), &server,
-                                     request = std::move(request)]() mutable {
-      HttpResponse response = server.owner.handle(request);
-      asio::post(server.io, [self, response = std::move(response)]() mutable {
-        self->reply(std::move(response), false);
-      });
-    });
+    const bool queued =
+        pool.submit([self = shared_from_this(), &server, request = std::move(request)]() mutable {
+          HttpResponse response = server.owner.handle(request);
+          asio::post(server.io, [self, response = std::move(response)]() mutable {
+            self->reply(std::move(response), false);
+          });
+        });
     if (!queued) {
       auto busy = HttpResponse::error(503, "overloaded", "too many requests in progress; retry");
       busy.headers.emplace_back("Retry-After", "1");
@@ -692,8 +712,8 @@ Status HttpServer::start(const HttpServerOptions& options) {
   stop();
   options_ = options;
   const std::string host = options.listen.host.empty() ? "0.0.0.0" : options.listen.host;
-  const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
-                            ":" + std::to_string(options.listen.port);
+  const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                            std::to_string(options.listen.port);
   ErrorCode ec;
   const asio::ip::address address = asio::ip::make_address(host, ec);
   if (ec) return invalidArgument("cannot listen on " + where + ": not an IP address");
@@ -714,7 +734,8 @@ Status HttpServer::start(const HttpServerOptions& options) {
 
   const auto wanted = static_cast<rlim_t>(std::max(1, options.max_connections));
   const rlim_t fds = raiseFdLimit(wanted + kReservedFds);
-  impl->max_connections = static_cast<size_t>(fds > 2 * kReservedFds ? std::min(wanted, fds - kReservedFds) : kReservedFds);
+  impl->max_connections = static_cast<size_t>(
+      fds > 2 * kReservedFds ? std::min(wanted, fds - kReservedFds) : kReservedFds);
   if (impl->max_connections < static_cast<size_t>(wanted)) {
     spdlog::warn("http: the open-file limit ({}) allows {} connections, not max_connections = {}",
                  fds, impl->max_connections, wanted);

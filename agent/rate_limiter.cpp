@@ -45,9 +45,9 @@ void RateLimiter::makeRoom(WallTime now, const RateLimit& limit) {
     return b.tokens + secondsBetween(b.updated, now) * limit.per_second >= burst;
   });
   if (buckets_.size() < max_clients_) return;
-  auto oldest = std::min_element(buckets_.begin(), buckets_.end(), [](const auto& a, const auto& b) {
-    return a.second.updated < b.second.updated;
-  });
+  auto oldest = std::min_element(
+      buckets_.begin(), buckets_.end(),
+      [](const auto& a, const auto& b) { return a.second.updated < b.second.updated; });
   buckets_.erase(oldest);
 }
 

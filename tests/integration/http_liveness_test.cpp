@@ -140,8 +140,8 @@ TEST(HttpLivenessTest, AdminCallsAreRateLimitedPerClientAndAudited) {
 
   const std::string expect_ok =
       "admin call: client=127.0.0.1 token=valid method=GET path=/admin/rules status=200";
-  ASSERT_TRUE(pollUntil(
-      [&] { return agent.logTail(65536).find("status=429") != std::string::npos; }, 5s))
+  ASSERT_TRUE(
+      pollUntil([&] { return agent.logTail(65536).find("status=429") != std::string::npos; }, 5s))
       << agent.logTail();
   const std::string log = agent.logTail(65536);
   EXPECT_NE(log.find(expect_ok), std::string::npos) << log;

@@ -28,10 +28,11 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kAttackers = 1000;
-constexpr auto kAttackFor = 3s;           // bounded: the attack stops after this
-constexpr auto kTrickleEvery = 250ms;     // one more byte on every connection
-constexpr auto kProbeDeadline = 1000ms;   // the liveness requirement
-const std::string kSlowHead = "GET /metrics HTTP/1.1\r\nHost: victim\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaa";
+constexpr auto kAttackFor = 3s;          // bounded: the attack stops after this
+constexpr auto kTrickleEvery = 250ms;    // one more byte on every connection
+constexpr auto kProbeDeadline = 1000ms;  // the liveness requirement
+const std::string kSlowHead =
+    "GET /metrics HTTP/1.1\r\nHost: victim\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaa";
 
 sockaddr_in loopback(int port) {
   sockaddr_in addr{};
@@ -72,7 +73,8 @@ Probe probe(int port, const std::string& path, std::chrono::milliseconds deadlin
   }
   const sockaddr_in addr = loopback(port);
   std::string answer;
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n";
+  const std::string request =
+      "GET " + path + " HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n";
   size_t sent = 0;
   bool connected = false;
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) connected = true;
@@ -109,7 +111,8 @@ Probe probe(int port, const std::string& path, std::chrono::milliseconds deadlin
   if (answer.rfind("HTTP/1.1 ", 0) == 0 && answer.size() >= 12) {
     out.status = std::stoi(answer.substr(9, 3));
   } else if (out.error.empty()) {
-    out.error = answer.empty() ? "no answer within the deadline" : "not HTTP: " + answer.substr(0, 80);
+    out.error =
+        answer.empty() ? "no answer within the deadline" : "not HTTP: " + answer.substr(0, 80);
   }
   return out;
 }
