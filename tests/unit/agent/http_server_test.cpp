@@ -564,6 +564,34 @@ TEST(HttpServerPoolTest, SlowHandlersDoNotDelayFastRoutes) {
   }
 }
 
+// At max_connections, the connection that has waited longest without completing a request
+// makes room: a new client is served, the idle one is closed.
+TEST(HttpServerLimitTest, AtMaxConnectionsTheLongestWaitingConnectionMakesRoom) {
+  HttpServer server;
+  server.route("GET", "/x", [](const HttpRequest&) { return HttpResponse::json(200, "{}"); });
+  HttpServerOptions options;
+  options.listen = HostPort{"127.0.0.1", 0};
+  options.max_connections = 16;
+  ASSERT_TRUE(server.start(options).ok());
+  std::vector<int> idle;
+  for (int i = 0; i < 16; ++i) {
+    idle.push_back(connectTo(server.port()));
+    ASSERT_GE(idle.back(), 0);
+  }
+  // The 16 are accepted (the server answers a request on the newest of them).
+  sendAll(idle.back(), "GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+  ASSERT_EQ(readOne(idle.back()).status, 200);
+  const RawResponse r =
+      exchange(server.port(), "GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(r.status, 200) << r.head;
+  char buf[16];
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(::recv(idle.front(), buf, sizeof(buf), 0), 0) << "the oldest idle one was closed";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1))
+      << "closed to make room, not by the 5 s idle timeout";
+  for (int fd : idle) ::close(fd);
+}
+
 TEST(HttpServerStartTest, PortInUseIsAnError) {
   HttpServer first;
   HttpServerOptions options;
