@@ -248,6 +248,7 @@ struct HttpServer::Impl {
   const HttpServer& owner;
   const HttpServerOptions options;
   size_t max_connections = 0;
+  int64_t body_bytes = 0;  // I/O thread only: reserved by bodies being received or handled
   std::list<HttpConnection*> connections;  // I/O thread only; outlives io (see ~HttpConnection)
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
@@ -283,6 +284,7 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
 
   void close() {
     if (state_ == State::kClosed) return;
+    release();
     state_ = State::kClosed;
     ++timer_gen_;
     timer_.cancel();
@@ -294,6 +296,7 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
   // Called (posted) when a handler finished.
   void reply(HttpResponse response, bool close_after) {
     if (state_ == State::kClosed) return;
+    release();  // the handler is done with the body
     const bool close = close_after || !keep_alive_ || server_.stopping;
     out_ = serialize(response, head_only_, close, http10_);
     state_ = State::kWriting;
@@ -306,6 +309,11 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
 
  private:
   enum class State { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
+
+  void release() {
+    server_.body_bytes -= reserved_;
+    reserved_ = 0;
+  }
 
   void unlist() {
     if (!listed_) return;
@@ -397,7 +405,8 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
       return;
     }
     const int64_t max = server_.options.max_body_bytes;
-    if (auto length = parser_->content_length(); length && *length > static_cast<uint64_t>(max)) {
+    const auto length = parser_->content_length();
+    if (length && *length > static_cast<uint64_t>(max)) {
       answerAndClose(bodyTooLarge());
       return;
     }
@@ -405,6 +414,16 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
       onBody({});
       return;
     }
+    const int64_t need = length ? static_cast<int64_t>(*length) : max;  // chunked: at most max
+    if (server_.body_bytes + need > server_.options.max_body_bytes_in_flight) {
+      auto busy =
+          HttpResponse::error(503, "overloaded", "too many request bodies in progress; retry");
+      busy.headers.emplace_back("Retry-After", "1");
+      answerAndClose(busy);
+      return;
+    }
+    reserved_ = need;
+    server_.body_bytes += need;
     const auto expect = req[http::field::expect];
     if (!http10_ && beast::iequals(expect, "100-continue")) {
       // curl and others wait for this before sending a body.
@@ -593,6 +612,7 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
   bool http10_ = false;
   bool keep_alive_ = false;
   bool listed_ = false;
+  int64_t reserved_ = 0;  // of server_.body_bytes
   std::list<HttpConnection*>::iterator pos_;
 };
 

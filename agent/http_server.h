@@ -19,7 +19,8 @@
 // not sent a complete request is closed to make room); a request (head and body) must
 // arrive within `request_timeout` of its first byte (else 408 and close); a connection
 // without a request in progress is closed after `idle_timeout`; bodies over
-// `max_body_bytes` (Content-Length or chunked) get 413 before the handler runs.
+// `max_body_bytes` (Content-Length or chunked) get 413 before the handler runs, and
+// bodies beyond `max_body_bytes_in_flight` altogether get 503.
 
 #include <cstdint>
 #include <functional>
@@ -65,7 +66,11 @@ struct HttpServerOptions {
   int slow_threads = 4;  // kSlow handler threads
   int max_connections = 2048;
   int64_t max_body_bytes = 64 * 1024;
-  int64_t max_header_bytes = 16 * 1024;  // request line + headers
+  int64_t max_header_bytes = 8 * 1024;  // request line + headers
+  // Bodies being received or handled, all connections together (a chunked body counts as
+  // max_body_bytes until done); a request beyond it gets 503: memory stays bounded however
+  // many clients send bodies at once.
+  int64_t max_body_bytes_in_flight = 8 << 20;
   Duration request_timeout{10'000};      // first byte to complete request
   Duration idle_timeout{5'000};          // keep-alive and not-yet-started connections
 };

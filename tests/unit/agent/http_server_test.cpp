@@ -592,6 +592,43 @@ TEST(HttpServerLimitTest, AtMaxConnectionsTheLongestWaitingConnectionMakesRoom) 
   for (int fd : idle) ::close(fd);
 }
 
+// Bodies in progress share one memory budget: beyond it a request gets 503 at once.
+TEST(HttpServerLimitTest, BodiesBeyondTheInFlightBudgetGet503Json) {
+  HttpServer server;
+  server.route("POST", "/echo", [](const HttpRequest& req) {
+    return HttpResponse::json(200, nlohmann::json{{"size", req.body.size()}}.dump());
+  });
+  HttpServerOptions options;
+  options.listen = HostPort{"127.0.0.1", 0};
+  options.max_body_bytes = 1024;
+  options.max_body_bytes_in_flight = 2048;
+  ASSERT_TRUE(server.start(options).ok());
+  const std::string head =
+      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n";
+  const int a = connectTo(server.port());
+  const int b = connectTo(server.port());
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  sendAll(a, head + std::string(10, 'a'));  // 1000 reserved, body still arriving
+  sendAll(b, head + std::string(10, 'b'));  // 2000 reserved
+  // A third body does not fit (poll: the two heads may still be on their way).
+  RawResponse third;
+  for (int i = 0; i < 200 && third.status != 503; ++i) {
+    third = exchange(server.port(), head + std::string(1000, 'c'));
+  }
+  EXPECT_EQ(third.status, 503) << third.head;
+  EXPECT_EQ(nlohmann::json::parse(third.body, nullptr, false).value("code", ""), "overloaded")
+      << third.body;
+  EXPECT_NE(third.head.find("Retry-After: 1"), std::string::npos) << third.head;
+  sendAll(a, std::string(990, 'a'));
+  EXPECT_EQ(readOne(a).status, 200);  // a's reservation is released with its answer
+  const RawResponse next =
+      exchange(server.port(), head + std::string(1000, 'd'));
+  EXPECT_EQ(next.status, 200) << next.head;
+  ::close(a);
+  ::close(b);
+}
+
 TEST(HttpServerStartTest, PortInUseIsAnError) {
   HttpServer first;
   HttpServerOptions options;
