@@ -233,6 +233,8 @@ HttpResponse HttpResponse::json(int status, std::string body) {
 }
 
 struct HttpServer::Impl {
+  // A connection has at most one request in a handler, so the fast queue refuses nothing
+  // below max_connections; beyond 64 waiting admin calls, the next gets 503.
   Impl(const HttpServer& o, const HttpServerOptions& opts)
       : owner(o),
         options(opts),
