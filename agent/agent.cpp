@@ -186,8 +186,8 @@ MaintenanceOptions maintenanceOptions(const Config& config, const CronSchedule& 
 }
 
 // Admin work that recurses (rule files, query plans) or sits in libpq runs on a thread of
-// its own with a full-size stack: CivetWeb's handler threads have small ones, and a deep
-// plan or expression must not overflow them.
+// its own with a full-size stack, whatever stack the HTTP server's threads have (CivetWeb's
+// were small; a deep plan or expression must not overflow them).
 HttpResponse onFullStack(const std::function<HttpResponse()>& work) {
   HttpResponse out;
   std::thread worker([&] { out = work(); });
@@ -326,6 +326,7 @@ Status Agent::start() {
   HttpServerOptions http;
   http.listen = cfg.agent.listen_addr;
   http.threads = cfg.agent.http_threads;
+  http.max_connections = cfg.agent.max_connections;
   http.max_body_bytes = cfg.agent.max_request_body_bytes;
   http.request_timeout = cfg.agent.request_timeout;
   if (Status s = http_.start(http); !s.ok()) return s;
@@ -606,34 +607,70 @@ bool constantTimeEquals(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-HttpResponse Agent::checkAdmin(const HttpRequest& request) const {
+Agent::AdminCheck Agent::checkAdmin(const HttpRequest& request) const {
   std::string token, host;
   {
     std::lock_guard lock(mu_);
     token = config_.agent.admin_token;
     host = bound_host_;  // not the config's: a reload does not move the socket
   }
+  const bool presented = !request.authorization.empty();
   if (token.empty()) {
-    if (isLoopback(host)) return HttpResponse{0, "", "", {}};
-    return HttpResponse::error(
-        403, "forbidden", "admin routes need agent.admin_token_file when listening on " + host);
+    const AdminToken seen = presented ? AdminToken::kUnchecked : AdminToken::kAbsent;
+    if (isLoopback(host)) return {HttpResponse{0, "", "", {}}, seen};
+    return {HttpResponse::error(
+                403, "forbidden",
+                "admin routes need agent.admin_token_file when listening on " + host),
+            seen};
   }
   const std::string prefix = "Bearer ";
   if (request.authorization.rfind(prefix, 0) != 0 ||
       !constantTimeEquals(request.authorization.substr(prefix.size()), token)) {
     auto r = HttpResponse::error(401, "unauthorized", "missing or wrong bearer token");
     r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return r;
+    return {std::move(r), presented ? AdminToken::kInvalid : AdminToken::kAbsent};
   }
-  return HttpResponse{0, "", "", {}};
+  return {HttpResponse{0, "", "", {}}, AdminToken::kValid};
 }
 
 void Agent::adminRoute(const std::string& method, const std::string& path, HttpHandler handler) {
-  http_.route(method, path, [this, handler = std::move(handler)](const HttpRequest& request) {
-    HttpResponse denied = checkAdmin(request);
-    if (denied.status != 0) return denied;
-    return handler(request);
-  });
+  auto guarded = [this, method, path, handler = std::move(handler)](const HttpRequest& request) {
+    const auto started = std::chrono::steady_clock::now();
+    AdminCheck check = checkAdmin(request);
+    AdminCall call{request.remote_addr, check.token, method, path, 0, {}};
+    RateLimit limit;
+    {
+      std::lock_guard lock(mu_);
+      limit = RateLimit{static_cast<double>(config_.agent.admin_rate_limit),
+                        static_cast<double>(config_.agent.admin_rate_burst)};
+    }
+    // Before the token check: guessing tokens is rate-limited too.
+    const RateLimiter::Decision decision = admin_limiter_.take(request.remote_addr, limit);
+    HttpResponse response;
+    if (!decision.allowed) {
+      response = HttpResponse::error(429, "rate_limited",
+                                     "too many admin calls from " + request.remote_addr);
+      response.headers.emplace_back("Retry-After", std::to_string(decision.retry_after_seconds));
+    } else if (check.denial.status != 0) {
+      response = std::move(check.denial);
+    } else {
+      try {
+        response = handler(request);
+      } catch (...) {  // the server answers 500; the call is still audited
+        call.status = 500;
+        call.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - started);
+        logAdminCall(call);
+        throw;
+      }
+    }
+    call.status = response.status;
+    call.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started);
+    logAdminCall(call);
+    return response;
+  };
+  http_.route(method, path, std::move(guarded), RouteKind::kSlow);
 }
 
 void Agent::installRoutes() {
@@ -917,7 +954,7 @@ HttpResponse Agent::statusPage(const HttpRequest& request) const {
   // Alerts: names and states for everyone; labels and summaries only for a caller the
   // admin routes would let in (they may carry database and user names).
   const nlohmann::json alerts = nlohmann::json::parse(rules_->alertsJson(), nullptr, false);
-  const bool detailed = checkAdmin(request).status == 0;
+  const bool detailed = checkAdmin(request).denial.status == 0;
   size_t firing = 0, pending = 0;
   std::string alert_rows;
   if (alerts.contains("alerts")) {

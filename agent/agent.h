@@ -11,11 +11,13 @@
 #include <mutex>
 #include <vector>
 
+#include "agent/admin_audit.h"
 #include "agent/config.h"
 #include "agent/core/alert.h"
 #include "agent/core/clock.h"
 #include "agent/core/sample_store.h"
 #include "agent/http_server.h"
+#include "agent/rate_limiter.h"
 #include "exporters/prometheus/exposition.h"
 
 namespace dbpulse {
@@ -78,9 +80,15 @@ class Agent {
   void installRoutes();
   // Registers an /admin/* route: needs `Authorization: Bearer <token>` when
   // agent.admin_token_file is set; without a token it answers only when the agent
-  // listens on a loopback address (403 otherwise).
+  // listens on a loopback address (403 otherwise). Calls are rate-limited per client
+  // address (agent.admin_rate_limit/_burst: 429 with Retry-After), run on the HTTP
+  // server's slow pool (never delaying probes) and each leaves one audit log line.
   void adminRoute(const std::string& method, const std::string& path, HttpHandler handler);
-  HttpResponse checkAdmin(const HttpRequest& request) const;  // status 0 = allowed
+  struct AdminCheck {
+    HttpResponse denial;  // status 0 = allowed
+    AdminToken token;
+  };
+  AdminCheck checkAdmin(const HttpRequest& request) const;
   std::shared_ptr<Pipeline> pipeline() const;
   Config currentConfig() const;  // a copy, any thread
   // Builds the notifier, or applies the new URL list to it (outboxes of kept URLs stay).
@@ -105,6 +113,7 @@ class Agent {
   SystemClock clock_;
   SampleStore store_;
   exporters::Exposition exposition_;
+  RateLimiter admin_limiter_{clock_};  // before http_: its handlers use it
   HttpServer http_;
   std::mutex reload_mu_;  // one reload at a time (SIGHUP and /admin/reload may race)
   mutable std::mutex mu_;

@@ -80,8 +80,8 @@ KeySpec<Section> hostPortField(std::string key, std::string Section::*text,
           }};
 }
 
-// The listen address is bound as given, so it must be an IP literal: CivetWeb reads
-// "999.1.1.1" as 231.1.1.1 and a host name not at all. "localhost" means 127.0.0.1.
+// The listen address is bound as given, so it must be an IP literal: a lenient parser
+// (CivetWeb's was one) reads "999.1.1.1" as 231.1.1.1, and a host name is not an address. "localhost" means 127.0.0.1.
 KeySpec<AgentSection> listenField() {
   return {"listen", Kind::kString, [](AgentSection& s, const Value& v) {
             const auto& str = std::get<std::string>(v);
@@ -161,6 +161,23 @@ const std::vector<KeySpec<AgentSection>>& agentKeys() {
       field("leader_election", Kind::kBool, &AgentSection::leader_election),
       positiveIntField<AgentSection>("worker_threads", &AgentSection::worker_threads, 64),
       positiveIntField<AgentSection>("http_threads", &AgentSection::http_threads, 256),
+      {"max_connections", Kind::kInt,
+       [](AgentSection& s, const Value& v) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 16 || n > 65536) return "must be between 16 and 65536, got " + std::to_string(n);
+         s.max_connections = static_cast<int>(n);
+         return std::string();
+       }},
+      {"admin_rate_limit", Kind::kInt,
+       [](AgentSection& s, const Value& v) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 0 || n > 100000) {
+           return "must be between 0 (no limit) and 100000 calls a second, got " + std::to_string(n);
+         }
+         s.admin_rate_limit = static_cast<int>(n);
+         return std::string();
+       }},
+      positiveIntField<AgentSection>("admin_rate_burst", &AgentSection::admin_rate_burst, 100000),
       {"max_request_body_bytes", Kind::kInt,
        [](AgentSection& s, const Value& v) {
          int64_t n = std::get<int64_t>(v);

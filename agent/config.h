@@ -31,9 +31,14 @@ struct AgentSection {
   std::string log_level = "info";
   bool leader_election = true;
   int worker_threads = 2;  // collector thread pool size
-  int http_threads = 4;    // CivetWeb worker threads (= max concurrent connections)
+  int http_threads = 4;    // threads for /metrics, /health, /health/ready and /
+  int max_connections = 2048;  // open HTTP connections (idle ones included); takes effect at start
   int64_t max_request_body_bytes = 64 * 1024;
-  Duration request_timeout{10'000};
+  Duration request_timeout{10'000};  // first byte to complete request (else 408)
+  // /admin/* calls per client address: a token bucket of admin_rate_burst calls refilled at
+  // admin_rate_limit a second (0 = no limit); beyond it 429 with Retry-After.
+  int admin_rate_limit = 10;
+  int admin_rate_burst = 20;
   // How far back the sample store keeps each series' points (rule ranges such as [1h] need
   // that much); the store holds history / (shortest interval) points per series, capped.
   // Takes effect at start.

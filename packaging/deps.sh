@@ -7,7 +7,7 @@ PKGS=(
   # toolchain
   build-essential cmake ninja-build pkg-config
   # libraries (see README: why each is here)
-  libpqxx-dev libpq-dev libhiredis-dev prometheus-cpp-dev libcivetweb-dev
+  libpqxx-dev libpq-dev libhiredis-dev prometheus-cpp-dev libboost-dev
   libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libcurl4-openssl-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   # real peers for integration tests and the demo

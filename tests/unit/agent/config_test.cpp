@@ -315,6 +315,29 @@ TEST(ConfigTest, InvalidValuesAreRejectedWithTheirPosition) {
   }
 }
 
+TEST(ConfigTest, HttpLimitsAndAdminRateLimitKeys) {
+  const LoadResult defaults = load("");
+  ASSERT_TRUE(defaults.config.has_value()) << allErrors(defaults);
+  EXPECT_EQ(defaults.config->agent.max_connections, 2048);
+  EXPECT_EQ(defaults.config->agent.admin_rate_limit, 10);
+  EXPECT_EQ(defaults.config->agent.admin_rate_burst, 20);
+
+  const LoadResult r =
+      load("[agent]\nmax_connections = 4000\nadmin_rate_limit = 0\nadmin_rate_burst = 5\n");
+  ASSERT_TRUE(r.config.has_value()) << allErrors(r);
+  EXPECT_EQ(r.config->agent.max_connections, 4000);
+  EXPECT_EQ(r.config->agent.admin_rate_limit, 0);  // no limit
+  EXPECT_EQ(r.config->agent.admin_rate_burst, 5);
+
+  for (const char* bad : {"[agent]\nmax_connections = 8\n", "[agent]\nadmin_rate_limit = -1\n",
+                          "[agent]\nadmin_rate_burst = 0\n", "[agent]\nadmin_rate_limit = \"10/s\"\n"}) {
+    const LoadResult e = load(bad);
+    EXPECT_FALSE(e.config.has_value()) << bad;
+  }
+  const ConfigError e = singleError("[agent]\nmax_connections = 8\n");
+  EXPECT_TRUE(contains(e.message, "between 16 and 65536")) << e.message;
+}
+
 TEST(ConfigTest, BracketedIpv6ListenIsAccepted) {
   const LoadResult r = load("[agent]\nlisten = \"[::1]:80\"\n");
   ASSERT_TRUE(r.config.has_value()) << allErrors(r);
