@@ -101,6 +101,11 @@ class HungPostgresTest : public ::testing::Test {
     return sampleValue(text, name, labels).value_or(-1);
   }
 
+  static bool pgDown(const std::string& t) {
+    return sampleValue(t, "pg_up") == 0.0 &&
+           sampleValue(t, "dbpulse_collector_success", {{"collector", "connections"}}) == 0.0;
+  }
+
   static double runs(const std::string& text, const std::string& collector) {
     return value(text, "dbpulse_collector_runs_total", {{"collector", collector}});
   }
@@ -174,13 +179,7 @@ TEST_F(HungPostgresTest, OwnBackendStoppedTurnsPgUpZeroWhileOthersKeepTheirSched
   const std::string at_stop = agent_.metrics();
   PausedProcesses paused({std::stoi(*pid)});
 
-  std::string text;
-  EXPECT_TRUE(waitFor(
-      [](const std::string& t) {
-        return sampleValue(t, "pg_up") == 0.0 &&
-               sampleValue(t, "dbpulse_collector_success", {{"collector", "connections"}}) == 0.0;
-      },
-      kNoticed, "pg_up 0 and connections failing", &text));
+  EXPECT_TRUE(waitFor(pgDown, kNoticed, "pg_up 0 and connections failing"));
   EXPECT_FALSE(pg_up_missing_) << "pg_up vanished from /metrics instead of turning 0";
   expectOthersKeepTheirSchedule(at_stop);
 
@@ -196,13 +195,7 @@ TEST_F(HungPostgresTest, StoppedPostmasterTurnsPgUpZeroFiresTheRulesAndRecovers)
   const auto stopped_at = std::chrono::steady_clock::now();
   PausedProcesses paused(pg_->processIds());
 
-  std::string text;
-  ASSERT_TRUE(waitFor(
-      [](const std::string& t) {
-        return sampleValue(t, "pg_up") == 0.0 &&
-               sampleValue(t, "dbpulse_collector_success", {{"collector", "connections"}}) == 0.0;
-      },
-      kNoticed, "pg_up 0 and connections failing", &text));
+  ASSERT_TRUE(waitFor(pgDown, kNoticed, "pg_up 0 and connections failing"));
   EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, kNoticed);
   expectReadyNamesTheCause();
   // The shipped alerts see it: both go pending (they fire after their `for`).
