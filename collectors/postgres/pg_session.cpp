@@ -358,12 +358,18 @@ Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
                               "statement within " + millis(options_.answer_grace) +
                               " (server hung or unreachable); connection dropped");
       }
+      if (options_.admin_console) {
+        // The console has no statement_timeout: this is its timeout (pgbouncer_up 0 all
+        // the same). A result may still arrive: start afresh rather than read it later.
+        const std::string why = redacted_dsn_ + ": pgbouncer console did not answer '" + sql +
+                                "' within " + millis(budget);
+        (void)dropConnection(why);
+        return deadlineExceeded(why);
+      }
       return dropConnection(redacted_dsn_ + ": no answer within " + millis(budget) +
-                            (options_.admin_console
-                                 ? std::string()
-                                 : " (statement_timeout " + millis(server_timeout) + " + " +
-                                       millis(options_.answer_grace) + ")") +
-                            ": server hung or unreachable; connection dropped");
+                            " (statement_timeout " + millis(server_timeout) + " + " +
+                            millis(options_.answer_grace) +
+                            "): server hung or unreachable; connection dropped");
     }
   };
 
