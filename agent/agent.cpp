@@ -119,23 +119,34 @@ Agent::~Agent() { stop(Duration(10'000)); }
 
 namespace {
 
-// Options of the PostgreSQL session shared by `members`: its statement_timeout is the
-// smaller of the configured one and the shortest member timeout, so a query can never
-// outlive the run that issued it.
+// Options of the PostgreSQL session shared by `members`. Its limits nest inside the
+// shortest member timeout T, so a run that meets a hung or unreachable server reports the
+// cause itself (pg_up 0, "no answer ...") before the scheduler's timeout discards it:
+// statement_timeout (the server's) <= T - 2g, the client's wait for an answer
+// statement_timeout + g, connecting at most T - g, with g = T/5 capped at 1 s.
 collectors::PgSessionOptions sessionOptions(const Config& config, const std::string& dsn,
                                             const std::vector<const CollectorSection*>& members) {
-  Duration timeout = config.postgres.statement_timeout;
+  Duration statement_timeout = config.postgres.statement_timeout;
+  Duration connect_timeout = config.postgres.connect_timeout;
+  Duration grace{1000};
   Duration min_interval = Duration(60'000);
-  for (const auto* m : members) {
-    timeout = std::min(timeout, m->timeout);
-    min_interval = std::min(min_interval, m->interval);
+  if (!members.empty()) {
+    Duration run_timeout = members.front()->timeout;
+    for (const auto* m : members) {
+      run_timeout = std::min(run_timeout, m->timeout);
+      min_interval = std::min(min_interval, m->interval);
+    }
+    grace = std::clamp(run_timeout / 5, Duration(1), Duration(1000));
+    statement_timeout = std::min(statement_timeout, std::max(Duration(1), run_timeout - 2 * grace));
+    connect_timeout = std::min(connect_timeout, std::max(Duration(1), run_timeout - grace));
   }
   collectors::PgSessionOptions o;
   o.dsn = dsn;
   o.password = config.postgres.password;
-  o.statement_timeout = timeout;
-  o.lock_timeout = std::min(config.postgres.lock_timeout, timeout);
-  o.connect_timeout = std::min(config.postgres.connect_timeout, timeout);
+  o.statement_timeout = statement_timeout;
+  o.lock_timeout = std::min(config.postgres.lock_timeout, statement_timeout);
+  o.connect_timeout = connect_timeout;
+  o.answer_grace = grace;
   // Reconnect attempts at most every few intervals, never slower than 30 s.
   o.max_backoff = std::min(Duration(30'000), 4 * min_interval);
   return o;
@@ -304,6 +315,8 @@ std::shared_ptr<Agent::Pipeline> Agent::pipeline() const {
 }
 
 Status Agent::start() {
+  // A POST /admin/reload arriving once the listener is up waits until start() is done.
+  std::lock_guard reload_lock(reload_mu_);
   Config cfg;
   {
     std::lock_guard lock(mu_);
@@ -388,34 +401,42 @@ std::vector<ConfigError> Agent::reloadFromFile() {
     if (!rule_errors.empty()) rules_->recordReloadFailure(rule_errors);
     return result.errors;
   }
-  reload(std::move(*result.config));
+  if (!reload(std::move(*result.config))) {
+    return {ConfigError{path, 0, 0, "the agent is stopping; reload refused"}};
+  }
   return {};
 }
 
-void Agent::reload(Config config) {
+bool Agent::reload(Config config) {
   std::lock_guard reload_lock(reload_mu_);
-  if (config.agent.listen != config_.agent.listen) {
+  if (stopped_) {
+    spdlog::warn("reload: the agent is stopping; reload refused");
+    return false;
+  }
+  if (config.agent.listen != currentConfig().agent.listen) {
     spdlog::warn("reload: agent.listen changed to {}; it takes effect after a restart",
                  config.agent.listen);
   }
   auto old = pipeline();
-  if (old) old->scheduler->stop(Duration(10'000));
+  std::set<std::string> old_collectors;
+  if (old) old_collectors = old->collectors;
+  // A collector stuck past the grace keeps the old pipeline alive (retire), never freed
+  // under it.
+  retire(std::move(old), Duration(10'000));
   configureLeaderElection(config);
   configureMaintenance(config);
   auto fresh = buildPipeline(config, store_, clock_);
   gateOnLeadership(*fresh->scheduler);
-  if (old) {
-    for (const auto& name : old->collectors) {
-      if (!fresh->collectors.count(name)) {
-        store_.dropSource(name);
-        store_.dropSource("scheduler:" + name);
-        store_.dropSource("enabled:" + name);
-      }
+  for (const auto& name : old_collectors) {
+    if (!fresh->collectors.count(name)) {
+      store_.dropSource(name);
+      store_.dropSource("scheduler:" + name);
+      store_.dropSource("enabled:" + name);
     }
   }
   fresh->scheduler->start();
   configureAlertmanager(config);
-  if (config.agent.history != config_.agent.history) {
+  if (config.agent.history != currentConfig().agent.history) {
     spdlog::warn("reload: agent.history changed to {}; it takes effect after a restart",
                  formatDuration(config.agent.history));
   }
@@ -435,6 +456,20 @@ void Agent::reload(Config config) {
     pipeline_ = fresh;
   }
   spdlog::info("reload: configuration applied ({} collectors)", fresh->collectors.size());
+  return true;
+}
+
+bool Agent::retire(std::shared_ptr<Pipeline> p, Duration grace) {
+  std::shared_ptr<Pipeline> keep = p;
+  if (retired_.retire(std::move(p), grace)) {
+    if (keep) {
+      for (auto& [group, session] : keep->postgres) session->disconnect();
+    }
+    return true;  // freed when the last reader lets go
+  }
+  spdlog::warn("collectors of the previous configuration are still running; they are kept "
+               "until they return");
+  return false;
 }
 
 AlertSink* Agent::alertSink() const { return notifier(); }
@@ -558,6 +593,10 @@ void Agent::gateOnLeadership(Scheduler& scheduler) {
 }
 
 bool Agent::stop(Duration grace) {
+  // After a reload in flight (it may install a pipeline or a leader elector), and before
+  // any later one.
+  std::lock_guard reload_lock(reload_mu_);
+  stopped_ = true;
   // Rules first: their last notifications reach the notifier before it writes its outbox.
   if (rules_) rules_->stop();
   std::shared_ptr<Pipeline> p;
@@ -565,13 +604,7 @@ bool Agent::stop(Duration grace) {
     std::lock_guard lock(mu_);
     p = std::move(pipeline_);
   }
-  bool clean = true;
-  if (p) {
-    clean = p->scheduler->stop(grace);
-    if (clean) {
-      for (auto& [group, session] : p->postgres) session->disconnect();
-    }
-  }
+  const bool clean = retire(std::move(p), grace);
   std::shared_ptr<MaintenanceEngine> maintenance;
   {
     std::lock_guard lock(maintenance_mu_);
@@ -581,12 +614,9 @@ bool Agent::stop(Duration grace) {
   if (leader_) leader_->stop();          // hands leadership over at once
   if (exporters::AlertmanagerNotifier* n = notifier()) n->shutdown();  // writes the outbox
   http_.stop();
-  if (clean && p) {
-    p.reset();
-  } else if (p) {
-    // A collector thread is still inside the pipeline: keep it alive for the process' life.
-    new std::shared_ptr<Pipeline>(std::move(p));  // NOLINT: deliberate leak at exit
-  }
+  // A collector thread still inside a retired pipeline keeps it for the process' life:
+  // destroying the Agent must not wait for it.
+  retired_.abandon();
   return clean;
 }
 

@@ -2,8 +2,10 @@
 // Agent: the composition root's product. Builds and owns every long-lived
 // component in one visible order (store, PostgreSQL session, collectors,
 // scheduler, HTTP server) and stops them in reverse.
-// start()/reload()/stop() are called from the main thread only; HTTP handlers
-// read state concurrently.
+// start() and stop() come from the main thread; reload() from the main thread (SIGHUP)
+// or an HTTP worker (POST /admin/reload). reload_mu_ serialises the three: a reload in
+// flight finishes before stop() proceeds, and a reload after stop() is refused. HTTP
+// handlers read state concurrently.
 
 #include <atomic>
 #include <iosfwd>
@@ -18,6 +20,7 @@
 #include "agent/core/sample_store.h"
 #include "agent/http_server.h"
 #include "agent/rate_limiter.h"
+#include "agent/retirer.h"
 #include "exporters/prometheus/exposition.h"
 
 namespace dbpulse {
@@ -48,12 +51,15 @@ class Agent {
   Status start();
   // Swaps in a new, already validated config: collectors are rebuilt; the HTTP
   // listener keeps its address (a changed `listen` needs a restart, and says so).
-  void reload(Config config);
+  // Returns false (and changes nothing) once stop() has begun.
+  bool reload(Config config);
   // Re-reads the config file the agent was started with (SIGHUP, POST /admin/reload).
-  // A file with errors is rejected and the running config stays; the errors are returned.
+  // A file with errors is rejected and the running config stays; the errors are returned
+  // (one error, too, when the agent is stopping).
   std::vector<ConfigError> reloadFromFile();
   // Stops collectors (cancelling in-flight queries) and the HTTP server. Returns
-  // false when a collector did not stop within `grace`.
+  // false when a collector did not stop within `grace`; its pipeline is then kept for
+  // the life of the process (a thread is still inside it).
   bool stop(Duration grace);
 
   int port() const { return http_.port(); }
@@ -90,18 +96,22 @@ class Agent {
   };
   AdminCheck checkAdmin(const HttpRequest& request) const;
   std::shared_ptr<Pipeline> pipeline() const;
+  // The one way a pipeline leaves service (reload and stop), through retired_ (see
+  // Retirer): a pipeline whose collector did not return within `grace` is kept until its
+  // threads have left. Caller holds reload_mu_.
+  bool retire(std::shared_ptr<Pipeline> pipeline, Duration grace);
   Config currentConfig() const;  // a copy, any thread
   // Builds the notifier, or applies the new URL list to it (outboxes of kept URLs stay).
   void configureAlertmanager(const Config& config);
   exporters::AlertmanagerNotifier* notifier() const;
-  // Starts, replaces or stops the leader elector for `config` (main thread only; the
+  // Starts, replaces or stops the leader elector for `config` (under reload_mu_; the
   // scheduler of the old pipeline is stopped, the new one not yet started).
   void configureLeaderElection(const Config& config);
   // The gate a new pipeline's scheduler asks before database-wide collectors run.
   void gateOnLeadership(Scheduler& scheduler);
 
   HttpResponse optimize(const HttpRequest& request);
-  // Starts, replaces or stops the maintenance engine for `config` (main thread only).
+  // Starts, replaces or stops the maintenance engine for `config` (under reload_mu_).
   void configureMaintenance(const Config& config);
   HttpResponse indexSuggestions();
   HttpResponse analyzeQuery(const HttpRequest& request);
@@ -115,7 +125,9 @@ class Agent {
   exporters::Exposition exposition_;
   RateLimiter admin_limiter_{clock_};  // before http_: its handlers use it
   HttpServer http_;
-  std::mutex reload_mu_;  // one reload at a time (SIGHUP and /admin/reload may race)
+  std::mutex reload_mu_;  // start, reload and stop one at a time (SIGHUP, /admin/reload)
+  bool stopped_ = false;  // GUARDED_BY(reload_mu_): stop() began; reloads are refused
+  Retirer<Pipeline> retired_;  // GUARDED_BY(reload_mu_)
   mutable std::mutex mu_;
   Config config_;                       // GUARDED_BY(mu_)
   // The host the HTTP listener is bound to. A reload cannot move the socket, so the
@@ -123,14 +135,14 @@ class Agent {
   std::string bound_host_;  // GUARDED_BY(mu_)
   std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)
   // Leader election: the elector (null when off or nothing database-wide is collected) and
-  // its answer, read by the scheduler's gate. Replaced on the main thread only.
+  // its answer, read by the scheduler's gate. Replaced under reload_mu_.
   std::unique_ptr<LeaderElector> leader_;
   std::string leader_key_;  // the settings leader_ was made from
   std::atomic<bool> is_leader_{true};
   std::atomic<bool> election_on_{false};  // leader_ != nullptr, for HTTP threads
   std::mutex advisor_mu_;                 // one advisor run (or analyze-query) at a time
   // The maintenance engine (null without a DSN) and the settings it was made from;
-  // replaced on the main thread, read by HTTP threads under maintenance_mu_.
+  // replaced under reload_mu_, read by HTTP threads under maintenance_mu_.
   mutable std::mutex maintenance_mu_;
   std::shared_ptr<MaintenanceEngine> maintenance_;  // GUARDED_BY(maintenance_mu_)
   std::string maintenance_key_;

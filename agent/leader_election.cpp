@@ -42,6 +42,7 @@ void LeaderElector::stop() {
   if (thread_.joinable()) {
     thread_.request_stop();
     cv_.notify_all();
+    session_.cancel();  // a round waiting on a hung server ends now (never blocks)
     thread_.join();
   }
   session_.disconnect();

@@ -11,7 +11,9 @@
 //   follower at once: it claims leadership only while PostgreSQL confirms it, so two
 //   agents never both believe they lead for longer than one period.
 // - A leader that dies loses the lock with its connection; a follower takes over at its
-//   next round, within one period. stop() disconnects, handing over at once.
+//   next round, within one period. stop() disconnects, handing over at once; a round
+//   waiting on a hung server is cancelled (never blocking) and ends within the session's
+//   answer_grace.
 // - dbpulse_leader (1/0) and dbpulse_leader_changes_total go into the sample store.
 
 #include <atomic>

@@ -407,7 +407,7 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
       const auto t0 = std::chrono::steady_clock::now();
       auto set = session_.query("SET statement_timeout = " +
                                 std::to_string(options_.table_timeout.count()));
-      auto done = set.ok() ? session_.query(o.statement) : set;
+      auto done = set.ok() ? session_.query(o.statement, options_.table_timeout) : set;
       const auto notices = session_.takeNotices();  // before the next query clears them
       (void)session_.query("SET statement_timeout = " + planning_timeout);
       o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

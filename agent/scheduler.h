@@ -10,6 +10,10 @@
 //   on the collector (PQcancel for PostgreSQL); whatever it returns later is
 //   discarded. Clients carry their own timeouts too (statement_timeout, ...),
 //   since a thread cannot be killed.
+// - The scheduler never calls out while holding its lock: cancel() runs on a
+//   canceller thread of its own (a cancel that blocks in spite of the Collector
+//   contract delays only later cancels, never other jobs or status()), and samples
+//   and self-metrics are written to the store and logged after the lock is released.
 // - After every run the collector's samples and its self-metrics
 //   (dbpulse_collector_duration_seconds, _success, _last_run_timestamp_seconds,
 //   _errors_total, all labelled `collector`) go into the SampleStore.
@@ -25,6 +29,9 @@
 //   and its status says `standby`. When the gate opens (leadershipChanged()), such a job
 //   runs at once instead of waiting for its next due time.
 // Thread-safe; add() and setLeaderGate() only before start().
+// Lifetime: when stop() returns false a thread of the scheduler is still inside a
+// collector; the owner must then keep the Scheduler (and whatever its collectors use)
+// alive. The destructor waits for such threads rather than free memory under them.
 
 #include <chrono>
 #include <condition_variable>
@@ -82,8 +89,12 @@ class Scheduler {
   void add(std::unique_ptr<collectors::Collector> collector, JobOptions options);
   void start();
   // Stops scheduling, cancels running collectors and waits up to `grace` for them.
-  // Returns false when a collector did not return in time (its thread is left behind).
+  // Returns false when a collector did not return (or its cancel() did not) in time: its
+  // thread is left behind, still using the collector. Later calls return the same answer
+  // updated: true once every thread has left.
   bool stop(Duration grace);
+  // True once start() was never called, or stop() was and every thread has left.
+  bool drained() const;
 
   // Whether this agent leads database-wide work now; called by the dispatcher (under its
   // lock: keep it cheap, e.g. an atomic load). Without a gate every job runs.
@@ -110,19 +121,38 @@ class Scheduler {
     uint64_t run_id = 0;
     SteadyTime deadline{};
     bool timed_out = false;
+    bool finishing = false;  // the run's result is recorded; it is being published
     uint64_t skipped = 0;
     uint64_t timeouts = 0;
     int consecutive_timeouts = 0;
     SteadyTime hold_until{};  // no runs before this (backoff, disabled)
     CollectorStatus status;
+    // GUARDED_BY(publish_mu_): what the store holds, so an older write never lands last.
+    uint64_t published_run = 0;
+    std::string published_reason;
+    bool published_once = false;
   };
+
+  // Log lines made under mu_, emitted after it is released.
+  struct LogLine {
+    bool error = false;  // else warn/info by `warn`
+    bool warn = false;
+    std::string text;
+  };
+  using Logs = std::vector<LogLine>;
 
   void dispatchLoop(std::stop_token stop);
   void workerLoop(std::stop_token stop);
+  void cancelLoop(std::stop_token stop);
   void execute(Job& job, uint64_t run_id, SteadyTime deadline, std::stop_token stop);
-  // Records a finished (or timed-out) run and writes the self-metrics. Caller holds mu_.
-  void recordLocked(Job& job, const Status& status, Duration took);
-  void writeSelfMetrics(const Job& job);
+  // Records a finished (or timed-out) run in the job's status. Caller holds mu_; the
+  // store is written later by publish().
+  void recordLocked(Job& job, const Status& status, Duration took, Logs& logs);
+  // Writes the job's current self-metrics (and, when run_id is newer than the last
+  // written, the run's samples) to the store. Never called with mu_ held.
+  void publish(Job& job, uint64_t run_id = 0, const SampleBatch* samples = nullptr);
+  static void emit(const Logs& logs);
+  void threadExitLocked();
   Duration jitterFor(const Job& job);
 
   SampleStore& store_;
@@ -135,6 +165,10 @@ class Scheduler {
   std::condition_variable_any idle_cv_;  // stop(): running count
   std::vector<std::unique_ptr<Job>> jobs_;
   std::deque<std::pair<Job*, uint64_t>> queue_;
+  std::condition_variable_any cancel_cv_;               // canceller: cancel_queue_, stop
+  std::deque<std::pair<Job*, uint64_t>> cancel_queue_;  // (job, run to cancel)
+  bool cancelling_ = false;                             // the canceller is inside cancel()
+  int threads_alive_ = 0;  // workers + canceller that have not left their loop
   int running_ = 0;
   bool started_ = false;
   bool stopping_ = false;
@@ -143,7 +177,9 @@ class Scheduler {
 
   std::stop_source stop_source_;
   std::vector<std::jthread> workers_;
+  std::jthread canceller_;
   std::jthread dispatcher_;
+  std::mutex publish_mu_;  // orders store writes; taken before mu_, never inside it
 };
 
 }  // namespace dbpulse

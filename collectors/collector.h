@@ -33,7 +33,12 @@ class Collector {
   // the scheduler writes whatever is in `out`, then records the Status.
   virtual Status collect(const CollectContext& ctx, SampleBatch& out) = 0;
 
-  // Aborts in-flight I/O (e.g. PQcancel) so collect() returns soon. Thread-safe.
+  // Aborts in-flight I/O so collect() returns soon. Thread-safe: called from another
+  // thread, possibly while collect() runs, just after it returned, or not at all.
+  // Must not block: it only asks (sets a flag, wakes a poll, hands a PQcancel to a
+  // helper thread) and returns; work that may wait on a server happens elsewhere. It
+  // ends only this collector's run, never another collector's (on a shared session,
+  // cancel through a PgCaller).
   virtual void cancel() {}
 };
 

@@ -20,11 +20,11 @@
 #include <unordered_map>
 
 #include "collectors/collector.h"
+#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
-class PgSession;
 
 inline constexpr int kDefaultCacheTopTables = 20;
 
@@ -60,7 +60,7 @@ class CacheCollector final : public Collector {
 
  private:
   const std::string name_ = "cache";
-  PgSession& session_;
+  PgCaller session_;  // this collector's statements on the group's session
   CacheTracker tracker_;
 };
 

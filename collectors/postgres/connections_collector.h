@@ -7,11 +7,11 @@
 #include <string>
 
 #include "collectors/collector.h"
+#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
-class PgSession;
 
 // The one statement the collector runs; exposed for tests and docs.
 extern const char* const kConnectionsQuery;
@@ -32,7 +32,7 @@ class ConnectionsCollector final : public Collector {
 
  private:
   const std::string name_ = "connections";
-  PgSession& session_;
+  PgCaller session_;  // this collector's statements on the group's session
 };
 
 }  // namespace dbpulse::collectors

@@ -48,11 +48,11 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
-class PgSession;
 
 inline constexpr int kDefaultIndexesTopN = 50;
 inline constexpr std::chrono::milliseconds kDefaultUnusedIndexMinAge = std::chrono::hours(24 * 7);
@@ -130,7 +130,7 @@ class IndexesCollector final : public Collector {
 
  private:
   const std::string name_ = "indexes";
-  PgSession& session_;
+  PgCaller session_;  // this collector's statements on the group's session
   const IndexesOptions options_;
   // When each index oid was first seen; WallTime::min() for those present at the first
   // run (their age is the statistics window). Only collect() touches these.

@@ -26,11 +26,11 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
-class PgSession;
 
 // The query for a server version (server_version_num). PostgreSQL 14 added
 // pg_locks.waitstart; before it a wait is timed from the start of the waiting statement.
@@ -71,7 +71,7 @@ class LocksCollector final : public Collector {
 
  private:
   const std::string name_ = "locks";
-  PgSession& session_;
+  PgCaller session_;  // this collector's statements on the group's session
   const int max_details_;
   mutable std::mutex mu_;
   std::vector<BlockedSession> latest_;  // GUARDED_BY(mu_)

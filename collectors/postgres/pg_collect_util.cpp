@@ -31,7 +31,7 @@ bool toBool(const std::optional<std::string>& field) {
   return field && (*field == "t" || *field == "true");
 }
 
-Result<int> serverVersionNum(PgSession& session) {
+Result<int> serverVersionNum(PgCaller& session) {
   if (int v = session.serverVersion(); v > 0) return v;
   auto rows = session.query("SHOW server_version_num");
   if (!rows.ok()) return rows.status();

@@ -13,7 +13,7 @@
 
 namespace dbpulse::collectors {
 
-class PgSession;
+class PgCaller;
 
 namespace pgutil {
 
@@ -29,7 +29,7 @@ bool toBool(const std::optional<std::string>& field);
 // server_version_num of the session's server (e.g. 150004). Before the first query the
 // session is not connected yet and does not know it: then this asks the server
 // (`SHOW server_version_num`), which also connects. Errors are the session's.
-Result<int> serverVersionNum(PgSession& session);
+Result<int> serverVersionNum(PgCaller& session);
 
 // Maps a failed query's Status for collector `collector`: PermissionDenied becomes
 // FailedPrecondition("privilege_missing: ...") naming `privilege_hint` (e.g. "grant

@@ -2,9 +2,15 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
-#include <pqxx/pqxx>
+#include <algorithm>
+#include <cerrno>
 #include <regex>
+#include <system_error>
+#include <thread>
+#include <utility>
 
 #include "agent/core/text.h"
 
@@ -26,13 +32,37 @@ std::string quoteConnValue(const std::string& v) {
 
 // Adds our parameters to the operator's DSN. Settings go in `options` (-c ...) so they
 // hold from the first statement and survive any pooler-less reconnect.
+// TCP settings for a server that vanishes without a word (host down, network partition):
+// keepalives find a dead idle connection within ~25 s, tcp_user_timeout fails a write the
+// server does not acknowledge. A DSN's own values win. Unix sockets ignore them.
+std::vector<std::pair<std::string, std::string>> tcpSettings(const PgSessionOptions& o) {
+  const int64_t user_timeout_ms = std::clamp<int64_t>(
+      (o.statement_timeout + o.answer_grace).count(), 5000, 60'000);
+  std::vector<std::pair<std::string, std::string>> all = {
+      {"keepalives", "1"},
+      {"keepalives_idle", "10"},
+      {"keepalives_interval", "5"},
+      {"keepalives_count", "3"},
+      {"tcp_user_timeout", std::to_string(user_timeout_ms)}};
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& kv : all) {
+    if (o.dsn.find(kv.first + "=") == std::string::npos) out.push_back(std::move(kv));
+  }
+  return out;
+}
+
 std::string buildConninfo(const PgSessionOptions& o) {
   const std::string connect_timeout_s =
       std::to_string(std::max<int64_t>(1, (o.connect_timeout.count() + 999) / 1000));
+  std::string tcp_kv, tcp_uri;
+  for (const auto& [k, v] : tcpSettings(o)) {
+    tcp_kv += " " + k + "=" + v;
+    tcp_uri += "&" + k + "=" + v;
+  }
   if (o.admin_console) {
     return isUri(o.dsn) ? o.dsn + (o.dsn.find('?') == std::string::npos ? "?" : "&") +
-                              "connect_timeout=" + connect_timeout_s
-                        : o.dsn + " connect_timeout=" + connect_timeout_s;
+                              "connect_timeout=" + connect_timeout_s + tcp_uri
+                        : o.dsn + " connect_timeout=" + connect_timeout_s + tcp_kv;
   }
   const std::string settings =
       "-c statement_timeout=" + std::to_string(o.statement_timeout.count()) +
@@ -47,6 +77,7 @@ std::string buildConninfo(const PgSessionOptions& o) {
     s += "application_name=" + percentEncode(o.application_name);
     s += "&connect_timeout=" + connect_timeout;
     s += "&options=" + percentEncode(settings);
+    s += tcp_uri;
     if (!o.password.empty()) s += "&password=" + percentEncode(o.password);
     return s;
   }
@@ -54,6 +85,7 @@ std::string buildConninfo(const PgSessionOptions& o) {
   s += " application_name=" + quoteConnValue(o.application_name);
   s += " connect_timeout=" + connect_timeout;
   s += " options=" + quoteConnValue(settings);
+  s += tcp_kv;
   if (!o.password.empty()) s += " password=" + quoteConnValue(o.password);
   return s;
 }
@@ -66,116 +98,7 @@ std::string oneLine(std::string s) {
   return s;
 }
 
-}  // namespace
-
-// libpqxx for PostgreSQL; plain libpq for pgbouncer's admin console, which libpqxx 6
-// refuses at connect ("Unsupported server version; 9.0 is the minimum": the console reports
-// pgbouncer's own version as server_version).
-struct PgSession::Connection {
-  // Keeps the server's notices (instead of libpqxx's default: print them on stderr).
-  class NoticeKeeper final : public pqxx::errorhandler {
-   public:
-    explicit NoticeKeeper(pqxx::connection_base& c) : pqxx::errorhandler(c) {}
-    bool operator()(const char msg[]) noexcept override {
-      try {
-        if (notices.size() < 100) notices.emplace_back(msg);
-      } catch (...) {
-      }
-      return false;
-    }
-    std::vector<std::string> notices;
-  };
-
-  Connection(const std::string& conninfo, bool admin_console) {
-    if (!admin_console) {
-      conn = std::make_unique<pqxx::connection>(conninfo);
-      notices = std::make_unique<NoticeKeeper>(*conn);
-      return;
-    }
-    console = PQconnectdb(conninfo.c_str());
-    if (PQstatus(console) != CONNECTION_OK) {
-      const std::string why = console != nullptr ? PQerrorMessage(console) : "out of memory";
-      PQfinish(console);
-      throw pqxx::broken_connection(why);
-    }
-  }
-  ~Connection() {
-    notices.reset();  // unregisters from the connection first
-    if (console != nullptr) PQfinish(console);
-  }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  bool isOpen() const { return conn ? conn->is_open() : PQstatus(console) == CONNECTION_OK; }
-  int serverVersion() const { return conn ? conn->server_version() : PQserverVersion(console); }
-
-  std::unique_ptr<pqxx::connection> conn;
-  std::unique_ptr<NoticeKeeper> notices;
-  PGconn* console = nullptr;
-};
-
-namespace {
-
-// One SHOW on pgbouncer's console. The console ignores statement_timeout, so the wait is
-// bounded here (a stuck pooler must not hold the collector's thread). `broken` is set when
-// the connection is unusable afterwards.
-Result<PgRows> consoleQuery(PGconn* c, const std::string& sql, std::chrono::milliseconds timeout,
-                            bool& broken) {
-  broken = false;
-  if (PQsendQuery(c, sql.c_str()) == 0) {
-    broken = true;
-    return unavailable(oneLine(PQerrorMessage(c)));
-  }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    if (PQconsumeInput(c) == 0) {
-      broken = true;
-      return unavailable(oneLine(PQerrorMessage(c)));
-    }
-    if (PQisBusy(c) == 0) break;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      broken = true;  // a result may still arrive: start afresh rather than read it later
-      return deadlineExceeded("pgbouncer console did not answer '" + sql + "' within " +
-                              std::to_string(timeout.count()) + " ms");
-    }
-    pollfd pfd{PQsocket(c), POLLIN, 0};
-    poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
-  }
-  PgRows rows;
-  Status error;
-  while (PGresult* res = PQgetResult(c)) {
-    const ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_TUPLES_OK && error.ok()) {
-      rows = PgRows{};
-      for (int col = 0; col < PQnfields(res); ++col) rows.columns.emplace_back(PQfname(res, col));
-      rows.rows.reserve(static_cast<size_t>(PQntuples(res)));
-      for (int r = 0; r < PQntuples(res); ++r) {
-        auto& out = rows.rows.emplace_back();
-        for (int col = 0; col < PQnfields(res); ++col) {
-          if (PQgetisnull(res, r, col)) {
-            out.emplace_back(std::nullopt);
-          } else {
-            out.emplace_back(std::string(PQgetvalue(res, r, col),
-                                         static_cast<size_t>(PQgetlength(res, r, col))));
-          }
-        }
-      }
-    } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && error.ok()) {
-      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      const std::string message = oneLine(PQresultErrorMessage(res));
-      error = state != nullptr && std::string(state) == "57014" ? deadlineExceeded(message)
-                                                                : invalidArgument(message);
-    }
-    PQclear(res);
-  }
-  if (PQstatus(c) != CONNECTION_OK) {
-    broken = true;
-    return unavailable("connection lost: " + oneLine(PQerrorMessage(c)));
-  }
-  if (!error.ok()) return error;
-  return rows;
-}
+std::string millis(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 }  // namespace
 
@@ -187,142 +110,349 @@ std::string redactDsn(const std::string& dsn) {
   return std::regex_replace(std::regex_replace(dsn, kUri, "$1***@"), kUriParam, "$1***");
 }
 
+// One libpq connection, non-blocking: every wait happens in poll() with a deadline.
+struct PgSession::Connection {
+  explicit Connection(PGconn* c) : pg(c) {}
+  ~Connection() { PQfinish(pg); }  // non-blocking mode: the Terminate message never waits
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  static void onNotice(void* arg, const PGresult* res) {
+    auto* self = static_cast<Connection*>(arg);
+    try {
+      if (self->notices.size() < 100) self->notices.emplace_back(PQresultErrorMessage(res));
+    } catch (...) {
+    }
+  }
+
+  PGconn* pg;
+  std::vector<std::string> notices;
+};
+
 PgSession::PgSession(PgSessionOptions options)
     : options_(std::move(options)),
       conninfo_(buildConninfo(options_)),
-      redacted_dsn_(redactDsn(options_.dsn)) {}
+      redacted_dsn_(redactDsn(options_.dsn)),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
-PgSession::~PgSession() { disconnect(); }
-
-void PgSession::disconnect() {
-  // use_mu_ first: a query running on conn_ finishes (or is cancelled) before it goes.
-  std::lock_guard use_lock(use_mu_);
-  std::lock_guard conn_lock(conn_mu_);
-  conn_.reset();
-  server_version_ = 0;
+PgSession::~PgSession() {
+  disconnect();
+  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-int PgSession::serverVersion() const { return server_version_; }
-
-void PgSession::dropConnectionLocked(const std::string& why) {
-  last_error_ = why;
-  {
-    std::lock_guard conn_lock(conn_mu_);
-    conn_.reset();
-    server_version_ = 0;
+Status PgSession::acquire(uint64_t caller, bool cancellable) {
+  std::unique_lock lock(state_mu_);
+  const uint64_t ticket = ++next_ticket_;
+  waiting_.emplace(ticket, caller);
+  state_cv_.wait(lock, [&] { return !busy_ || (cancellable && cancelled_.count(ticket) > 0); });
+  waiting_.erase(ticket);
+  if (cancelled_.erase(ticket) > 0 && busy_) {
+    return deadlineExceeded(redacted_dsn_ +
+                            ": cancelled before it started (the session was busy with another "
+                            "statement)");
   }
+  busy_ = true;
+  running_caller_ = caller;
+  cancel_requested_ = false;
+  if (wake_fd_ >= 0) {
+    uint64_t drained = 0;
+    (void)!read(wake_fd_, &drained, sizeof drained);
+  }
+  return okStatus();
+}
+
+size_t PgSession::waitingStatements() const {
+  std::lock_guard lock(state_mu_);
+  return waiting_.size();
+}
+
+void PgSession::release() {
+  std::lock_guard lock(state_mu_);
+  busy_ = false;
+  running_caller_ = 0;
+  cancel_requested_ = false;
+  state_cv_.notify_all();
+}
+
+void PgSession::cancel() { cancelCaller(0, true); }
+
+void PgSession::cancelCaller(uint64_t caller, bool everyone) {
+  std::lock_guard lock(state_mu_);
+  for (const auto& [ticket, who] : waiting_) {
+    if (everyone || who == caller) cancelled_.insert(ticket);
+  }
+  state_cv_.notify_all();
+  if (busy_ && (everyone || running_caller_ == caller)) {
+    cancel_requested_ = true;
+    if (wake_fd_ >= 0) {
+      const uint64_t one = 1;
+      (void)!write(wake_fd_, &one, sizeof one);
+    }
+  }
+}
+
+void PgSession::disconnect() {
+  // Not cancellable: a running statement finishes (or hits its deadline) first.
+  (void)acquire(0, false);
+  conn_.reset();
+  server_version_ = 0;
+  release();
+}
+
+Status PgSession::dropConnection(const std::string& why) {
+  last_error_ = why;
+  conn_.reset();
+  server_version_ = 0;
   backoff_ = backoff_.count() == 0 ? std::chrono::milliseconds(500)
                                    : std::min(backoff_ * 2, options_.max_backoff);
   next_attempt_ = std::chrono::steady_clock::now() + backoff_;
+  return unavailable(last_error_);
 }
 
-Status PgSession::ensureConnectedLocked() {
-  {
-    std::lock_guard conn_lock(conn_mu_);
-    if (conn_ && conn_->isOpen()) return okStatus();
+PgSession::Wake PgSession::waitSocket(int fd, short events, SteadyTime deadline) {
+  while (true) {
+    if (cancel_requested_.load()) return Wake::kCancel;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Wake::kDeadline;
+    pollfd fds[2] = {{fd, events, 0}, {wake_fd_, POLLIN, 0}};
+    // Without an eventfd a cancel is noticed within 50 ms.
+    const int wait_ms = static_cast<int>(std::min<int64_t>(left.count(), wake_fd_ >= 0 ? 1000 : 50));
+    const int n = poll(fds, wake_fd_ >= 0 ? 2 : 1, wait_ms);
+    if (n < 0 && errno != EINTR) return Wake::kReady;  // let libpq report the error
+    if (n > 0 && fds[0].revents != 0) return Wake::kReady;
+    if (n > 0 && wake_fd_ >= 0 && (fds[1].revents & POLLIN) != 0) {
+      uint64_t drained = 0;
+      (void)!read(wake_fd_, &drained, sizeof drained);
+    }
   }
+}
+
+void PgSession::sendCancel() {
+  // One request at a time: a PQcancel waiting on a stopped postmaster is not repeated.
+  if (!conn_ || cancel_in_flight_->exchange(true)) return;
+  PGcancel* handle = PQgetCancel(conn_->pg);
+  if (handle == nullptr) {
+    cancel_in_flight_->store(false);
+    return;
+  }
+  // PQcancel opens a connection of its own with blocking I/O and cannot be given a
+  // timeout (libpq 15 has no PQcancelStart): it runs on a thread of its own, so the
+  // statement's thread keeps its deadline. The helper owns everything it touches.
+  try {
+    std::thread([handle, flag = cancel_in_flight_] {
+      char ignored[256];
+      PQcancel(handle, ignored, sizeof ignored);
+      PQfreeCancel(handle);
+      flag->store(false);
+    }).detach();
+  } catch (const std::system_error&) {
+    PQfreeCancel(handle);
+    cancel_in_flight_->store(false);
+  }
+}
+
+Status PgSession::ensureConnected() {
+  if (conn_ && PQstatus(conn_->pg) == CONNECTION_OK) return okStatus();
+  conn_.reset();
   const auto now = std::chrono::steady_clock::now();
   if (now < next_attempt_) {
     // The message stays the same while backing off, so the scheduler logs it only once.
     return unavailable(last_error_);
   }
-  try {
-    auto conn = std::make_unique<Connection>(conninfo_, options_.admin_console);
-    std::lock_guard conn_lock(conn_mu_);
-    server_version_ = conn->serverVersion();
-    conn_ = std::move(conn);
-    backoff_ = std::chrono::milliseconds(0);
-    return okStatus();
-  } catch (const std::exception& e) {
-    dropConnectionLocked(redacted_dsn_ + ": " + oneLine(e.what()));
-    return unavailable(last_error_);
+  PGconn* raw = PQconnectStart(conninfo_.c_str());
+  if (raw == nullptr) return dropConnection(redacted_dsn_ + ": out of memory");
+  auto conn = std::make_unique<Connection>(raw);
+  if (PQstatus(raw) == CONNECTION_BAD) {
+    return dropConnection(redacted_dsn_ + ": " + oneLine(PQerrorMessage(raw)));
   }
+  // libpq enforces connect_timeout only in its blocking calls; this loop enforces it here.
+  const SteadyTime deadline = now + options_.connect_timeout;
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  while (st != PGRES_POLLING_OK) {
+    if (st == PGRES_POLLING_FAILED) {
+      return dropConnection(redacted_dsn_ + ": " + oneLine(PQerrorMessage(raw)));
+    }
+    const Wake w = waitSocket(PQsocket(raw), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                              deadline);
+    if (w == Wake::kCancel) {
+      return deadlineExceeded(redacted_dsn_ + ": cancelled while connecting");
+    }
+    if (w == Wake::kDeadline) {
+      return dropConnection(redacted_dsn_ + ": no answer while connecting within " +
+                            millis(options_.connect_timeout) +
+                            " (server hung or unreachable)");
+    }
+    st = PQconnectPoll(raw);
+  }
+  if (PQsetnonblocking(raw, 1) != 0) {
+    return dropConnection(redacted_dsn_ + ": " + oneLine(PQerrorMessage(raw)));
+  }
+  PQsetNoticeReceiver(raw, &Connection::onNotice, conn.get());
+  server_version_ = PQserverVersion(raw);
+  conn_ = std::move(conn);
+  backoff_ = std::chrono::milliseconds(0);
+  return okStatus();
 }
 
-Result<PgRows> PgSession::query(const std::string& sql) { return run(sql, false); }
+Result<PgRows> PgSession::query(const std::string& sql) {
+  return run(sql, false, options_.statement_timeout, 0);
+}
 
-Result<PgRows> PgSession::querySingle(const std::string& sql) { return run(sql, true); }
+Result<PgRows> PgSession::query(const std::string& sql, std::chrono::milliseconds server_timeout) {
+  return run(sql, false, server_timeout, 0);
+}
 
-Result<PgRows> PgSession::run(const std::string& sql, bool single_statement) {
-  std::lock_guard use_lock(use_mu_);
-  if (Status s = ensureConnectedLocked(); !s.ok()) return s;
-  if (conn_->console != nullptr) {
-    bool broken = false;
-    auto rows = consoleQuery(conn_->console, sql, options_.statement_timeout, broken);
-    if (broken) {
-      dropConnectionLocked(redacted_dsn_ + ": " + rows.status().message());
-      if (rows.status().code() == StatusCode::kUnavailable) return unavailable(last_error_);
-    }
-    return rows;
+Result<PgRows> PgSession::querySingle(const std::string& sql) {
+  return run(sql, true, options_.statement_timeout, 0);
+}
+
+Result<PgRows> PgSession::run(const std::string& sql, bool single_statement,
+                              std::chrono::milliseconds server_timeout, uint64_t caller) {
+  if (Status s = acquire(caller, true); !s.ok()) return s;
+  Status connected = ensureConnected();
+  Result<PgRows> out = connected.ok() ? execute(sql, single_statement, server_timeout)
+                                      : Result<PgRows>(connected);
+  release();
+  return out;
+}
+
+Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
+                                  std::chrono::milliseconds server_timeout) {
+  PGconn* c = conn_->pg;
+  conn_->notices.clear();
+  // PQsendQueryParams without parameters still uses the extended protocol (one statement).
+  const int sent = single_statement
+                       ? PQsendQueryParams(c, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0)
+                       : PQsendQuery(c, sql.c_str());
+  if (sent == 0) {
+    return dropConnection(redacted_dsn_ + ": connection lost: " + oneLine(PQerrorMessage(c)));
   }
-  try {
-    conn_->notices->notices.clear();
-    pqxx::nontransaction tx(*conn_->conn);
-    // exec_params without parameters still goes through PQexecParams (extended protocol).
-    pqxx::result r = single_statement ? tx.exec_params(sql) : tx.exec(sql);
-    PgRows rows;
-    rows.columns.reserve(r.columns());
-    for (pqxx::row::size_type c = 0; c < r.columns(); ++c)
-      rows.columns.emplace_back(r.column_name(c));
-    rows.rows.reserve(r.size());
-    for (const auto& row : r) {
-      auto& out = rows.rows.emplace_back();
-      out.reserve(row.size());
-      for (const auto& field : row) {
-        if (field.is_null()) {
-          out.emplace_back(std::nullopt);
-        } else {
-          out.emplace_back(std::string(field.c_str(), field.size()));
+  // The console ignores statement_timeout: its own limit is the whole wait. Otherwise the
+  // server ends the statement at server_timeout and answers; no answer answer_grace later
+  // means it is not running at all.
+  const std::chrono::milliseconds budget =
+      options_.admin_console ? server_timeout : server_timeout + options_.answer_grace;
+  const SteadyTime deadline = std::chrono::steady_clock::now() + budget;
+  bool cancel_sent = false;
+  SteadyTime cancel_deadline{};
+
+  // Waits for input (or for the query to be flushed); an error Status ends the statement.
+  auto awaitSocket = [&](short events) -> Status {
+    while (true) {
+      const SteadyTime until = cancel_sent ? std::min(deadline, cancel_deadline) : deadline;
+      const Wake w = waitSocket(PQsocket(c), events, until);
+      if (w == Wake::kReady) return okStatus();
+      if (w == Wake::kCancel) {
+        cancel_requested_ = false;
+        if (!cancel_sent) {
+          cancel_sent = true;
+          cancel_deadline = std::chrono::steady_clock::now() + options_.answer_grace;
+          sendCancel();
         }
+        continue;
+      }
+      if (cancel_sent && std::chrono::steady_clock::now() >= cancel_deadline &&
+          cancel_deadline < deadline) {
+        return dropConnection(redacted_dsn_ + ": cancelled, and the server did not end the "
+                              "statement within " + millis(options_.answer_grace) +
+                              " (server hung or unreachable); connection dropped");
+      }
+      if (options_.admin_console) {
+        // The console has no statement_timeout: this is its timeout (pgbouncer_up 0 all
+        // the same). A result may still arrive: start afresh rather than read it later.
+        const std::string why = redacted_dsn_ + ": pgbouncer console did not answer '" + sql +
+                                "' within " + millis(budget);
+        (void)dropConnection(why);
+        return deadlineExceeded(why);
+      }
+      return dropConnection(redacted_dsn_ + ": no answer within " + millis(budget) +
+                            " (statement_timeout " + millis(server_timeout) + " + " +
+                            millis(options_.answer_grace) +
+                            "): server hung or unreachable; connection dropped");
+    }
+  };
+
+  while (true) {
+    const int flushed = PQflush(c);
+    if (flushed == 0) break;
+    if (flushed < 0) {
+      return dropConnection(redacted_dsn_ + ": connection lost: " + oneLine(PQerrorMessage(c)));
+    }
+    if (Status s = awaitSocket(POLLOUT); !s.ok()) return s;
+  }
+
+  PgRows rows;
+  Status error;
+  while (true) {
+    while (PQisBusy(c) != 0) {
+      if (Status s = awaitSocket(POLLIN); !s.ok()) return s;
+      if (PQconsumeInput(c) == 0) {
+        return dropConnection(redacted_dsn_ + ": connection lost: " + oneLine(PQerrorMessage(c)));
       }
     }
-    return rows;
-  } catch (const pqxx::broken_connection& e) {
-    dropConnectionLocked(redacted_dsn_ + ": connection lost: " + oneLine(e.what()));
-    return unavailable(last_error_);
-  } catch (const pqxx::insufficient_privilege& e) {
-    return permissionDenied(oneLine(e.what()));
-  } catch (const pqxx::sql_error& e) {
-    const std::string state = e.sqlstate();
-    // 57014 query_canceled: statement_timeout or our cancel(); 55P03 lock_not_available.
-    if (state == "57014" || state == "55P03") return deadlineExceeded(oneLine(e.what()));
-    // Class 57 (admin shutdown, crash shutdown, cannot connect now) and 08 (connection
-    // exception): the session is gone, reconnect later.
-    if (state.rfind("57", 0) == 0 || state.rfind("08", 0) == 0) {
-      dropConnectionLocked(redacted_dsn_ + ": " + oneLine(e.what()));
-      return unavailable(last_error_);
+    PGresult* res = PQgetResult(c);
+    if (res == nullptr) break;
+    const ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK && error.ok()) {
+      // A text with several statements answers with several results: the last one counts.
+      rows = PgRows{};
+      const int nfields = PQnfields(res);
+      const int ntuples = PQntuples(res);
+      rows.columns.reserve(static_cast<size_t>(nfields));
+      for (int col = 0; col < nfields; ++col) rows.columns.emplace_back(PQfname(res, col));
+      rows.rows.reserve(static_cast<size_t>(ntuples));
+      for (int r = 0; r < ntuples; ++r) {
+        auto& row = rows.rows.emplace_back();
+        row.reserve(static_cast<size_t>(nfields));
+        for (int col = 0; col < nfields; ++col) {
+          if (PQgetisnull(res, r, col)) {
+            row.emplace_back(std::nullopt);
+          } else {
+            row.emplace_back(std::string(PQgetvalue(res, r, col),
+                                         static_cast<size_t>(PQgetlength(res, r, col))));
+          }
+        }
+      }
+    } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY &&
+               error.ok()) {
+      const char* state_field = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      const std::string state = state_field != nullptr ? state_field : "";
+      const std::string message = oneLine(PQresultErrorMessage(res));
+      if (state == "57014" || state == "55P03") {
+        // query_canceled (statement_timeout or our cancel), lock_not_available.
+        error = deadlineExceeded(message);
+      } else if (state == "42501") {
+        error = permissionDenied(message);
+      } else if (options_.admin_console) {
+        // pgbouncer's console answers most refusals with 08P01 on a usable connection.
+        error = invalidArgument(message);
+      } else if (state.empty() || state.rfind("57", 0) == 0 || state.rfind("08", 0) == 0) {
+        // Class 57 (admin shutdown, crash shutdown, cannot connect now), 08 (connection
+        // exception) or libpq's own failure: the session is gone, reconnect later.
+        error = unavailable(message);
+      } else {
+        error = invalidArgument(message);
+      }
     }
-    return invalidArgument(oneLine(e.what()));
-  } catch (const std::exception& e) {
-    // Unknown failure: the connection state is unknown too, so start afresh.
-    dropConnectionLocked(redacted_dsn_ + ": " + oneLine(e.what()));
-    return unavailable(last_error_);
+    PQclear(res);
   }
+  if (PQstatus(c) != CONNECTION_OK) {
+    return dropConnection(redacted_dsn_ + ": connection lost: " + oneLine(PQerrorMessage(c)));
+  }
+  if (error.code() == StatusCode::kUnavailable) {
+    return dropConnection(redacted_dsn_ + ": " + error.message());
+  }
+  if (!error.ok()) return error;
+  return rows;
 }
 
 std::vector<std::string> PgSession::takeNotices() {
-  std::lock_guard use_lock(use_mu_);
-  std::lock_guard conn_lock(conn_mu_);
-  if (!conn_ || !conn_->notices) return {};
-  return std::exchange(conn_->notices->notices, {});
-}
-
-void PgSession::cancel() {
-  std::lock_guard conn_lock(conn_mu_);
-  if (!conn_) return;
-  if (conn_->console != nullptr) {
-    if (PGcancel* handle = PQgetCancel(conn_->console)) {
-      char ignored[256];
-      PQcancel(handle, ignored, sizeof ignored);
-      PQfreeCancel(handle);
-    }
-    return;
-  }
-  try {
-    conn_->conn->cancel_query();
-  } catch (const std::exception&) {
-    // Nothing running or the connection is gone: either way there is nothing to cancel.
-  }
+  (void)acquire(0, false);
+  std::vector<std::string> out;
+  if (conn_) out = std::exchange(conn_->notices, {});
+  release();
+  return out;
 }
 
 }  // namespace dbpulse::collectors

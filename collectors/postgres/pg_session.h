@@ -2,19 +2,33 @@
 // PgSession: one long-lived PostgreSQL session shared by a group of collectors.
 //
 // - Connects lazily with application_name=dbpulse and the session's
-//   statement_timeout / lock_timeout, so no query can run away.
+//   statement_timeout / lock_timeout, so no query can run away on the server.
+// - Every wait is bounded on the client too, so a server that stops answering (a
+//   SIGSTOPped backend or postmaster, a partitioned network) cannot hold the caller:
+//   connecting gives up after connect_timeout; a statement whose answer has not come
+//   statement_timeout + answer_grace after it was sent is abandoned and the connection
+//   dropped (Unavailable, "no answer ..."). TCP keepalives and tcp_user_timeout are set
+//   for idle connections and unacknowledged writes.
 // - After a failure it reconnects with exponential backoff (initial 500 ms,
 //   doubling, capped by `max_backoff`); while backing off, query() fails fast with
 //   Unavailable and the last error, so a down server costs nothing per run.
-// - query() is serialised by an internal mutex (one statement at a time on the
-//   session); cancel() may be called from any thread and aborts the running
-//   statement (PQcancel).
-// libpqxx stays inside pg_session.cpp; callers see PgRows and Status.
+// - One statement at a time on the session: callers queue for it.
+// - Cancelling never blocks the caller: cancel() only flags the statement; the thread
+//   running it sends the server's cancel request from a short-lived helper thread
+//   (libpq 15's PQcancel is blocking I/O) and, when the server has not ended the
+//   statement answer_grace later, drops the connection.
+// libpq stays inside pg_session.cpp; callers see PgRows and Status.
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "agent/core/status.h"
 #include "collectors/postgres/pg_rows.h"
@@ -35,19 +49,29 @@ struct PgSessionOptions {
   // default_transaction_read_only=on from the first statement (survives reconnects): for
   // sessions that run statements from outside (the index advisor, analyze-query).
   bool read_only = false;
+  // How long past statement_timeout the client waits for the server's answer before it
+  // takes the server for hung or unreachable and drops the connection; also how long a
+  // cancelled statement may take to end. Keep statement_timeout + answer_grace below the
+  // timeout of the run that issues the query, so the run reports the cause itself.
+  std::chrono::milliseconds answer_grace{1000};
 };
 
 class PgSession {
  public:
   explicit PgSession(PgSessionOptions options);
+  // Waits for a running statement (bounded, see above), then closes the connection.
   ~PgSession();
   PgSession(const PgSession&) = delete;
   PgSession& operator=(const PgSession&) = delete;
 
   // Runs one read-only statement. Errors: Unavailable (cannot connect, connection
-  // lost, backing off), DeadlineExceeded (statement_timeout or cancel),
-  // PermissionDenied (missing privilege), InvalidArgument (SQL error).
+  // lost, backing off, server not answering), DeadlineExceeded (statement_timeout or
+  // cancel), PermissionDenied (missing privilege), InvalidArgument (SQL error).
+  // Any thread; statements of different callers run one after the other.
   Result<PgRows> query(const std::string& sql);
+  // For a statement the caller put under a statement_timeout of its own (SET
+  // statement_timeout = server_timeout): the client waits that long + answer_grace.
+  Result<PgRows> query(const std::string& sql, std::chrono::milliseconds server_timeout);
   // Like query(), but over the extended protocol, which takes exactly one statement: a
   // text with a second statement hidden after a ';' is rejected by the server
   // (InvalidArgument) instead of run. For SQL that comes from outside dbpulse.
@@ -57,36 +81,99 @@ class PgSession {
   // since the last call, oldest first; cleared at every query. Not for the console.
   std::vector<std::string> takeNotices();
 
-  // Aborts the statement running now, if any. Thread-safe.
+  // Cancels every statement of the session: the running one and those waiting to start
+  // (for an owner that is the session's only user: maintenance, the advisor). Callers
+  // that share a session cancel through their PgCaller instead. Thread-safe; never
+  // blocks.
   void cancel();
 
-  // Closes the connection (shutdown); the next query() reconnects.
+  // Closes the connection (shutdown); the next query() reconnects. Waits for a running
+  // statement first (bounded by its client-side deadline).
   void disconnect();
 
   // server_version_num of the connected server (e.g. 150004), 0 when not connected.
-  int serverVersion() const;
+  // Any thread.
+  int serverVersion() const { return server_version_.load(); }
 
   // The DSN with any password replaced by "***", for logs and errors.
   const std::string& redactedDsn() const { return redacted_dsn_; }
 
+  // Statements waiting for the session to be free (diagnostics). Any thread.
+  size_t waitingStatements() const;
+
+  // Distinct ids for PgCaller (0 is the session's own).
+  uint64_t newCallerId() { return next_caller_.fetch_add(1) + 1; }
+
  private:
-  Result<PgRows> run(const std::string& sql, bool single_statement);
-  Status ensureConnectedLocked();
-  void dropConnectionLocked(const std::string& why);
+  friend class PgCaller;
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  enum class Wake { kReady, kDeadline, kCancel };
+  struct Connection;
+
+  Result<PgRows> run(const std::string& sql, bool single_statement,
+                     std::chrono::milliseconds server_timeout, uint64_t caller);
+  // Takes the session for one statement (a ticket), or gives up when the caller's
+  // waiting statement is cancelled. Release with release().
+  Status acquire(uint64_t caller, bool cancellable);
+  void release();
+  void cancelCaller(uint64_t caller, bool everyone);
+  // The rest runs only on the thread holding the session (acquire()).
+  Status ensureConnected();
+  Result<PgRows> execute(const std::string& sql, bool single_statement,
+                         std::chrono::milliseconds server_timeout);
+  Wake waitSocket(int fd, short events, SteadyTime deadline);
+  void sendCancel();
+  Status dropConnection(const std::string& why);
 
   const PgSessionOptions options_;
   const std::string conninfo_;
   const std::string redacted_dsn_;
+  int wake_fd_ = -1;  // eventfd: cancel() wakes the thread waiting on the socket
 
-  std::mutex use_mu_;   // held for a whole query(); serialises use of the session
-  std::mutex conn_mu_;  // guards conn_ itself, so cancel() never sees a dying connection
-  struct Connection;  // wraps pqxx::connection (a typedef in libpqxx 6, so not forward-declarable)
-  std::unique_ptr<Connection> conn_;  // GUARDED_BY(conn_mu_); replaced under both
-  int server_version_ = 0;
+  mutable std::mutex state_mu_;
+  std::condition_variable state_cv_;
+  bool busy_ = false;                 // GUARDED_BY(state_mu_): a thread holds the session
+  uint64_t running_caller_ = 0;       // GUARDED_BY(state_mu_)
+  uint64_t next_ticket_ = 0;          // GUARDED_BY(state_mu_)
+  std::map<uint64_t, uint64_t> waiting_;  // GUARDED_BY(state_mu_): ticket -> caller
+  std::set<uint64_t> cancelled_;          // GUARDED_BY(state_mu_): waiting tickets cancelled
+  std::atomic<bool> cancel_requested_{false};  // the running statement is to be cancelled
+  std::atomic<uint64_t> next_caller_{0};
+  std::atomic<int> server_version_{0};
+  // Set while a cancel request is on its way; shared with the helper thread sending it,
+  // which may outlive the session (a PQcancel to a stopped postmaster waits for it).
+  std::shared_ptr<std::atomic<bool>> cancel_in_flight_ =
+      std::make_shared<std::atomic<bool>>(false);
 
-  std::chrono::steady_clock::time_point next_attempt_{};  // GUARDED_BY(use_mu_)
+  // Owned by the thread holding the session.
+  std::unique_ptr<Connection> conn_;
+  SteadyTime next_attempt_{};
   std::chrono::milliseconds backoff_{0};
   std::string last_error_;
+};
+
+// One user's handle on a shared PgSession (a collector of a group): the session's
+// queries, and a cancel() that ends only this caller's statement, the one it runs or
+// waits to start, never another member's (each statement takes a ticket naming its
+// caller when it starts). Thread-safety as PgSession; cancel() never blocks. The session
+// must outlive it.
+class PgCaller {
+ public:
+  explicit PgCaller(PgSession& session) : session_(session), id_(session.newCallerId()) {}
+
+  Result<PgRows> query(const std::string& sql) {
+    return session_.run(sql, false, session_.options_.statement_timeout, id_);
+  }
+  Result<PgRows> querySingle(const std::string& sql) {
+    return session_.run(sql, true, session_.options_.statement_timeout, id_);
+  }
+  void cancel() { session_.cancelCaller(id_, false); }
+  int serverVersion() const { return session_.serverVersion(); }
+  const std::string& redactedDsn() const { return session_.redactedDsn(); }
+
+ private:
+  PgSession& session_;
+  const uint64_t id_;
 };
 
 // Replaces password=... values and URI passwords with ***.

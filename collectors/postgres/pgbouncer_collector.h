@@ -20,11 +20,11 @@
 #include <string>
 
 #include "collectors/collector.h"
+#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
-class PgSession;
 
 inline constexpr const char* kPgbouncerPoolsQuery = "SHOW POOLS";
 inline constexpr const char* kPgbouncerStatsQuery = "SHOW STATS";
@@ -45,7 +45,7 @@ class PgbouncerCollector final : public Collector {
 
  private:
   const std::string name_ = "pgbouncer";
-  PgSession& session_;
+  PgCaller session_;  // this collector's statements on the group's session
 };
 
 }  // namespace dbpulse::collectors

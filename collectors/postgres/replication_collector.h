@@ -37,11 +37,11 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
-class PgSession;
 
 // The query for a server version (server_version_num). PostgreSQL 17 added
 // pg_replication_slots.inactive_since.
@@ -86,7 +86,7 @@ class ReplicationCollector final : public Collector {
 
  private:
   const std::string name_ = "replication";
-  PgSession& session_;
+  PgCaller session_;  // this collector's statements on the group's session
 };
 
 }  // namespace dbpulse::collectors

@@ -23,11 +23,11 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
-class PgSession;
 
 inline constexpr int kDefaultSizeTopN = 20;
 
@@ -79,7 +79,7 @@ class SizeCollector final : public Collector {
 
  private:
   const std::string name_ = "size";
-  PgSession& session_;
+  PgCaller session_;  // this collector's statements on the group's session
   const int top_n_;
 
   mutable std::mutex mu_;

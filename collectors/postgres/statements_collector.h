@@ -32,11 +32,11 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
-class PgSession;
 
 inline constexpr int kDefaultStatementsTopN = 50;
 inline constexpr std::chrono::milliseconds kDefaultLongRunningThreshold{5000};
@@ -147,7 +147,7 @@ class StatementsCollector final : public Collector {
   void fillTexts(std::vector<TopStatement>& top);
 
   const std::string name_ = "statements";
-  PgSession& session_;
+  PgCaller session_;  // this collector's statements on the group's session
   const StatementsOptions options_;
   StatementsTracker tracker_;
   std::optional<Probe> probe_;  // reset after any failed query: re-learned on reconnect

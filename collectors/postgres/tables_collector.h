@@ -26,11 +26,11 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
-class PgSession;
 
 inline constexpr int kDefaultTablesTopN = 20;
 // Relations smaller than this have no meaningful bloat: reported as 0.
@@ -97,7 +97,7 @@ class TablesCollector final : public Collector {
 
  private:
   const std::string name_ = "tables";
-  PgSession& session_;
+  PgCaller session_;  // this collector's statements on the group's session
   const int top_n_;
   bool stats_hidden_logged_ = false;
 

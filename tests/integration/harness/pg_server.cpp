@@ -1,7 +1,12 @@
 #include "integration/harness/pg_server.h"
 
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <pqxx/pqxx>
+#include <sstream>
 
 #include "integration/harness/child_process.h"
 #include "integration/harness/harness_error.h"
@@ -219,6 +224,40 @@ void PgServer::stop() {
 }
 
 bool PgServer::running() { return postmaster_ != nullptr && postmaster_->alive(); }
+
+std::vector<int> PgServer::processIds() {
+  if (!running()) return {};
+  const int postmaster = postmaster_->pid();
+  std::vector<int> out{postmaster};
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    std::string state;
+    int ppid = 0;
+    if (rest >> state >> ppid && ppid == postmaster) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+PausedProcesses::PausedProcesses(std::vector<int> pids) : pids_(std::move(pids)) {
+  if (pids_.empty()) throw HarnessError("PausedProcesses: no process to pause");
+  paused_ = true;
+  for (int pid : pids_) ::kill(pid, SIGSTOP);
+}
+
+void PausedProcesses::resume() {
+  if (!paused_) return;
+  paused_ = false;
+  for (int pid : pids_) ::kill(pid, SIGCONT);
+}
 
 std::string PgServer::dsn(std::string_view dbname, std::string_view user) const {
   return "host=" + host_ + " port=" + std::to_string(port_) + " dbname=" + std::string(dbname) +

@@ -78,6 +78,9 @@ class PgServer {
   // disconnects clients) and waits for the postmaster to exit. No-op when stopped.
   void stop();
   bool running();
+  // The postmaster's pid first, then its children's (backends, background processes);
+  // empty when it is not running.
+  std::vector<int> processIds();
 
   const std::string& host() const { return host_; }
   int port() const { return port_; }
@@ -109,6 +112,24 @@ class PgServer {
   std::string host_ = "127.0.0.1";
   int port_ = 0;
   std::unique_ptr<ChildProcess> postmaster_;
+};
+
+// SIGSTOPs processes (a hung server: sockets stay open, nothing answers) and SIGCONTs them
+// when resumed or destroyed, so a failing test never leaves a server frozen. Not
+// thread-safe.
+class PausedProcesses {
+ public:
+  explicit PausedProcesses(std::vector<int> pids);
+  ~PausedProcesses() { resume(); }
+  PausedProcesses(const PausedProcesses&) = delete;
+  PausedProcesses& operator=(const PausedProcesses&) = delete;
+
+  void resume();
+  const std::vector<int>& pids() const { return pids_; }
+
+ private:
+  std::vector<int> pids_;
+  bool paused_ = false;
 };
 
 }  // namespace dbpulse::testing

@@ -68,6 +68,9 @@ struct FakeState {
   std::atomic<int> max_concurrent{0};
   std::atomic<int> in_flight{0};
   bool cancel_opens_gate = true;
+  // cancel() blocks this long before it returns (a PQcancel against a hung server).
+  std::atomic<int> cancel_blocks_ms{0};
+  std::atomic<int> cancels_returned{0};
   Gate gate;
   std::mutex mu;
   std::vector<collectors::CollectContext> contexts;  // GUARDED_BY(mu)
@@ -103,7 +106,11 @@ class FakeCollector final : public collectors::Collector {
 
   void cancel() override {
     ++state_->cancels;
+    if (const int ms = state_->cancel_blocks_ms; ms > 0) {
+      std::this_thread::sleep_for(milliseconds(ms));  // stands in for blocking I/O
+    }
     if (state_->cancel_opens_gate) state_->gate.open();
+    ++state_->cancels_returned;
   }
 
  private:
@@ -627,6 +634,58 @@ TEST(SchedulerTest, BackgroundJobDoesNotHoldTheFirstCycleBack) {
   ASSERT_TRUE(eventually([&] { return local->calls >= 1 && advisor->calls >= 1; }));
   EXPECT_TRUE(h.scheduler.firstCycleDone()) << "the running background job is not waited for";
   advisor->gate.open();
+}
+
+}  // namespace
+}  // namespace dbpulse
+
+namespace dbpulse {
+namespace {
+
+// Review 4(d)2: cancel() was called under the scheduler's lock, so a cancel that blocks
+// (PQcancel against a hung server) froze every other job and status() with it.
+TEST(SchedulerTest, ABlockingCancelDelaysNeitherStatusNorOtherJobs) {
+  Harness h;
+  auto hung = h.add("hung", blockFirst, every(10s, 50ms));
+  hung->cancel_opens_gate = false;
+  hung->cancel_blocks_ms = 2000;
+  auto quick = h.add("quick", succeed, every(20ms, 1s));
+  h.scheduler.start();
+
+  // The hung run times out at 50 ms; its cancel() then blocks for 2 s.
+  ASSERT_TRUE(eventually([&] { return hung->cancels >= 1; }));
+  const int quick_before = quick->calls;
+  const auto t0 = steady_clock::now();
+  const auto st = h.status("hung");
+  EXPECT_LT(steady_clock::now() - t0, 100ms) << "status() waited for cancel()";
+  ASSERT_TRUE(st.has_value());
+  EXPECT_NE(st->last_error.find("timed out"), std::string::npos) << st->last_error;
+  // At 20 ms the quick job runs ~50 times while cancel() blocks; demand a few.
+  EXPECT_TRUE(eventually([&] { return quick->calls >= quick_before + 5; }, 1s))
+      << "quick job ran " << quick->calls - quick_before << " times during the blocked cancel";
+  EXPECT_EQ(hung->cancels_returned, 0) << "the cancel was expected to be still blocking";
+  EXPECT_EQ(h.selfMetric("dbpulse_collector_success", "hung"), 0.0);
+
+  hung->gate.open();
+  EXPECT_TRUE(h.scheduler.stop(5s));
+}
+
+// Review 4(d)1 (the scheduler's half): a collector that ignores cancel() keeps a thread
+// inside the scheduler; stop() says so and the scheduler reports when it has drained, so
+// its owner knows when it may be freed.
+TEST(SchedulerTest, StopReportsAThreadLeftBehindUntilItLeaves) {
+  Harness h;
+  auto stuck = h.add("stuck", blockFirst, every(10s, 10s));
+  stuck->cancel_opens_gate = false;  // ignores cancel()
+  h.scheduler.start();
+  ASSERT_TRUE(eventually([&] { return stuck->calls == 1; }));
+
+  EXPECT_FALSE(h.scheduler.stop(100ms));
+  EXPECT_FALSE(h.scheduler.drained());
+  EXPECT_GE(stuck->cancels, 1);
+  stuck->gate.open();
+  EXPECT_TRUE(eventually([&] { return h.scheduler.drained(); }));
+  EXPECT_TRUE(h.scheduler.stop(100ms)) << "a later stop() reports the drained scheduler";
 }
 
 }  // namespace
