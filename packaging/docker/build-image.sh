@@ -147,7 +147,7 @@ done
 if [ "$cache_store" = 1 ]; then
   # What older builds left: containers of interrupted builds, then images nothing names
   # any more, leaf first, until none is left (the cached chains have tagged leaves).
-  buildah "${ctl[@]:1}" rm --all >/dev/null 2>&1 || true
+  buildah --root "$cache/storage" --runroot /run/dbpulse-image/storage rm --all >/dev/null
   while [ -n "$("${ctl[@]}" image prune -f 2>/dev/null)" ]; do :; done
 fi
 

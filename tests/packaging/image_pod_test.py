@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The container image, built and run as the Kubernetes sidecar pod (ctest -L image).
 
-    image_pod_test.py --source-dir SRC [--keep]
+    image_pod_test.py --source-dir SRC
 
 1. Builds the image with packaging/docker/build-image.sh (what `make image` runs) in
    dbpulse's cache storage (--cache-store: base image, apt layers and the compiled build
@@ -18,27 +18,29 @@
    ConfigMap of the same name, keys and items (podman 4.3's Secret volumes are broken:
    `stringData` is dropped, `data` is written still base64-encoded, and a secret volume
    without `optional` crashes it, containers/podman#16636); dbpulse still reads the
-   Secret's values from files at the Secret's mount path. Every rewrite must match exactly once, so a changed manifest fails the
-   test loudly. The pod has a network namespace of its own, as in Kubernetes (dbpulse
+   Secret's values from files at the Secret's mount path. Every rewrite must match exactly
+   once, so a changed manifest fails the test loudly. The pod has a network namespace of its own, as in Kubernetes (dbpulse
    listens on 0.0.0.0:9470 there and reaches the chat server on 127.0.0.1:3000), through
    slirp4netns: it makes no firewall rules, publishes the ports on 127.0.0.1 only, and
    lets the pod reach the host's loopback servers at 10.0.2.2. (`--network host` is not
    possible: podman 4.3 publishes every containerPort and refuses that on the host
    network.)
-4. Checks /health, /health/ready, pg_up 1, redis_up 1, the chat server seen by the process
-   collector through the shared PID namespace, config from the ConfigMap, passwords from
-   the Secret's files, non-root with a read-only root filesystem, the liveness probe, and
-   the container's memory against the manifest's limit during a workload (pgbench,
-   redis-benchmark, scrapes) until the collectors have run twice more.
+4. Checks the liveness and readiness probes (/health, /health/ready), pg_up 1, redis_up 1,
+   the chat server seen by the process collector through the shared PID namespace, config
+   from the ConfigMap, passwords from the Secret's files, non-root with a read-only root
+   filesystem, the image's HEALTHCHECK command, and the container's memory (cgroup peak
+   and peak RSS) against the manifest's limit during a workload (pgbench, redis-benchmark,
+   HTTP requests) until the collectors have run twice more.
 5. Removes everything it made (pod, containers, volumes, secrets, storage, servers, files),
    also on failure; a run killed before that is cleaned up by the next run.
 
-Needs root, podman, debootstrap (packaging/deps.sh installs them; the test runs it),
-postgresql-15 and redis-server. Without them it is skipped (exit 77), or fails under
-CI=true.
+Needs root, podman, slirp4netns, debootstrap (packaging/deps.sh installs them; the test
+runs it when one is missing), postgresql-15 and redis-server. Without them it is skipped
+(exit 77), or fails under CI=true.
 """
 import argparse
 import contextlib
+import http.client
 import ctypes
 import glob
 import json
@@ -70,7 +72,7 @@ HOST_FROM_POD = "10.0.2.2"
 # cgroups (cgroupfs manager) under libpod_parent in every hierarchy.
 CNI_KUBE_NETWORK = "/etc/cni/net.d/podman-default-kube-network.conflist"
 CGROUP_PARENT = "libpod_parent"
-DEADLINE = time.monotonic() + 14 * 60  # below CTest's TIMEOUT, so cleanup still runs
+DEADLINE = time.monotonic() + 28 * 60  # below CTest's TIMEOUT (30 min): cleanup still runs
 
 
 class Skip(Exception):
@@ -111,7 +113,7 @@ def poll(what, fn, timeout, interval=0.25):
             last = fn()
             if last:
                 return last
-        except (OSError, urllib.error.URLError, ValueError) as e:
+        except (OSError, http.client.HTTPException, ValueError) as e:
             last = e
         if time.monotonic() >= end:
             raise TestFailure(f"{what}: not within {timeout} s (last: {str(last)[-1500:]})")
@@ -151,6 +153,18 @@ def metric_values(text, name):
         if m:
             out[m.group(1) or ""] = float(m.group(2))
     return out
+
+
+def stop_group(proc, grace=20):
+    """SIGTERM to the process group of proc (started with start_new_session), then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def set_pdeathsig(sig=signal.SIGKILL):
@@ -204,14 +218,17 @@ def remove_work(work, source_dir):
     """Stops what a run in `work` started and removes the directory."""
     pods = Podman(work, source_dir)
     if os.path.isdir(os.path.join(work, "storage")):
+        with contextlib.suppress(Exception):
+            ids = pods("pod", "ps", "-q", "--no-trunc", timeout=60).stdout.split()
+            with open(os.path.join(work, "pod-ids"), "a", encoding="utf-8") as f:
+                f.write("".join(i + "\n" for i in ids))
         pods.teardown()
     for name in ("postgres.pid", "redis.pid"):
         with contextlib.suppress(OSError, ValueError):
             with open(os.path.join(work, name), encoding="utf-8") as f:
                 pid = int(f.read().split()[0])
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if work.encode() in f.read():
-                    os.kill(pid, signal.SIGKILL)
+            if os.readlink(f"/proc/{pid}/cwd").startswith(work + "/"):  # still ours
+                os.kill(pid, signal.SIGKILL)
     remove_podman_system_leftovers(work)
     unmount_under(work)
     shutil.rmtree(work, ignore_errors=True)
@@ -453,7 +470,6 @@ def memory_files(cg):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--source-dir", required=True)
-    ap.add_argument("--keep", action="store_true", help="leave the pod running (debugging)")
     args = ap.parse_args()
     src = os.path.abspath(args.source_dir)
     t0 = time.monotonic()
@@ -461,13 +477,15 @@ def main():
     # Requirements.
     if os.geteuid() != 0:
         raise Skip("needs root (rootful podman, debootstrap, a memory cgroup per container)")
-    if not shutil.which("podman") or not shutil.which("debootstrap"):
-        log("podman or debootstrap missing: bash packaging/deps.sh")
-        subprocess.run(["bash", os.path.join(src, "packaging/deps.sh")])
-    for tool, pkg in (("podman", "podman"), ("debootstrap", "debootstrap"), ("runc", "runc"),
-                      (f"{PG_BIN}/initdb", "postgresql-15"), (REDIS_SERVER, "redis-server"),
-                      (f"{PG_BIN}/pgbench", "postgresql-15"),
-                      ("redis-benchmark", "redis-tools")):
+    needed = (("podman", "podman"), ("buildah", "buildah"), ("runc", "runc"),
+              ("/usr/libexec/podman/catatonit", "catatonit"), ("slirp4netns", "slirp4netns"),
+              ("debootstrap", "debootstrap"), (f"{PG_BIN}/initdb", "postgresql-15"),
+              (f"{PG_BIN}/pgbench", "postgresql-15"), (REDIS_SERVER, "redis-server"),
+              ("redis-benchmark", "redis-tools"))
+    if not all(shutil.which(tool) for tool, _ in needed):
+        log("installing what is missing: bash packaging/deps.sh")
+        subprocess.run(["bash", os.path.join(src, "packaging/deps.sh")], check=False)
+    for tool, pkg in needed:
         if not shutil.which(tool):
             raise Skip(f"{tool} is missing: install the Debian package {pkg} (packaging/deps.sh)")
 
@@ -497,15 +515,25 @@ def main():
         t = time.monotonic()
         build_log = os.path.join(work, "build-image.log")
         with open(build_log, "w") as out:
-            r = subprocess.run(["bash", os.path.join(src, "packaging/docker/build-image.sh"),
-                                "--cache-store", "--tag", image,
-                                "--also", STANDIN_IMAGE,
-                                os.path.join(src, "tests/packaging/chat-server-standin.Containerfile"),
-                                "--save", archive],
-                               stdout=out, stderr=subprocess.STDOUT, timeout=DEADLINE - time.monotonic())
+            # A session of its own: on a timeout or an interruption the whole build (podman,
+            # buildah, the compiler) is stopped, not only the script.
+            build = subprocess.Popen(
+                ["bash", os.path.join(src, "packaging/docker/build-image.sh"), "--cache-store",
+                 "--tag", image, "--also", STANDIN_IMAGE,
+                 os.path.join(src, "tests/packaging/chat-server-standin.Containerfile"),
+                 "--save", archive],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                rc = build.wait(timeout=DEADLINE - time.monotonic())
+            except subprocess.TimeoutExpired:
+                raise TestFailure("build-image.sh did not finish before the test's deadline:\n"
+                                  + open(build_log).read()[-3000:]) from None
+            finally:
+                if build.poll() is None:
+                    stop_group(build)
         build_out = open(build_log).read()
-        if r.returncode != 0:
-            raise TestFailure(f"build-image.sh exited {r.returncode}:\n{build_out[-5000:]}")
+        if rc != 0:
+            raise TestFailure(f"build-image.sh exited {rc}:\n{build_out[-5000:]}")
         for line in build_out.splitlines():
             if line.startswith("build-image.sh:"):
                 log(line)
@@ -709,16 +737,13 @@ def main():
             if servers:
                 with contextlib.suppress(OSError):
                     log("postgres log (tail):\n" + open(servers.pg_log).read()[-2000:])
-        if args.keep and ok:
-            log(f"--keep: pod left running; remove with: rm -rf after podman {' '.join(podman.base[1:])} pod rm -af")
-        else:
-            t = time.monotonic()
-            with contextlib.suppress(Exception):
-                podman("kube", "down", pod_yaml, timeout=120, check_rc=False)
-            if servers:
-                servers.stop()
-            remove_work(work, src)
-            log(f"cleaned up in {time.monotonic() - t:.0f} s")
+        t = time.monotonic()
+        with contextlib.suppress(Exception):
+            podman("kube", "down", pod_yaml, timeout=120, check_rc=False)
+        if servers:
+            servers.stop()
+        remove_work(work, src)
+        log(f"cleaned up in {time.monotonic() - t:.0f} s")
     log(f"passed in {time.monotonic() - t0:.0f} s")
     return 0
 
