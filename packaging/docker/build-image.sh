@@ -147,7 +147,8 @@ done
 if [ "$cache_store" = 1 ]; then
   # What older builds left: containers of interrupted builds, then images nothing names
   # any more, leaf first, until none is left (the cached chains have tagged leaves).
-  buildah --root "$cache/storage" --runroot /run/dbpulse-image/storage rm --all >/dev/null
+  buildah --root "$cache/storage" --runroot /run/dbpulse-image/storage rm --all >/dev/null ||
+    log "could not remove the containers of interrupted builds (buildah rm --all)"
   while [ -n "$("${ctl[@]}" image prune -f 2>/dev/null)" ]; do :; done
 fi
 
