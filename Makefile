@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test demo bench package clean
+.PHONY: all deps configure build test demo bench package image clean
 
 all: build
 
@@ -27,6 +27,11 @@ bench: build
 
 package: build
 	@cd $(BUILD) && cpack -G DEB
+
+# The container image dbpulse:<version> from packaging/docker/Dockerfile, with podman (or
+# docker); without a registry, debian:12 comes from debootstrap (see the script).
+image: deps
+	@bash packaging/docker/build-image.sh
 
 clean:
 	@rm -rf $(BUILD)

@@ -19,6 +19,11 @@ PKGS=(
   dpkg-dev file python3-yaml systemd
   # libFuzzer targets in tests/fuzz (built only by a clang configuration)
   clang-14 libclang-rt-14-dev
+  # the container image (make image) and its pod test (tests/packaging/image_pod_test.py):
+  # podman with runc (crun fails on this kind's hybrid cgroups), catatonit for the pod's
+  # infra (pause) container, slirp4netns for the pod's network (no firewall rules),
+  # debootstrap for a local debian:12 base without a registry
+  podman buildah runc catatonit slirp4netns debootstrap
 )
 
 missing=()

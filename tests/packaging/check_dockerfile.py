@@ -14,6 +14,14 @@
 * It runs as a non-root numeric user, EXPOSEs the config's listen port, has a HEALTHCHECK
   on /health at that port, and its ENTRYPOINT is `dbpulse run --config` on a config file
   that the install puts in place (checked on a staged cmake --install).
+* What `COPY --from=build /out/ /` lays over the runtime image: the staged install with the
+  build stage's `rm -rf /out/...` applied must hold nothing at the top level that is a
+  symlink in debian:12 (merged /usr: /lib -> usr/lib, /bin, /sbin, /lib64). A directory
+  there, even an empty one, replaces the symlink: the dynamic loader disappears and no
+  program in the image can execute.
+
+Self-test: --replace REGEX TEXT edits the Dockerfile first (once, or it fails), and
+--expect-error REGEX then succeeds only if a problem matching each REGEX is reported.
 """
 import argparse
 import glob
@@ -23,6 +31,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 
 from packaging_util import fail, listen_port, parse_toml, stage_install
@@ -30,6 +39,9 @@ from packaging_util import fail, listen_port, parse_toml, stage_install
 RUNTIME_EXTRAS = {"ca-certificates", "curl"}
 BASE_IMAGE = {"libc6"}  # Essential in debian:12
 TEST_ONLY = {"libgtest-dev", "libgmock-dev", "libbenchmark-dev"}
+# Top-level symlinks of debian:12 (merged /usr) that a COPY of a directory would replace.
+BASE_SYMLINKS = {"bin": "usr/bin", "sbin": "usr/sbin", "lib": "usr/lib", "lib32": "usr/lib32",
+                 "lib64": "usr/lib64", "libx32": "usr/libx32"}
 
 
 def instructions(text):
@@ -109,20 +121,69 @@ def linked_packages(binary):
     return owners, problems
 
 
+def out_tree_problems(build_runs, staged_root):
+    """What COPY --from=build /out/ / would put over the runtime image's top level: the
+    staged install (same prefix as the build stage) minus the build stage's rm -rf."""
+    problems = []
+    for m in re.finditer(r"\brm\s+(-[rRf]+\s+)+((?:/out\S*\s*)+)", build_runs):
+        for target in m.group(2).split():
+            rel = os.path.relpath(os.path.normpath(target), "/out")
+            if rel.startswith(".."):
+                continue
+            path = staged_root if rel == "." else os.path.join(staged_root, rel)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+    for name in sorted(os.listdir(staged_root)):
+        if name in BASE_SYMLINKS:
+            what = "an empty directory" if not os.listdir(os.path.join(staged_root, name)) \
+                else "a directory"
+            problems.append(
+                f"COPY --from=build /out/ /: the build stage leaves /out/{name} ({what}, after "
+                f"its rm -rf), which replaces the runtime image's /{name} -> "
+                f"{BASE_SYMLINKS[name]} symlink: the dynamic loader is gone and nothing in the "
+                f"image can execute; remove /out/{name} entirely")
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--dbpulse", required=True)
     ap.add_argument("--dockerfile", default=None)
+    ap.add_argument("--replace", nargs=2, metavar=("REGEX", "TEXT"), action="append",
+                    default=[], help="self-test: edit the Dockerfile first")
+    ap.add_argument("--expect-error", action="append", default=[], metavar="REGEX",
+                    help="self-test: succeed only if a problem matching each REGEX is reported")
     args = ap.parse_args()
+    errors = check(args)
+    if args.expect_error:
+        missed = [r for r in args.expect_error if not any(re.search(r, e, re.S) for e in errors)]
+        for r in missed:
+            print(f"check_dockerfile: expected a problem matching {r!r}, none reported",
+                  file=sys.stderr)
+        for e in errors:
+            print(f"(reported) {e}")
+        return 1 if missed else 0
+    return fail(errors, "Dockerfile")
+
+
+def check(args):
+    """The problems found (a list of messages)."""
     src = args.source_dir
     path = args.dockerfile or os.path.join(src, "packaging/docker/Dockerfile")
     with open(path, encoding="utf-8") as f:
-        st = stages(instructions(f.read()))
+        text = f.read()
+    for regex, repl in args.replace:
+        text, n = re.subn(regex, repl, text)
+        if n != 1:
+            return [f"--replace {regex!r}: {n} matches in {path}, expected 1"]
+    st = stages(instructions(text))
     errors = []
     if len(st) < 2:
-        return fail([f"{path}: expected a build and a runtime stage, found {len(st)}"], "Dockerfile")
+        return [f"{path}: expected a build and a runtime stage, found {len(st)}"]
     for s in st:
         if s["image"] not in ("debian:12", "debian:bookworm", "debian:12-slim", "debian:bookworm-slim"):
             errors.append(f"FROM {s['image']}: expected debian:12")
@@ -212,17 +273,21 @@ def main():
         entry = []
     if entry[:3] != ["/usr/bin/dbpulse", "run", "--config"] or len(entry) != 4:
         errors.append(f"ENTRYPOINT {entry}: expected /usr/bin/dbpulse run --config FILE")
-        return fail(errors, "Dockerfile")
+        return errors
     root = stage_install(args.build_dir)
     try:
         config = root + entry[3]
         if not os.path.isfile(config):
             errors.append(f"ENTRYPOINT config {entry[3]} is not installed by cmake --install")
-            return fail(errors, "Dockerfile")
+            return errors
         with open(config, encoding="utf-8") as f:
             port = listen_port(parse_toml(f.read()))
         if not os.access(root + entry[0], os.X_OK):
             errors.append(f"{entry[0]} is not installed by cmake --install")
+        if any(ins == "COPY" and re.search(r"--from=\S+\s+/out/?\s+/\s*$", a)
+               for ins, a in runtime["instrs"]):
+            errors += out_tree_problems(" ".join(a for i, a in build["instrs"] if i == "RUN"),
+                                        root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     exposed = " ".join(rt.get("EXPOSE", [])).split()
@@ -233,7 +298,7 @@ def main():
         errors.append(f"HEALTHCHECK {hc!r}: expected a GET of http://127.0.0.1:{port}/health")
     elif "curl" in hc and "curl" not in runtime_pkgs:
         errors.append("HEALTHCHECK uses curl, which the runtime stage does not install")
-    return fail(errors, "Dockerfile")
+    return errors
 
 
 if __name__ == "__main__":
