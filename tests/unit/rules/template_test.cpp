@@ -132,10 +132,9 @@ TEST(TemplateTest, CommentsAreNotConstantTextAndExpandToNothing) {
     EXPECT_FALSE(t->isConstant()) << text;
   }
   const Labels labels;
-  EXPECT_EQ(*Template::parse("{{/* only a comment */}}")->expand(TemplateData{&labels, 0, nullptr, ""}),
-            "");
-  EXPECT_EQ(*Template::parse("a  {{- /* c */ -}}  b")->expand(TemplateData{&labels, 0, nullptr, ""}),
-            "ab");
+  const TemplateData data{&labels, 0, nullptr, ""};
+  EXPECT_EQ(*Template::parse("{{/* only a comment */}}")->expand(data), "");
+  EXPECT_EQ(*Template::parse("a  {{- /* c */ -}}  b")->expand(data), "ab");
 }
 
 }  // namespace
