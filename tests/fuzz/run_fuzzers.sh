@@ -30,9 +30,10 @@ if command -v ccache >/dev/null; then
 fi
 start=$(date +%s)
 if [ ! -f "$build/build.ninja" ]; then
+  mkdir -p "$build"
   cmake -S . -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
-    -DDBPULSE_BUILD_BENCH=OFF "${launcher[@]}" >"$build.configure.log" 2>&1 || {
-    cat "$build.configure.log"
+    -DDBPULSE_BUILD_BENCH=OFF "${launcher[@]}" >"$build/configure.log" 2>&1 || {
+    cat "$build/configure.log"
     echo "run_fuzzers: cmake failed" >&2
     exit 2
   }
