@@ -651,6 +651,9 @@ Result<Template> Template::parse(std::string_view text) {
         if (last < first + 3 || action.substr(last - 1, 2) != "*/") {
           throw TemplateError{open, "unclosed comment"};
         }
+        // A comment expands to nothing (and may trim around it): the text as written is
+        // not the expansion, so the template is not constant.
+        impl->constant = false;
       } else {
         if (!literal.empty()) {
           impl->parts.push_back(Part{false, std::move(literal), {}});

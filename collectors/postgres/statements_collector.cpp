@@ -74,8 +74,9 @@ StatementsSqlVariant statementsSqlVariant(int server_version, std::string_view e
   bool shared_blk_time = server_version >= 170000;
   // An installed extension older than its server keeps its old SQL definition.
   if (const auto [major, minor] = parseExtensionVersion(extension_version); major > 0) {
-    const auto at_least = [&](int mj, int mn) {
-      return std::tie(major, minor) >= std::tie(mj, mn);
+    // Copied by init-capture: clang before 16 cannot capture a structured binding.
+    const auto at_least = [have_major = major, have_minor = minor](int mj, int mn) {
+      return std::tie(have_major, have_minor) >= std::tie(mj, mn);
     };
     exec_time = at_least(1, 8);
     info_view = at_least(1, 9);

@@ -495,8 +495,10 @@ void AlertmanagerNotifier::load() {
   std::lock_guard lock(mu_);
   bool changed = false;
   for (auto& [url, alerts] : loaded) {
+    // By name, not [&]: clang before 16 cannot capture a structured binding.
+    const std::string& wanted = url;
     auto it =
-        std::find_if(urls_.begin(), urls_.end(), [&](const auto& u) { return u->url == url; });
+        std::find_if(urls_.begin(), urls_.end(), [&](const auto& u) { return u->url == wanted; });
     if (it == urls_.end()) {
       if (!alerts.empty()) {
         spdlog::warn(

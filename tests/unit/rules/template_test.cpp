@@ -120,8 +120,21 @@ TEST(TemplateTest, RuntimeErrorsAreReported) {
 
 TEST(TemplateTest, ConstantTemplatesAreRecognised) {
   EXPECT_TRUE(Template::parse("no actions")->isConstant());
-  EXPECT_TRUE(Template::parse("{{/* only a comment */}}")->isConstant());
   EXPECT_FALSE(Template::parse("{{ $value }}")->isConstant());
+}
+
+// Found by the template fuzzer: a comment made a template "constant", so the rule engine
+// used the text as written and the comment itself reached Alertmanager.
+TEST(TemplateTest, CommentsAreNotConstantTextAndExpandToNothing) {
+  for (const char* text : {"{{/* only a comment */}}", "a  {{- /* c */ -}}  b"}) {
+    auto t = Template::parse(text);
+    ASSERT_TRUE(t.ok()) << text;
+    EXPECT_FALSE(t->isConstant()) << text;
+  }
+  const Labels labels;
+  const TemplateData data{&labels, 0, nullptr, ""};
+  EXPECT_EQ(*Template::parse("{{/* only a comment */}}")->expand(data), "");
+  EXPECT_EQ(*Template::parse("a  {{- /* c */ -}}  b")->expand(data), "ab");
 }
 
 }  // namespace
