@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test demo bench package image clean
+.PHONY: all deps configure build test demo bench soak package image clean
 
 all: build
 
@@ -24,6 +24,9 @@ demo: build
 
 bench: build
 	@bash tests/bench/run.sh $(BUILD)
+
+soak: build
+	@bash tests/bench/soak.sh $(BUILD)
 
 package: build
 	@cd $(BUILD) && cpack -G DEB

@@ -37,8 +37,8 @@ struct AgentSection {
   Duration request_timeout{10'000};  // first byte to complete request (else 408)
   // /admin/* calls per client address: a token bucket of admin_rate_burst calls refilled at
   // admin_rate_limit a second (0 = no limit); beyond it 429 with Retry-After.
-  int admin_rate_limit = 10;
-  int admin_rate_burst = 20;
+  int admin_rate_limit = 50;
+  int admin_rate_burst = 100;
   // How far back the sample store keeps each series' points (rule ranges such as [1h] need
   // that much); the store holds history / (shortest interval) points per series, capped.
   // Takes effect at start.

@@ -131,7 +131,9 @@ TEST_F(AlertmanagerE2ETest, RuleFiresArrivesAndResolves) {
   ASSERT_TRUE(waitFor([&] { return agentAlertState() == "pending"; }, 10s, "pending"));
   EXPECT_FALSE(amAlert().has_value()) << "a pending alert is not sent";
   ASSERT_TRUE(waitFor([&] { return agentAlertState() == "firing"; }, 10s, "firing"));
-  const std::string starts_at = agentAlert()->value("startsAt", "");
+  const std::optional<Json> fired = agentAlert();
+  ASSERT_TRUE(fired.has_value()) << agent_.get("/admin/alerts").body;
+  const std::string starts_at = fired->value("startsAt", "");
   ASSERT_FALSE(starts_at.empty());
 
   std::optional<Json> listed;

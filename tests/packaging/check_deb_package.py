@@ -6,7 +6,7 @@
 Runs cpack on this build tree's CPackConfig.cmake into a temporary directory (the Ninja
 generator has no preinstall step: cpack installs what is built and compiles nothing), then
 checks with dpkg-deb: the file list (binary, conffile config, every shipped rule file and
-dashboard, the systemd unit), Depends (computed by dpkg-shlibdeps: libpq and libpqxx, plus
+dashboard, the systemd unit), Depends (computed by dpkg-shlibdeps: libpq, plus
 adduser for postinst), conffiles, the maintainer scripts (executable; postinst creates the
 system user and starts nothing), and that the packaged (stripped) binary runs.
 """
@@ -65,7 +65,7 @@ def main():
         depends = run(["dpkg-deb", "-f", deb, "Depends"]).stdout.strip()
         print(f"Depends: {depends}")
         names = {d.strip().split(" ")[0] for d in depends.split(",") if d.strip()}
-        for need in (r"libpq\d+", r"libpqxx-[0-9.]+", r"adduser", r"libhiredis[0-9.]+",
+        for need in (r"libpq\d+", r"adduser", r"libhiredis[0-9.]+",
                      r"libc6"):
             if not any(re.fullmatch(need, n) for n in names):
                 errors.append(f"Depends does not name {need}: {depends}")

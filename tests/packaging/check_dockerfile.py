@@ -38,7 +38,7 @@ from packaging_util import fail, listen_port, parse_toml, stage_install
 
 RUNTIME_EXTRAS = {"ca-certificates", "curl"}
 BASE_IMAGE = {"libc6"}  # Essential in debian:12
-TEST_ONLY = {"libgtest-dev", "libgmock-dev", "libbenchmark-dev"}
+TEST_ONLY = {"libgtest-dev", "libgmock-dev", "libbenchmark-dev", "libpqxx-dev"}  # libpqxx: harness only
 # Top-level symlinks of debian:12 (merged /usr) that a COPY of a directory would replace.
 BASE_SYMLINKS = {"bin": "usr/bin", "sbin": "usr/sbin", "lib": "usr/lib", "lib32": "usr/lib32",
                  "lib64": "usr/lib64", "libx32": "usr/libx32"}

@@ -319,8 +319,8 @@ TEST(ConfigTest, HttpLimitsAndAdminRateLimitKeys) {
   const LoadResult defaults = load("");
   ASSERT_TRUE(defaults.config.has_value()) << allErrors(defaults);
   EXPECT_EQ(defaults.config->agent.max_connections, 2048);
-  EXPECT_EQ(defaults.config->agent.admin_rate_limit, 10);
-  EXPECT_EQ(defaults.config->agent.admin_rate_burst, 20);
+  EXPECT_EQ(defaults.config->agent.admin_rate_limit, 50);
+  EXPECT_EQ(defaults.config->agent.admin_rate_burst, 100);
 
   const LoadResult r =
       load("[agent]\nmax_connections = 4000\nadmin_rate_limit = 0\nadmin_rate_burst = 5\n");
