@@ -2,6 +2,11 @@
 BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
+# ccache (installed by deps.sh) when present: paths are hashed relative to the checkout, so a
+# fresh clone elsewhere (CI) reuses what an earlier build compiled.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+LAUNCHER = $(if $(shell command -v ccache 2>/dev/null),-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
 .PHONY: all deps configure build test demo bench soak package image clean
 
@@ -11,7 +16,7 @@ deps:
 	@bash packaging/deps.sh
 
 configure: deps
-	@if [ ! -f $(BUILD)/build.ninja ]; then cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS); fi
+	@if [ ! -f $(BUILD)/build.ninja ]; then cmake -S . -B $(BUILD) -G Ninja $(LAUNCHER) $(CMAKE_FLAGS); fi
 
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
