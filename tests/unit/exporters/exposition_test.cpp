@@ -212,7 +212,8 @@ Snapshot goldenSnapshot() {
   return snap;
 }
 
-fs::path testdataDir() { return fs::path(__FILE__).parent_path() / "testdata"; }
+// From the source tree, not __FILE__ (ccache may compile with relative paths).
+fs::path testdataDir() { return fs::path(DBPULSE_SOURCE_DIR) / "tests/unit/exporters/testdata"; }
 
 std::string readFile(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -215,7 +215,7 @@ TEST(RuleFileTest, LoadsOnASmallStack) {
     size_t groups = 0;
     size_t errors = 0;
   } job;
-  job.dir = (std::filesystem::path(__FILE__).parent_path() / "../../../rules/default").string();
+  job.dir = (std::filesystem::path(DBPULSE_SOURCE_DIR) / "rules/default").string();
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   // ASan's redzones make every frame several times larger: scale the stack with them.
@@ -245,7 +245,7 @@ TEST(RuleFileTest, LoadsOnASmallStack) {
 
 // Every shipped rule (rules/default/*.yml) stays inside the subset the engine evaluates.
 TEST(RuleFileTest, ShippedRulePackLoads) {
-  const auto pack = std::filesystem::path(__FILE__).parent_path() / "../../../rules/default";
+  const auto pack = std::filesystem::path(DBPULSE_SOURCE_DIR) / "rules/default";
   if (!std::filesystem::exists(pack)) GTEST_SKIP() << "no rule pack at " << pack;
   RuleSet set = loadRuleFiles({"*.yml"}, pack.string());
   for (const auto& e : set.errors) ADD_FAILURE() << e.toString();
