@@ -37,7 +37,7 @@ if [[ "$(id -u)" -eq 0 ]]; then as_pg() { runuser -u postgres -- "$@"; }; else a
 # Every collector and the rules at 1 s; the history short enough to fill during the warm-up.
 for c in connections statements indexes cache tables size locks replication redis process \
          companion; do
-  export "DBPULSE_COLLECTORS_${c^^}_INTERVAL=1s"
+  export "DBPULSE_COLLECTORS_${c^^}_INTERVAL=1s" "DBPULSE_COLLECTORS_${c^^}_TIMEOUT=900ms"
 done
 export DBPULSE_RULES_EVALUATION_INTERVAL=1s DBPULSE_AGENT_HISTORY=5m
 export DEMO_PG_PORT=$PG_PORT DEMO_REDIS_PORT=$REDIS_PORT DEMO_DBPULSE_PORT=$DBPULSE_PORT
