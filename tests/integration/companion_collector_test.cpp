@@ -390,9 +390,9 @@ TEST(CompanionCollectorBinaryTest, HostileExpositionKeepsMemoryBoundedByTheCaps)
       },
       60s))
       << "20 more scrapes";
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "sanitizer builds measure their own shadow memory, not the agent's";
-#else
+  RecordProperty("peak_rss_mib", std::to_string(peak / (1024 * 1024)));
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // (A sanitizer build's RSS is mostly its shadow memory: the bound holds for real builds.)
   EXPECT_LT(peak, 48.0 * 1024 * 1024) << "peak RSS " << peak / (1024 * 1024) << " MiB";
 #endif
 }
