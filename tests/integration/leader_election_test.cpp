@@ -82,8 +82,10 @@ TEST_F(LeaderElectionTest, OneLeadsTheOtherFollowsAndTakesOverWhenItStops) {
 
   a.stop();
   EXPECT_FALSE(a.isLeader());
-  EXPECT_TRUE(pollUntil([&] { return b.isLeader(); }, kWait)) << "b takes over within a period";
-  EXPECT_EQ(storeValue(store_b, "dbpulse_leader"), 1.0);
+  // (The gauge is written just after the flag flips: wait for both.)
+  EXPECT_TRUE(pollUntil(
+      [&] { return b.isLeader() && storeValue(store_b, "dbpulse_leader") == 1.0; }, kWait))
+      << "b takes over within a period";
   EXPECT_EQ(storeValue(store_a, "dbpulse_leader"), 0.0);
 }
 
