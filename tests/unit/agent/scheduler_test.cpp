@@ -156,6 +156,13 @@ struct Harness {
     return std::nullopt;
   }
 
+  // Self-metrics are published just after the run's status changes (outside the
+  // scheduler's lock): true once metric{collector} reads `value`.
+  bool metricBecomes(const std::string& metric, const std::string& collector,
+                     double value) const {
+    return eventually([&] { return selfMetric(metric, collector) == value; });
+  }
+
   std::optional<CollectorStatus> status(const std::string& name) const {
     for (const auto& s : scheduler.status()) {
       if (s.name == name) return s;
@@ -268,9 +275,9 @@ TEST(SchedulerTest, TimedOutRunFailsIsCancelledAndItsLateResultIsDiscarded) {
   EXPECT_TRUE(eventually([&] { return slow->cancels >= 1; }));
   EXPECT_EQ(slow->returned, 0);
   EXPECT_TRUE(h.scheduler.firstCycleDone()) << "a timed-out run counts as finished";
-  EXPECT_EQ(h.selfMetric("dbpulse_collector_success", "slow"), 0.0);
-  EXPECT_EQ(h.selfMetric("dbpulse_collector_errors_total", "slow"), 1.0);
-  EXPECT_EQ(h.selfMetric("dbpulse_collector_timeouts_total", "slow"), 1.0);
+  EXPECT_TRUE(h.metricBecomes("dbpulse_collector_success", "slow", 0.0));
+  EXPECT_TRUE(h.metricBecomes("dbpulse_collector_errors_total", "slow", 1.0));
+  EXPECT_TRUE(h.metricBecomes("dbpulse_collector_timeouts_total", "slow", 1.0));
 
   slow->gate.open();
   ASSERT_TRUE(eventually([&] { return slow->returned == 1 && !h.status("slow")->running; }));
@@ -369,8 +376,8 @@ TEST(SchedulerTest, ThrowingCollectorIsIsolated) {
   EXPECT_FALSE(st.last_success);
   EXPECT_NE(st.last_error.find("boom"), std::string::npos) << st.last_error;
   EXPECT_GE(st.errors, 2u);
-  EXPECT_EQ(h.selfMetric("dbpulse_collector_success", "bad"), 0.0);
-  EXPECT_EQ(h.selfMetric("dbpulse_collector_success", "good"), 1.0);
+  EXPECT_TRUE(h.metricBecomes("dbpulse_collector_success", "bad", 0.0));
+  EXPECT_TRUE(h.metricBecomes("dbpulse_collector_success", "good", 1.0));
   EXPECT_TRUE(h.scheduler.stop(2s));
 }
 
@@ -607,7 +614,7 @@ TEST(SchedulerTest, LeaderOnlyJobsRunOnlyWhileTheGateSaysLeaderAndTakeOverAtOnce
   h.scheduler.leadershipChanged();
   ASSERT_TRUE(eventually([&] { return wide->calls >= 1; }, 2s));
   EXPECT_FALSE(h.status("statements")->standby);
-  EXPECT_EQ(h.selfMetric("dbpulse_collector_success", "statements"), 1.0);
+  EXPECT_TRUE(h.metricBecomes("dbpulse_collector_success", "statements", 1.0));
 
   // Deposed: no further runs even when due.
   leader = false;
@@ -665,7 +672,7 @@ TEST(SchedulerTest, ABlockingCancelDelaysNeitherStatusNorOtherJobs) {
   EXPECT_TRUE(eventually([&] { return quick->calls >= quick_before + 5; }, 1s))
       << "quick job ran " << quick->calls - quick_before << " times during the blocked cancel";
   EXPECT_EQ(hung->cancels_returned, 0) << "the cancel was expected to be still blocking";
-  EXPECT_EQ(h.selfMetric("dbpulse_collector_success", "hung"), 0.0);
+  EXPECT_TRUE(h.metricBecomes("dbpulse_collector_success", "hung", 0.0));
 
   hung->gate.open();
   EXPECT_TRUE(h.scheduler.stop(5s));
