@@ -208,7 +208,8 @@ TEST(RuleFileTest, RefusesDeepNestingWithAPosition) {
   EXPECT_NE(set.errors[0].message.find("nested too deeply"), std::string::npos);
 }
 
-// Reloads parse rule files on CivetWeb worker threads, whose stacks are about 100 KiB.
+// Rule files must parse on small thread stacks (CivetWeb, the HTTP server until 2026-12, gave
+// its handler threads about 100 KiB); the agent runs reloads on a full-size stack anyway.
 TEST(RuleFileTest, LoadsOnASmallStack) {
   struct Job {
     std::string dir;
