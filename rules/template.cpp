@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -387,17 +388,30 @@ std::string goSprintf(const std::string& format, const std::vector<TValue>& args
            std::string_view("+-# 0").find(format[j]) != std::string_view::npos) {
       spec += format[j++];
     }
-    while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j])))
+    // Width and precision over 1e6 (Go's own limit) are refused: %!(BADWIDTH) / %!(BADPREC),
+    // the argument left unused. Passed on to snprintf they made glibc allocate gigabytes
+    // ("%.1732719757g", found by the fuzzer).
+    size_t width_digits = 0, prec_digits = 0;
+    uint64_t width = 0, prec = 0;
+    while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j]))) {
+      if (++width_digits <= 8) width = width * 10 + static_cast<uint64_t>(format[j] - '0');
       spec += format[j++];
+    }
     if (j < format.size() && format[j] == '.') {
       spec += format[j++];
       while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j]))) {
+        if (++prec_digits <= 8) prec = prec * 10 + static_cast<uint64_t>(format[j] - '0');
         spec += format[j++];
       }
     }
     if (j >= format.size()) {
       out += "%!(NOVERB)";
       break;
+    }
+    if (width_digits > 8 || width > 1'000'000 || prec_digits > 8 || prec > 1'000'000) {
+      out += width_digits > 8 || width > 1'000'000 ? "%!(BADWIDTH)" : "%!(BADPREC)";
+      i = j;
+      continue;
     }
     const char verb = format[j];
     i = j;

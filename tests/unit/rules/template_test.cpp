@@ -71,6 +71,13 @@ INSTANTIATE_TEST_SUITE_P(
         ExpandCase{"{{ $value | printf \"%.1f%%\" }}", 97.25, "97.2%"},
         ExpandCase{"{{ printf \"%s=%v\" $labels.job $value }}", 1.5, "postgres=1.5"},
         ExpandCase{"{{ printf \"%d\" $value }}", 1, "%!d(float64=1)"},
+        // Width and precision over 1e6 (Go's own limit) are refused and the argument is left
+        // unused (Go, for such literals, stops at %!(NOVERB) or formats a megabyte of digits).
+        // Found by the fuzzer: the precision went to snprintf, which allocated gigabytes.
+        ExpandCase{"{{ printf \"%.000000001732719757g|\" $value }}", 1,
+                   "%!(BADPREC)|%!(EXTRA float64=1)"},
+        ExpandCase{"{{ printf \"%99999999999s|\" $value }}", 1, "%!(BADWIDTH)|%!(EXTRA float64=1)"},
+        ExpandCase{"{{ printf \"%.1000001f|\" $value }}", 1, "%!(BADPREC)|%!(EXTRA float64=1)"},
         ExpandCase{"{{ $labels.job | toUpper }} {{ toLower \"AbC\" }} {{ title \"db down\" }}", 0,
                    "POSTGRES abc Db Down"},
         ExpandCase{"{{ (humanize $value) }}", 2000, "2k"},
