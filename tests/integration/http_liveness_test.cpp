@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "integration/harness/harness.h"
+#include "test_util/sockets.h"
 
 namespace dbpulse::testing {
 namespace {
@@ -40,15 +41,6 @@ long rssKib(pid_t pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
   }
   return -1;
-}
-
-bool raiseFdLimit(rlim_t wanted) {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return false;
-  if (rl.rlim_cur >= wanted) return true;
-  if (rl.rlim_max < wanted) return false;
-  rl.rlim_cur = wanted;
-  return ::setrlimit(RLIMIT_NOFILE, &rl) == 0;
 }
 
 int openSlow(int port) {

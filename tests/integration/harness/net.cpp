@@ -11,18 +11,11 @@
 #include <random>
 
 #include "integration/harness/harness_error.h"
+#include "test_util/sockets.h"
 
 namespace dbpulse::testing {
 
 namespace {
-
-sockaddr_in loopback(int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return addr;
-}
 
 class Fd {
  public:

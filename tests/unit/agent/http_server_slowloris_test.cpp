@@ -20,11 +20,14 @@
 #include <vector>
 
 #include "agent/http_server.h"
+#include "test_util/sockets.h"
 
 namespace dbpulse {
 namespace {
 
 using namespace std::chrono_literals;
+using dbpulse::testing::loopback;
+using dbpulse::testing::raiseFdLimit;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kAttackers = 1000;
@@ -33,14 +36,6 @@ constexpr auto kTrickleEvery = 250ms;    // one more byte on every connection
 constexpr auto kProbeDeadline = 1000ms;  // the liveness requirement
 const std::string kSlowHead =
     "GET /metrics HTTP/1.1\r\nHost: victim\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaa";
-
-sockaddr_in loopback(int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return addr;
-}
 
 // A connection that never completes its request; -1 when even the socket failed.
 int openSlowConnection(int port) {
@@ -115,16 +110,6 @@ Probe probe(int port, const std::string& path, std::chrono::milliseconds deadlin
         answer.empty() ? "no answer within the deadline" : "not HTTP: " + answer.substr(0, 80);
   }
   return out;
-}
-
-// Enough descriptors for both ends of every connection in this one process.
-bool raiseFdLimit(rlim_t wanted) {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return false;
-  if (rl.rlim_cur >= wanted) return true;
-  if (rl.rlim_max < wanted) return false;
-  rl.rlim_cur = wanted;
-  return ::setrlimit(RLIMIT_NOFILE, &rl) == 0;
 }
 
 TEST(HttpServerSlowlorisTest, ProbesAnswerWithinOneSecondWhileAThousandConnectionsTrickle) {
