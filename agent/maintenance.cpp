@@ -416,13 +416,17 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
         o.error = done.status().message();
       } else {
         o.result = "ok";
-        // SKIP_LOCKED and missing ownership both turn into a WARNING, not an error.
+        // SKIP_LOCKED and missing ownership both turn into a WARNING, not an error. The
+        // message is in the server's lc_messages; severity and SQLSTATE are not.
         for (const auto& n : notices) {
-          if (n.find("lock not available") != std::string::npos) {
+          if (n.severity != "WARNING") continue;
+          if (n.sqlstate == "55P03") {  // lock_not_available
             o.result = "skipped_locked";
-          } else if (n.find("skipping") != std::string::npos) {
+          } else if (n.sqlstate.rfind("01", 0) == 0) {
+            // A plain warning (01000) for a table named in the statement: VACUUM's and
+            // ANALYZE's "skipping ... only the owner / permission denied" (PG 13-18).
             o.result = "skipped_privilege";
-            o.error = n.substr(0, n.find('\n'));
+            o.error = n.message;
           }
         }
       }

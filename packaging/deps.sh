@@ -15,6 +15,8 @@ PKGS=(
   prometheus prometheus-alertmanager
   # tools used by tests, demo and benchmarks
   curl wrk procps python3
+  # a non-English locale: maintenance must classify VACUUM's warnings under any lc_messages
+  locales
   # packaging: cpack DEB Depends (dpkg-shlibdeps), tests/packaging (YAML, systemd-analyze)
   dpkg-dev file python3-yaml systemd
   # libFuzzer targets in tests/fuzz (built only by a clang configuration)
@@ -33,13 +35,23 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# The German locale the maintenance test sets as lc_messages (tests/integration/
+# maintenance_test.cpp); generated once into the locale archive.
+ensure_test_locale() {
+  if ! locale -a 2>/dev/null | grep -qix 'de_DE.utf8'; then
+    $SUDO localedef -i de_DE -c -f UTF-8 de_DE.UTF-8
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  ensure_test_locale
   exit 0
 fi
 
 echo "deps.sh: installing: ${missing[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -51,3 +63,4 @@ for svc in redis-server pgbouncer prometheus prometheus-alertmanager prometheus-
   fi
   if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
 done
+ensure_test_locale

@@ -120,13 +120,21 @@ struct PgSession::Connection {
   static void onNotice(void* arg, const PGresult* res) {
     auto* self = static_cast<Connection*>(arg);
     try {
-      if (self->notices.size() < 100) self->notices.emplace_back(PQresultErrorMessage(res));
+      if (self->notices.size() >= 100) return;
+      const auto field = [res](int code) {
+        const char* v = PQresultErrorField(res, code);
+        return std::string(v ? v : "");
+      };
+      std::string severity = field(PG_DIAG_SEVERITY_NONLOCALIZED);
+      if (severity.empty()) severity = field(PG_DIAG_SEVERITY);  // servers before 9.6
+      self->notices.push_back(PgNotice{std::move(severity), field(PG_DIAG_SQLSTATE),
+                                       field(PG_DIAG_MESSAGE_PRIMARY)});
     } catch (...) {
     }
   }
 
   PGconn* pg;
-  std::vector<std::string> notices;
+  std::vector<PgNotice> notices;
 };
 
 PgSession::PgSession(PgSessionOptions options)
@@ -447,9 +455,9 @@ Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
   return rows;
 }
 
-std::vector<std::string> PgSession::takeNotices() {
+std::vector<PgNotice> PgSession::takeNotices() {
   (void)acquire(0, false);
-  std::vector<std::string> out;
+  std::vector<PgNotice> out;
   if (conn_) out = std::exchange(conn_->notices, {});
   release();
   return out;

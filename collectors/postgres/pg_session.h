@@ -56,6 +56,14 @@ struct PgSessionOptions {
   std::chrono::milliseconds answer_grace{1000};
 };
 
+// A NOTICE or WARNING the server sent. severity and sqlstate are never translated, so
+// callers classify by them; message is in the server's lc_messages.
+struct PgNotice {
+  std::string severity;  // "WARNING", "NOTICE", ... (PG_DIAG_SEVERITY_NONLOCALIZED)
+  std::string sqlstate;  // e.g. "55P03" lock_not_available; "01000" a plain warning
+  std::string message;   // the primary message, one line
+};
+
 class PgSession {
  public:
   explicit PgSession(PgSessionOptions options);
@@ -79,7 +87,7 @@ class PgSession {
 
   // The server's notices and warnings (e.g. VACUUM's "skipping ... lock not available")
   // since the last call, oldest first; cleared at every query. Not for the console.
-  std::vector<std::string> takeNotices();
+  std::vector<PgNotice> takeNotices();
 
   // Cancels every statement of the session: the running one and those waiting to start
   // (for an owner that is the session's only user: maintenance, the advisor). Callers
