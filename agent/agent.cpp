@@ -749,7 +749,7 @@ void Agent::installRoutes() {
       return HttpResponse::json(400, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     });
   });
-  http_.route("GET", "/metrics", [this](const HttpRequest&) { return metrics(); });
+  http_.route("GET", "/metrics", [this](const HttpRequest& r) { return metrics(r); });
   http_.route("GET", "/health",
               [](const HttpRequest&) { return HttpResponse::json(200, "{\"status\":\"ok\"}\n"); });
   http_.route("GET", "/health/ready", [this](const HttpRequest&) { return ready(); });
@@ -885,9 +885,15 @@ int Agent::suggestIndexes(const Config& config, bool json, std::ostream& out, st
   return 0;
 }
 
-HttpResponse Agent::metrics() {
-  auto text = exposition_.render();
-  return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", *text, {}};
+HttpResponse Agent::metrics(const HttpRequest& request) {
+  HttpResponse r{200, "text/plain; version=0.0.4; charset=utf-8", {}, {{"Vary", "Accept-Encoding"}}};
+  if (acceptsEncoding(request.accept_encoding, "gzip")) {
+    r.body = *exposition_.renderGzip();
+    r.headers.emplace_back("Content-Encoding", "gzip");
+  } else {
+    r.body = *exposition_.render();
+  }
+  return r;
 }
 
 HttpResponse Agent::ready() const {

@@ -115,7 +115,7 @@ class Agent {
   void configureMaintenance(const Config& config);
   HttpResponse indexSuggestions();
   HttpResponse analyzeQuery(const HttpRequest& request);
-  HttpResponse metrics();
+  HttpResponse metrics(const HttpRequest& request);
   HttpResponse ready() const;
   // GET /: readiness, alerts (details only for callers the admin routes admit), collectors.
   HttpResponse statusPage(const HttpRequest& request) const;

@@ -218,6 +218,54 @@ class WorkerPool {
 
 }  // namespace
 
+bool acceptsEncoding(std::string_view accept_encoding, std::string_view coding) {
+  const auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  const auto iequals = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  // q is "0" or "1" or 0.ddd / 1.000: positive unless every digit is 0. Anything that is
+  // not a q-value counts as 0 (a malformed preference never gets an encoding).
+  const auto positiveQ = [&](std::string_view params) {
+    while (!params.empty()) {
+      const size_t semi = params.find(';');
+      std::string_view p = trim(params.substr(0, semi));
+      params = semi == std::string_view::npos ? std::string_view() : params.substr(semi + 1);
+      if (p.size() < 2 || !iequals(p.substr(0, 2), "q=")) continue;
+      std::string_view q = p.substr(2);
+      if (q.empty() || (q[0] != '0' && q[0] != '1')) return false;
+      if (q.size() > 1 && (q[1] != '.' || q.size() > 5)) return false;
+      bool positive = q[0] == '1';
+      for (size_t i = 2; i < q.size(); ++i) {
+        if (q[i] < '0' || q[i] > '9') return false;
+        positive = positive || q[i] != '0';
+      }
+      return positive;
+    }
+    return true;  // no q: 1
+  };
+  std::optional<bool> named, star;
+  while (!accept_encoding.empty()) {
+    const size_t comma = accept_encoding.find(',');
+    std::string_view element = accept_encoding.substr(0, comma);
+    accept_encoding = comma == std::string_view::npos ? std::string_view()
+                                                      : accept_encoding.substr(comma + 1);
+    const size_t semi = element.find(';');
+    const std::string_view name = trim(element.substr(0, semi));
+    const std::string_view params =
+        semi == std::string_view::npos ? std::string_view() : element.substr(semi + 1);
+    if (iequals(name, coding)) named = positiveQ(params);
+    if (name == "*") star = positiveQ(params);
+  }
+  return named.value_or(star.value_or(false));
+}
+
 HttpResponse HttpResponse::error(int status, std::string code, const std::string& message) {
   nlohmann::json j{{"error", message}, {"code", std::move(code)}};
   // The message may quote client input (a path, a header) that is not valid UTF-8:
@@ -529,6 +577,7 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
     if (q != std::string_view::npos) request.query = std::string(target.substr(q + 1));
     request.remote_addr = remote_;
     request.authorization = str(req[http::field::authorization]);
+    request.accept_encoding = str(req[http::field::accept_encoding]);
     request.body = std::move(req.body());
     std::optional<std::string> path = decodePath(raw_path);
     const bool absolute = !raw_path.empty() && raw_path.front() == '/';

@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -41,6 +42,7 @@ struct HttpRequest {
   std::string query;  // as sent, not decoded
   std::string body;
   std::string authorization;  // the Authorization header, if any
+  std::string accept_encoding;  // the Accept-Encoding header, if any
   std::string remote_addr;    // the peer's IP address (IPv4-mapped IPv6 shown as IPv4)
 };
 
@@ -56,6 +58,10 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// Whether an Accept-Encoding header value admits `coding` (e.g. "gzip"): listed, or
+// covered by "*", with a q-value above 0 (RFC 9110 12.5.3). Case-insensitive.
+bool acceptsEncoding(std::string_view accept_encoding, std::string_view coding);
 
 // Which pool runs a route's handler (see the file comment).
 enum class RouteKind { kFast, kSlow };

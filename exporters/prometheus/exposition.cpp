@@ -1,10 +1,14 @@
 #include "exporters/prometheus/exposition.h"
 
+#include <zlib.h>
+
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include <new>
 #include <sstream>
+#include <stdexcept>
 
 #include "agent/core/sample_store.h"
 
@@ -59,14 +63,45 @@ std::string renderText(const Snapshot& snapshot) {
   return std::move(os).str();
 }
 
-std::shared_ptr<const std::string> Exposition::render() {
+std::string gzipCompress(const std::string& data) {
+  z_stream z{};
+  // windowBits 15 + 16: a gzip header and trailer instead of zlib's.
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
+    throw std::bad_alloc();  // the only way deflateInit2 fails with these arguments
+  }
+  std::string out(deflateBound(&z, data.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);  // deflateBound leaves room for all of it
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) throw std::runtime_error("gzip: deflate did not finish");
+  return out;
+}
+
+void Exposition::refresh() {
   auto snap = store_.snapshot();
-  std::lock_guard lock(mu_);
   if (!cached_ || cached_version_ != snap->version) {
     cached_ = std::make_shared<const std::string>(renderText(*snap));
+    cached_gzip_.reset();
     cached_version_ = snap->version;
   }
+}
+
+std::shared_ptr<const std::string> Exposition::render() {
+  std::lock_guard lock(mu_);
+  refresh();
   return cached_;
+}
+
+std::shared_ptr<const std::string> Exposition::renderGzip() {
+  std::lock_guard lock(mu_);
+  refresh();
+  if (!cached_gzip_) cached_gzip_ = std::make_shared<const std::string>(gzipCompress(*cached_));
+  return cached_gzip_;
 }
 
 }  // namespace dbpulse::exporters

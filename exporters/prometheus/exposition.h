@@ -2,7 +2,8 @@
 // Renders the sample store's latest snapshot in the Prometheus text format,
 // through prometheus-cpp (a Collectable over the snapshot + TextSerializer).
 // No database I/O: a scrape only reads memory. The rendered text is cached per
-// snapshot version, so repeated scrapes between collector runs cost a copy.
+// snapshot version, so repeated scrapes between collector runs cost a copy; so is its
+// gzip encoding (compressed once per snapshot, the first time a scraper asks for it).
 // Thread-safe.
 
 #include <memory>
@@ -22,13 +23,22 @@ class Exposition {
 
   // The text for GET /metrics.
   std::shared_ptr<const std::string> render();
+  // The same text, gzip-encoded (RFC 1952), for a scraper that accepts gzip.
+  std::shared_ptr<const std::string> renderGzip();
 
  private:
+  // Brings cached_ up to the store's latest snapshot. Caller holds mu_.
+  void refresh();
+
   const SampleStore& store_;
   std::mutex mu_;
   uint64_t cached_version_ = 0;
-  std::shared_ptr<const std::string> cached_;
+  std::shared_ptr<const std::string> cached_;       // GUARDED_BY(mu_)
+  std::shared_ptr<const std::string> cached_gzip_;  // GUARDED_BY(mu_); null until asked
 };
+
+// gzip (RFC 1952) of `data` at zlib's default level.
+std::string gzipCompress(const std::string& data);
 
 // One-off rendering of a snapshot (for `dbpulse once` and tests).
 std::string renderText(const Snapshot& snapshot);

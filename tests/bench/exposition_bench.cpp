@@ -1,6 +1,7 @@
 // /metrics rendering cost: a scrape is served from memory. Measures a scrape of
 // an unchanged snapshot (the common case: cached text) and a scrape right after a
-// collector wrote (snapshot rebuild + prometheus-cpp serialisation).
+// collector wrote (snapshot rebuild + prometheus-cpp serialisation), each as plain text
+// and gzip-encoded (what Prometheus asks for).
 #include <benchmark/benchmark.h>
 
 #include "agent/core/sample_store.h"
@@ -50,5 +51,39 @@ void BM_ScrapeAfterWrite(benchmark::State& state) {
   state.counters["series"] = static_cast<double>(state.range(0));
 }
 BENCHMARK(BM_ScrapeAfterWrite)->Arg(1000)->Arg(5000)->Unit(benchmark::kMicrosecond);
+
+void BM_ScrapeUnchangedGzip(benchmark::State& state) {
+  dbpulse::SystemClock clock;
+  dbpulse::SampleStore store(clock);
+  fill(store, static_cast<int>(state.range(0)));
+  dbpulse::exporters::Exposition exposition(store);
+  for (auto _ : state) {
+    auto gz = exposition.renderGzip();
+    benchmark::DoNotOptimize(gz->size());
+  }
+  state.counters["series"] = static_cast<double>(state.range(0));
+  state.counters["bytes"] = static_cast<double>(exposition.renderGzip()->size());
+  state.counters["plain_bytes"] = static_cast<double>(exposition.render()->size());
+}
+BENCHMARK(BM_ScrapeUnchangedGzip)->Arg(1000)->Arg(5000)->Unit(benchmark::kMicrosecond);
+
+// The first gzip scrape after a write: rebuild, serialise and compress once.
+void BM_ScrapeAfterWriteGzip(benchmark::State& state) {
+  dbpulse::SystemClock clock;
+  dbpulse::SampleStore store(clock);
+  fill(store, static_cast<int>(state.range(0)));
+  dbpulse::exporters::Exposition exposition(store);
+  dbpulse::SampleBatch tick;
+  tick.gauge("dbpulse_tick", "x", {}, 1);
+  for (auto _ : state) {
+    state.PauseTiming();
+    store.write("tick", tick, std::chrono::hours(1));
+    state.ResumeTiming();
+    auto gz = exposition.renderGzip();
+    benchmark::DoNotOptimize(gz->size());
+  }
+  state.counters["series"] = static_cast<double>(state.range(0));
+}
+BENCHMARK(BM_ScrapeAfterWriteGzip)->Arg(1000)->Arg(5000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: the figures in the README's performance section.
-#   1. Google Benchmark: /metrics rendering of 1,000 and 5,000 series from memory.
+#   1. Google Benchmark: /metrics rendering of 1,000 and 5,000 series from memory, plain
+#      and gzip-encoded.
 #   2. The demo sandbox (packaging/demo/run.sh) with wrk against /metrics:
 #      latency percentiles of real scrapes, and dbpulse's RSS while idle.
-# Only loopback traffic; wrk's run is bounded (10 s).
+# Only loopback traffic; each wrk run is bounded (10 s), plain and with gzip.
 set -euo pipefail
 BUILD="${1:-build}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,7 +25,12 @@ done
 curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null || { echo "demo did not become ready"; tail -30 /tmp/dbpulse-bench-demo.log; exit 1; }
 series=$(curl -fsS "http://127.0.0.1:$PORT/metrics" | grep -vc '^#')
 echo "series on /metrics: $series"
+echo "bytes per scrape: plain $(curl -fsS -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/metrics")," \
+  "gzip $(curl -fsS -o /dev/null -H 'Accept-Encoding: gzip' -w '%{size_download}' "http://127.0.0.1:$PORT/metrics")"
+echo "-- plain text"
 wrk -t2 -c10 -d10s --latency "http://127.0.0.1:$PORT/metrics"
+echo "-- Accept-Encoding: gzip (as Prometheus scrapes)"
+wrk -t2 -c10 -d10s --latency -H "Accept-Encoding: gzip" "http://127.0.0.1:$PORT/metrics"
 
 pid=$(pgrep -f "dbpulse run --config $ROOT/.demo/dbpulse.toml" | head -1)
 sleep 20  # let the agent go idle after wrk: this is the state being measured

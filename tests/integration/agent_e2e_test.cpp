@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "integration/harness/harness.h"
+#include "test_util/gunzip.h"
 
 namespace dbpulse::testing {
 namespace {
@@ -202,6 +203,20 @@ TEST_F(AgentE2ETest, ExportsPostgresProcessAndCollectorMetricsThatPromtoolAccept
   ASSERT_TRUE(waitFor(checks, kFirstSeries, &scrape));
 
   EXPECT_TRUE(agent_.waitReady(5s));
+
+  // Prometheus always sends Accept-Encoding: gzip; the same exposition comes back encoded.
+  const HttpResponse gz =
+      httpRequest("GET", agent_.baseUrl() + "/metrics", "", {{"Accept-Encoding", "gzip"}});
+  ASSERT_EQ(gz.status, 200);
+  EXPECT_EQ(gz.header("Content-Encoding"), "gzip");
+  EXPECT_EQ(gz.header("Vary"), "Accept-Encoding");
+  const std::optional<std::string> decoded = gunzip(gz.body);
+  ASSERT_TRUE(decoded.has_value()) << "not a gzip body";
+  EXPECT_LT(gz.body.size() * 3, decoded->size()) << "the exposition compresses well";
+  EXPECT_EQ(sampleValue(*decoded, "pg_up", {}), 1.0);
+  const HttpResponse plain = agent_.get("/metrics");
+  EXPECT_EQ(plain.header("Content-Encoding"), "");
+  EXPECT_EQ(sampleValue(plain.body, "pg_up", {}), 1.0);
 
   if (!requirePromtool()) return;
   RunOptions stdin_scrape;

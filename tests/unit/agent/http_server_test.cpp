@@ -645,3 +645,40 @@ TEST(HttpServerStartTest, PortInUseIsAnError) {
 
 }  // namespace
 }  // namespace dbpulse
+
+namespace dbpulse {
+namespace {
+
+TEST(AcceptsEncodingTest, FollowsTheHeadersPreferences) {
+  struct Case {
+    const char* header;
+    bool gzip;
+  };
+  const Case cases[] = {
+      {"", false},
+      {"gzip", true},
+      {"GZip", true},
+      {"deflate, gzip", true},
+      {"gzip;q=1.0, identity; q=0.5, *;q=0", true},
+      {"br;q=1.0, gzip;q=0.8, *;q=0.1", true},
+      {"gzip;q=0", false},
+      {"gzip; q=0.000", false},
+      {"gzip;q=0.001", true},
+      {"*", true},
+      {"*;q=0", false},
+      {"*, gzip;q=0", false},  // the named coding's own q wins over *
+      {"deflate", false},
+      {"x-gzip", false},
+      {"gzipx", false},
+      {"identity", false},
+      {"gzip;q=2", false},     // not a q-value: no encoding rather than a guess
+      {"gzip;q=abc", false},
+      {" , ,gzip , ", true},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(acceptsEncoding(c.header, "gzip"), c.gzip) << "Accept-Encoding: " << c.header;
+  }
+}
+
+}  // namespace
+}  // namespace dbpulse

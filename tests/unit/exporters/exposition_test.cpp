@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "agent/core/sample_store.h"
+#include "test_util/gunzip.h"
 
 namespace dbpulse::exporters {
 namespace {
@@ -338,6 +339,44 @@ TEST(ExpositionTest, RenderIsCachedUntilTheStoreChanges) {
   const auto expired = exposition.render();
   EXPECT_NE(expired.get(), third.get());
   EXPECT_EQ(*expired, "");
+}
+
+}  // namespace
+}  // namespace dbpulse::exporters
+
+namespace dbpulse::exporters {
+namespace {
+
+TEST(ExpositionTest, GzipIsTheCachedTextEncodedOncePerSnapshot) {
+  FakeClock clock;
+  SampleStore store(clock);
+  SampleBatch b;
+  for (int i = 0; i < 200; ++i) {
+    b.gauge("pg_table_rows", "Rows.", {{"relname", "t" + std::to_string(i)}}, i);
+  }
+  store.write("c", b, seconds(60));
+
+  Exposition exposition(store);
+  const auto gz = exposition.renderGzip();
+  ASSERT_NE(gz, nullptr);
+  const std::optional<std::string> decoded = testing::gunzip(*gz);
+  ASSERT_TRUE(decoded.has_value()) << "not one complete gzip member";
+  EXPECT_EQ(*decoded, *exposition.render());
+  EXPECT_LT(gz->size() * 4, decoded->size()) << "repetitive exposition text compresses";
+  EXPECT_EQ(exposition.renderGzip().get(), gz.get()) << "no write: compressed once";
+
+  SampleBatch b2;
+  b2.gauge("g", "h", {}, 2);
+  store.write("c", b2, seconds(60));
+  const auto next = exposition.renderGzip();
+  EXPECT_NE(next.get(), gz.get());
+  EXPECT_EQ(testing::gunzip(*next), *exposition.render());
+}
+
+TEST(ExpositionTest, GzipOfAnEmptyTextIsStillAValidStream) {
+  const std::optional<std::string> decoded = testing::gunzip(gzipCompress(""));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(*decoded, "");
 }
 
 }  // namespace
