@@ -170,7 +170,8 @@ std::shared_ptr<const Snapshot> SampleStore::snapshot() const {
     std::sort(list.begin(), list.end(),
               [](const Series* a, const Series* b) { return a->labels.items() < b->labels.items(); });
     fam.series.reserve(list.size());
-    for (const Series* s : list) fam.series.push_back(SnapshotSeries{s->labels, s->value, s->last_ms});
+    for (const Series* s : list) fam.series.push_back(
+        SnapshotSeries{s->labels, s->value, s->last_ms, s->expires_ms - s->last_ms});
     snap->families.push_back(std::move(fam));
   }
   cached_ = std::move(snap);

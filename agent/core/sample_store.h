@@ -34,6 +34,9 @@ struct SnapshotSeries {
   Labels labels;
   double value = 0;
   int64_t t_ms = 0;  // when the value was written
+  // The writer's staleness period: it promised a new write (or the series' end) by
+  // t_ms + staleness_ms. 0: unknown.
+  int64_t staleness_ms = 0;
 };
 
 struct SnapshotFamily {

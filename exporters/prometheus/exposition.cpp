@@ -40,7 +40,10 @@ class SnapshotCollectable final : public prometheus::Collectable {
         for (const auto& l : s.labels.items()) m.label.push_back({l.name, l.value});
         switch (fam.type) {
           case MetricType::kGauge: m.gauge.value = s.value; break;
-          case MetricType::kCounter: m.counter.value = s.value; break;
+          case MetricType::kCounter:
+            m.counter.value = s.value;
+            if (carriesTimestamp(s)) m.timestamp_ms = s.t_ms;
+            break;
           case MetricType::kUntyped: m.untyped.value = s.value; break;
         }
         mf.metric.push_back(std::move(m));
@@ -51,6 +54,19 @@ class SnapshotCollectable final : public prometheus::Collectable {
   }
 
  private:
+  // A counter carries the time its collector read it, so that rate() and irate() see each
+  // increase at the moment it was measured, whatever the scrape interval: without it a
+  // 1 s scrape over a 15 s collector stores 14 flat samples and one jump. Only for series
+  // whose writer rewrites them (changed or not) within kTimestampedStalenessMaxMs — the
+  // scheduled collectors up to a 2-minute interval: an event-driven counter (maintenance
+  // runs, leader changes) would give Prometheus one sample for hours, and increase() needs
+  // two; and Prometheus must find a sample within its 5-minute lookback. Gauges never
+  // carry one: Prometheus keeps staleness markers (a vanished series ends at once) only
+  // for samples without timestamps.
+  static bool carriesTimestamp(const SnapshotSeries& s) {
+    return s.t_ms > 0 && s.staleness_ms > 0 && s.staleness_ms <= kTimestampedStalenessMaxMs;
+  }
+
   const Snapshot& snapshot_;
 };
 

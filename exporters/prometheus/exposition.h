@@ -6,6 +6,7 @@
 // gzip encoding (compressed once per snapshot, the first time a scraper asks for it).
 // Thread-safe.
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,6 +40,10 @@ class Exposition {
 
 // gzip (RFC 1952) of `data` at zlib's default level.
 std::string gzipCompress(const std::string& data);
+
+// Counters whose writer renews them within this staleness period are exposed with their
+// collection timestamp (see exposition.cpp); other counters and every gauge without.
+inline constexpr int64_t kTimestampedStalenessMaxMs = 300'000;
 
 // One-off rendering of a snapshot (for `dbpulse once` and tests).
 std::string renderText(const Snapshot& snapshot);

@@ -70,10 +70,6 @@ double sumOf(const std::string& text, const std::string& name, const LabelMap& l
   return sum;
 }
 
-double nowSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 class AgentE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {

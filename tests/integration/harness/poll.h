@@ -12,4 +12,10 @@ namespace dbpulse::testing {
 bool pollUntil(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
                std::chrono::milliseconds interval = std::chrono::milliseconds(50));
 
+// The wall clock as Unix seconds (what Prometheus and dbpulse's timestamps count in).
+inline double nowSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace dbpulse::testing

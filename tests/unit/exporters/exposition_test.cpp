@@ -40,6 +40,7 @@ struct ParsedSample {
   std::string name;
   std::map<std::string, std::string> labels;  // unescaped values
   double value = 0;
+  std::optional<int64_t> timestamp_ms;  // the optional third field
 };
 
 struct ParsedExposition {
@@ -162,11 +163,20 @@ ParsedExposition parseExposition(const std::string& text) {
       fail("malformed labels");
       continue;
     }
-    const std::string value_text = line.substr(i + 1);
+    std::string value_text = line.substr(i + 1);
+    if (const size_t sp = value_text.find(' '); sp != std::string::npos) {
+      const std::string ts = value_text.substr(sp + 1);
+      value_text.resize(sp);
+      if (ts.empty() || ts.find_first_not_of("0123456789") != std::string::npos) {
+        fail("timestamp is not an integer of milliseconds");
+        continue;
+      }
+      s.timestamp_ms = std::stoll(ts);
+    }
     char* end = nullptr;
     s.value = std::strtod(value_text.c_str(), &end);
     if (value_text.empty() || end != value_text.c_str() + value_text.size()) {
-      fail("value is not a float (a timestamp is not expected either)");
+      fail("value is not a float");
       continue;
     }
     if (s.name != current_family) fail("sample outside its family's TYPE block");
@@ -377,6 +387,46 @@ TEST(ExpositionTest, GzipOfAnEmptyTextIsStillAValidStream) {
   const std::optional<std::string> decoded = testing::gunzip(gzipCompress(""));
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(*decoded, "");
+}
+
+}  // namespace
+}  // namespace dbpulse::exporters
+
+namespace dbpulse::exporters {
+namespace {
+
+// irate()/rate() at a scrape interval shorter than the collector's: a counter that its
+// collector rewrites every run carries the time it was read; a gauge never (Prometheus
+// keeps staleness handling for it); nor does an event-driven counter (one sample for
+// hours would leave increase() without data) or one from a collector too slow for
+// Prometheus's 5-minute lookback.
+TEST(ExpositionTest, CollectedCountersCarryTheirCollectionTimeOthersNever) {
+  FakeClock clock;
+  SampleStore store(clock);
+  SampleBatch slow;
+  slow.counter("dbpulse_slow_total", "Every 5 minutes (staleness 2 x 5 min + 10 s).", {}, 5);
+  store.write("indexes", slow, seconds(610));
+  SampleBatch events;
+  events.counter("dbpulse_events_total", "Written when something happens.", {}, 2);
+  store.write("maintenance", events, std::chrono::hours(24 * 365));
+
+  clock.advance(seconds(100));
+  SampleBatch fast;
+  fast.counter("dbpulse_fast_total", "Every 15 s (staleness 2 x 15 s + 5 s).", {}, 7);
+  fast.gauge("dbpulse_fast_gauge", "A gauge of the same run.", {}, 1);
+  store.write("connections", fast, seconds(35));
+  const int64_t fast_ms = toMillis(clock.now());
+
+  clock.advance(seconds(3));  // scraped 3 s after the fast collector ran
+  Exposition exposition(store);
+  const ParsedExposition p = parseExposition(*exposition.render());
+  for (const auto& e : p.errors) ADD_FAILURE() << e;
+  ASSERT_NE(findSample(p, "dbpulse_fast_total", {}), nullptr);
+  EXPECT_EQ(findSample(p, "dbpulse_fast_total", {})->timestamp_ms, fast_ms);
+  EXPECT_EQ(findSample(p, "dbpulse_fast_gauge", {})->timestamp_ms, std::nullopt);
+  EXPECT_EQ(findSample(p, "dbpulse_slow_total", {})->timestamp_ms, std::nullopt);
+  EXPECT_EQ(findSample(p, "dbpulse_events_total", {})->timestamp_ms, std::nullopt);
+  static_assert(kTimestampedStalenessMaxMs >= 35'000 && kTimestampedStalenessMaxMs < 610'000);
 }
 
 }  // namespace
