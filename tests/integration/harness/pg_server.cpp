@@ -166,8 +166,7 @@ void PgServer::initdb() {
                   "--auth=trust",
                   "--encoding=UTF8",
                   "--locale=C",
-                  "--no-sync",
-                  "--no-instructions"};
+                  "--no-sync"};  // not --no-instructions: PG 14+ only
   process.log_file = dir_ / "initdb.log";
   process.run_as_user = run_as_;
   ChildProcess child(process);
