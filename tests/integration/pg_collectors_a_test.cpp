@@ -1,4 +1,5 @@
-// The statements, cache, tables and size collectors against a real PostgreSQL 15: each test
+// The statements, cache, tables and size collectors against a real PostgreSQL (every major,
+// tests/CMakeLists.txt): each test
 // builds its own small chat database in the shared server, drives a workload with a
 // separate client and runs the collector classes (or the real binary) against it.
 
@@ -89,9 +90,54 @@ std::optional<double> valueOf(const SampleBatch& batch, const std::string& name,
   return std::nullopt;
 }
 
-// Makes this session's pending statistics visible to others now (PG15), instead of at
-// the next flush up to a second later: the collectors read what was just done.
-void flushStats(PgClient& client) { client.exec("SELECT pg_stat_force_next_flush()"); }
+// Makes the statistics of what `client` did visible to other sessions: the collectors read
+// what was just done. Construct it before the workload it flushes (it does its own setup
+// then, so a cache-hit measurement afterwards does not count it).
+//
+// PG 15+: pg_stat_force_next_flush() (shared-memory statistics). Before 15 a backend sends
+// its counters to the statistics collector at a transaction end at most every 500 ms, and
+// readers take the collector's file when it is under 500 ms old. So the session calls a
+// marker function of its own until an observer session sees the calls counted past what
+// was counted before this flush: the message that carried a new call carried everything
+// the session did before it.
+class StatsFlusher {
+ public:
+  StatsFlusher(PgServer& pg, PgClient& client) : client_(client), modern_(pg.major() >= 15) {
+    if (modern_) return;
+    client_.exec(
+        "SET track_functions = 'all'; "
+        "CREATE FUNCTION pg_temp.dbpulse_flush_marker() RETURNS int LANGUAGE plpgsql "
+        "AS $$BEGIN RETURN 1; END$$");
+    oid_ = client_.queryValue("SELECT 'pg_temp.dbpulse_flush_marker'::regproc::oid::text").value();
+    observer_.emplace(pg.connect(client_.queryValue("SELECT current_database()").value()));
+    (*this)();
+  }
+
+  void operator()() {
+    if (modern_) {
+      client_.exec("SELECT pg_stat_force_next_flush()");
+      return;
+    }
+    const long before = calls_;
+    const bool seen = pollUntil(
+        [&] {
+          client_.exec("SELECT pg_temp.dbpulse_flush_marker()");
+          ++calls_;
+          return std::stol(observer_->queryValue("SELECT pg_stat_get_function_calls(" + oid_ +
+                                                 ")")
+                               .value_or("0")) > before;
+        },
+        10s, 50ms);
+    if (!seen) throw HarnessError("statistics of the test session not visible within 10 s");
+  }
+
+ private:
+  PgClient& client_;
+  bool modern_;
+  std::string oid_;
+  std::optional<PgClient> observer_;
+  long calls_ = 0;  // marker calls made so far (all of them reach the statistics in order)
+};
 
 class PgCollectorsTest : public ::testing::Test {
  protected:
@@ -276,8 +322,9 @@ TEST_F(PgCollectorsTest, DeletingHalfATableRaisesItsDeadTupleRatio) {
   EXPECT_LT(ratio_before, 0.05);
 
   PgClient app = pg_->connect(db);
+  StatsFlusher flush_stats(*pg_, app);
   app.exec("DELETE FROM messages WHERE id % 2 = 0");
-  flushStats(app);
+  flush_stats();
   SampleBatch after;
   ASSERT_TRUE(runOnce(collector, after).ok());
   const double ratio_after = *valueOf(after, "dbpulse_pg_table_dead_tuple_ratio", messages);
@@ -293,7 +340,7 @@ TEST_F(PgCollectorsTest, DeletingHalfATableRaisesItsDeadTupleRatio) {
   // VACUUM frees the dead rows' space without shrinking the file: half of it is now bloat,
   // and the statistics-based estimate should see about that much.
   app.exec("VACUUM ANALYZE messages");
-  flushStats(app);
+  flush_stats();
   SampleBatch vacuumed;
   ASSERT_TRUE(runOnce(collector, vacuumed).ok());
   EXPECT_LT(*valueOf(vacuumed, "dbpulse_pg_table_dead_tuple_ratio", messages), 0.05);
@@ -314,20 +361,21 @@ TEST_F(PgCollectorsTest, CacheHitRatioDropsWhenColdAndRisesWhenWarm) {
   pg_->start();
   auto session = sessionFor(*pg_, db);
   CacheCollector collector(*session, 20);
+  PgClient app = pg_->connect(db);
+  StatsFlusher flush_stats(*pg_, app);
   SampleBatch baseline;
   ASSERT_TRUE(runOnce(collector, baseline).ok());
 
   const std::vector<std::pair<std::string, std::string>> this_db = {{"datname", db}};
   const std::vector<std::pair<std::string, std::string>> messages = {{"datname", db},
                                                                      {"relname", "messages"}};
-  PgClient app = pg_->connect(db);
   app.exec("SELECT sum(length(body)) FROM messages");
-  flushStats(app);
+  flush_stats();
   SampleBatch cold;
   ASSERT_TRUE(runOnce(collector, cold).ok());
 
   for (int i = 0; i < 5; ++i) app.exec("SELECT sum(length(body)) FROM messages");
-  flushStats(app);
+  flush_stats();
   SampleBatch warm;
   ASSERT_TRUE(runOnce(collector, warm).ok());
 
@@ -425,8 +473,9 @@ TEST_F(PgCollectorsTest, AllFourWorkWithARoleThatHasOnlyPgMonitor) {
       "DROP ROLE IF EXISTS pga_monitor; CREATE ROLE pga_monitor LOGIN; "
       "GRANT pg_monitor TO pga_monitor");
   PgClient app = pg_->connect(db);
+  StatsFlusher flush_stats(*pg_, app);
   app.exec("SELECT count(*) FROM messages WHERE conversation_id = 3");
-  flushStats(app);
+  flush_stats();
 
   auto session = sessionFor(*pg_, db, "pga_monitor");
   StatementsCollector statements(*session, StatementsOptions{});
@@ -497,9 +546,10 @@ TEST_F(PgCollectorsTest, OncePrintsEverySeriesAndPassesPromtool) {
   const std::string db = "pga_once";
   makeChatDatabase(*pg_, db);
   PgClient app = pg_->connect(db);
+  StatsFlusher flush_stats(*pg_, app);
   app.exec("SELECT count(*) FROM messages WHERE conversation_id = 9");
   app.exec("DELETE FROM messages WHERE id % 10 = 0");
-  flushStats(app);
+  flush_stats();
   DbpulseProcess agent;
   const auto config = agent.writeConfig(agentConfig(agent, *pg_, db));
   const CommandResult once = runDbpulse({"once", "--config", config.string()}, 30s);
