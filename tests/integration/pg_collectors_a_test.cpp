@@ -307,6 +307,43 @@ TEST_F(PgCollectorsTest, StatementsWithoutExecutePrivilegeNamesThePrivilege) {
       << s.message();
 }
 
+// PG 17 renamed pg_stat_statements' blk_read_time to shared_blk_read_time (and added
+// stats_since); pg_stat_statements_info, the deallocation counter, came with 14. The
+// collector picks its SQL from server_version_num: a scan read from outside shared buffers
+// with track_io_timing on has a read time on every major.
+TEST_F(PgCollectorsTest, StatementsReadTimeAndDeallocationsFollowTheServerVersion) {
+  const std::string db = "pga_statements_version";
+  makeChatDatabase(*pg_, db);
+  pg_->exec("CHECKPOINT");
+  pg_->stop();  // empties shared buffers: the scan below reads messages
+  pg_->start();
+  auto session = sessionFor(*pg_, db);
+  StatementsCollector collector(*session, StatementsOptions{50, 5s});
+  SampleBatch baseline;
+  ASSERT_TRUE(runOnce(collector, baseline).ok());
+  PgClient app = pg_->connect(db);
+  app.exec("SET track_io_timing = on");
+  app.exec("SELECT sum(length(body)) FROM messages");
+  const std::string queryid =
+      pg_->queryValue("SELECT queryid::text FROM pg_stat_statements WHERE query LIKE "
+                      "'SELECT sum(length(body)) FROM messages%'",
+                      db)
+          .value_or("");
+  ASSERT_FALSE(queryid.empty());
+  SampleBatch out;
+  const Status s = runOnce(collector, out);
+  ASSERT_TRUE(s.ok()) << "PostgreSQL " << pg_->major() << ": " << s.toString();
+  const auto read_seconds = valueOf(out, "pg_stat_statements_block_read_seconds_total",
+                                    {{"queryid", queryid}, {"datname", db}});
+  ASSERT_TRUE(read_seconds.has_value()) << "PostgreSQL " << pg_->major();
+  EXPECT_GT(*read_seconds, 0) << "PostgreSQL " << pg_->major();
+  EXPECT_GT(*valueOf(out, "dbpulse_pg_statement_shared_blks_read_total", {{"queryid", queryid}}),
+            200);
+  EXPECT_EQ(valueOf(out, "dbpulse_pg_statements_deallocations_total").has_value(),
+            pg_->major() >= 14)
+      << "pg_stat_statements_info exists from PostgreSQL 14 on; this is " << pg_->major();
+}
+
 // ---------------------------------------------------------------- tables
 
 TEST_F(PgCollectorsTest, DeletingHalfATableRaisesItsDeadTupleRatio) {
@@ -540,6 +577,36 @@ TEST_F(PgCollectorsTest, MissingExtensionSwitchesStatementsOffWhileTheOthersWork
       },
       20s, "statements off with extension_missing, cache/tables/size working"));
   EXPECT_TRUE(agent.waitReady(5s));
+}
+
+// Every PostgreSQL collector of the catalogue (pgbouncer aside: no pgbouncer here) runs its
+// queries against this major through the real binary and succeeds.
+TEST_F(PgCollectorsTest, EveryPostgresCollectorSucceedsOnThisMajor) {
+  const std::string db = "pga_every_collector";
+  makeChatDatabase(*pg_, db);
+  DbpulseProcess agent;
+  std::string toml = "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+                     agent.stateDir().string() + "\"\n[postgres]\ndsn = \"" + pg_->dsn(db) +
+                     "\"\nstatement_timeout = \"5s\"\n";
+  const std::vector<std::string> postgres_collectors = {
+      "connections", "statements", "cache", "tables", "size", "indexes", "locks", "replication"};
+  for (const std::string& name : postgres_collectors) {
+    toml += "[collectors." + name + "]\nenabled = true\n";
+  }
+  for (const char* name : {"pgbouncer", "redis", "process", "companion"}) {
+    toml += std::string("[collectors.") + name + "]\nenabled = false\n";
+  }
+  const auto config = agent.writeConfig(toml);
+  const CommandResult once = runDbpulse({"once", "--config", config.string()}, 30s);
+  ASSERT_EQ(once.exit_code, 0) << once.describe();
+  for (const std::string& name : postgres_collectors) {
+    EXPECT_EQ(sampleValue(once.out, "dbpulse_collector_success", {{"collector", name}}), 1.0)
+        << name << " on PostgreSQL " << pg_->major() << ":\n"
+        << once.describe();
+  }
+  const auto version = sampleValue(once.out, "dbpulse_pg_server_version_num");
+  ASSERT_TRUE(version.has_value()) << once.out;
+  EXPECT_EQ(static_cast<int>(*version) / 10000, pg_->major());
 }
 
 TEST_F(PgCollectorsTest, OncePrintsEverySeriesAndPassesPromtool) {
