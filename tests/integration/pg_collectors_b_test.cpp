@@ -1,7 +1,7 @@
-// The indexes, locks, pgbouncer and replication collectors against a real PostgreSQL 15
-// (and a real pgbouncer), each on a small chat database built by the test. The collectors
-// run in-process through a PgSession as a role that has only pg_monitor, the least
-// privilege the README documents.
+// The indexes, locks, pgbouncer and replication collectors against a real PostgreSQL (every
+// major, tests/CMakeLists.txt) and a real pgbouncer, each on a small chat database built by
+// the test. The collectors run in-process through a PgSession as a role that has only
+// pg_monitor, the least privilege the README documents.
 
 #include <gtest/gtest.h>
 
@@ -354,8 +354,9 @@ TEST_F(PgCollectorsBTest, ReplicationSlotRetentionGrowsAsWalIsWritten) {
 }
 
 TEST_F(PgCollectorsBTest, ReplicationReportsAStreamingStandbyFromBothSides) {
-  const auto started = std::chrono::steady_clock::now();
   PgServer primary;  // its own, so no other test sees a replica on the shared server
+  // From here: initdb alone takes seconds on a busy machine, whatever the major.
+  const auto started = std::chrono::steady_clock::now();
   ensureMonitorRole(primary);
   primary.exec("CREATE ROLE dbpulse_plain_b LOGIN");  // no pg_monitor
   primary.exec("SELECT pg_create_physical_replication_slot('standby_b')");
