@@ -15,6 +15,8 @@ PKGS=(
   prometheus prometheus-alertmanager
   # tools used by tests, demo and benchmarks
   curl wrk procps python3
+  # packaging/pg_versions.sh: PostgreSQL 13/14/16/17/18 for the per-major integration tests
+  npm openssl
   # packaging: cpack DEB Depends (dpkg-shlibdeps), tests/packaging (YAML, systemd-analyze)
   dpkg-dev file python3-yaml systemd
   # libFuzzer targets in tests/fuzz (built only by a clang configuration)
