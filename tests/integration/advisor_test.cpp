@@ -1,8 +1,9 @@
 // The index advisor on a real PostgreSQL (every major, tests/CMakeLists.txt): a chat query
 // that scans messages sequentially gets its index suggested (validated with a hypothetical
 // index where hypopg is installed, Debian's 15; by the heuristic on the other majors, whose
-// server trees carry no hypopg; never a real index), a duplicate index is suggested for dropping, and analyze-query explains one
-// read-only statement while refusing anything that could change data.
+// server trees carry no hypopg; never a real index), a duplicate index is suggested for
+// dropping, and analyze-query explains one read-only statement while refusing anything that
+// could change data.
 
 #include <gtest/gtest.h>
 
@@ -31,8 +32,7 @@ class AdvisorTest : public ::testing::Test {
     pg_ = &sharedPostgres();
     pg_->createDatabase(kDb);
     pg_->exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", kDb);
-    hypopg_ = pg_->queryValue("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'",
-                              kDb)
+    hypopg_ = pg_->queryValue("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'", kDb)
                   .has_value();
     if (hypopg_) pg_->exec("CREATE EXTENSION IF NOT EXISTS hypopg", kDb);
     pg_->exec(

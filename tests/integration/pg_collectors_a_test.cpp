@@ -126,8 +126,7 @@ class StatsFlusher {
         [&] {
           client_.exec("SELECT pg_temp.dbpulse_flush_marker()");
           ++calls_;
-          return std::stol(observer_->queryValue("SELECT pg_stat_get_function_calls(" + oid_ +
-                                                 ")")
+          return std::stol(observer_->queryValue("SELECT pg_stat_get_function_calls(" + oid_ + ")")
                                .value_or("0")) > before;
         },
         10s, 50ms);
@@ -328,9 +327,10 @@ TEST_F(PgCollectorsTest, StatementsReadTimeAndDeallocationsFollowTheServerVersio
   app.exec("SET track_io_timing = on");
   app.exec("SELECT sum(length(body)) FROM messages");
   const std::string queryid =
-      pg_->queryValue("SELECT queryid::text FROM pg_stat_statements WHERE query LIKE "
-                      "'SELECT sum(length(body)) FROM messages%'",
-                      db)
+      pg_->queryValue(
+             "SELECT queryid::text FROM pg_stat_statements WHERE query LIKE "
+             "'SELECT sum(length(body)) FROM messages%'",
+             db)
           .value_or("");
   ASSERT_FALSE(queryid.empty());
   SampleBatch out;

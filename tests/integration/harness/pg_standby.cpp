@@ -143,18 +143,18 @@ void PgStandby::lowLevelBackup(const PgServer& primary, const std::filesystem::p
   const bool v15 = primary.major() >= 15;
   session.exec(v15 ? "SELECT pg_backup_start('dbpulse-standby', true)"
                    : "SELECT pg_start_backup('dbpulse-standby', true, false)");
-  const std::optional<OsUser> owner =
-      run_as_.empty() ? std::nullopt : lookupOsUser(run_as_);
+  const std::optional<OsUser> owner = run_as_.empty() ? std::nullopt : lookupOsUser(run_as_);
   copyDataDirectory(primary.dataDir(), data, owner);
-  const std::optional<std::string> label = session.queryValue(
-      v15 ? "SELECT labelfile FROM pg_backup_stop(false)"
-          : "SELECT labelfile FROM pg_stop_backup(false, false)");
+  const std::optional<std::string> label =
+      session.queryValue(v15 ? "SELECT labelfile FROM pg_backup_stop(false)"
+                             : "SELECT labelfile FROM pg_stop_backup(false, false)");
   if (!label) throw HarnessError("low-level backup: no backup_label from the primary");
   std::string conf = "primary_conninfo = 'host=" + primary.host() +
                      " port=" + std::to_string(primary.port()) + " user=postgres'\n";
   if (!options_.slot_name.empty()) conf += "primary_slot_name = '" + options_.slot_name + "'\n";
   for (const auto& [name, content] :
-       {std::pair<std::string, std::string>{"backup_label", *label}, {"standby.signal", ""},
+       {std::pair<std::string, std::string>{"backup_label", *label},
+        {"standby.signal", ""},
         {"postgresql.auto.conf", readFile(data / "postgresql.auto.conf") + conf}}) {
     writeFile(data / name, content);
     if (owner && ::chown((data / name).c_str(), owner->uid, owner->gid) != 0) {

@@ -6,9 +6,10 @@
 // slot) or, where the server tree has no pg_basebackup (the npm trees of
 // packaging/pg_versions.sh; Debian's 15 client refuses newer servers), with the low-level
 // API: pg_backup_start/pg_start_backup, a file copy, pg_backup_stop/pg_stop_backup and its
-// backup_label, the standby then streaming its WAL from the primary. Then it starts `postgres` on the copy on a free loopback port and waits until it
-// accepts connections. As root, both run as the `postgres` OS user, like PgServer.
-// With fsync off and a small database this takes well under a second or two.
+// backup_label, the standby then streaming its WAL from the primary. Then it starts `postgres` on
+// the copy on a free loopback port and waits until it accepts connections. As root, both run as the
+// `postgres` OS user, like PgServer. With fsync off and a small database this takes well under a
+// second or two.
 //
 // The standby's walreceiver reports `application_name` to the primary (pg_stat_replication).
 // The destructor stops the standby (fast shutdown) and removes its directory.

@@ -57,11 +57,10 @@ bool requirePostgres() {
     return false;
   }
   const std::filesystem::path bin = pgBinDir(major);
-  const std::string remedy =
-      major == kDebianPgMajor
-          ? debianPackage("postgresql-15")
-          : "PostgreSQL " + std::to_string(major) +
-                " comes from packaging/pg_versions.sh (make test runs it)";
+  const std::string remedy = major == kDebianPgMajor
+                                 ? debianPackage("postgresql-15")
+                                 : "PostgreSQL " + std::to_string(major) +
+                                       " comes from packaging/pg_versions.sh (make test runs it)";
   return requireAccess(bin / "initdb", remedy, X_OK) &&
          requireAccess(bin / "postgres", remedy, X_OK) &&
          requireAccess(pgStatStatementsModule(major), remedy, R_OK);
