@@ -21,7 +21,9 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# PostgreSQL 13/14/16/17/18 for the per-major integration tests (cached; see the script).
 test: build
+	@bash packaging/pg_versions.sh
 	@cd $(BUILD) && ctest --output-on-failure --timeout 600 -j $(JOBS)
 
 demo: build

@@ -17,6 +17,9 @@ PKGS=(
   curl wrk procps python3
   # a non-English locale: maintenance must classify VACUUM's warnings under any lc_messages
   locales
+  # packaging/pg_versions.sh: PostgreSQL 13/14/16/17/18 for the per-major integration tests
+  # (npm: see below; openssl checks the tarballs' sha512)
+  openssl
   # packaging: cpack DEB Depends (dpkg-shlibdeps), tests/packaging (YAML, systemd-analyze)
   dpkg-dev file python3-yaml systemd
   # libFuzzer targets in tests/fuzz (built only by a clang configuration)

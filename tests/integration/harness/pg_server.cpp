@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -44,7 +45,33 @@ std::string quoteLiteral(std::string_view text) {
   return out + "'";
 }
 
+std::filesystem::path pgCacheDir() {
+  const char* cache = std::getenv("DBPULSE_PG_CACHE");
+  return (cache != nullptr && *cache != '\0') ? cache : "/var/cache/dbpulse-pg";
+}
+
 }  // namespace
+
+int testedPgMajor() {
+  const char* env = std::getenv("DBPULSE_TEST_PG_MAJOR");
+  if (env == nullptr || *env == '\0') return kDebianPgMajor;
+  const std::string value(env);
+  for (int major = kOldestPgMajor; major <= kNewestPgMajor; ++major) {
+    if (value == std::to_string(major)) return major;
+  }
+  throw HarnessError("DBPULSE_TEST_PG_MAJOR='" + value + "': expected a PostgreSQL major from " +
+                     std::to_string(kOldestPgMajor) + " to " + std::to_string(kNewestPgMajor));
+}
+
+std::filesystem::path pgBinDir(int major) {
+  if (major == kDebianPgMajor) return "/usr/lib/postgresql/15/bin";
+  return pgCacheDir() / std::to_string(major) / "bin";
+}
+
+std::filesystem::path pgStatStatementsModule(int major) {
+  if (major == kDebianPgMajor) return "/usr/lib/postgresql/15/lib/pg_stat_statements.so";
+  return pgCacheDir() / std::to_string(major) / "lib" / "postgresql" / "pg_stat_statements.so";
+}
 
 // ---- PgClient ----
 
@@ -105,7 +132,11 @@ PgServer::PgServer(PgServerOptions options)
   initdb();
   for (int attempt = 1;; ++attempt) {
     port_ = freeLoopbackPort();
-    if (tryStart()) return;
+    if (tryStart()) {
+      major_ = std::stoi(queryValue("SELECT current_setting('server_version_num')").value_or("0")) /
+               10000;
+      return;
+    }
     if (attempt == kPortAttempts) {
       throw HarnessError("postgres: port taken " + std::to_string(kPortAttempts) +
                          " times in a row; log:\n" + logTail());
@@ -135,8 +166,7 @@ void PgServer::initdb() {
                   "--auth=trust",
                   "--encoding=UTF8",
                   "--locale=C",
-                  "--no-sync",
-                  "--no-instructions"};
+                  "--no-sync"};  // not --no-instructions: PG 14+ only
   process.log_file = dir_ / "initdb.log";
   process.run_as_user = run_as_;
   ChildProcess child(process);

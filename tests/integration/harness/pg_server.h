@@ -1,5 +1,8 @@
 #pragma once
-// A real, throwaway PostgreSQL 15 for integration tests, and a small client for it.
+// A real, throwaway PostgreSQL for integration tests, and a small client for it. The major
+// version is Debian's 15 unless $DBPULSE_TEST_PG_MAJOR names another (13..18): ctest runs the
+// PostgreSQL-facing tests once per major (tests/CMakeLists.txt) on the server trees that
+// packaging/pg_versions.sh unpacks.
 //
 // PgServer runs initdb into a fresh temp dir and starts `postgres` in the foreground on a
 // free loopback port (TCP on 127.0.0.1 plus a Unix socket in the temp dir), with
@@ -53,8 +56,21 @@ class PgClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// The majors the tests know how to run, and the one selected for this process:
+// $DBPULSE_TEST_PG_MAJOR, 15 when unset. Throws HarnessError for any other value.
+inline constexpr int kOldestPgMajor = 13;
+inline constexpr int kNewestPgMajor = 18;
+inline constexpr int kDebianPgMajor = 15;
+int testedPgMajor();
+// Server binaries (initdb, postgres) of a major: /usr/lib/postgresql/15/bin for Debian's 15,
+// <cache>/<major>/bin for the others, <cache> being $DBPULSE_PG_CACHE or /var/cache/dbpulse-pg
+// (packaging/pg_versions.sh fills it).
+std::filesystem::path pgBinDir(int major);
+// The pg_stat_statements module of that installation.
+std::filesystem::path pgStatStatementsModule(int major);
+
 struct PgServerOptions {
-  std::filesystem::path bin_dir{"/usr/lib/postgresql/15/bin"};
+  std::filesystem::path bin_dir = pgBinDir(testedPgMajor());
   // Extra "name=value" settings passed as -c to postgres.
   std::vector<std::string> settings;
   std::chrono::milliseconds start_timeout{30000};
@@ -81,6 +97,9 @@ class PgServer {
   // The postmaster's pid first, then its children's (backends, background processes);
   // empty when it is not running.
   std::vector<int> processIds();
+
+  // server_version_num / 10000 of the running server (13..18), read once after the start.
+  int major() const { return major_; }
 
   const std::string& host() const { return host_; }
   int port() const { return port_; }
@@ -111,6 +130,7 @@ class PgServer {
   TempDir dir_;
   std::string host_ = "127.0.0.1";
   int port_ = 0;
+  int major_ = 0;
   std::unique_ptr<ChildProcess> postmaster_;
 };
 

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "integration/harness/pg_server.h"
+
 namespace dbpulse::testing {
 
 namespace {
@@ -20,11 +22,16 @@ void reportMissing(const std::string& message) {
   }
 }
 
-bool requireAccess(const std::filesystem::path& path, std::string_view debian_package, int mode) {
+std::string debianPackage(std::string_view package) {
+  return "install the Debian package " + std::string(package) + " (apt-get install " +
+         std::string(package) + ")";
+}
+
+// `remedy` completes "<path> is missing: ...".
+bool requireAccess(const std::filesystem::path& path, const std::string& remedy, int mode) {
   if (::access(path.c_str(), mode) == 0) return true;
-  reportMissing(path.string() + " is missing: install the Debian package " +
-                std::string(debian_package) + " (apt-get install " + std::string(debian_package) +
-                ")" + (inCi() ? " [CI=true: a missing test dependency fails the run]" : ""));
+  reportMissing(path.string() + " is missing: " + remedy +
+                (inCi() ? " [CI=true: a missing test dependency fails the run]" : ""));
   return false;
 }
 
@@ -38,14 +45,25 @@ bool inCi() {
 }
 
 bool requireBinary(const std::filesystem::path& path, std::string_view debian_package) {
-  return requireAccess(path, debian_package, X_OK);
+  return requireAccess(path, debianPackage(debian_package), X_OK);
 }
 
 bool requirePostgres() {
-  const std::filesystem::path bin(kPostgresBinDir);
-  return requireBinary(bin / "initdb", "postgresql-15") &&
-         requireBinary(bin / "postgres", "postgresql-15") &&
-         requireAccess("/usr/lib/postgresql/15/lib/pg_stat_statements.so", "postgresql-15", R_OK);
+  int major = 0;
+  try {
+    major = testedPgMajor();
+  } catch (const std::exception& e) {
+    [&] { FAIL() << e.what(); }();
+    return false;
+  }
+  const std::filesystem::path bin = pgBinDir(major);
+  const std::string remedy = major == kDebianPgMajor
+                                 ? debianPackage("postgresql-15")
+                                 : "PostgreSQL " + std::to_string(major) +
+                                       " comes from packaging/pg_versions.sh (make test runs it)";
+  return requireAccess(bin / "initdb", remedy, X_OK) &&
+         requireAccess(bin / "postgres", remedy, X_OK) &&
+         requireAccess(pgStatStatementsModule(major), remedy, R_OK);
 }
 
 bool requireRedis() { return requireBinary(kRedisServer, "redis-server"); }

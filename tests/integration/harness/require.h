@@ -13,7 +13,6 @@
 
 namespace dbpulse::testing {
 
-inline constexpr std::string_view kPostgresBinDir = "/usr/lib/postgresql/15/bin";
 inline constexpr std::string_view kRedisServer = "/usr/bin/redis-server";
 inline constexpr std::string_view kPromtool = "/usr/bin/promtool";
 
@@ -25,7 +24,8 @@ bool inCi();
 [[nodiscard]] bool requireBinary(const std::filesystem::path& path,
                                  std::string_view debian_package);
 
-// PostgreSQL 15 server binaries (initdb, postgres) and pg_stat_statements.
+// Server binaries (initdb, postgres) and pg_stat_statements of the major under test
+// (testedPgMajor(): Debian's 15, or a tree of packaging/pg_versions.sh).
 [[nodiscard]] bool requirePostgres();
 [[nodiscard]] bool requireRedis();
 [[nodiscard]] bool requirePromtool();
