@@ -15,6 +15,8 @@ PKGS=(
   prometheus prometheus-alertmanager
   # tools used by tests, demo and benchmarks
   curl wrk procps python3
+  # the demo's chat server and its integration test (packaging/demo/chat-server, prom-client)
+  nodejs
   # packaging: cpack DEB Depends (dpkg-shlibdeps), tests/packaging (YAML, systemd-analyze)
   dpkg-dev file python3-yaml systemd
   # libFuzzer targets in tests/fuzz (built only by a clang configuration)
@@ -33,7 +35,17 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
+# npm: its own package in Debian, part of nodesource's nodejs.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
+# The chat server's npm packages (a no-op once installed; not fatal for building dbpulse).
+chat_server_packages() {
+  bash "$(dirname "${BASH_SOURCE[0]}")/demo/chat-server/install.sh" ||
+    echo "deps.sh: warning: the demo chat server's npm packages are not installed" >&2
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  chat_server_packages
   exit 0
 fi
 
@@ -51,3 +63,4 @@ for svc in redis-server pgbouncer prometheus prometheus-alertmanager prometheus-
   fi
   if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
 done
+chat_server_packages

@@ -17,7 +17,7 @@
 //   GET|POST /_demo/fault?mode=M&seconds=N
 //                                      demo knob: M is errors (every 5th API request answers
 //                                      500 or 503), slow (API requests take 10x as long, at
-//                                      least 300 ms), unready, or none; N defaults to 300
+//                                      least 1.5 s), unready, or none; N defaults to 300
 //
 // --traffic RATE: the server sends itself about RATE API requests per second (a slow
 // 20-minute wave around it), the demo's chat clients. --simulated-latency: API requests
@@ -268,7 +268,7 @@ async function handleApi(req, res, path) {
       const mode = currentFault();
       const n = ++apiRequests;
       const result = await handler(m, req);
-      if (mode === "slow") await sleep(Math.max(300, 9 * (Date.now() - started)));
+      if (mode === "slow") await sleep(Math.max(1500, 9 * (Date.now() - started)));
       if (mode === "errors" && n % 5 === 0) {
         status = n % 10 === 0 ? 503 : 500;
         return send(res, status, { error: "demo fault: errors" });
