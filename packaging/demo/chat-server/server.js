@@ -267,12 +267,12 @@ async function handleApi(req, res, path) {
       if (req.method !== method) continue;
       const mode = currentFault();
       const n = ++apiRequests;
-      const result = await handler(m, req);
-      if (mode === "slow") await sleep(Math.max(1500, 9 * (Date.now() - started)));
       if (mode === "errors" && n % 5 === 0) {
         status = n % 10 === 0 ? 503 : 500;
         return send(res, status, { error: "demo fault: errors" });
       }
+      const result = await handler(m, req);
+      if (mode === "slow") await sleep(Math.max(1500, 9 * (Date.now() - started)));
       status = req.method === "POST" ? 201 : 200;
       return send(res, status, result);
     }
