@@ -129,7 +129,9 @@ const channelTypes = new Set(["direct", "group", "channel"]);
 for (const t of channelTypes) messagesSent.inc({ channel_type: t }, 0);
 
 const conversations = new Map(); // id -> {id, title, messages: [{id, text, at}]}
-for (let id = 1; id <= 50; id++) conversations.set(id, { id, title: `conversation ${id}`, messages: [] });
+for (let id = 1; id <= 50; id++) {
+  conversations.set(id, { id, title: `conversation ${id}`, messages: [] });
+}
 let nextMessageId = 1;
 const listCache = new Map(); // conversation id -> rendered message list, dropped on write
 
@@ -169,7 +171,8 @@ function conversation(id) {
 
 async function listConversations() {
   return query("find", "conversations", 0.010, () =>
-    [...conversations.values()].map((c) => ({ id: c.id, title: c.title, messages: c.messages.length })));
+    [...conversations.values()].map((c) =>
+      ({ id: c.id, title: c.title, messages: c.messages.length })));
 }
 
 async function listMessages(id) {
@@ -191,7 +194,8 @@ async function postMessage(id, body) {
   if (typeof body.text !== "string" || body.text.length === 0 || body.text.length > MAX_TEXT) {
     throw new HttpError(400, `text must be a string of 1 to ${MAX_TEXT} characters`);
   }
-  let type = typeof body.channel_type === "string" && body.channel_type !== "" ? body.channel_type : "direct";
+  let type = typeof body.channel_type === "string" && body.channel_type !== ""
+    ? body.channel_type : "direct";
   if (type.length > 64) throw new HttpError(400, "channel_type is longer than 64 characters");
   if (!channelTypes.has(type)) {
     if (channelTypes.size < MAX_CHANNEL_TYPES) channelTypes.add(type);
@@ -314,7 +318,9 @@ async function handle(req, res) {
   const path = url.pathname;
   if (path === "/health") return send(res, 200, { status: "ok" });
   if (path === "/health/ready") {
-    if (currentFault() === "unready") return send(res, 503, { status: "unavailable", reason: "demo fault" });
+    if (currentFault() === "unready") {
+      return send(res, 503, { status: "unavailable", reason: "demo fault" });
+    }
     return send(res, 200, { status: "ok" });
   }
   if (path === "/metrics") {
@@ -366,7 +372,9 @@ function startTraffic(port) {
       const roll = Math.random();
       const delay = Math.random() * 1000;
       if (roll < 0.25) setTimeout(() => request("GET", "/api/conversations"), delay);
-      else if (roll < 0.65) setTimeout(() => request("GET", `/api/conversations/${id}/messages`), delay);
+      else if (roll < 0.65) {
+        setTimeout(() => request("GET", `/api/conversations/${id}/messages`), delay);
+      }
       else {
         const channel_type = types[Math.floor(Math.random() * types.length)];
         setTimeout(() => request("POST", `/api/conversations/${id}/messages`,
@@ -388,7 +396,8 @@ function startRedisTraffic(port) {
       buffer += d;
       // Every reply the commands below get fits one line, or a bulk string's two.
       const lines = buffer.split("\r\n");
-      const complete = lines[0].startsWith("$") && lines[0] !== "$-1" ? lines.length > 2 : lines.length > 1;
+      const bulk = lines[0].startsWith("$") && lines[0] !== "$-1";
+      const complete = bulk ? lines.length > 2 : lines.length > 1;
       if (complete && pending) {
         buffer = "";
         const p = pending;
@@ -402,7 +411,8 @@ function startRedisTraffic(port) {
   const command = (...parts) => new Promise((resolve) => {
     if (socket === null) connect();
     pending = resolve;
-    socket.write(`*${parts.length}\r\n` + parts.map((p) => `$${Buffer.byteLength(String(p))}\r\n${p}\r\n`).join(""));
+    const encoded = parts.map((p) => `$${Buffer.byteLength(String(p))}\r\n${p}\r\n`);
+    socket.write(`*${parts.length}\r\n${encoded.join("")}`);
   });
   let busy = false;
   return setInterval(async () => {
@@ -414,7 +424,9 @@ function startRedisTraffic(port) {
       // fills, as a cache-aside application would.
       const sid = 1 + Math.floor(Math.random() * 560);
       await command("GET", `session:${sid}`);
-      if (sid > 500 && Math.random() < 0.5) await command("SET", `session:${sid}`, `user=${sid}`, "EX", "30");
+      if (sid > 500 && Math.random() < 0.5) {
+        await command("SET", `session:${sid}`, `user=${sid}`, "EX", "30");
+      }
       await command("GET", `user:${1 + Math.floor(Math.random() * 250)}:profile`);
     } finally {
       clearTimeout(timeout);
@@ -428,7 +440,8 @@ function startRedisTraffic(port) {
 function removePidFile() {
   if (!args.pidFile) return;
   try {
-    if (fs.readFileSync(args.pidFile, "utf8").trim() === String(process.pid)) fs.unlinkSync(args.pidFile);
+    const pid = fs.readFileSync(args.pidFile, "utf8").trim();
+    if (pid === String(process.pid)) fs.unlinkSync(args.pidFile);
   } catch {
     // already gone
   }
