@@ -6,7 +6,8 @@
 // answer. Then the shipped rule pack's chat alerts (rules/default/chat_service.yml) are
 // evaluated over those samples by dbpulse's engine: quiet while the server is healthy,
 // ChatHttpErrorRatioHigh and ChatHttpLatencyP95High with the right values once its fault
-// knob makes every 5th request fail and some requests take over a second.
+// knob makes every 5th request fail and some requests take over a second. Last, the dbpulse
+// binary scrapes it and re-exports what it read, label escapes intact.
 //
 // Time: the store runs on a fake clock. The three scrapes are written 299 s apart, so each
 // rule evaluation's 5-minute window holds exactly the two scrapes around one phase of
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "agent/core/sample_store.h"
+#include "collectors/catalog.h"
 #include "collectors/companion/companion_collector.h"
 #include "integration/harness/harness.h"
 #include "rules/evaluator.h"
@@ -273,6 +275,39 @@ TEST_F(NodeChatServerTest, CollectorReadsPromClientAndTheShippedChatRulesEvaluat
   // extrapolates it less, by at most 1 s of 299.)
   EXPECT_NEAR(faulty["ChatHttpLatencyP95High"][0].value, p95, 0.01 * p95);
   EXPECT_TRUE(faulty["ChatCompanionDown"].empty());
+}
+
+// Through the dbpulse binary, re-exporting what it scraped: the odd label value survives
+// prom-client's escaping, dbpulse's parser and dbpulse's own exposition.
+TEST_F(NodeChatServerTest, DaemonScrapesItAndReexportsEscapedLabelsIntact) {
+  if (!collector_) return;
+  request("POST", "/api/conversations/3/messages", 201,
+          nlohmann::json{{"text", "hello"}, {"channel_type", kOddChannel}}.dump());
+  DbpulseProcess agent;
+  std::string config = "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+                       agent.stateDir().string() + "\"\nlog_format = \"text\"\n\n[companion]\n" +
+                       "health_url = \"" + chat_->url("/health") + "\"\nmetrics_url = \"" +
+                       chat_->url("/metrics") + "\"\nreexport = true\n";
+  for (const auto& entry : collectors::catalog()) {
+    config += "[collectors." + entry.name + "]\n" +
+              (entry.name == "companion" ? "interval = \"300ms\"\ntimeout = \"250ms\"\n"
+                                         : "enabled = false\n");
+  }
+  agent.start(config);
+  ASSERT_TRUE(agent.waitHealthy(15s));
+  std::string scrape;
+  ASSERT_TRUE(agent.waitForMetrics(
+      [](const std::string& t) {
+        return sampleValue(t, "dbpulse_companion_up") == 1.0 &&
+               sampleValue(t, "dbpulse_companion_scrape_samples").value_or(0) > 100;
+      },
+      15s, "the chat server scraped", &scrape));
+  EXPECT_EQ(
+      sampleValue(scrape, "dbpulse_companion_scrape_rejected_samples", {{"reason", "invalid"}}),
+      0.0);
+  EXPECT_EQ(sampleValue(scrape, "messages_sent_total", {{"channel_type", kOddChannel}}), 1.0)
+      << scrape;
+  EXPECT_GT(sampleValue(scrape, "nodejs_heap_size_used_bytes").value_or(0), 0) << scrape;
 }
 
 }  // namespace
