@@ -20,6 +20,8 @@ PKGS=(
   # packaging/pg_versions.sh: PostgreSQL 13/14/16/17/18 for the per-major integration tests
   # (npm: see below; openssl checks the tarballs' sha512)
   openssl
+  # the demo's chat server and its integration test (packaging/demo/chat-server, prom-client)
+  nodejs
   # packaging: cpack DEB Depends (dpkg-shlibdeps), tests/packaging (YAML, systemd-analyze)
   dpkg-dev file python3-yaml systemd
   # libFuzzer targets in tests/fuzz (built only by a clang configuration)
@@ -41,6 +43,9 @@ done
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# npm: its own package in Debian, part of nodesource's nodejs.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
 # The German locale the maintenance test sets as lc_messages (tests/integration/
 # maintenance_test.cpp); generated once into the locale archive.
 ensure_test_locale() {
@@ -49,8 +54,15 @@ ensure_test_locale() {
   fi
 }
 
+# The chat server's npm packages (a no-op once installed; not fatal for building dbpulse).
+chat_server_packages() {
+  bash "$(dirname "${BASH_SOURCE[0]}")/demo/chat-server/install.sh" ||
+    echo "deps.sh: warning: the demo chat server's npm packages are not installed" >&2
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   ensure_test_locale
+  chat_server_packages
   exit 0
 fi
 
@@ -67,3 +79,4 @@ for svc in redis-server pgbouncer prometheus prometheus-alertmanager prometheus-
   if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
 done
 ensure_test_locale
+chat_server_packages

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""A stand-in for the chat server beside dbpulse in the `make demo` sandbox.
+"""A stand-in for the chat server, for the image's pod test (tests/packaging/
+chat-server-standin.Containerfile), whose debian:12 container has no npm packages.
+`make demo` and the integration tests run the real one, chat-server/server.js (Node,
+prom-client).
 
 It serves what dbpulse's companion collector reads from the real (Node, prom-client)
 chat server, with the metric names listed in DESIGN.md ("The chat server's own metrics"):

@@ -9,7 +9,8 @@
 #     (schema.sql, seed.sql), a `dbpulse` role (pg_monitor + SELECT on the chat tables);
 #   - Redis with a few seeded keys and some hits and misses;
 #   - a bounded, rate-limited pgbench chat workload in the background (workload/*.sql);
-#   - fake_chat_server.py, a stand-in for the chat server (health + Prometheus metrics);
+#   - the chat server (chat-server/server.js: Node, prom-client; its npm packages installed
+#     by chat-server/install.sh) with built-in chat traffic and Redis session reads;
 #   - Alertmanager (Debian's prometheus-alertmanager), which dbpulse sends its alerts to;
 #   - dbpulse with .demo/dbpulse.toml (made from dbpulse.toml), in the foreground.
 # Ctrl-C (or SIGTERM to this script) stops everything it started; so does dbpulse exiting.
@@ -83,11 +84,8 @@ done
 for tool in redis-server redis-cli curl ps "$AM_BIN"; do
   command -v "$tool" >/dev/null || die "$tool missing (bash packaging/deps.sh)"
 done
-PYTHON="${PYTHON:-}"
-if [[ -z "$PYTHON" ]]; then
-  if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON="$(command -v python3 || true)"; fi
-fi
-[[ -n "$PYTHON" ]] || die "python3 missing (bash packaging/deps.sh)"
+command -v node >/dev/null || die "node missing (bash packaging/deps.sh)"
+bash "$DEMO_SRC/chat-server/install.sh" || die "the chat server's npm packages could not be installed"
 
 # Run a command as the OS user that owns the PostgreSQL data directory.
 if [[ "$(id -u)" -eq 0 ]]; then
@@ -167,7 +165,7 @@ cleanup() {
   log "stopping the sandbox"
   stop_pid "$DBPULSE_PID" dbpulse 12 # dbpulse promises a clean exit within 10 s
   stop_pid "$PGBENCH_PID" pgbench 5
-  stop_pid "$CHAT_PID" "fake chat server" 5
+  stop_pid "$CHAT_PID" "chat server" 5
   stop_pid "$AM_PID" alertmanager 5
   [[ -z "$STARTED_REDIS" ]] || stop_redis
   [[ -z "$STARTED_PG" ]] || stop_postgres
@@ -198,7 +196,7 @@ kill_leftover() {
 if [[ -d "$DEMO_DIR" ]]; then
   kill_leftover "$DEMO_DIR/dbpulse.pid" "$DEMO_DIR/dbpulse.toml"
   kill_leftover "$DEMO_DIR/pgbench.pid" pgbench
-  kill_leftover "$CHAT_PIDFILE" fake_chat_server
+  kill_leftover "$CHAT_PIDFILE" chat-server/server.js
   kill_leftover "$AM_DIR/alertmanager.pid" "$AM_DIR/alertmanager.yml"
   kill_leftover "$REDIS_PIDFILE" redis-server
   if [[ -f "$PG_DATA/postmaster.pid" ]]; then
@@ -320,19 +318,19 @@ redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG ||
   for i in $(seq 1 200); do echo "GET session:$((RANDOM % 500 + 1000))"; done
 } | redis-cli -h 127.0.0.1 -p "$REDIS_PORT" >/dev/null
 
-# ---------------------------------------------------------------- chat server stand-in
+# ---------------------------------------------------------------- chat server
 
-log "starting the fake chat server on 127.0.0.1:$CHAT_PORT"
-"$PYTHON" "$DEMO_SRC/fake_chat_server.py" --port "$CHAT_PORT" --pid-file "$CHAT_PIDFILE" \
-  --redis-port "$REDIS_PORT" >"$DEMO_DIR/chat.log" 2>&1 &
+log "starting the chat server (Node, prom-client) on 127.0.0.1:$CHAT_PORT"
+node "$DEMO_SRC/chat-server/server.js" --port "$CHAT_PORT" --pid-file "$CHAT_PIDFILE" \
+  --redis-port "$REDIS_PORT" --traffic 30 --simulated-latency >"$DEMO_DIR/chat.log" 2>&1 &
 CHAT_PID=$!
 for ((i = 0; i < 100; i++)); do
   curl -fsS -o /dev/null "http://127.0.0.1:$CHAT_PORT/health" 2>/dev/null && break
-  alive "$CHAT_PID" || die "the fake chat server exited; see $DEMO_DIR/chat.log"
+  alive "$CHAT_PID" || die "the chat server exited; see $DEMO_DIR/chat.log"
   sleep 0.1
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$CHAT_PORT/health" ||
-  die "the fake chat server does not answer; see $DEMO_DIR/chat.log"
+  die "the chat server does not answer; see $DEMO_DIR/chat.log"
 
 # ---------------------------------------------------------------- Alertmanager
 
