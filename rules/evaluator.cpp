@@ -923,7 +923,7 @@ Result<EvalResult> evaluate(const Expr& expr, const SampleStore& store, int64_t 
   } catch (const EvalError& e) {
     return invalidArgument(e.message);
   } catch (const std::exception& e) {
-    // std::regex can throw while matching (complexity limits); bad_alloc.
+    // bad_alloc.
     return internalError(std::string("evaluation failed: ") + e.what());
   }
 }

@@ -1,5 +1,7 @@
 #include "rules/promql_parser.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -874,20 +876,13 @@ class Parser {
     return sel;
   }
 
-  static std::shared_ptr<const std::regex> compileRegex(const std::string& pattern, size_t pos) {
-    auto flags = std::regex::ECMAScript | std::regex::optimize;
-    std::string_view p = pattern;
-    if (p.substr(0, 4) == "(?i)") {
-      flags |= std::regex::icase;
-      p.remove_prefix(4);
-    } else if (p.substr(0, 2) == "(?") {
-      fail(pos, "unsupported: regular expression flags other than (?i) in \"" + pattern + "\"");
+  static std::shared_ptr<const re2::RE2> compileRegex(const std::string& pattern, size_t pos) {
+    auto re = compileAnchoredRegex(pattern);
+    if (!re.ok()) {
+      fail(pos,
+           "parse error: invalid regular expression \"" + pattern + "\": " + re.status().message());
     }
-    try {
-      return std::make_shared<const std::regex>(std::string(p), flags);
-    } catch (const std::regex_error& e) {
-      fail(pos, "parse error: invalid regular expression \"" + pattern + "\": " + e.what());
-    }
+    return std::move(*re);
   }
 
   // bool, on/ignoring (...), group_left/group_right (...). Returns whether on/ignoring
@@ -983,11 +978,29 @@ bool LabelMatcher::matches(std::string_view v) const {
     case Op::kNotEqual:
       return v != value;
     case Op::kRegexMatch:
-      return std::regex_match(v.begin(), v.end(), *regex);
+      return re2::RE2::FullMatch(v, *regex);
     case Op::kRegexNoMatch:
-      return !std::regex_match(v.begin(), v.end(), *regex);
+      return !re2::RE2::FullMatch(v, *regex);
   }
   return false;
+}
+
+Result<std::shared_ptr<const re2::RE2>> compileAnchoredRegex(std::string_view pattern) {
+  re2::RE2::Options options;
+  options.set_log_errors(false);  // the error goes into the Status, not to stderr
+  std::string anchored = "^(?:";
+  anchored.append(pattern);
+  anchored.append(")$");
+  auto re = std::make_shared<const re2::RE2>(anchored, options);
+  if (!re->ok()) {
+    std::string reason = re->error();
+    // RE2 names the whole anchored text for some errors; report the operator's pattern.
+    if (auto at = reason.find(anchored); at != std::string::npos) {
+      reason.replace(at, anchored.size(), std::string(pattern));
+    }
+    return invalidArgument(std::move(reason));
+  }
+  return re;
 }
 
 Result<ExprPtr> parseExpr(std::string_view text) {
@@ -998,7 +1011,7 @@ Result<ExprPtr> parseExpr(std::string_view text) {
     auto [line, col] = lineColumn(text, e.pos);
     return invalidArgument(std::to_string(line) + ":" + std::to_string(col) + ": " + e.message);
   } catch (const std::exception& e) {
-    // std::bad_alloc or a std::regex failure while matching: report, never propagate.
+    // std::bad_alloc: report, never propagate.
     return invalidArgument(std::string("parse error: ") + e.what());
   }
 }

@@ -13,8 +13,9 @@
 //   binary           ^ (right-assoc) > unary - > * / % > + - > == != > < >= <= (with bool)
 //                    > and unless > or; on/ignoring, group_left/group_right
 //   literals         numbers (decimal, hex, Inf, NaN), strings where a function needs one
-// Regular expressions are ECMAScript (std::regex), fully anchored like Prometheus's RE2
-// ones; a leading (?i) is honoured. Everything else (topk, label_replace, subqueries,
+// Regular expressions are RE2 (Go's regexp syntax, as in Prometheus), fully anchored
+// (^(?:re)$), matched in linear time; backreferences and other non-RE2 constructs are
+// parse errors. Everything else (topk, label_replace, subqueries,
 // @, atan2, ...) is an error naming the construct.
 //
 // Errors: Status kInvalidArgument whose message starts with "LINE:COL: " (1-based,
@@ -25,14 +26,22 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "agent/core/status.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace dbpulse::rules {
+
+// Compiles a Prometheus regular expression: RE2 syntax, anchored as ^(?:pattern)$.
+// Errors: kInvalidArgument with RE2's reason ("missing ): (", "invalid escape sequence: \\1").
+// The result is immutable and safe to share between threads.
+Result<std::shared_ptr<const re2::RE2>> compileAnchoredRegex(std::string_view pattern);
 
 enum class ValueType { kScalar, kInstantVector, kRangeVector, kString };
 const char* valueTypeName(ValueType type);  // "scalar", "instant vector", ...
@@ -42,7 +51,7 @@ struct LabelMatcher {
   Op op = Op::kEqual;
   std::string name;
   std::string value;
-  std::shared_ptr<const std::regex> regex;  // set for kRegexMatch / kRegexNoMatch
+  std::shared_ptr<const re2::RE2> regex;  // set for kRegexMatch / kRegexNoMatch
 
   // Whether a label value (empty = label absent) satisfies the matcher.
   bool matches(std::string_view label_value) const;

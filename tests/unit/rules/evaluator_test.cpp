@@ -144,6 +144,31 @@ TEST_F(EvaluatorTest, MatchersFilterSeries) {
   EXPECT_EQ(vec("http_requests_total{missing!=\"\"}", 0).size(), 0u);
 }
 
+TEST_F(EvaluatorTest, RegexMatchersAreFullyAnchored) {
+  put("m", {{"a", "xfoo"}}, 0, 1);
+  put("m", {{"a", "foo"}}, 0, 2);
+  put("m", {{"a", "foox"}}, 0, 3);
+  put("m", {{"a", "bar"}}, 0, 4);
+  expectNear(vec("m{a=~\"foo\"}", 0), {{"{__name__=m,a=foo}", 2}}, "no substring match");
+  // ^(?:foo|bar)$, not ^foo|bar$: an alternation is anchored as a whole
+  expectNear(vec("m{a=~\"foo|bar\"}", 0), {{"{__name__=m,a=bar}", 4}, {"{__name__=m,a=foo}", 2}},
+             "alternation");
+  expectNear(vec("m{a!~\"foo.*\"}", 0), {{"{__name__=m,a=bar}", 4}, {"{__name__=m,a=xfoo}", 1}},
+             "negative");
+  expectNear(vec("m{a=~\"(?i)FOO\"}", 0), {{"{__name__=m,a=foo}", 2}}, "flags");
+}
+
+// (a+)+b backtracks exponentially on a run of a's without a b: std::regex did not return
+// within any useful time on 40 a's. RE2 is linear, so this just has to finish.
+TEST_F(EvaluatorTest, BacktrackingRegexRunsInLinearTime) {
+  const std::string as(5000, 'a');
+  put("m", {{"job", as}}, 0, 1);
+  put("m", {{"job", as + "b"}}, 0, 2);
+  expectNear(vec("m{job=~\"(a+)+b\"}", 0), {{"{__name__=m,job=" + as + "b}", 2}}, "match");
+  expectNear(vec("m{job!~\"(a|a)*(a|a)*(a|aa)+b\"}", 0), {{"{__name__=m,job=" + as + "}", 1}},
+             "no match");
+}
+
 TEST_F(EvaluatorTest, NameRegexSelectsAcrossNamesIncludingUnexported) {
   put("pg_up", {}, 0, 1);
   put("pg_stat_x", {}, 0, 2);

@@ -200,7 +200,6 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"m @ 1609746000", "1:3: unsupported: the @ modifier"},
         ErrorCase{"a atan2 b", "1:3: unsupported: the atan2 operator"},
         ErrorCase{"m offset -5m", "1:10: unsupported: negative offsets"},
-        ErrorCase{"m{a=~\"(?s).*\"}", "1:6: unsupported: regular expression flags"},
         // syntax
         ErrorCase{"", "1:1: parse error: unexpected end of input"},
         ErrorCase{"sum(m", "1:6: parse error: expected \",\" or \")\" in aggregation"},
@@ -208,7 +207,13 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"m{a==\"x\"}", "1:4: parse error: expected one of =, !=, =~, !~"},
         ErrorCase{"m{a=x}", "1:5: parse error: expected a quoted label value"},
         ErrorCase{"m{a=\"x}", "1:5: parse error: unterminated string"},
-        ErrorCase{"m{a=~\"(\"}", "1:6: parse error: invalid regular expression"},
+        ErrorCase{"m{a=~\"(\"}", "1:6: parse error: invalid regular expression \"(\": missing )"},
+        // RE2 syntax, as Prometheus: no backreferences, lookarounds or possessive repeats
+        ErrorCase{"m{a=~\"(a)\\\\1\"}",
+                  "1:6: parse error: invalid regular expression \"(a)\\1\": invalid escape"},
+        ErrorCase{"m{a!~\"x(?=y)\"}",
+                  "1:6: parse error: invalid regular expression \"x(?=y)\": invalid perl"},
+        ErrorCase{"m{a=~\"a{1001}\"}", "1:6: parse error: invalid regular expression"},
         ErrorCase{"{}", "1:1: parse error: vector selector must contain at least one non-empty"},
         ErrorCase{"{a=~\".*\"}", "1:1: parse error: vector selector must contain"},
         ErrorCase{"m[5x]", "1:3: parse error: not a valid duration string"},
