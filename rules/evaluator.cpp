@@ -150,8 +150,96 @@ bool overTime(Function f, const Point* pts, size_t n, double& out) {
     case Function::kCountOverTime:
       out = static_cast<double>(n);
       return true;
+    case Function::kStddevOverTime:
+    case Function::kStdvarOverTime: {
+      // Welford's running mean and squared deviations, both compensated.
+      double count = 0, mean = 0, c_mean = 0, aux = 0, c_aux = 0;
+      for (size_t i = 0; i < n; ++i) {
+        count += 1;
+        const double delta = pts[i].value - (mean + c_mean);
+        compensatedAdd(delta / count, mean, c_mean);
+        compensatedAdd(delta * (pts[i].value - (mean + c_mean)), aux, c_aux);
+      }
+      const double var = (aux + c_aux) / count;
+      out = f == Function::kStddevOverTime ? std::sqrt(var) : var;
+      return true;
+    }
+    case Function::kLastOverTime:
+      out = pts[n - 1].value;
+      return true;
+    case Function::kPresentOverTime:
+      out = 1;
+      return true;
+    case Function::kChanges:
+    case Function::kResets: {
+      int count = 0;
+      for (size_t i = 1; i < n; ++i) {
+        const double prev = pts[i - 1].value, cur = pts[i].value;
+        if (f == Function::kResets ? cur < prev
+                                   : cur != prev && !(std::isnan(cur) && std::isnan(prev))) {
+          ++count;
+        }
+      }
+      out = count;
+      return true;
+    }
     default:
       return false;
+  }
+}
+
+// The element-wise math functions (Go's math package and C's libm agree on these).
+double mathFunction(Function f, double v) {
+  constexpr double kPi = 3.14159265358979323846;
+  switch (f) {
+    case Function::kAbs:
+      return std::fabs(v);
+    case Function::kCeil:
+      return std::ceil(v);
+    case Function::kFloor:
+      return std::floor(v);
+    case Function::kExp:
+      return std::exp(v);
+    case Function::kLn:
+      return std::log(v);
+    case Function::kLog2:
+      return std::log2(v);
+    case Function::kLog10:
+      return std::log10(v);
+    case Function::kSqrt:
+      return std::sqrt(v);
+    case Function::kSgn:
+      return v < 0 ? -1 : v > 0 ? 1 : v;  // 0 and NaN stay as they are
+    case Function::kSin:
+      return std::sin(v);
+    case Function::kCos:
+      return std::cos(v);
+    case Function::kTan:
+      return std::tan(v);
+    case Function::kAsin:
+      return std::asin(v);
+    case Function::kAcos:
+      return std::acos(v);
+    case Function::kAtan:
+      return std::atan(v);
+    case Function::kSinh:
+      return std::sinh(v);
+    case Function::kCosh:
+      return std::cosh(v);
+    case Function::kTanh:
+      return std::tanh(v);
+    case Function::kAsinh:
+      return std::asinh(v);
+    case Function::kAcosh:
+      return std::acosh(v);
+    case Function::kAtanh:
+      return std::atanh(v);
+    case Function::kDeg:
+      return v * 180 / kPi;
+    case Function::kRad:
+      return v * kPi / 180;
+    default:
+      return kNaN;
   }
 }
 
@@ -432,7 +520,11 @@ class Evaluator {
              }
              double v = 0;
              const bool ok = rangeValue(f, pts, n, range_start, range_end, v);
-             if (ok && (filter == nullptr || filter->keeps(v))) out.push_back(Element{labels, v});
+             if (!ok || (filter != nullptr && !filter->keeps(v))) return;
+             out.push_back(Element{labels, v});
+             // last_over_time is a lookback, like offset: the only range function that
+             // keeps the metric name.
+             if (f == Function::kLastOverTime) out.back().labels.set(kMetricNameLabel, name);
            });
     if (names_seen > 1) {
       std::unordered_set<std::string> seen;
@@ -457,20 +549,54 @@ class Evaluator {
       case Function::kMaxOverTime:
       case Function::kSumOverTime:
       case Function::kCountOverTime:
+      case Function::kStddevOverTime:
+      case Function::kStdvarOverTime:
+      case Function::kLastOverTime:
+      case Function::kPresentOverTime:
+      case Function::kChanges:
+      case Function::kResets:
         return vector(rangeFunction(e));
-      case Function::kAbs:
       case Function::kClampMin:
       case Function::kClampMax: {
         Value v = eval(*e.args[0]);
-        const double bound = e.args.size() > 1 ? eval(*e.args[1]).scalar : 0;
+        const double bound = eval(*e.args[1]).scalar;
         for (auto& el : v.vector) {
-          el.value = e.func == Function::kAbs        ? std::fabs(el.value)
-                     : e.func == Function::kClampMin ? goMax(bound, el.value)
-                                                     : goMin(bound, el.value);
+          el.value =
+              e.func == Function::kClampMin ? goMax(bound, el.value) : goMin(bound, el.value);
         }
         dropMetricNames(v.vector);
         return v;
       }
+      case Function::kAbs:
+      case Function::kCeil:
+      case Function::kFloor:
+      case Function::kExp:
+      case Function::kLn:
+      case Function::kLog2:
+      case Function::kLog10:
+      case Function::kSqrt:
+      case Function::kSgn:
+      case Function::kSin:
+      case Function::kCos:
+      case Function::kTan:
+      case Function::kAsin:
+      case Function::kAcos:
+      case Function::kAtan:
+      case Function::kSinh:
+      case Function::kCosh:
+      case Function::kTanh:
+      case Function::kAsinh:
+      case Function::kAcosh:
+      case Function::kAtanh:
+      case Function::kDeg:
+      case Function::kRad: {
+        Value v = eval(*e.args[0]);
+        for (auto& el : v.vector) el.value = mathFunction(e.func, el.value);
+        dropMetricNames(v.vector);
+        return v;
+      }
+      case Function::kPi:
+        return scalar(3.14159265358979323846);
       case Function::kHistogramQuantile: {
         const double q = eval(*e.args[0]).scalar;
         return vector(histogramQuantile(q, eval(*e.args[1]).vector));

@@ -7,8 +7,11 @@
 // Supported (see DESIGN.md "Rules"):
 //   selectors        name{l="v", l!="v", l=~"re", l!~"re"}, {__name__=~"re"}, [5m], offset 5m
 //   functions        rate irate increase delta deriv avg_over_time min_over_time
-//                    max_over_time sum_over_time count_over_time abs clamp_min clamp_max
-//                    histogram_quantile absent time vector scalar
+//                    max_over_time sum_over_time count_over_time stddev_over_time
+//                    stdvar_over_time last_over_time present_over_time changes resets
+//                    abs ceil floor exp ln log2 log10 sqrt sgn deg rad pi, trigonometric
+//                    (sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh)
+//                    clamp_min clamp_max histogram_quantile absent time vector scalar
 //   aggregations     sum avg min max count, with by (...) / without (...) before or after
 //   binary           ^ (right-assoc) > unary - > * / % > + - > == != > < >= <= (with bool)
 //                    > and unless > or; on/ignoring, group_left/group_right
@@ -92,6 +95,12 @@ enum class Function {
   kMaxOverTime,
   kSumOverTime,
   kCountOverTime,
+  kChanges,
+  kResets,
+  kStddevOverTime,
+  kStdvarOverTime,
+  kLastOverTime,
+  kPresentOverTime,
   kAbs,
   kClampMin,
   kClampMax,
@@ -100,6 +109,29 @@ enum class Function {
   kTime,
   kVector,
   kScalar,
+  kPi,
+  kCeil,
+  kFloor,
+  kExp,
+  kLn,
+  kLog2,
+  kLog10,
+  kSqrt,
+  kSgn,
+  kSin,
+  kCos,
+  kTan,
+  kAsin,
+  kAcos,
+  kAtan,
+  kSinh,
+  kCosh,
+  kTanh,
+  kAsinh,
+  kAcosh,
+  kAtanh,
+  kDeg,
+  kRad,
 };
 const char* functionName(Function f);
 

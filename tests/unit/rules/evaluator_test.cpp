@@ -192,6 +192,53 @@ TEST_F(EvaluatorTest, RateHandlesCounterResetExactly) {
   expectNear(vec("irate(c_total[1m])", 60), {{"{job=x}", 10.0 / 15}}, "irate");
 }
 
+TEST_F(EvaluatorTest, ChangesResetsAndStatisticsOverTime) {
+  // 0, 10, 20, 5, 5, 15 at 10 s steps: one drop (20 -> 5), four changes.
+  series("c_total", {{"job", "x"}}, 0, 10, {0, 10, 20, 5, 5, 15});
+  expectNear(vec("changes(c_total[1m])", 50), {{"{job=x}", 4}}, "changes");
+  expectNear(vec("resets(c_total[1m])", 50), {{"{job=x}", 1}}, "resets");
+  expectNear(vec("resets(c_total[15s])", 50), {{"{job=x}", 0}}, "resets, one pair");
+  // values 2, 4, 4, 4, 5, 5, 7, 9: mean 5, population variance 4
+  series("g", {}, 0, 10, {2, 4, 4, 4, 5, 5, 7, 9});
+  expectNear(vec("stdvar_over_time(g[2m])", 70), {{"{}", 4}}, "stdvar");
+  expectNear(vec("stddev_over_time(g[2m])", 70), {{"{}", 2}}, "stddev");
+  expectNear(vec("stddev_over_time(g[5s])", 70), {{"{}", 0}}, "one point");
+  expectNear(vec("present_over_time(g[1m])", 70), {{"{}", 1}}, "present");
+  expectNear(vec("present_over_time(g[1m])", 200), {}, "nothing in range");
+  // last_over_time keeps the metric name, like a plain lookback
+  expectNear(vec("last_over_time(g[1m])", 75), {{"{__name__=g}", 9}}, "last");
+  expectNear(vec("last_over_time(g[1m] offset 30s)", 75), {{"{__name__=g}", 5}}, "last offset");
+}
+
+TEST_F(EvaluatorTest, MathFunctionsApplyPerElementAndDropTheName) {
+  put("m", {{"a", "1"}}, 0, -2.5);
+  put("m", {{"a", "2"}}, 0, 0);
+  put("m", {{"a", "3"}}, 0, 4);
+  const double pi = std::acos(-1.0);
+  const auto nan = std::numeric_limits<double>::quiet_NaN();
+  struct Want {
+    const char* expr;
+    Vec want;
+  } cases[] = {
+      {"ceil(m)", {{"{a=1}", -2}, {"{a=2}", 0}, {"{a=3}", 4}}},
+      {"floor(m)", {{"{a=1}", -3}, {"{a=2}", 0}, {"{a=3}", 4}}},
+      {"sgn(m)", {{"{a=1}", -1}, {"{a=2}", 0}, {"{a=3}", 1}}},
+      {"sqrt(m)", {{"{a=1}", nan}, {"{a=2}", 0}, {"{a=3}", 2}}},
+      {"ln(m)", {{"{a=1}", nan}, {"{a=2}", -kInf}, {"{a=3}", std::log(4.0)}}},
+      {"log2(m)", {{"{a=1}", nan}, {"{a=2}", -kInf}, {"{a=3}", 2}}},
+      {"log10(m)", {{"{a=1}", nan}, {"{a=2}", -kInf}, {"{a=3}", std::log10(4.0)}}},
+      {"exp(m)", {{"{a=1}", std::exp(-2.5)}, {"{a=2}", 1}, {"{a=3}", std::exp(4.0)}}},
+      {"deg(m)", {{"{a=1}", -2.5 * 180 / pi}, {"{a=2}", 0}, {"{a=3}", 4 * 180 / pi}}},
+      {"rad(m)", {{"{a=1}", -2.5 * pi / 180}, {"{a=2}", 0}, {"{a=3}", 4 * pi / 180}}},
+      {"sin(m)", {{"{a=1}", std::sin(-2.5)}, {"{a=2}", 0}, {"{a=3}", std::sin(4.0)}}},
+      {"acos(m)", {{"{a=1}", nan}, {"{a=2}", pi / 2}, {"{a=3}", nan}}},
+      {"atanh(m)", {{"{a=1}", nan}, {"{a=2}", 0}, {"{a=3}", nan}}},
+      {"cosh(m)", {{"{a=1}", std::cosh(-2.5)}, {"{a=2}", 1}, {"{a=3}", std::cosh(4.0)}}},
+      {"vector(pi())", {{"{}", pi}}},
+  };
+  for (const auto& c : cases) expectNear(vec(c.expr, 0), c.want, c.expr);
+}
+
 TEST_F(EvaluatorTest, RateExtrapolatesToRangeBoundaries) {
   // Samples 10 s after the range start and 5 s before its end: both gaps are below 1.1
   // sample intervals, so the 30 observed over 45 s extrapolate to 60 s.
