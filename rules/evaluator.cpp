@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -185,6 +186,37 @@ bool overTime(Function f, const Point* pts, size_t n, double& out) {
     }
     default:
       return false;
+  }
+}
+
+// The date functions on a Unix time in seconds, in UTC (like Go's time.Unix(..).UTC()).
+double dateFunction(Function f, double unix_seconds) {
+  using namespace std::chrono;
+  // Go converts with int64(v); outside int64 (or NaN) the result is meaningless anyway.
+  if (!std::isfinite(unix_seconds) || std::fabs(unix_seconds) > 1e15) return kNaN;
+  const sys_seconds t{seconds(static_cast<int64_t>(unix_seconds))};
+  const sys_days day = floor<days>(t);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{t - day};
+  switch (f) {
+    case Function::kDayOfMonth:
+      return static_cast<unsigned>(ymd.day());
+    case Function::kDayOfWeek:
+      return weekday{day}.c_encoding();  // 0 = Sunday
+    case Function::kDayOfYear:
+      return static_cast<double>((day - sys_days{ymd.year() / January / 1}).count() + 1);
+    case Function::kDaysInMonth:
+      return static_cast<unsigned>(year_month_day_last{ymd.year() / ymd.month() / last}.day());
+    case Function::kHour:
+      return static_cast<double>(hms.hours().count());
+    case Function::kMinute:
+      return static_cast<double>(hms.minutes().count());
+    case Function::kMonth:
+      return static_cast<unsigned>(ymd.month());
+    case Function::kYear:
+      return static_cast<int>(ymd.year());
+    default:
+      return kNaN;
   }
 }
 
@@ -597,6 +629,50 @@ class Evaluator {
       }
       case Function::kPi:
         return scalar(3.14159265358979323846);
+      case Function::kRound: {
+        Value v = eval(*e.args[0]);
+        // Prometheus divides by the inverse (fewer rounding surprises); ties round up.
+        const double inverse = 1.0 / (e.args.size() > 1 ? eval(*e.args[1]).scalar : 1.0);
+        for (auto& el : v.vector) el.value = std::floor(el.value * inverse + 0.5) / inverse;
+        dropMetricNames(v.vector);
+        return v;
+      }
+      case Function::kClamp: {
+        Value v = eval(*e.args[0]);
+        const double lo = eval(*e.args[1]).scalar, hi = eval(*e.args[2]).scalar;
+        if (hi < lo) return vector({});
+        for (auto& el : v.vector) el.value = goMax(lo, goMin(hi, el.value));
+        dropMetricNames(v.vector);
+        return v;
+      }
+      case Function::kSort:
+      case Function::kSortDesc: {
+        Value v = eval(*e.args[0]);
+        const bool desc = e.func == Function::kSortDesc;
+        std::stable_sort(v.vector.begin(), v.vector.end(),
+                         [desc](const Element& a, const Element& b) {
+                           return desc ? a.value > b.value : a.value < b.value;
+                         });
+        return v;
+      }
+      case Function::kDayOfMonth:
+      case Function::kDayOfWeek:
+      case Function::kDayOfYear:
+      case Function::kDaysInMonth:
+      case Function::kHour:
+      case Function::kMinute:
+      case Function::kMonth:
+      case Function::kYear: {
+        if (e.args.empty()) {
+          // Whole seconds of the evaluation time, like Prometheus.
+          const double now = static_cast<double>(ts_ / 1000);
+          return vector(Vector{Element{Labels{}, dateFunction(e.func, now)}});
+        }
+        Value v = eval(*e.args[0]);
+        for (auto& el : v.vector) el.value = dateFunction(e.func, el.value);
+        dropMetricNames(v.vector);
+        return v;
+      }
       case Function::kHistogramQuantile: {
         const double q = eval(*e.args[0]).scalar;
         return vector(histogramQuantile(q, eval(*e.args[1]).vector));

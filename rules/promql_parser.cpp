@@ -97,6 +97,7 @@ struct FunctionSpec {
   const char* name;
   std::vector<ValueType> args;
   ValueType result;
+  size_t optional = 0;  // how many trailing args may be left out
 };
 
 const std::vector<FunctionSpec>& functionSpecs() {
@@ -130,6 +131,18 @@ const std::vector<FunctionSpec>& functionSpecs() {
       {Function::kVector, "vector", {V::kScalar}, V::kInstantVector},
       {Function::kScalar, "scalar", {V::kInstantVector}, V::kScalar},
       {Function::kPi, "pi", {}, V::kScalar},
+      {Function::kRound, "round", {V::kInstantVector, V::kScalar}, V::kInstantVector, 1},
+      {Function::kClamp, "clamp", {V::kInstantVector, V::kScalar, V::kScalar}, V::kInstantVector},
+      {Function::kSort, "sort", {V::kInstantVector}, V::kInstantVector},
+      {Function::kSortDesc, "sort_desc", {V::kInstantVector}, V::kInstantVector},
+      {Function::kDayOfMonth, "day_of_month", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kDayOfWeek, "day_of_week", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kDayOfYear, "day_of_year", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kDaysInMonth, "days_in_month", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kHour, "hour", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kMinute, "minute", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kMonth, "month", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kYear, "year", {V::kInstantVector}, V::kInstantVector, 1},
       {Function::kCeil, "ceil", {V::kInstantVector}, V::kInstantVector},
       {Function::kFloor, "floor", {V::kInstantVector}, V::kInstantVector},
       {Function::kExp, "exp", {V::kInstantVector}, V::kInstantVector},
@@ -825,7 +838,17 @@ class Parser {
       }
     }
     advance();
-    if (args.size() != spec->args.size()) {
+    if (spec->optional > 0 && args.size() < spec->args.size() - spec->optional) {
+      fail(name,
+           "parse error: expected at least " + std::to_string(spec->args.size() - spec->optional) +
+               " argument(s) in call to \"" + name.text + "\", got " + std::to_string(args.size()));
+    }
+    if (spec->optional > 0 && args.size() > spec->args.size()) {
+      fail(name, "parse error: expected at most " + std::to_string(spec->args.size()) +
+                     " argument(s) in call to \"" + name.text + "\", got " +
+                     std::to_string(args.size()));
+    }
+    if (spec->optional == 0 && args.size() != spec->args.size()) {
       fail(name, "parse error: expected " + std::to_string(spec->args.size()) +
                      " argument(s) in call to \"" + name.text + "\", got " +
                      std::to_string(args.size()));

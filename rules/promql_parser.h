@@ -11,7 +11,9 @@
 //                    stdvar_over_time last_over_time present_over_time changes resets
 //                    abs ceil floor exp ln log2 log10 sqrt sgn deg rad pi, trigonometric
 //                    (sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh)
-//                    clamp_min clamp_max histogram_quantile absent time vector scalar
+//                    round clamp clamp_min clamp_max sort sort_desc histogram_quantile
+//                    absent time vector scalar, date functions (day_of_month day_of_week
+//                    day_of_year days_in_month hour minute month year)
 //   aggregations     sum avg min max count, with by (...) / without (...) before or after
 //   binary           ^ (right-assoc) > unary - > * / % > + - > == != > < >= <= (with bool)
 //                    > and unless > or; on/ignoring, group_left/group_right
@@ -110,6 +112,18 @@ enum class Function {
   kVector,
   kScalar,
   kPi,
+  kRound,
+  kClamp,
+  kSort,
+  kSortDesc,
+  kDayOfMonth,
+  kDayOfWeek,
+  kDayOfYear,
+  kDaysInMonth,
+  kHour,
+  kMinute,
+  kMonth,
+  kYear,
   kCeil,
   kFloor,
   kExp,

@@ -331,6 +331,27 @@ const std::vector<Case>& tableCases() {
       {"deg(websocket_active_connections)", true},
       {"rad(websocket_active_connections)", true},
       {"pi() * 2", true},
+      {"round(rate(http_requests_total[3s]))", true},
+      {"round(rate(http_requests_total[3s]), 0.25)", true},
+      {"round(websocket_active_connections / 4, 5)", true},
+      {"clamp(websocket_active_connections, 8, 12)", true},
+      {"clamp(websocket_active_connections, 12, 8)", false},  // max < min: empty
+      {"sort(http_requests_total)", true},
+      {"sort_desc(rate(http_requests_total[3s]))", true},
+      // date functions: of the evaluation time, and of values (process start time)
+      {"minute()", true},
+      {"hour()", true},
+      {"day_of_month()", true},
+      {"day_of_week()", true},
+      {"day_of_year()", true},
+      {"days_in_month()", true},
+      {"month()", true},
+      {"year()", true},
+      {"hour(process_start_time_seconds)", true},
+      {"day_of_week(process_start_time_seconds)", true},
+      {"days_in_month(vector(1709251200))", true},  // 2024-03-01: a leap year's March
+      {"day_of_year(vector(1709164800))", true},    // 2024-02-29
+      {"month(websocket_active_connections * 1e7)", true},
       // aggregations, by and without
       {"sum by (status_code) (rate(http_requests_total[3s]))", true},
       {"sum without (method, instance) (rate(http_requests_total[3s]))", true},

@@ -239,6 +239,35 @@ TEST_F(EvaluatorTest, MathFunctionsApplyPerElementAndDropTheName) {
   for (const auto& c : cases) expectNear(vec(c.expr, 0), c.want, c.expr);
 }
 
+TEST_F(EvaluatorTest, RoundClampSortAndDateFunctions) {
+  put("m", {{"a", "1"}}, 0, -2.5);
+  put("m", {{"a", "2"}}, 0, 2.5);
+  put("m", {{"a", "3"}}, 0, 7.3);
+  expectNear(vec("round(m)", 0), {{"{a=1}", -2}, {"{a=2}", 3}, {"{a=3}", 7}}, "ties up");
+  expectNear(vec("round(m, 5)", 0), {{"{a=1}", 0}, {"{a=2}", 5}, {"{a=3}", 5}}, "to 5");
+  expectNear(vec("clamp(m, 0, 5)", 0), {{"{a=1}", 0}, {"{a=2}", 2.5}, {"{a=3}", 5}}, "clamp");
+  expectNear(vec("clamp(m, 5, 0)", 0), {}, "max below min");
+  auto sorted = eval("sort_desc(m)", 0);
+  ASSERT_TRUE(sorted.ok()) << sorted.status().message();
+  ASSERT_EQ(sorted->vector.size(), 3u);
+  EXPECT_EQ(sorted->vector[0].value, 7.3);
+  EXPECT_EQ(sorted->vector[2].value, -2.5);
+  EXPECT_EQ(sorted->vector[0].labels.get("__name__"), "m");  // sort keeps the name
+  // 2024-02-29T13:45:00Z, a Thursday, the 60th day of a leap year
+  put("t", {}, 0, 1709214300);
+  expectNear(vec("year(t)", 0), {{"{}", 2024}}, "year");
+  expectNear(vec("month(t)", 0), {{"{}", 2}}, "month");
+  expectNear(vec("day_of_month(t)", 0), {{"{}", 29}}, "day_of_month");
+  expectNear(vec("day_of_week(t)", 0), {{"{}", 4}}, "day_of_week");
+  expectNear(vec("day_of_year(t)", 0), {{"{}", 60}}, "day_of_year");
+  expectNear(vec("days_in_month(t)", 0), {{"{}", 29}}, "days_in_month");
+  expectNear(vec("hour(t)", 0), {{"{}", 13}}, "hour");
+  expectNear(vec("minute(t)", 0), {{"{}", 45}}, "minute");
+  // no argument: the evaluation time (kT0 = 2023-11-14T22:13:20Z)
+  expectNear(vec("hour()", 0), {{"{}", 22}}, "hour of now");
+  expectNear(vec("year()", 0), {{"{}", 2023}}, "year of now");
+}
+
 TEST_F(EvaluatorTest, RateExtrapolatesToRangeBoundaries) {
   // Samples 10 s after the range start and 5 s before its end: both gaps are below 1.1
   // sample intervals, so the 30 observed over 45 s extrapolate to 60 s.
