@@ -792,6 +792,7 @@ class Evaluator {
       Labels labels;
       double value = 0;
       double count = 0;
+      double mean = 0;  // stddev/stdvar: running mean (value holds the squared deviations)
     };
     std::unordered_map<std::string, size_t> index;
     std::vector<Group> groups;
@@ -825,6 +826,10 @@ class Evaluator {
         if (name_grouped && !name.empty()) g.labels.set(kMetricNameLabel, name);
         g.value = value;
         g.count = 1;
+        if (e.aggregate == AggregateOp::kStddev || e.aggregate == AggregateOp::kStdvar) {
+          g.mean = value;
+          g.value = 0;
+        }
         groups.push_back(std::move(g));
         return;
       }
@@ -842,7 +847,16 @@ class Evaluator {
           if (g.value > value || std::isnan(g.value)) g.value = value;
           break;
         case AggregateOp::kCount:
+        case AggregateOp::kGroup:
           break;
+        case AggregateOp::kStddev:
+        case AggregateOp::kStdvar: {
+          // Welford's update, as Prometheus does it (uncompensated).
+          const double delta = value - g.mean;
+          g.mean += delta / g.count;
+          g.value += delta * (value - g.mean);
+          break;
+        }
       }
     });
     Vector out;
@@ -851,6 +865,9 @@ class Evaluator {
       double v = g.value;
       if (e.aggregate == AggregateOp::kAvg) v = g.value / g.count;
       if (e.aggregate == AggregateOp::kCount) v = g.count;
+      if (e.aggregate == AggregateOp::kGroup) v = 1;
+      if (e.aggregate == AggregateOp::kStdvar) v = g.value / g.count;
+      if (e.aggregate == AggregateOp::kStddev) v = std::sqrt(g.value / g.count);
       out.push_back(Element{std::move(g.labels), v});
     }
     return out;

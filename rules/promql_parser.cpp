@@ -86,6 +86,12 @@ const char* aggregateOpName(AggregateOp op) {
       return "max";
     case AggregateOp::kCount:
       return "count";
+    case AggregateOp::kGroup:
+      return "group";
+    case AggregateOp::kStddev:
+      return "stddev";
+    case AggregateOp::kStdvar:
+      return "stdvar";
   }
   return "?";
 }
@@ -553,12 +559,15 @@ std::optional<AggregateOp> aggregateOf(const std::string& lowered) {
   if (lowered == "min") return AggregateOp::kMin;
   if (lowered == "max") return AggregateOp::kMax;
   if (lowered == "count") return AggregateOp::kCount;
+  if (lowered == "group") return AggregateOp::kGroup;
+  if (lowered == "stddev") return AggregateOp::kStddev;
+  if (lowered == "stdvar") return AggregateOp::kStdvar;
   return std::nullopt;
 }
 
 bool isUnsupportedAggregate(const std::string& lowered) {
-  static const char* const kOthers[] = {"topk",   "bottomk", "quantile", "count_values", "stddev",
-                                        "stdvar", "group",   "limitk",   "limit_ratio"};
+  static const char* const kOthers[] = {"topk",         "bottomk", "quantile",
+                                        "count_values", "limitk",  "limit_ratio"};
   return std::any_of(std::begin(kOthers), std::end(kOthers),
                      [&](const char* k) { return lowered == k; });
 }

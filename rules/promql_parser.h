@@ -14,8 +14,9 @@
 //                    round clamp clamp_min clamp_max sort sort_desc histogram_quantile
 //                    absent time vector scalar, date functions (day_of_month day_of_week
 //                    day_of_year days_in_month hour minute month year)
-//   aggregations     sum avg min max count, with by (...) / without (...) before or after
-//   binary           ^ (right-assoc) > unary - > * / % > + - > == != > < >= <= (with bool)
+//   aggregations     sum avg min max count group stddev stdvar, with by (...) / without (...)
+//   before or after binary           ^ (right-assoc) > unary - > * / % > + - > == != > < >= <=
+//   (with bool)
 //                    > and unless > or; on/ignoring, group_left/group_right
 //   literals         numbers (decimal, hex, Inf, NaN), strings where a function needs one
 // Regular expressions are RE2 (Go's regexp syntax, as in Prometheus), fully anchored
@@ -83,7 +84,7 @@ const char* binaryOpName(BinaryOp op);  // "+", "==", "and", ...
 bool isComparison(BinaryOp op);
 bool isSetOperator(BinaryOp op);
 
-enum class AggregateOp { kSum, kAvg, kMin, kMax, kCount };
+enum class AggregateOp { kSum, kAvg, kMin, kMax, kCount, kGroup, kStddev, kStdvar };
 const char* aggregateOpName(AggregateOp op);
 
 enum class Function {

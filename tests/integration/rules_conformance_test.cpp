@@ -360,6 +360,11 @@ const std::vector<Case>& tableCases() {
       {"min without (status_code) (http_requests_total)", true},
       {"max(http_requests_total)", true},
       {"count by (method) (http_requests_total)", true},
+      {"group by (route) (http_requests_total)", true},
+      {"group(rate(http_requests_total[3s]))", true},
+      {"stddev by (method) (http_requests_total)", true},
+      {"stdvar without (status_code) (rate(http_requests_total[3s]))", true},
+      {"stddev(websocket_active_connections)", true},  // one element: 0
       {"sum(rate(http_requests_total{status_code=~\"5..\"}[4s])) / "
        "sum(rate(http_requests_total[4s]))",
        true},

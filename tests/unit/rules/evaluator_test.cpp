@@ -268,6 +268,17 @@ TEST_F(EvaluatorTest, RoundClampSortAndDateFunctions) {
   expectNear(vec("year()", 0), {{"{}", 2023}}, "year of now");
 }
 
+TEST_F(EvaluatorTest, GroupStddevAndStdvarAggregations) {
+  // 2, 4, 4, 4, 5, 5, 7, 9 in group x (mean 5, population variance 4); 3 alone in y
+  const double xs[] = {2, 4, 4, 4, 5, 5, 7, 9};
+  for (int i = 0; i < 8; ++i) put("m", {{"g", "x"}, {"i", std::to_string(i)}}, 0, xs[i]);
+  put("m", {{"g", "y"}, {"i", "0"}}, 0, 3);
+  expectNear(vec("stdvar by (g) (m)", 0), {{"{g=x}", 4}, {"{g=y}", 0}}, "stdvar");
+  expectNear(vec("stddev by (g) (m)", 0), {{"{g=x}", 2}, {"{g=y}", 0}}, "stddev");
+  expectNear(vec("group by (g) (m)", 0), {{"{g=x}", 1}, {"{g=y}", 1}}, "group");
+  expectNear(vec("group without (i) (m)", 0), {{"{g=x}", 1}, {"{g=y}", 1}}, "group without");
+}
+
 TEST_F(EvaluatorTest, RateExtrapolatesToRangeBoundaries) {
   // Samples 10 s after the range start and 5 s before its end: both gaps are below 1.1
   // sample intervals, so the 30 observed over 45 s extrapolate to 60 s.
