@@ -645,6 +645,8 @@ class Evaluator {
         dropMetricNames(v.vector);
         return v;
       }
+      case Function::kTimestamp:
+        return vector(timestamps(*e.args[0]));
       case Function::kSort:
       case Function::kSortDesc: {
         Value v = eval(*e.args[0]);
@@ -689,6 +691,28 @@ class Evaluator {
       }
     }
     throw EvalError{"unknown function"};
+  }
+
+  // timestamp(): of a selector, each series' last sample time within the lookback (like
+  // Prometheus, which keeps the stored timestamps for a selector argument); of any other
+  // expression, the evaluation time. In seconds, metric name dropped.
+  Vector timestamps(const Expr& arg_in) {
+    const Expr* arg = &arg_in;
+    while (arg->kind == Expr::Kind::kParen) arg = arg->args[0].get();
+    Vector out;
+    if (arg->kind == Expr::Kind::kSelector) {
+      const int64_t ref = ts_ - arg->offset_ms;
+      select(*arg, ref - options_.lookback_ms, ref,
+             [&](std::string_view, const Labels& labels, const Point* pts, size_t n) {
+               if (n > 0)
+                 out.push_back(Element{labels, static_cast<double>(pts[n - 1].t_ms) / 1000});
+             });
+      return out;
+    }
+    out = eval(*arg).vector;
+    for (auto& el : out) el.value = static_cast<double>(ts_) / 1000;
+    dropMetricNames(out);
+    return out;
   }
 
   Vector absent(const Expr& e) {

@@ -141,6 +141,7 @@ const std::vector<FunctionSpec>& functionSpecs() {
       {Function::kClamp, "clamp", {V::kInstantVector, V::kScalar, V::kScalar}, V::kInstantVector},
       {Function::kSort, "sort", {V::kInstantVector}, V::kInstantVector},
       {Function::kSortDesc, "sort_desc", {V::kInstantVector}, V::kInstantVector},
+      {Function::kTimestamp, "timestamp", {V::kInstantVector}, V::kInstantVector},
       {Function::kDayOfMonth, "day_of_month", {V::kInstantVector}, V::kInstantVector, 1},
       {Function::kDayOfWeek, "day_of_week", {V::kInstantVector}, V::kInstantVector, 1},
       {Function::kDayOfYear, "day_of_year", {V::kInstantVector}, V::kInstantVector, 1},

@@ -11,7 +11,7 @@
 //                    stdvar_over_time last_over_time present_over_time changes resets
 //                    abs ceil floor exp ln log2 log10 sqrt sgn deg rad pi, trigonometric
 //                    (sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh)
-//                    round clamp clamp_min clamp_max sort sort_desc histogram_quantile
+//                    round clamp clamp_min clamp_max sort sort_desc timestamp histogram_quantile
 //                    absent time vector scalar, date functions (day_of_month day_of_week
 //                    day_of_year days_in_month hour minute month year)
 //   aggregations     sum avg min max count group stddev stdvar, with by (...) / without (...)
@@ -117,6 +117,7 @@ enum class Function {
   kClamp,
   kSort,
   kSortDesc,
+  kTimestamp,
   kDayOfMonth,
   kDayOfWeek,
   kDayOfYear,

@@ -337,6 +337,10 @@ const std::vector<Case>& tableCases() {
       {"clamp(websocket_active_connections, 8, 12)", true},
       {"clamp(websocket_active_connections, 12, 8)", false},  // max < min: empty
       {"sort(http_requests_total)", true},
+      {"timestamp(websocket_active_connections)", true},
+      {"timestamp(http_requests_total offset 1s)", true},
+      {"time() - timestamp(http_requests_total{method=\"GET\"})", true},
+      {"timestamp(sum by (route) (http_requests_total))", true},
       {"sort_desc(rate(http_requests_total[3s]))", true},
       // date functions: of the evaluation time, and of values (process start time)
       {"minute()", true},

@@ -279,6 +279,15 @@ TEST_F(EvaluatorTest, GroupStddevAndStdvarAggregations) {
   expectNear(vec("group without (i) (m)", 0), {{"{g=x}", 1}, {"{g=y}", 1}}, "group without");
 }
 
+TEST_F(EvaluatorTest, TimestampIsTheSampleTimeOfASelectorAndTheEvaluationTimeOtherwise) {
+  put("m", {{"a", "1"}}, 10, 5);
+  put("m", {{"a", "2"}}, 20, 6);
+  const double t0 = static_cast<double>(kT0) / 1000;
+  expectNear(vec("timestamp(m)", 30), {{"{a=1}", t0 + 10}, {"{a=2}", t0 + 20}}, "selector");
+  expectNear(vec("timestamp(m offset 15s)", 30), {{"{a=1}", t0 + 10}}, "offset");
+  expectNear(vec("timestamp(sum(m))", 30), {{"{}", t0 + 30}}, "expression");
+}
+
 TEST_F(EvaluatorTest, RateExtrapolatesToRangeBoundaries) {
   // Samples 10 s after the range start and 5 s before its end: both gaps are below 1.1
   // sample intervals, so the 30 observed over 45 s extrapolate to 60 s.
