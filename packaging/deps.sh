@@ -9,7 +9,8 @@ PKGS=(
   # libraries (see README: why each is here)
   libpqxx-dev libpq-dev libhiredis-dev prometheus-cpp-dev libboost-dev
   libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
-  libcurl4-openssl-dev zlib1g-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcurl4-openssl-dev zlib1g-dev libyaml-cpp-dev libre2-dev libgtest-dev libgmock-dev
+  libbenchmark-dev
   # real peers for integration tests and the demo
   postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server pgbouncer
   prometheus prometheus-alertmanager

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -150,8 +151,127 @@ bool overTime(Function f, const Point* pts, size_t n, double& out) {
     case Function::kCountOverTime:
       out = static_cast<double>(n);
       return true;
+    case Function::kStddevOverTime:
+    case Function::kStdvarOverTime: {
+      // Welford's running mean and squared deviations, both compensated.
+      double count = 0, mean = 0, c_mean = 0, aux = 0, c_aux = 0;
+      for (size_t i = 0; i < n; ++i) {
+        count += 1;
+        const double delta = pts[i].value - (mean + c_mean);
+        compensatedAdd(delta / count, mean, c_mean);
+        compensatedAdd(delta * (pts[i].value - (mean + c_mean)), aux, c_aux);
+      }
+      const double var = (aux + c_aux) / count;
+      out = f == Function::kStddevOverTime ? std::sqrt(var) : var;
+      return true;
+    }
+    case Function::kLastOverTime:
+      out = pts[n - 1].value;
+      return true;
+    case Function::kPresentOverTime:
+      out = 1;
+      return true;
+    case Function::kChanges:
+    case Function::kResets: {
+      int count = 0;
+      for (size_t i = 1; i < n; ++i) {
+        const double prev = pts[i - 1].value, cur = pts[i].value;
+        if (f == Function::kResets ? cur < prev
+                                   : cur != prev && !(std::isnan(cur) && std::isnan(prev))) {
+          ++count;
+        }
+      }
+      out = count;
+      return true;
+    }
     default:
       return false;
+  }
+}
+
+// The date functions on a Unix time in seconds, in UTC (like Go's time.Unix(..).UTC()).
+double dateFunction(Function f, double unix_seconds) {
+  using namespace std::chrono;
+  // Go converts with int64(v); outside int64 (or NaN) the result is meaningless anyway.
+  if (!std::isfinite(unix_seconds) || std::fabs(unix_seconds) > 1e15) return kNaN;
+  const sys_seconds t{seconds(static_cast<int64_t>(unix_seconds))};
+  const sys_days day = floor<days>(t);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{t - day};
+  switch (f) {
+    case Function::kDayOfMonth:
+      return static_cast<unsigned>(ymd.day());
+    case Function::kDayOfWeek:
+      return weekday{day}.c_encoding();  // 0 = Sunday
+    case Function::kDayOfYear:
+      return static_cast<double>((day - sys_days{ymd.year() / January / 1}).count() + 1);
+    case Function::kDaysInMonth:
+      return static_cast<unsigned>(year_month_day_last{ymd.year() / ymd.month() / last}.day());
+    case Function::kHour:
+      return static_cast<double>(hms.hours().count());
+    case Function::kMinute:
+      return static_cast<double>(hms.minutes().count());
+    case Function::kMonth:
+      return static_cast<unsigned>(ymd.month());
+    case Function::kYear:
+      return static_cast<int>(ymd.year());
+    default:
+      return kNaN;
+  }
+}
+
+// The element-wise math functions (Go's math package and C's libm agree on these).
+double mathFunction(Function f, double v) {
+  constexpr double kPi = 3.14159265358979323846;
+  switch (f) {
+    case Function::kAbs:
+      return std::fabs(v);
+    case Function::kCeil:
+      return std::ceil(v);
+    case Function::kFloor:
+      return std::floor(v);
+    case Function::kExp:
+      return std::exp(v);
+    case Function::kLn:
+      return std::log(v);
+    case Function::kLog2:
+      return std::log2(v);
+    case Function::kLog10:
+      return std::log10(v);
+    case Function::kSqrt:
+      return std::sqrt(v);
+    case Function::kSgn:
+      return v < 0 ? -1 : v > 0 ? 1 : v;  // 0 and NaN stay as they are
+    case Function::kSin:
+      return std::sin(v);
+    case Function::kCos:
+      return std::cos(v);
+    case Function::kTan:
+      return std::tan(v);
+    case Function::kAsin:
+      return std::asin(v);
+    case Function::kAcos:
+      return std::acos(v);
+    case Function::kAtan:
+      return std::atan(v);
+    case Function::kSinh:
+      return std::sinh(v);
+    case Function::kCosh:
+      return std::cosh(v);
+    case Function::kTanh:
+      return std::tanh(v);
+    case Function::kAsinh:
+      return std::asinh(v);
+    case Function::kAcosh:
+      return std::acosh(v);
+    case Function::kAtanh:
+      return std::atanh(v);
+    case Function::kDeg:
+      return v * 180 / kPi;
+    case Function::kRad:
+      return v * kPi / 180;
+    default:
+      return kNaN;
   }
 }
 
@@ -432,7 +552,11 @@ class Evaluator {
              }
              double v = 0;
              const bool ok = rangeValue(f, pts, n, range_start, range_end, v);
-             if (ok && (filter == nullptr || filter->keeps(v))) out.push_back(Element{labels, v});
+             if (!ok || (filter != nullptr && !filter->keeps(v))) return;
+             out.push_back(Element{labels, v});
+             // last_over_time is a lookback, like offset: the only range function that
+             // keeps the metric name.
+             if (f == Function::kLastOverTime) out.back().labels.set(kMetricNameLabel, name);
            });
     if (names_seen > 1) {
       std::unordered_set<std::string> seen;
@@ -457,17 +581,97 @@ class Evaluator {
       case Function::kMaxOverTime:
       case Function::kSumOverTime:
       case Function::kCountOverTime:
+      case Function::kStddevOverTime:
+      case Function::kStdvarOverTime:
+      case Function::kLastOverTime:
+      case Function::kPresentOverTime:
+      case Function::kChanges:
+      case Function::kResets:
         return vector(rangeFunction(e));
-      case Function::kAbs:
       case Function::kClampMin:
       case Function::kClampMax: {
         Value v = eval(*e.args[0]);
-        const double bound = e.args.size() > 1 ? eval(*e.args[1]).scalar : 0;
+        const double bound = eval(*e.args[1]).scalar;
         for (auto& el : v.vector) {
-          el.value = e.func == Function::kAbs        ? std::fabs(el.value)
-                     : e.func == Function::kClampMin ? goMax(bound, el.value)
-                                                     : goMin(bound, el.value);
+          el.value =
+              e.func == Function::kClampMin ? goMax(bound, el.value) : goMin(bound, el.value);
         }
+        dropMetricNames(v.vector);
+        return v;
+      }
+      case Function::kAbs:
+      case Function::kCeil:
+      case Function::kFloor:
+      case Function::kExp:
+      case Function::kLn:
+      case Function::kLog2:
+      case Function::kLog10:
+      case Function::kSqrt:
+      case Function::kSgn:
+      case Function::kSin:
+      case Function::kCos:
+      case Function::kTan:
+      case Function::kAsin:
+      case Function::kAcos:
+      case Function::kAtan:
+      case Function::kSinh:
+      case Function::kCosh:
+      case Function::kTanh:
+      case Function::kAsinh:
+      case Function::kAcosh:
+      case Function::kAtanh:
+      case Function::kDeg:
+      case Function::kRad: {
+        Value v = eval(*e.args[0]);
+        for (auto& el : v.vector) el.value = mathFunction(e.func, el.value);
+        dropMetricNames(v.vector);
+        return v;
+      }
+      case Function::kPi:
+        return scalar(3.14159265358979323846);
+      case Function::kRound: {
+        Value v = eval(*e.args[0]);
+        // Prometheus divides by the inverse (fewer rounding surprises); ties round up.
+        const double inverse = 1.0 / (e.args.size() > 1 ? eval(*e.args[1]).scalar : 1.0);
+        for (auto& el : v.vector) el.value = std::floor(el.value * inverse + 0.5) / inverse;
+        dropMetricNames(v.vector);
+        return v;
+      }
+      case Function::kClamp: {
+        Value v = eval(*e.args[0]);
+        const double lo = eval(*e.args[1]).scalar, hi = eval(*e.args[2]).scalar;
+        if (hi < lo) return vector({});
+        for (auto& el : v.vector) el.value = goMax(lo, goMin(hi, el.value));
+        dropMetricNames(v.vector);
+        return v;
+      }
+      case Function::kTimestamp:
+        return vector(timestamps(*e.args[0]));
+      case Function::kSort:
+      case Function::kSortDesc: {
+        Value v = eval(*e.args[0]);
+        const bool desc = e.func == Function::kSortDesc;
+        std::stable_sort(v.vector.begin(), v.vector.end(),
+                         [desc](const Element& a, const Element& b) {
+                           return desc ? a.value > b.value : a.value < b.value;
+                         });
+        return v;
+      }
+      case Function::kDayOfMonth:
+      case Function::kDayOfWeek:
+      case Function::kDayOfYear:
+      case Function::kDaysInMonth:
+      case Function::kHour:
+      case Function::kMinute:
+      case Function::kMonth:
+      case Function::kYear: {
+        if (e.args.empty()) {
+          // Whole seconds of the evaluation time, like Prometheus.
+          const double now = static_cast<double>(ts_ / 1000);
+          return vector(Vector{Element{Labels{}, dateFunction(e.func, now)}});
+        }
+        Value v = eval(*e.args[0]);
+        for (auto& el : v.vector) el.value = dateFunction(e.func, el.value);
         dropMetricNames(v.vector);
         return v;
       }
@@ -487,6 +691,28 @@ class Evaluator {
       }
     }
     throw EvalError{"unknown function"};
+  }
+
+  // timestamp(): of a selector, each series' last sample time within the lookback (like
+  // Prometheus, which keeps the stored timestamps for a selector argument); of any other
+  // expression, the evaluation time. In seconds, metric name dropped.
+  Vector timestamps(const Expr& arg_in) {
+    const Expr* arg = &arg_in;
+    while (arg->kind == Expr::Kind::kParen) arg = arg->args[0].get();
+    Vector out;
+    if (arg->kind == Expr::Kind::kSelector) {
+      const int64_t ref = ts_ - arg->offset_ms;
+      select(*arg, ref - options_.lookback_ms, ref,
+             [&](std::string_view, const Labels& labels, const Point* pts, size_t n) {
+               if (n > 0)
+                 out.push_back(Element{labels, static_cast<double>(pts[n - 1].t_ms) / 1000});
+             });
+      return out;
+    }
+    out = eval(*arg).vector;
+    for (auto& el : out) el.value = static_cast<double>(ts_) / 1000;
+    dropMetricNames(out);
+    return out;
   }
 
   Vector absent(const Expr& e) {
@@ -590,6 +816,7 @@ class Evaluator {
       Labels labels;
       double value = 0;
       double count = 0;
+      double mean = 0;  // stddev/stdvar: running mean (value holds the squared deviations)
     };
     std::unordered_map<std::string, size_t> index;
     std::vector<Group> groups;
@@ -623,6 +850,10 @@ class Evaluator {
         if (name_grouped && !name.empty()) g.labels.set(kMetricNameLabel, name);
         g.value = value;
         g.count = 1;
+        if (e.aggregate == AggregateOp::kStddev || e.aggregate == AggregateOp::kStdvar) {
+          g.mean = value;
+          g.value = 0;
+        }
         groups.push_back(std::move(g));
         return;
       }
@@ -640,7 +871,16 @@ class Evaluator {
           if (g.value > value || std::isnan(g.value)) g.value = value;
           break;
         case AggregateOp::kCount:
+        case AggregateOp::kGroup:
           break;
+        case AggregateOp::kStddev:
+        case AggregateOp::kStdvar: {
+          // Welford's update, as Prometheus does it (uncompensated).
+          const double delta = value - g.mean;
+          g.mean += delta / g.count;
+          g.value += delta * (value - g.mean);
+          break;
+        }
       }
     });
     Vector out;
@@ -649,6 +889,9 @@ class Evaluator {
       double v = g.value;
       if (e.aggregate == AggregateOp::kAvg) v = g.value / g.count;
       if (e.aggregate == AggregateOp::kCount) v = g.count;
+      if (e.aggregate == AggregateOp::kGroup) v = 1;
+      if (e.aggregate == AggregateOp::kStdvar) v = g.value / g.count;
+      if (e.aggregate == AggregateOp::kStddev) v = std::sqrt(g.value / g.count);
       out.push_back(Element{std::move(g.labels), v});
     }
     return out;
@@ -923,7 +1166,7 @@ Result<EvalResult> evaluate(const Expr& expr, const SampleStore& store, int64_t 
   } catch (const EvalError& e) {
     return invalidArgument(e.message);
   } catch (const std::exception& e) {
-    // std::regex can throw while matching (complexity limits); bad_alloc.
+    // bad_alloc.
     return internalError(std::string("evaluation failed: ") + e.what());
   }
 }

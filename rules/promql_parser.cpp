@@ -1,5 +1,7 @@
 #include "rules/promql_parser.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -84,6 +86,12 @@ const char* aggregateOpName(AggregateOp op) {
       return "max";
     case AggregateOp::kCount:
       return "count";
+    case AggregateOp::kGroup:
+      return "group";
+    case AggregateOp::kStddev:
+      return "stddev";
+    case AggregateOp::kStdvar:
+      return "stdvar";
   }
   return "?";
 }
@@ -95,6 +103,7 @@ struct FunctionSpec {
   const char* name;
   std::vector<ValueType> args;
   ValueType result;
+  size_t optional = 0;  // how many trailing args may be left out
 };
 
 const std::vector<FunctionSpec>& functionSpecs() {
@@ -110,6 +119,12 @@ const std::vector<FunctionSpec>& functionSpecs() {
       {Function::kMaxOverTime, "max_over_time", {V::kRangeVector}, V::kInstantVector},
       {Function::kSumOverTime, "sum_over_time", {V::kRangeVector}, V::kInstantVector},
       {Function::kCountOverTime, "count_over_time", {V::kRangeVector}, V::kInstantVector},
+      {Function::kChanges, "changes", {V::kRangeVector}, V::kInstantVector},
+      {Function::kResets, "resets", {V::kRangeVector}, V::kInstantVector},
+      {Function::kStddevOverTime, "stddev_over_time", {V::kRangeVector}, V::kInstantVector},
+      {Function::kStdvarOverTime, "stdvar_over_time", {V::kRangeVector}, V::kInstantVector},
+      {Function::kLastOverTime, "last_over_time", {V::kRangeVector}, V::kInstantVector},
+      {Function::kPresentOverTime, "present_over_time", {V::kRangeVector}, V::kInstantVector},
       {Function::kAbs, "abs", {V::kInstantVector}, V::kInstantVector},
       {Function::kClampMin, "clamp_min", {V::kInstantVector, V::kScalar}, V::kInstantVector},
       {Function::kClampMax, "clamp_max", {V::kInstantVector, V::kScalar}, V::kInstantVector},
@@ -121,6 +136,42 @@ const std::vector<FunctionSpec>& functionSpecs() {
       {Function::kTime, "time", {}, V::kScalar},
       {Function::kVector, "vector", {V::kScalar}, V::kInstantVector},
       {Function::kScalar, "scalar", {V::kInstantVector}, V::kScalar},
+      {Function::kPi, "pi", {}, V::kScalar},
+      {Function::kRound, "round", {V::kInstantVector, V::kScalar}, V::kInstantVector, 1},
+      {Function::kClamp, "clamp", {V::kInstantVector, V::kScalar, V::kScalar}, V::kInstantVector},
+      {Function::kSort, "sort", {V::kInstantVector}, V::kInstantVector},
+      {Function::kSortDesc, "sort_desc", {V::kInstantVector}, V::kInstantVector},
+      {Function::kTimestamp, "timestamp", {V::kInstantVector}, V::kInstantVector},
+      {Function::kDayOfMonth, "day_of_month", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kDayOfWeek, "day_of_week", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kDayOfYear, "day_of_year", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kDaysInMonth, "days_in_month", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kHour, "hour", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kMinute, "minute", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kMonth, "month", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kYear, "year", {V::kInstantVector}, V::kInstantVector, 1},
+      {Function::kCeil, "ceil", {V::kInstantVector}, V::kInstantVector},
+      {Function::kFloor, "floor", {V::kInstantVector}, V::kInstantVector},
+      {Function::kExp, "exp", {V::kInstantVector}, V::kInstantVector},
+      {Function::kLn, "ln", {V::kInstantVector}, V::kInstantVector},
+      {Function::kLog2, "log2", {V::kInstantVector}, V::kInstantVector},
+      {Function::kLog10, "log10", {V::kInstantVector}, V::kInstantVector},
+      {Function::kSqrt, "sqrt", {V::kInstantVector}, V::kInstantVector},
+      {Function::kSgn, "sgn", {V::kInstantVector}, V::kInstantVector},
+      {Function::kSin, "sin", {V::kInstantVector}, V::kInstantVector},
+      {Function::kCos, "cos", {V::kInstantVector}, V::kInstantVector},
+      {Function::kTan, "tan", {V::kInstantVector}, V::kInstantVector},
+      {Function::kAsin, "asin", {V::kInstantVector}, V::kInstantVector},
+      {Function::kAcos, "acos", {V::kInstantVector}, V::kInstantVector},
+      {Function::kAtan, "atan", {V::kInstantVector}, V::kInstantVector},
+      {Function::kSinh, "sinh", {V::kInstantVector}, V::kInstantVector},
+      {Function::kCosh, "cosh", {V::kInstantVector}, V::kInstantVector},
+      {Function::kTanh, "tanh", {V::kInstantVector}, V::kInstantVector},
+      {Function::kAsinh, "asinh", {V::kInstantVector}, V::kInstantVector},
+      {Function::kAcosh, "acosh", {V::kInstantVector}, V::kInstantVector},
+      {Function::kAtanh, "atanh", {V::kInstantVector}, V::kInstantVector},
+      {Function::kDeg, "deg", {V::kInstantVector}, V::kInstantVector},
+      {Function::kRad, "rad", {V::kInstantVector}, V::kInstantVector},
   };
   return specs;
 }
@@ -509,12 +560,15 @@ std::optional<AggregateOp> aggregateOf(const std::string& lowered) {
   if (lowered == "min") return AggregateOp::kMin;
   if (lowered == "max") return AggregateOp::kMax;
   if (lowered == "count") return AggregateOp::kCount;
+  if (lowered == "group") return AggregateOp::kGroup;
+  if (lowered == "stddev") return AggregateOp::kStddev;
+  if (lowered == "stdvar") return AggregateOp::kStdvar;
   return std::nullopt;
 }
 
 bool isUnsupportedAggregate(const std::string& lowered) {
-  static const char* const kOthers[] = {"topk",   "bottomk", "quantile", "count_values", "stddev",
-                                        "stdvar", "group",   "limitk",   "limit_ratio"};
+  static const char* const kOthers[] = {"topk",         "bottomk", "quantile",
+                                        "count_values", "limitk",  "limit_ratio"};
   return std::any_of(std::begin(kOthers), std::end(kOthers),
                      [&](const char* k) { return lowered == k; });
 }
@@ -794,7 +848,17 @@ class Parser {
       }
     }
     advance();
-    if (args.size() != spec->args.size()) {
+    if (spec->optional > 0 && args.size() < spec->args.size() - spec->optional) {
+      fail(name,
+           "parse error: expected at least " + std::to_string(spec->args.size() - spec->optional) +
+               " argument(s) in call to \"" + name.text + "\", got " + std::to_string(args.size()));
+    }
+    if (spec->optional > 0 && args.size() > spec->args.size()) {
+      fail(name, "parse error: expected at most " + std::to_string(spec->args.size()) +
+                     " argument(s) in call to \"" + name.text + "\", got " +
+                     std::to_string(args.size()));
+    }
+    if (spec->optional == 0 && args.size() != spec->args.size()) {
       fail(name, "parse error: expected " + std::to_string(spec->args.size()) +
                      " argument(s) in call to \"" + name.text + "\", got " +
                      std::to_string(args.size()));
@@ -874,20 +938,13 @@ class Parser {
     return sel;
   }
 
-  static std::shared_ptr<const std::regex> compileRegex(const std::string& pattern, size_t pos) {
-    auto flags = std::regex::ECMAScript | std::regex::optimize;
-    std::string_view p = pattern;
-    if (p.substr(0, 4) == "(?i)") {
-      flags |= std::regex::icase;
-      p.remove_prefix(4);
-    } else if (p.substr(0, 2) == "(?") {
-      fail(pos, "unsupported: regular expression flags other than (?i) in \"" + pattern + "\"");
+  static std::shared_ptr<const re2::RE2> compileRegex(const std::string& pattern, size_t pos) {
+    auto re = compileAnchoredRegex(pattern);
+    if (!re.ok()) {
+      fail(pos,
+           "parse error: invalid regular expression \"" + pattern + "\": " + re.status().message());
     }
-    try {
-      return std::make_shared<const std::regex>(std::string(p), flags);
-    } catch (const std::regex_error& e) {
-      fail(pos, "parse error: invalid regular expression \"" + pattern + "\": " + e.what());
-    }
+    return std::move(*re);
   }
 
   // bool, on/ignoring (...), group_left/group_right (...). Returns whether on/ignoring
@@ -983,11 +1040,29 @@ bool LabelMatcher::matches(std::string_view v) const {
     case Op::kNotEqual:
       return v != value;
     case Op::kRegexMatch:
-      return std::regex_match(v.begin(), v.end(), *regex);
+      return re2::RE2::FullMatch(v, *regex);
     case Op::kRegexNoMatch:
-      return !std::regex_match(v.begin(), v.end(), *regex);
+      return !re2::RE2::FullMatch(v, *regex);
   }
   return false;
+}
+
+Result<std::shared_ptr<const re2::RE2>> compileAnchoredRegex(std::string_view pattern) {
+  re2::RE2::Options options;
+  options.set_log_errors(false);  // the error goes into the Status, not to stderr
+  std::string anchored = "^(?:";
+  anchored.append(pattern);
+  anchored.append(")$");
+  auto re = std::make_shared<const re2::RE2>(anchored, options);
+  if (!re->ok()) {
+    std::string reason = re->error();
+    // RE2 names the whole anchored text for some errors; report the operator's pattern.
+    if (auto at = reason.find(anchored); at != std::string::npos) {
+      reason.replace(at, anchored.size(), std::string(pattern));
+    }
+    return invalidArgument(std::move(reason));
+  }
+  return re;
 }
 
 Result<ExprPtr> parseExpr(std::string_view text) {
@@ -998,7 +1073,7 @@ Result<ExprPtr> parseExpr(std::string_view text) {
     auto [line, col] = lineColumn(text, e.pos);
     return invalidArgument(std::to_string(line) + ":" + std::to_string(col) + ": " + e.message);
   } catch (const std::exception& e) {
-    // std::bad_alloc or a std::regex failure while matching: report, never propagate.
+    // std::bad_alloc: report, never propagate.
     return invalidArgument(std::string("parse error: ") + e.what());
   }
 }

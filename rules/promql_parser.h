@@ -7,14 +7,21 @@
 // Supported (see DESIGN.md "Rules"):
 //   selectors        name{l="v", l!="v", l=~"re", l!~"re"}, {__name__=~"re"}, [5m], offset 5m
 //   functions        rate irate increase delta deriv avg_over_time min_over_time
-//                    max_over_time sum_over_time count_over_time abs clamp_min clamp_max
-//                    histogram_quantile absent time vector scalar
-//   aggregations     sum avg min max count, with by (...) / without (...) before or after
-//   binary           ^ (right-assoc) > unary - > * / % > + - > == != > < >= <= (with bool)
+//                    max_over_time sum_over_time count_over_time stddev_over_time
+//                    stdvar_over_time last_over_time present_over_time changes resets
+//                    abs ceil floor exp ln log2 log10 sqrt sgn deg rad pi, trigonometric
+//                    (sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh)
+//                    round clamp clamp_min clamp_max sort sort_desc timestamp histogram_quantile
+//                    absent time vector scalar, date functions (day_of_month day_of_week
+//                    day_of_year days_in_month hour minute month year)
+//   aggregations     sum avg min max count group stddev stdvar, with by (...) / without (...)
+//   before or after binary           ^ (right-assoc) > unary - > * / % > + - > == != > < >= <=
+//   (with bool)
 //                    > and unless > or; on/ignoring, group_left/group_right
 //   literals         numbers (decimal, hex, Inf, NaN), strings where a function needs one
-// Regular expressions are ECMAScript (std::regex), fully anchored like Prometheus's RE2
-// ones; a leading (?i) is honoured. Everything else (topk, label_replace, subqueries,
+// Regular expressions are RE2 (Go's regexp syntax, as in Prometheus), fully anchored
+// (^(?:re)$), matched in linear time; backreferences and other non-RE2 constructs are
+// parse errors. Everything else (topk, label_replace, subqueries,
 // @, atan2, ...) is an error naming the construct.
 //
 // Errors: Status kInvalidArgument whose message starts with "LINE:COL: " (1-based,
@@ -25,14 +32,22 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "agent/core/status.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace dbpulse::rules {
+
+// Compiles a Prometheus regular expression: RE2 syntax, anchored as ^(?:pattern)$.
+// Errors: kInvalidArgument with RE2's reason ("missing ): (", "invalid escape sequence: \\1").
+// The result is immutable and safe to share between threads.
+Result<std::shared_ptr<const re2::RE2>> compileAnchoredRegex(std::string_view pattern);
 
 enum class ValueType { kScalar, kInstantVector, kRangeVector, kString };
 const char* valueTypeName(ValueType type);  // "scalar", "instant vector", ...
@@ -42,7 +57,7 @@ struct LabelMatcher {
   Op op = Op::kEqual;
   std::string name;
   std::string value;
-  std::shared_ptr<const std::regex> regex;  // set for kRegexMatch / kRegexNoMatch
+  std::shared_ptr<const re2::RE2> regex;  // set for kRegexMatch / kRegexNoMatch
 
   // Whether a label value (empty = label absent) satisfies the matcher.
   bool matches(std::string_view label_value) const;
@@ -69,7 +84,7 @@ const char* binaryOpName(BinaryOp op);  // "+", "==", "and", ...
 bool isComparison(BinaryOp op);
 bool isSetOperator(BinaryOp op);
 
-enum class AggregateOp { kSum, kAvg, kMin, kMax, kCount };
+enum class AggregateOp { kSum, kAvg, kMin, kMax, kCount, kGroup, kStddev, kStdvar };
 const char* aggregateOpName(AggregateOp op);
 
 enum class Function {
@@ -83,6 +98,12 @@ enum class Function {
   kMaxOverTime,
   kSumOverTime,
   kCountOverTime,
+  kChanges,
+  kResets,
+  kStddevOverTime,
+  kStdvarOverTime,
+  kLastOverTime,
+  kPresentOverTime,
   kAbs,
   kClampMin,
   kClampMax,
@@ -91,6 +112,42 @@ enum class Function {
   kTime,
   kVector,
   kScalar,
+  kPi,
+  kRound,
+  kClamp,
+  kSort,
+  kSortDesc,
+  kTimestamp,
+  kDayOfMonth,
+  kDayOfWeek,
+  kDayOfYear,
+  kDaysInMonth,
+  kHour,
+  kMinute,
+  kMonth,
+  kYear,
+  kCeil,
+  kFloor,
+  kExp,
+  kLn,
+  kLog2,
+  kLog10,
+  kSqrt,
+  kSgn,
+  kSin,
+  kCos,
+  kTan,
+  kAsin,
+  kAcos,
+  kAtan,
+  kSinh,
+  kCosh,
+  kTanh,
+  kAsinh,
+  kAcosh,
+  kAtanh,
+  kDeg,
+  kRad,
 };
 const char* functionName(Function f);
 

@@ -144,6 +144,31 @@ TEST_F(EvaluatorTest, MatchersFilterSeries) {
   EXPECT_EQ(vec("http_requests_total{missing!=\"\"}", 0).size(), 0u);
 }
 
+TEST_F(EvaluatorTest, RegexMatchersAreFullyAnchored) {
+  put("m", {{"a", "xfoo"}}, 0, 1);
+  put("m", {{"a", "foo"}}, 0, 2);
+  put("m", {{"a", "foox"}}, 0, 3);
+  put("m", {{"a", "bar"}}, 0, 4);
+  expectNear(vec("m{a=~\"foo\"}", 0), {{"{__name__=m,a=foo}", 2}}, "no substring match");
+  // ^(?:foo|bar)$, not ^foo|bar$: an alternation is anchored as a whole
+  expectNear(vec("m{a=~\"foo|bar\"}", 0), {{"{__name__=m,a=bar}", 4}, {"{__name__=m,a=foo}", 2}},
+             "alternation");
+  expectNear(vec("m{a!~\"foo.*\"}", 0), {{"{__name__=m,a=bar}", 4}, {"{__name__=m,a=xfoo}", 1}},
+             "negative");
+  expectNear(vec("m{a=~\"(?i)FOO\"}", 0), {{"{__name__=m,a=foo}", 2}}, "flags");
+}
+
+// (a+)+b backtracks exponentially on a run of a's without a b: std::regex did not return
+// within any useful time on 40 a's. RE2 is linear, so this just has to finish.
+TEST_F(EvaluatorTest, BacktrackingRegexRunsInLinearTime) {
+  const std::string as(5000, 'a');
+  put("m", {{"job", as}}, 0, 1);
+  put("m", {{"job", as + "b"}}, 0, 2);
+  expectNear(vec("m{job=~\"(a+)+b\"}", 0), {{"{__name__=m,job=" + as + "b}", 2}}, "match");
+  expectNear(vec("m{job!~\"(a|a)*(a|a)*(a|aa)+b\"}", 0), {{"{__name__=m,job=" + as + "}", 1}},
+             "no match");
+}
+
 TEST_F(EvaluatorTest, NameRegexSelectsAcrossNamesIncludingUnexported) {
   put("pg_up", {}, 0, 1);
   put("pg_stat_x", {}, 0, 2);
@@ -165,6 +190,102 @@ TEST_F(EvaluatorTest, RateHandlesCounterResetExactly) {
   // irate over the reset: the value after the reset counts from zero.
   expectNear(vec("irate(c_total[1m])", 45), {{"{job=x}", 5.0 / 15}}, "irate at reset");
   expectNear(vec("irate(c_total[1m])", 60), {{"{job=x}", 10.0 / 15}}, "irate");
+}
+
+TEST_F(EvaluatorTest, ChangesResetsAndStatisticsOverTime) {
+  // 0, 10, 20, 5, 5, 15 at 10 s steps: one drop (20 -> 5), four changes.
+  series("c_total", {{"job", "x"}}, 0, 10, {0, 10, 20, 5, 5, 15});
+  expectNear(vec("changes(c_total[1m])", 50), {{"{job=x}", 4}}, "changes");
+  expectNear(vec("resets(c_total[1m])", 50), {{"{job=x}", 1}}, "resets");
+  expectNear(vec("resets(c_total[15s])", 50), {{"{job=x}", 0}}, "resets, one pair");
+  // values 2, 4, 4, 4, 5, 5, 7, 9: mean 5, population variance 4
+  series("g", {}, 0, 10, {2, 4, 4, 4, 5, 5, 7, 9});
+  expectNear(vec("stdvar_over_time(g[2m])", 70), {{"{}", 4}}, "stdvar");
+  expectNear(vec("stddev_over_time(g[2m])", 70), {{"{}", 2}}, "stddev");
+  expectNear(vec("stddev_over_time(g[5s])", 70), {{"{}", 0}}, "one point");
+  expectNear(vec("present_over_time(g[1m])", 70), {{"{}", 1}}, "present");
+  expectNear(vec("present_over_time(g[1m])", 200), {}, "nothing in range");
+  // last_over_time keeps the metric name, like a plain lookback
+  expectNear(vec("last_over_time(g[1m])", 75), {{"{__name__=g}", 9}}, "last");
+  expectNear(vec("last_over_time(g[1m] offset 30s)", 75), {{"{__name__=g}", 5}}, "last offset");
+}
+
+TEST_F(EvaluatorTest, MathFunctionsApplyPerElementAndDropTheName) {
+  put("m", {{"a", "1"}}, 0, -2.5);
+  put("m", {{"a", "2"}}, 0, 0);
+  put("m", {{"a", "3"}}, 0, 4);
+  const double pi = std::acos(-1.0);
+  const auto nan = std::numeric_limits<double>::quiet_NaN();
+  struct Want {
+    const char* expr;
+    Vec want;
+  } cases[] = {
+      {"ceil(m)", {{"{a=1}", -2}, {"{a=2}", 0}, {"{a=3}", 4}}},
+      {"floor(m)", {{"{a=1}", -3}, {"{a=2}", 0}, {"{a=3}", 4}}},
+      {"sgn(m)", {{"{a=1}", -1}, {"{a=2}", 0}, {"{a=3}", 1}}},
+      {"sqrt(m)", {{"{a=1}", nan}, {"{a=2}", 0}, {"{a=3}", 2}}},
+      {"ln(m)", {{"{a=1}", nan}, {"{a=2}", -kInf}, {"{a=3}", std::log(4.0)}}},
+      {"log2(m)", {{"{a=1}", nan}, {"{a=2}", -kInf}, {"{a=3}", 2}}},
+      {"log10(m)", {{"{a=1}", nan}, {"{a=2}", -kInf}, {"{a=3}", std::log10(4.0)}}},
+      {"exp(m)", {{"{a=1}", std::exp(-2.5)}, {"{a=2}", 1}, {"{a=3}", std::exp(4.0)}}},
+      {"deg(m)", {{"{a=1}", -2.5 * 180 / pi}, {"{a=2}", 0}, {"{a=3}", 4 * 180 / pi}}},
+      {"rad(m)", {{"{a=1}", -2.5 * pi / 180}, {"{a=2}", 0}, {"{a=3}", 4 * pi / 180}}},
+      {"sin(m)", {{"{a=1}", std::sin(-2.5)}, {"{a=2}", 0}, {"{a=3}", std::sin(4.0)}}},
+      {"acos(m)", {{"{a=1}", nan}, {"{a=2}", pi / 2}, {"{a=3}", nan}}},
+      {"atanh(m)", {{"{a=1}", nan}, {"{a=2}", 0}, {"{a=3}", nan}}},
+      {"cosh(m)", {{"{a=1}", std::cosh(-2.5)}, {"{a=2}", 1}, {"{a=3}", std::cosh(4.0)}}},
+      {"vector(pi())", {{"{}", pi}}},
+  };
+  for (const auto& c : cases) expectNear(vec(c.expr, 0), c.want, c.expr);
+}
+
+TEST_F(EvaluatorTest, RoundClampSortAndDateFunctions) {
+  put("m", {{"a", "1"}}, 0, -2.5);
+  put("m", {{"a", "2"}}, 0, 2.5);
+  put("m", {{"a", "3"}}, 0, 7.3);
+  expectNear(vec("round(m)", 0), {{"{a=1}", -2}, {"{a=2}", 3}, {"{a=3}", 7}}, "ties up");
+  expectNear(vec("round(m, 5)", 0), {{"{a=1}", 0}, {"{a=2}", 5}, {"{a=3}", 5}}, "to 5");
+  expectNear(vec("clamp(m, 0, 5)", 0), {{"{a=1}", 0}, {"{a=2}", 2.5}, {"{a=3}", 5}}, "clamp");
+  expectNear(vec("clamp(m, 5, 0)", 0), {}, "max below min");
+  auto sorted = eval("sort_desc(m)", 0);
+  ASSERT_TRUE(sorted.ok()) << sorted.status().message();
+  ASSERT_EQ(sorted->vector.size(), 3u);
+  EXPECT_EQ(sorted->vector[0].value, 7.3);
+  EXPECT_EQ(sorted->vector[2].value, -2.5);
+  EXPECT_EQ(sorted->vector[0].labels.get("__name__"), "m");  // sort keeps the name
+  // 2024-02-29T13:45:00Z, a Thursday, the 60th day of a leap year
+  put("t", {}, 0, 1709214300);
+  expectNear(vec("year(t)", 0), {{"{}", 2024}}, "year");
+  expectNear(vec("month(t)", 0), {{"{}", 2}}, "month");
+  expectNear(vec("day_of_month(t)", 0), {{"{}", 29}}, "day_of_month");
+  expectNear(vec("day_of_week(t)", 0), {{"{}", 4}}, "day_of_week");
+  expectNear(vec("day_of_year(t)", 0), {{"{}", 60}}, "day_of_year");
+  expectNear(vec("days_in_month(t)", 0), {{"{}", 29}}, "days_in_month");
+  expectNear(vec("hour(t)", 0), {{"{}", 13}}, "hour");
+  expectNear(vec("minute(t)", 0), {{"{}", 45}}, "minute");
+  // no argument: the evaluation time (kT0 = 2023-11-14T22:13:20Z)
+  expectNear(vec("hour()", 0), {{"{}", 22}}, "hour of now");
+  expectNear(vec("year()", 0), {{"{}", 2023}}, "year of now");
+}
+
+TEST_F(EvaluatorTest, GroupStddevAndStdvarAggregations) {
+  // 2, 4, 4, 4, 5, 5, 7, 9 in group x (mean 5, population variance 4); 3 alone in y
+  const double xs[] = {2, 4, 4, 4, 5, 5, 7, 9};
+  for (int i = 0; i < 8; ++i) put("m", {{"g", "x"}, {"i", std::to_string(i)}}, 0, xs[i]);
+  put("m", {{"g", "y"}, {"i", "0"}}, 0, 3);
+  expectNear(vec("stdvar by (g) (m)", 0), {{"{g=x}", 4}, {"{g=y}", 0}}, "stdvar");
+  expectNear(vec("stddev by (g) (m)", 0), {{"{g=x}", 2}, {"{g=y}", 0}}, "stddev");
+  expectNear(vec("group by (g) (m)", 0), {{"{g=x}", 1}, {"{g=y}", 1}}, "group");
+  expectNear(vec("group without (i) (m)", 0), {{"{g=x}", 1}, {"{g=y}", 1}}, "group without");
+}
+
+TEST_F(EvaluatorTest, TimestampIsTheSampleTimeOfASelectorAndTheEvaluationTimeOtherwise) {
+  put("m", {{"a", "1"}}, 10, 5);
+  put("m", {{"a", "2"}}, 20, 6);
+  const double t0 = static_cast<double>(kT0) / 1000;
+  expectNear(vec("timestamp(m)", 30), {{"{a=1}", t0 + 10}, {"{a=2}", t0 + 20}}, "selector");
+  expectNear(vec("timestamp(m offset 15s)", 30), {{"{a=1}", t0 + 10}}, "offset");
+  expectNear(vec("timestamp(sum(m))", 30), {{"{}", t0 + 30}}, "expression");
 }
 
 TEST_F(EvaluatorTest, RateExtrapolatesToRangeBoundaries) {

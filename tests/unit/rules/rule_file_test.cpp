@@ -94,6 +94,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "label_replace(m, \"a\", \"b\", \"c\", \"d\"))\n",
                   "r.yml:5:11: group \"g\", alert \"A\": expr: 2:3: unsupported: function "
                   "\"label_replace\""},
+        ErrorCase{"groups:\n- name: g\n  rules:\n  - alert: A\n    expr: |\n      up\n"
+                  "        or m{job=~'(a)\\\\1'}\n",
+                  "r.yml:5:11: group \"g\", alert \"A\": expr: 2:13: parse error: invalid regular "
+                  "expression \"(a)\\1\": invalid escape sequence: \\1"},
         ErrorCase{"groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    fore: 5m\n",
                   "r.yml:6:5: group \"g\", alert \"A\": field fore not found in a rule (known: "
                   "record, alert, expr, for, keep_firing_for, labels, annotations)"},
