@@ -10,7 +10,7 @@
 
 #include "agent/core/clock.h"
 
-namespace dbpulse::testing {
+namespace dbpulse::fakes {
 
 inline constexpr int64_t kFakeWallStartMs = 1'700'000'000'000;  // 2023-11-14T22:13:20Z
 
@@ -39,4 +39,4 @@ class FakeClock final : public Clock {
   std::atomic<int64_t> mono_ms_{1'000'000'000};
 };
 
-}  // namespace dbpulse::testing
+}  // namespace dbpulse::fakes
