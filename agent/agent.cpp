@@ -373,7 +373,7 @@ Status Agent::start() {
         auto pl = pipeline();
         if (!pl) return true;
         for (const auto& s : pl->scheduler->status()) {
-          if (!s.has_run && s.disabled_reason.empty() && !s.standby && !s.background) {
+          if (s.holdsReadiness()) {
             return false;
           }
         }
@@ -907,7 +907,7 @@ HttpResponse Agent::ready() const {
     for (const auto& s : p->scheduler->status()) {
       nlohmann::json c{{"ok", s.last_success}, {"runs", s.runs}};
       if (s.standby) c["standby"] = true;
-      if (!s.has_run && !s.standby && !s.background) {
+      if (s.holdsReadiness()) {
         c["ok"] = nullptr;
         reasons.push_back("collector " + s.name + " has not finished its first run");
       }

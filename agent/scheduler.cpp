@@ -25,31 +25,18 @@ Scheduler::~Scheduler() {
 
 void Scheduler::add(std::unique_ptr<collectors::Collector> collector, JobOptions options) {
   std::lock_guard lock(mu_);
-  auto job = std::make_unique<Job>();
-  job->status.name = collector->name();
-  job->collector = std::move(collector);
-  job->options = options;
-  job->status.background = options.background;
-  jobs_.push_back(std::move(job));
-}
-
-Duration Scheduler::jitterFor(const Job& job) {
-  const auto max_ms =
-      static_cast<int64_t>(static_cast<double>(job.options.interval.count()) * job.options.jitter);
-  if (max_ms <= 0) return Duration(0);
-  return Duration(std::uniform_int_distribution<int64_t>(0, max_ms)(rng_));
+  plan_.add(collector->name(), options);
+  auto slot = std::make_unique<Slot>();
+  slot->collector = std::move(collector);
+  slots_.push_back(std::move(slot));
 }
 
 void Scheduler::start() {
+  const MonotonicTime now = clock_.monotonicNow();
   std::lock_guard lock(mu_);
   if (started_) return;
   started_ = true;
-  const auto now = std::chrono::steady_clock::now();
-  for (auto& job : jobs_) {
-    // The first run comes soon (readiness waits for it), spread over at most 1 s.
-    job->base_due = now;
-    job->due = now + std::min(jitterFor(*job), Duration(1000));
-  }
+  plan_.start(now);
   threads_alive_ = threads_ + 1;
   for (int i = 0; i < threads_; ++i) {
     workers_.emplace_back([this](std::stop_token st) { workerLoop(st); });
@@ -63,16 +50,18 @@ void Scheduler::setLeaderGate(std::function<bool()> is_leader) {
   leader_gate_ = std::move(is_leader);
 }
 
-void Scheduler::leadershipChanged() { cv_.notify_all(); }
+void Scheduler::leadershipChanged() {
+  std::lock_guard lock(mu_);
+  wake_ = true;
+  cv_.notify_all();
+}
 
-void Scheduler::emit(const Logs& logs) {
-  for (const LogLine& l : logs) {
-    if (l.error) {
-      spdlog::error("{}", l.text);
-    } else if (l.warn) {
-      spdlog::warn("{}", l.text);
-    } else {
-      spdlog::info("{}", l.text);
+void Scheduler::emit(const std::vector<PlanLog>& logs) {
+  for (const PlanLog& l : logs) {
+    switch (l.level) {
+      case PlanLog::Level::kError: spdlog::error("{}", l.text); break;
+      case PlanLog::Level::kWarn: spdlog::warn("{}", l.text); break;
+      case PlanLog::Level::kInfo: spdlog::info("{}", l.text); break;
     }
   }
 }
@@ -80,68 +69,27 @@ void Scheduler::emit(const Logs& logs) {
 void Scheduler::dispatchLoop(std::stop_token stop) {
   std::unique_lock lock(mu_);
   while (!stop.stop_requested()) {
-    const auto now = std::chrono::steady_clock::now();
-    auto next_wake = now + std::chrono::hours(1);
-    const bool leader = !leader_gate_ || leader_gate_();
-    std::vector<Job*> changed;  // self-metrics to write once the lock is released
-    Logs logs;
-    for (auto& job_ptr : jobs_) {
-      Job& job = *job_ptr;
-      if (job.options.leader_only) {
-        const bool standby = !leader;
-        if (job.status.standby && !standby) {
-          // Just became the leader: take over now rather than one interval later.
-          job.base_due = now;
-          job.due = now;
-        }
-        job.status.standby = standby;
-      }
-      if (job.running && !job.timed_out && !job.finishing && now >= job.deadline) {
-        job.timed_out = true;
-        ++job.timeouts;
-        // The canceller calls cancel(): a cancel that blocks must not stop this loop.
-        cancel_queue_.emplace_back(&job, job.run_id);
-        cancel_cv_.notify_one();
-        recordLocked(job,
-                     deadlineExceeded("timed out after " + formatDuration(job.options.timeout)),
-                     job.options.timeout, logs);
-        changed.push_back(&job);
-      }
-      if (now >= job.due) {
-        if (now < job.hold_until || job.status.standby) {
-          // Backed off or switched off: the tick passes without a run (and is not a skip).
-        } else if (job.running) {
-          ++job.skipped;
-          logs.push_back({false, true,
-                          "collector " + job.status.name +
-                              ": previous run still going, skipping this run"});
-          changed.push_back(&job);  // the skip must be visible while the run is stuck
-        } else {
-          job.running = true;
-          job.timed_out = false;
-          job.finishing = false;
-          job.deadline = now + job.options.timeout;
-          queue_.emplace_back(&job, ++job.run_id);
-          ++running_;
-          work_cv_.notify_one();
-        }
-        // Advance the drift-free base past now; missed ticks are not made up.
-        do {
-          job.base_due += job.options.interval;
-        } while (job.base_due <= now);
-        job.due = job.base_due + jitterFor(job);
-      }
-      next_wake = std::min(next_wake, job.due);
-      if (job.running && !job.timed_out && !job.finishing) next_wake = std::min(next_wake, job.deadline);
-    }
-    if (!changed.empty() || !logs.empty()) {
+    wake_ = false;
+    plan_.setLeader(!leader_gate_ || leader_gate_());
+    const PlanStep step = plan_.runDue(clock_.monotonicNow(), clock_.now());
+    for (const Dispatch& d : step.dispatch) queue_.push_back(d);
+    if (!step.dispatch.empty()) work_cv_.notify_all();
+    // The canceller calls cancel(): a cancel that blocks must not stop this loop.
+    for (const CancelRun& c : step.cancel) cancel_queue_.push_back(c);
+    if (!step.cancel.empty()) cancel_cv_.notify_one();
+    if (!step.changed.empty() || !step.logs.empty()) {
       lock.unlock();
-      for (Job* job : changed) publish(*job);
-      emit(logs);
+      for (size_t job : step.changed) publish(job);
+      emit(step.logs);
       lock.lock();
       continue;  // time has passed: look again before sleeping
     }
-    cv_.wait_until(lock, stop, next_wake, [] { return false; });
+    // The plan's time is the injected clock's; the wait is real. Capped so a clock that
+    // is moved by hand (tests) is looked at again now and then.
+    const auto until_next = plan_.nextWakeup() - clock_.monotonicNow();
+    const auto wait = std::clamp<std::chrono::steady_clock::duration>(
+        until_next, std::chrono::steady_clock::duration::zero(), std::chrono::hours(1));
+    cv_.wait_for(lock, stop, wait, [this] { return wake_; });
   }
 }
 
@@ -150,19 +98,15 @@ void Scheduler::workerLoop(std::stop_token stop) {
   while (true) {
     work_cv_.wait(lock, stop, [this] { return !queue_.empty(); });
     if (stop.stop_requested()) break;
-    auto [job, run_id] = queue_.front();
+    const Dispatch run = queue_.front();
     queue_.pop_front();
-    const SteadyTime deadline = job->deadline;
     lock.unlock();
-    execute(*job, run_id, deadline, stop);
+    execute(run, stop);
     lock.lock();
   }
-  // Work queued but never started counts as finished for stop().
-  while (!queue_.empty()) {
-    queue_.front().first->running = false;
-    queue_.pop_front();
-    --running_;
-  }
+  // Work queued but never started counts as over for stop().
+  for (const Dispatch& d : queue_) plan_.onReturned(d.job, d.run);
+  queue_.clear();
   threadExitLocked();
 }
 
@@ -171,16 +115,13 @@ void Scheduler::cancelLoop(std::stop_token stop) {
   while (true) {
     cancel_cv_.wait(lock, stop, [this] { return !cancel_queue_.empty(); });
     if (cancel_queue_.empty()) break;  // stop requested and nothing left to cancel
-    auto [job, run_id] = cancel_queue_.front();
+    const CancelRun c = cancel_queue_.front();
     cancel_queue_.pop_front();
     // Only the run that timed out (or was running at stop()): never a later one.
-    if (!job->running || job->run_id != run_id) continue;
-    cancelling_ = true;
+    if (!plan_.isRunning(c.job, c.run)) continue;
     lock.unlock();
-    job->collector->cancel();
+    slots_[c.job]->collector->cancel();
     lock.lock();
-    cancelling_ = false;
-    idle_cv_.notify_all();
   }
   threadExitLocked();
 }
@@ -190,13 +131,14 @@ void Scheduler::threadExitLocked() {
   idle_cv_.notify_all();
 }
 
-void Scheduler::execute(Job& job, uint64_t run_id, SteadyTime deadline, std::stop_token stop) {
+void Scheduler::execute(const Dispatch& run, std::stop_token stop) {
+  collectors::Collector& collector = *slots_[run.job]->collector;
   SampleBatch batch;
-  collectors::CollectContext ctx{clock_.now(), deadline, stop};
-  const auto t0 = std::chrono::steady_clock::now();
+  collectors::CollectContext ctx{clock_.now(), run.deadline, stop};
+  const MonotonicTime t0 = clock_.monotonicNow();
   Status status;
   try {
-    status = job.collector->collect(ctx, batch);
+    status = collector.collect(ctx, batch);
   } catch (const std::exception& e) {
     // Collectors catch their libraries' exceptions; one escaping is a bug, but it must
     // not take the agent down with it.
@@ -204,107 +146,53 @@ void Scheduler::execute(Job& job, uint64_t run_id, SteadyTime deadline, std::sto
   } catch (...) {
     status = internalError("unexpected non-standard exception");
   }
-  const auto took = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - t0);
+  const MonotonicTime t1 = clock_.monotonicNow();
+  const WallTime wall = clock_.now();
+  const auto took = std::chrono::duration_cast<Duration>(t1 - t0);
 
-  Logs logs;
+  std::vector<PlanLog> logs;
   bool keep = false;
   {
     std::lock_guard lock(mu_);
-    keep = !(job.timed_out && job.run_id == run_id);
-    if (keep) {
-      job.finishing = true;  // no timeout for a run whose result is in
-      recordLocked(job, status, took, logs);
-    }
+    keep = plan_.onFinished(run.job, run.run, status, took, t1, wall, logs);
   }
-  if (keep) publish(job, run_id, &batch);
+  if (keep) publish(run.job, run.run, &batch);
   emit(logs);
   // Only now is the run over for stop() and the dispatcher: the job (and the store write
   // above) must not be in use when stop() lets the owner free the pipeline.
   std::lock_guard lock(mu_);
-  job.running = false;
-  --running_;
-  idle_cv_.notify_all();
+  plan_.onReturned(run.job, run.run);
+  wake_ = true;
   cv_.notify_all();
 }
 
-void Scheduler::recordLocked(Job& job, const Status& status, Duration took, Logs& logs) {
-  CollectorStatus& s = job.status;
-  const bool was_ok = !s.has_run || s.last_success;
-  const std::string previous_error = s.last_error;
-  const auto now = std::chrono::steady_clock::now();
-
-  // Timeouts in a row back the collector off; anything else ends the streak.
-  if (status.code() == StatusCode::kDeadlineExceeded && job.timed_out) {
-    if (++job.consecutive_timeouts >= kBackoffAfterTimeouts) {
-      const int doublings = std::min(job.consecutive_timeouts - kBackoffAfterTimeouts, 10);
-      s.backoff = std::min(kMaxBackoff, job.options.interval * (int64_t{2} << doublings));
-      job.hold_until = now + s.backoff;
-      logs.push_back({false, true,
-                      "collector " + s.name + ": timed out " +
-                          std::to_string(job.consecutive_timeouts) +
-                          " runs in a row; backing off for " + formatDuration(s.backoff)});
-    }
-  } else {
-    job.consecutive_timeouts = 0;
-    s.backoff = Duration(0);
-  }
-
-  // FailedPrecondition switches the collector off until a rare retry.
-  if (status.code() == StatusCode::kFailedPrecondition) {
-    const std::string& m = status.message();
-    const auto colon = m.find(':');
-    const bool coded = colon != std::string::npos && colon > 0 && colon <= 40 &&
-                       std::all_of(m.begin(), m.begin() + static_cast<std::ptrdiff_t>(colon),
-                                   [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
-    s.disabled_reason = coded ? m.substr(0, colon) : "precondition";
-    job.hold_until = now + std::max(kDisabledRetry, 10 * job.options.interval);
-  } else if (status.ok()) {
-    s.disabled_reason.clear();
-  }
-  ++s.runs;
-  s.has_run = true;
-  s.last_run = clock_.now();
-  s.last_duration = took;
-  s.last_success = status.ok();
-  if (status.ok()) {
-    if (!was_ok) logs.push_back({false, false, "collector " + s.name + ": recovered"});
-    s.last_error.clear();
-  } else {
-    ++s.errors;
-    s.last_error = status.toString();
-    // One line per change of state, not one per failing run.
-    if (was_ok || previous_error != s.last_error) {
-      logs.push_back({true, false, "collector " + s.name + ": " + s.last_error});
-    }
-  }
-}
-
-void Scheduler::publish(Job& job, uint64_t run_id, const SampleBatch* samples) {
+void Scheduler::publish(size_t job, uint64_t run, const SampleBatch* samples) {
   std::lock_guard publish_lock(publish_mu_);
+  Slot& slot = *slots_[job];
   CollectorStatus s;
   uint64_t timeouts = 0;
   uint64_t skipped = 0;
   Duration staleness{0};
   {
     std::lock_guard lock(mu_);
-    s = job.status;
-    timeouts = job.timeouts;
-    skipped = job.skipped;
-    staleness = 2 * job.options.interval + job.options.timeout;
+    s = plan_.status(job);
+    timeouts = plan_.timeouts(job);
+    skipped = plan_.skipped(job);
+    staleness = 2 * plan_.options(job).interval + plan_.options(job).timeout;
   }
-  if (samples != nullptr && run_id > job.published_run) {
-    job.published_run = run_id;
+  if (samples != nullptr && run > slot.published_run) {
+    slot.published_run = run;
     store_.write(s.name, *samples, staleness);
   }
   // The reason is a label: when it changes, drop the old series so only the current state
   // remains. Written after every run (not only on change) so its history stays as dense as
   // the other self-metrics' for rules that look back over it.
   if (s.has_run) {
-    if (job.published_once && job.published_reason != s.disabled_reason) {
+    if (slot.published_once && slot.published_reason != s.disabled_reason) {
       store_.dropSource("enabled:" + s.name);
     }
-    job.published_once = true;
-    job.published_reason = s.disabled_reason;
+    slot.published_once = true;
+    slot.published_reason = s.disabled_reason;
     SampleBatch enabled;
     enabled.gauge("dbpulse_collector_enabled",
                   "0 while the collector is switched off by a missing prerequisite (see reason).",
@@ -345,9 +233,7 @@ bool Scheduler::stop(Duration grace) {
     if (!started_) return true;
     if (stopping_) return threads_alive_ == 0;
     stopping_ = true;
-    for (auto& job : jobs_) {
-      if (job->running) cancel_queue_.emplace_back(job.get(), job->run_id);
-    }
+    for (const CancelRun& c : plan_.runningRuns()) cancel_queue_.push_back(c);
     cancel_cv_.notify_one();
   }
   dispatcher_.request_stop();
@@ -379,38 +265,26 @@ bool Scheduler::drained() const {
 }
 
 void Scheduler::runAllOnce() {
-  for (auto& job_ptr : jobs_) {
-    Job& job = *job_ptr;
-    uint64_t run_id = 0;
-    SteadyTime deadline;
+  for (size_t job = 0; job < slots_.size(); ++job) {
+    Dispatch run;
     {
+      const MonotonicTime now = clock_.monotonicNow();
       std::lock_guard lock(mu_);
-      job.running = true;
-      job.timed_out = false;
-      job.finishing = false;
-      ++running_;
-      job.deadline = std::chrono::steady_clock::now() + job.options.timeout;
-      deadline = job.deadline;
-      run_id = ++job.run_id;
+      run = plan_.begin(job, now);
     }
-    execute(job, run_id, deadline, stop_source_.get_token());
+    execute(run, stop_source_.get_token());
   }
 }
 
 bool Scheduler::firstCycleDone() const {
   std::lock_guard lock(mu_);
-  return std::all_of(jobs_.begin(), jobs_.end(), [](const auto& j) {
-    return j->status.has_run || j->status.standby || j->status.background;
-  });
+  return plan_.firstCycleDone();
 }
 
 std::vector<CollectorStatus> Scheduler::status() const {
   std::lock_guard lock(mu_);
   std::vector<CollectorStatus> out;
-  for (const auto& j : jobs_) {
-    out.push_back(j->status);
-    out.back().running = j->running;
-  }
+  for (size_t job = 0; job < plan_.size(); ++job) out.push_back(plan_.status(job));
   return out;
 }
 

@@ -26,6 +26,7 @@
 
 #include "agent/core/clock.h"
 #include "exporters/alertmanager/alertmanager_notifier.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace {
 
@@ -39,14 +40,7 @@ void check(bool ok) {
 // readSmallFile's default cap is 64 MiB; 1 MiB holds thousands of alerts and keeps runs short.
 constexpr size_t kMaxInput = 1 << 20;
 
-class FakeClock final : public Clock {
- public:
-  WallTime now() const override { return now_; }
-  void advance(std::chrono::milliseconds d) { now_ += d; }
-
- private:
-  WallTime now_ = WallTime(std::chrono::milliseconds(1'700'000'000'000));
-};
+using dbpulse::fakes::FakeClock;
 
 using Script = std::deque<TransportResult>;
 

@@ -50,7 +50,7 @@ size_t SeriesFeeder::historyPointsFor(const std::vector<InputSeries>& series) {
 void SeriesFeeder::feedUntil(int64_t t_ms) {
   while (next_step_ < steps_ && static_cast<int64_t>(next_step_) * interval_ms_ <= t_ms) {
     const int64_t step_ms = static_cast<int64_t>(next_step_) * interval_ms_;
-    clock_.setMillis(step_ms);
+    clock_.setWallMillis(step_ms);
     for (size_t i = 0; i < series_.size(); ++i) {
       const auto& values = series_[i].values;
       if (next_step_ >= values.size()) continue;
@@ -71,7 +71,7 @@ void SeriesFeeder::feedUntil(int64_t t_ms) {
     }
     ++next_step_;
   }
-  clock_.setMillis(t_ms);
+  clock_.setWallMillis(t_ms);
 }
 
 std::string compareAlerts(std::string_view alertname, const std::vector<ExpectedAlert>& expected,
@@ -152,7 +152,7 @@ std::vector<std::string> runTestFile(const TestFile& file, const EngineFactory& 
                               (group.name.empty() ? "" : " (" + group.name + ")");
     auto fail = [&](const std::string& what) { failures.push_back(where + ": " + what); };
 
-    FakeClock clock;
+    FakeClock clock{0};
     SampleStoreOptions options;
     options.history_points = SeriesFeeder::historyPointsFor(group.input_series);
     SampleStore store(clock, options);

@@ -35,22 +35,15 @@
 #include "agent/core/labels.h"
 #include "agent/core/sample_store.h"
 #include "agent/core/status.h"
+#include "tests/fakes/fake_clock.h"
 #include "tests/rules/promtool_test_file.h"
 
 namespace dbpulse::rules::testing {
 
 inline constexpr std::chrono::milliseconds kLookback{5 * 60 * 1000 + 1};
 
-// A clock the runner moves; starts at Unix time 0.
-class FakeClock final : public Clock {
- public:
-  WallTime now() const override { return WallTime(std::chrono::milliseconds(now_ms_)); }
-  void setMillis(int64_t t_ms) { now_ms_ = t_ms; }
-  int64_t millis() const { return now_ms_; }
-
- private:
-  int64_t now_ms_ = 0;
-};
+// The clock the runner moves (started at Unix time 0: FakeClock clock{0}).
+using FakeClock = fakes::FakeClock;
 
 // Writes a test group's input series into a store as time advances.
 class SeriesFeeder {

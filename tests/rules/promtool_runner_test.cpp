@@ -264,7 +264,7 @@ TEST(SeriesFeederTest, WritesSamplesAtTheirTimesAndKeepsThemForTheLookback) {
   auto values = expandSeriesValues("1 2 _ _ _ _ _ _ 9");
   ASSERT_TRUE(values.ok());
   std::vector<InputSeries> series = {{{"x", Labels{{"a", "b"}}}, *values}};
-  FakeClock clock;
+  FakeClock clock{0};
   SampleStore store(clock, SampleStoreOptions{SeriesFeeder::historyPointsFor(series)});
   SeriesFeeder feeder(series, 60'000, store, clock);
   bool present = false;
@@ -272,7 +272,7 @@ TEST(SeriesFeederTest, WritesSamplesAtTheirTimesAndKeepsThemForTheLookback) {
   feeder.feedUntil(30'000);
   EXPECT_EQ(latest(store, "x", Labels{{"a", "b"}}, &present), 1);
   EXPECT_TRUE(present);
-  EXPECT_EQ(clock.millis(), 30'000);
+  EXPECT_EQ(clock.wallMillis(), 30'000);
 
   feeder.feedUntil(6 * 60'000);  // the sample at 1m is exactly 5m old: still visible
   EXPECT_EQ(latest(store, "x", Labels{{"a", "b"}}, &present), 2);
@@ -293,7 +293,7 @@ TEST(SeriesFeederTest, KeepsTheWholeHistoryOfTheLongestSeries) {
   auto values = expandSeriesValues("0+1x99");
   ASSERT_TRUE(values.ok());
   std::vector<InputSeries> series = {{{"c", Labels{}}, *values}};
-  FakeClock clock;
+  FakeClock clock{0};
   SampleStore store(clock, SampleStoreOptions{SeriesFeeder::historyPointsFor(series)});
   SeriesFeeder feeder(series, 15'000, store, clock);
   feeder.feedUntil(99 * 15'000);
@@ -309,7 +309,7 @@ TEST(SeriesFeederTest, StaleMarkerEndsTheSeriesAtOnce) {
   auto b = expandSeriesValues("5 5 5 5");
   ASSERT_TRUE(a.ok() && b.ok());
   std::vector<InputSeries> series = {{{"a", Labels{}}, *a}, {{"b", Labels{}}, *b}};
-  FakeClock clock;
+  FakeClock clock{0};
   SampleStore store(clock);
   SeriesFeeder feeder(series, 60'000, store, clock);
   bool present = false;
@@ -380,7 +380,7 @@ class ThresholdEngine final : public EngineUnderTest {
   }
   bool definesAlert(std::string_view name) const override { return name == "High"; }
   Status evaluate(int64_t t_ms) override {
-    if (clock_.millis() != t_ms) return internalError("clock not at the evaluation time");
+    if (clock_.wallMillis() != t_ms) return internalError("clock not at the evaluation time");
     log_.push_back(t_ms);
     firing_.clear();
     auto snap = store_.snapshot();

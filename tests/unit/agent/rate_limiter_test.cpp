@@ -6,21 +6,14 @@
 #include <string>
 
 #include "agent/admin_audit.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace dbpulse {
 namespace {
 
 using namespace std::chrono_literals;
 
-class FakeClock final : public Clock {
- public:
-  WallTime now() const override { return now_; }
-  void advance(std::chrono::milliseconds d) { now_ += d; }
-  void stepBack(std::chrono::milliseconds d) { now_ -= d; }
-
- private:
-  WallTime now_ = WallTime(std::chrono::hours(24 * 365 * 50));
-};
+using fakes::FakeClock;
 
 int allowedOf(RateLimiter& limiter, const std::string& client, const RateLimit& limit, int calls) {
   int allowed = 0;

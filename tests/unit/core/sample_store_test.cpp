@@ -1,4 +1,5 @@
 #include "agent/core/sample_store.h"
+#include "tests/fakes/fake_clock.h"
 
 #include <gtest/gtest.h>
 
@@ -12,16 +13,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-class FakeClock final : public Clock {
- public:
-  explicit FakeClock(int64_t start_ms = 1'700'000'000'000) : now_ms_(start_ms) {}
-  WallTime now() const override { return WallTime(milliseconds(now_ms_)); }
-  void advance(milliseconds d) { now_ms_ += d.count(); }
-  int64_t nowMs() const { return now_ms_; }
-
- private:
-  int64_t now_ms_;
-};
+using fakes::FakeClock;
 
 SampleBatch gaugeBatch(const std::string& name, Labels labels, double value) {
   SampleBatch b;
@@ -58,7 +50,7 @@ TEST(SampleStoreTest, LatestValueWins) {
   const SnapshotSeries* s = findSeries(*snap, "g", {{"a", "1"}});
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->value, 7.5);
-  EXPECT_EQ(s->t_ms, clock.nowMs());
+  EXPECT_EQ(s->t_ms, clock.wallMillis());
   EXPECT_EQ(store.seriesCount(), 1u);
 }
 
@@ -165,7 +157,7 @@ TEST(SampleStoreTest, HistoryKeepsTheLastPointsInOrder) {
   const Labels labels{{"db", "chat"}};
   std::vector<int64_t> times;
   for (int i = 1; i <= 7; ++i) {
-    times.push_back(clock.nowMs());
+    times.push_back(clock.wallMillis());
     store.write("c", gaugeBatch("g", labels, i), seconds(600));
     clock.advance(seconds(1));
   }
@@ -177,7 +169,7 @@ TEST(SampleStoreTest, HistoryKeepsTheLastPointsInOrder) {
   // since_ms is inclusive.
   EXPECT_EQ(values(store.history("g", labels, times[5])), (std::vector<double>{6, 7}));
   EXPECT_EQ(values(store.history("g", labels, times[5] + 1)), (std::vector<double>{7}));
-  EXPECT_TRUE(store.history("g", labels, clock.nowMs()).empty());
+  EXPECT_TRUE(store.history("g", labels, clock.wallMillis()).empty());
   EXPECT_TRUE(store.history("g", {{"db", "other"}}, 0).empty());
   EXPECT_TRUE(store.history("nope", labels, 0).empty());
 }

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "agent/core/sample_store.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace dbpulse::exporters {
 namespace {
@@ -28,21 +29,8 @@ namespace fs = std::filesystem;
 using Json = nlohmann::json;
 using namespace std::chrono_literals;
 
-class FakeClock final : public Clock {
- public:
-  WallTime now() const override {
-    std::lock_guard lock(mu_);
-    return now_;
-  }
-  void advance(Duration d) {
-    std::lock_guard lock(mu_);
-    now_ += d;
-  }
-
- private:
-  mutable std::mutex mu_;
-  WallTime now_ = WallTime(std::chrono::milliseconds(1'714'564'800'000));  // 2024-05-01T12:00Z
-};
+using fakes::FakeClock;
+constexpr int64_t kClockStartMs = 1'714'564'800'000;  // 2024-05-01T12:00Z
 
 // Records every POST per URL and answers from a script (default 200).
 class FakeNetwork {
@@ -171,7 +159,7 @@ class AlertmanagerNotifierTest : public ::testing::Test {
     return o;
   }
 
-  FakeClock clock_;
+  FakeClock clock_{kClockStartMs};
   FakeNetwork net_;
 };
 
@@ -595,7 +583,7 @@ TEST(AlertmanagerNotifierBackgroundTest, SendNeverWaitsForTheNetworkAndTheThread
     return t;
   };
   AlertmanagerNotifier n(o, clock);
-  FakeClock fc;
+  FakeClock fc{kClockStartMs};
   const auto started = std::chrono::steady_clock::now();
   n.send({alert("A1", fc)});
   // The retry after 20 ms blocks in the transport; send() must still return at once.

@@ -17,6 +17,7 @@
 
 #include "agent/core/sample_store.h"
 #include "test_util/gunzip.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace dbpulse::exporters {
 namespace {
@@ -25,14 +26,7 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-class FakeClock final : public Clock {
- public:
-  WallTime now() const override { return WallTime(milliseconds(now_ms_)); }
-  void advance(milliseconds d) { now_ms_ += d.count(); }
-
- private:
-  int64_t now_ms_ = 1'700'000'000'000;
-};
+using fakes::FakeClock;
 
 // ---- a tiny parser for the Prometheus text format (just enough to check our output) ----
 
