@@ -557,7 +557,7 @@ TEST(SchedulerTest, FailedPreconditionSwitchesTheCollectorOffWithItsReason) {
   auto off = h.add(
       "statements",
       [](int, const collectors::CollectContext&, SampleBatch&, FakeState&) {
-        return failedPrecondition("extension_missing: pg_stat_statements is not installed");
+        return failedPrecondition("extension_missing", "pg_stat_statements is not installed");
       },
       every(20ms, 10ms));
   auto other = h.add("other", succeed, every(20ms, 10ms));
