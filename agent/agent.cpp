@@ -206,7 +206,7 @@ bool Agent::reload(Config config) {
     spdlog::warn("reload: the agent is stopping; reload refused");
     return false;
   }
-  if (config.agent.listen != config().agent.listen) {
+  if (config.agent.listen != Agent::config().agent.listen) {
     spdlog::warn("reload: agent.listen changed to {}; it takes effect after a restart",
                  config.agent.listen);
   }
@@ -229,7 +229,7 @@ bool Agent::reload(Config config) {
   }
   fresh->scheduler->start();
   configureAlertmanager(config);
-  if (config.agent.history != config().agent.history) {
+  if (config.agent.history != Agent::config().agent.history) {
     spdlog::warn("reload: agent.history changed to {}; it takes effect after a restart",
                  formatDuration(config.agent.history));
   }

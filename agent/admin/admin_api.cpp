@@ -21,7 +21,7 @@ bool constantTimeEquals(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-AdminApi::AdminApi(AgentView& view, const Clock& clock, const exporters::Exposition& exposition,
+AdminApi::AdminApi(AgentView& view, const Clock& clock, exporters::Exposition& exposition,
                    std::shared_ptr<AdvisorGate> advisor_gate)
     : view_(view),
       limiter_(clock),

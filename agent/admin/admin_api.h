@@ -33,7 +33,7 @@ namespace admin {
 class AdminApi {
  public:
   // `view` and `exposition` must outlive the HttpServer the routes are installed on.
-  AdminApi(AgentView& view, const Clock& clock, const exporters::Exposition& exposition,
+  AdminApi(AgentView& view, const Clock& clock, exporters::Exposition& exposition,
            std::shared_ptr<AdvisorGate> advisor_gate);
   AdminApi(const AdminApi&) = delete;
   AdminApi& operator=(const AdminApi&) = delete;

@@ -18,7 +18,7 @@ class StatusPage {
  public:
   // `detailed` says whether a caller may see alert labels and summaries (they may carry
   // database and user names): the admin routes' rule.
-  StatusPage(AgentView& view, const exporters::Exposition& exposition,
+  StatusPage(AgentView& view, exporters::Exposition& exposition,
              std::function<bool(const HttpRequest&)> detailed)
       : view_(view), exposition_(exposition), detailed_(std::move(detailed)) {}
 
@@ -31,7 +31,7 @@ class StatusPage {
 
  private:
   AgentView& view_;
-  const exporters::Exposition& exposition_;
+  exporters::Exposition& exposition_;
   const std::function<bool(const HttpRequest&)> detailed_;
 };
 

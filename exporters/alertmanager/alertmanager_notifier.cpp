@@ -389,7 +389,7 @@ void AlertmanagerNotifier::housekeepingLoop(std::stop_token stop) {
     const bool metrics = SteadyClock::now() >= next_metrics;
     lock.unlock();
     if (save) {
-      static_cast<void>(flush());  // an error is logged inside; retried next round
+      flush();
       last_save = SteadyClock::now();
     }
     if (metrics) {
@@ -615,7 +615,7 @@ void AlertmanagerNotifier::shutdown() {
     if (u->thread.joinable()) u->thread.join();
   }
   if (housekeeper_.joinable()) housekeeper_.join();
-  static_cast<void>(flush());  // an error is logged inside
+  flush();
 }
 
 AlertmanagerNotifier::Stats AlertmanagerNotifier::stats() const {
