@@ -89,9 +89,8 @@ Agent::Agent(Config config)
       exposition_(store_),
       advisor_gate_(std::make_shared<AdvisorGate>()),
       admin_(*this, clock_, exposition_, advisor_gate_),
-      config_(std::move(config)) {
-  rules_ = std::make_unique<rules::RuleManager>(store_, clock_);
-}
+      config_(std::move(config)),
+      rules_(std::make_unique<rules::RuleManager>(store_, clock_)) {}
 
 Agent::~Agent() { stop(Duration(10'000)); }
 
@@ -127,8 +126,7 @@ Status Agent::start() {
     for (const auto& e : rule_set.errors) message += "\n  " + e.toString();
     return invalidArgument(message);
   }
-  // Everything an admin route reaches exists before the listener opens: a request that
-  // arrives at once (as soon as /health answers) must not find maintenance unconfigured.
+  // What admin routes reach exists before the listener opens (a request may come at once).
   configureAlertmanager(cfg);
   configureLeaderElection(cfg);
   configureMaintenance(cfg);
