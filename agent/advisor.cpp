@@ -387,7 +387,38 @@ void exportSuggestionCounts(const IndexSuggestions& s, SampleBatch& out) {
             static_cast<double>(s.drop.size()));
 }
 
-Status AdvisorCollector::collect(const collectors::CollectContext&, SampleBatch& out) {
+bool AdvisorGate::tryEnter() {
+  std::lock_guard lock(mu_);
+  if (busy_) return false;
+  busy_ = true;
+  return true;
+}
+
+bool AdvisorGate::enter(std::chrono::steady_clock::time_point deadline, std::stop_token stop) {
+  std::unique_lock lock(mu_);
+  if (!cv_.wait_until(lock, stop, deadline, [this] { return !busy_; })) return false;
+  busy_ = true;
+  return true;
+}
+
+void AdvisorGate::leave() {
+  {
+    std::lock_guard lock(mu_);
+    busy_ = false;
+  }
+  cv_.notify_all();
+}
+
+Status AdvisorCollector::collect(const collectors::CollectContext& ctx, SampleBatch& out) {
+  if (gate_ && !gate_->enter(ctx.deadline, ctx.stop)) {
+    return deadlineExceeded("an advisor run from the admin API was still in progress");
+  }
+  struct Leave {
+    AdvisorGate* gate;
+    ~Leave() {
+      if (gate) gate->leave();
+    }
+  } leave{gate_.get()};
   PgSession session(advisorSession(options_));
   {
     std::lock_guard lock(mu_);
@@ -429,7 +460,7 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   }
   if (options.hypopg == HypopgMode::kRequire && !has_hypopg) {
     return failedPrecondition(
-        "hypopg_missing: [advisor] hypopg = \"require\" but the hypopg extension is not "
+        "hypopg_missing", "[advisor] hypopg = \"require\" but the hypopg extension is not "
         "installed in this database (fix: install postgresql-15-hypopg and run CREATE "
         "EXTENSION hypopg, or set hypopg = \"auto\")");
   }

@@ -21,6 +21,9 @@
 // exactly one statement.
 
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <stop_token>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -104,9 +107,28 @@ collectors::PgSessionOptions advisorSession(const AdvisorOptions& options);
 // hourly on the leader as the `advisor` job, so the counts are always present).
 void exportSuggestionCounts(const IndexSuggestions& s, SampleBatch& out);
 
+// One advisor run (or analyze-query) at a time per agent, as the README promises: the
+// admin routes try once (429 when busy), the hourly `advisor` job waits until its deadline
+// or shutdown. Thread-safe.
+class AdvisorGate {
+ public:
+  // Whether the caller now holds the gate; never waits.
+  bool tryEnter();
+  // Waits for the gate until `deadline` or a stop request; whether the caller holds it.
+  bool enter(std::chrono::steady_clock::time_point deadline, std::stop_token stop);
+  void leave();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  bool busy_ = false;  // GUARDED_BY(mu_)
+};
+
 class AdvisorCollector final : public collectors::Collector {
  public:
-  explicit AdvisorCollector(AdvisorOptions options) : options_(std::move(options)) {}
+  // `gate` (may be null) is shared with the admin routes, so a run never overlaps theirs.
+  AdvisorCollector(AdvisorOptions options, std::shared_ptr<AdvisorGate> gate)
+      : options_(std::move(options)), gate_(std::move(gate)) {}
   const std::string& name() const override { return name_; }
   Status collect(const collectors::CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
@@ -114,6 +136,7 @@ class AdvisorCollector final : public collectors::Collector {
  private:
   const std::string name_ = "advisor";
   const AdvisorOptions options_;
+  const std::shared_ptr<AdvisorGate> gate_;
   std::mutex mu_;
   collectors::PgSession* session_ = nullptr;  // GUARDED_BY(mu_): the run's, for cancel()
 };

@@ -1,34 +1,33 @@
 #pragma once
-// Agent: the composition root's product. Builds and owns every long-lived
-// component in one visible order (store, PostgreSQL session, collectors,
-// scheduler, HTTP server) and stops them in reverse.
-// start() and stop() come from the main thread; reload() from the main thread (SIGHUP)
-// or an HTTP worker (POST /admin/reload). reload_mu_ serialises the three: a reload in
-// flight finishes before stop() proceeds, and a reload after stop() is refused. HTTP
-// handlers read state concurrently.
+// Agent: the composition root. Builds and owns every long-lived component in one visible
+// order (store, rule engine, HTTP server with the admin API, leader elector, maintenance
+// engine, the collectors' Pipeline) and stops them in reverse.
+//
+// Threads: start() and stop() come from the main thread; reload() from the main thread
+// (SIGHUP) or an HTTP worker (POST /admin/reload). reload_mu_ serialises the three: a
+// reload in flight finishes before stop() proceeds, and a reload after stop() is refused.
+// Everything replaced by them (pipeline, leader elector, maintenance engine, notifier) is
+// replaced under reload_mu_; HTTP handlers read it concurrently through the AgentView
+// methods, which take mu_ or maintenance_mu_ or read atomics.
 
 #include <atomic>
-#include <iosfwd>
 #include <memory>
 #include <mutex>
 #include <vector>
 
-#include "agent/admin_audit.h"
+#include "agent/admin/admin_api.h"
+#include "agent/admin/agent_view.h"
 #include "agent/config.h"
 #include "agent/core/alert.h"
 #include "agent/core/clock.h"
 #include "agent/core/sample_store.h"
 #include "agent/http_server.h"
-#include "agent/rate_limiter.h"
+#include "agent/pipeline.h"
 #include "agent/retirer.h"
 #include "exporters/prometheus/exposition.h"
 
 namespace dbpulse {
 
-class Scheduler;
-namespace collectors {
-class PgSession;
-}
 namespace exporters {
 class AlertmanagerNotifier;
 }
@@ -37,13 +36,12 @@ class RuleManager;
 }
 class LeaderElector;
 class MaintenanceEngine;
+class AdvisorGate;
 
-enum class OutputFormat { kPrometheus, kJson };
-
-class Agent {
+class Agent final : private admin::AgentView {
  public:
   explicit Agent(Config config);
-  ~Agent();
+  ~Agent() override;
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
@@ -56,7 +54,7 @@ class Agent {
   // Re-reads the config file the agent was started with (SIGHUP, POST /admin/reload).
   // A file with errors is rejected and the running config stays; the errors are returned
   // (one error, too, when the agent is stopping).
-  std::vector<ConfigError> reloadFromFile();
+  std::vector<ConfigError> reloadFromFile() override;
   // Stops collectors (cancelling in-flight queries) and the HTTP server. Returns
   // false when a collector did not stop within `grace`; its pipeline is then kept for
   // the life of the process (a thread is still inside it).
@@ -70,37 +68,17 @@ class Agent {
   // nullptr while no Alertmanager has been configured. Any thread.
   AlertSink* alertSink() const;
 
-  // `dbpulse once`: runs every enabled collector once and prints the samples.
-  // Returns the process exit code: 0 when every collector succeeded or is switched off by a
-  // missing prerequisite (logged as a warning), 1 when one failed.
-  static int runOnce(const Config& config, OutputFormat format, std::ostream& out);
-
-  // `dbpulse suggest-indexes`: the index advisor once; progress on `err`. Exit code 0, or 1
-  // when the advisor could not run (the reason on `err`).
-  static int suggestIndexes(const Config& config, bool json, std::ostream& out, std::ostream& err);
-
  private:
-  struct Pipeline;
-  static std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store,
-                                                 const Clock& clock);
-  void installRoutes();
-  // Registers an /admin/* route: needs `Authorization: Bearer <token>` when
-  // agent.admin_token_file is set; without a token it answers only when the agent
-  // listens on a loopback address (403 otherwise). Calls are rate-limited per client
-  // address (agent.admin_rate_limit/_burst: 429 with Retry-After), run on the HTTP
-  // server's slow pool (never delaying probes) and each leaves one audit log line.
-  void adminRoute(const std::string& method, const std::string& path, HttpHandler handler);
-  struct AdminCheck {
-    HttpResponse denial;  // status 0 = allowed
-    AdminToken token;
-  };
-  AdminCheck checkAdmin(const HttpRequest& request) const;
-  std::shared_ptr<Pipeline> pipeline() const;
-  // The one way a pipeline leaves service (reload and stop), through retired_ (see
-  // Retirer): a pipeline whose collector did not return within `grace` is kept until its
-  // threads have left. Caller holds reload_mu_.
-  bool retire(std::shared_ptr<Pipeline> pipeline, Duration grace);
-  Config currentConfig() const;  // a copy, any thread
+  // admin::AgentView, for the HTTP handlers (any thread).
+  std::shared_ptr<Pipeline> pipeline() const override;
+  bool isLeader() const override { return is_leader_; }
+  bool electionOn() const override { return election_on_; }
+  Config config() const override;
+  std::string boundHost() const override;
+  std::shared_ptr<MaintenanceEngine> maintenance() const override;
+  rules::RuleManager& rules() const override { return *rules_; }
+  SampleStore& store() const override { return store_; }
+
   // Builds the notifier, or applies the new URL list to it (outboxes of kept URLs stay).
   void configureAlertmanager(const Config& config);
   exporters::AlertmanagerNotifier* notifier() const;
@@ -109,43 +87,35 @@ class Agent {
   void configureLeaderElection(const Config& config);
   // The gate a new pipeline's scheduler asks before database-wide collectors run.
   void gateOnLeadership(Scheduler& scheduler);
-
-  HttpResponse optimize(const HttpRequest& request);
   // Starts, replaces or stops the maintenance engine for `config` (under reload_mu_).
   void configureMaintenance(const Config& config);
-  HttpResponse indexSuggestions();
-  HttpResponse analyzeQuery(const HttpRequest& request);
-  HttpResponse metrics(const HttpRequest& request);
-  HttpResponse ready() const;
-  // GET /: readiness, alerts (details only for callers the admin routes admit), collectors.
-  HttpResponse statusPage(const HttpRequest& request) const;
 
   SystemClock clock_;
-  SampleStore store_;
+  mutable SampleStore store_;
   exporters::Exposition exposition_;
-  RateLimiter admin_limiter_{clock_};  // before http_: its handlers use it
+  // One advisor run at a time: shared by the admin routes and the hourly advisor job.
+  const std::shared_ptr<AdvisorGate> advisor_gate_;
+  admin::AdminApi admin_;  // before http_: its handlers serve http_'s routes
   HttpServer http_;
   std::mutex reload_mu_;  // start, reload and stop one at a time (SIGHUP, /admin/reload)
   bool stopped_ = false;  // GUARDED_BY(reload_mu_): stop() began; reloads are refused
   Retirer<Pipeline> retired_;  // GUARDED_BY(reload_mu_)
   mutable std::mutex mu_;
   Config config_;                       // GUARDED_BY(mu_)
-  // The host the HTTP listener is bound to. A reload cannot move the socket, so the
-  // loopback-only admin rule reads this, never config_.agent.listen_addr.
+  // The host the HTTP listener is bound to (AgentView::boundHost).
   std::string bound_host_;  // GUARDED_BY(mu_)
   std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)
   // Leader election: the elector (null when off or nothing database-wide is collected) and
-  // its answer, read by the scheduler's gate. Replaced under reload_mu_.
-  std::unique_ptr<LeaderElector> leader_;
-  std::string leader_key_;  // the settings leader_ was made from
+  // its answer, read by the scheduler's gate and HTTP threads.
+  std::unique_ptr<LeaderElector> leader_;  // GUARDED_BY(reload_mu_)
+  std::string leader_key_;  // GUARDED_BY(reload_mu_): the settings leader_ was made from
   std::atomic<bool> is_leader_{true};
   std::atomic<bool> election_on_{false};  // leader_ != nullptr, for HTTP threads
-  std::mutex advisor_mu_;                 // one advisor run (or analyze-query) at a time
   // The maintenance engine (null without a DSN) and the settings it was made from;
   // replaced under reload_mu_, read by HTTP threads under maintenance_mu_.
   mutable std::mutex maintenance_mu_;
   std::shared_ptr<MaintenanceEngine> maintenance_;  // GUARDED_BY(maintenance_mu_)
-  std::string maintenance_key_;
+  std::string maintenance_key_;                     // GUARDED_BY(reload_mu_)
   // Last members: destroyed (and their state written) before the store they report into;
   // the rule manager, which sends to the notifier, goes first.
   std::unique_ptr<exporters::AlertmanagerNotifier> notifier_;  // GUARDED_BY(mu_) (the pointer)

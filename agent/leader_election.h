@@ -1,7 +1,7 @@
 #pragma once
 // LeaderElector: with several chat-server replicas there are several dbpulse sidecars on
-// one database; they elect one to run the database-wide collectors (and, later,
-// maintenance) with a PostgreSQL session-level advisory lock.
+// one database; they elect one to run the database-wide collectors and maintenance with a
+// PostgreSQL session-level advisory lock.
 //
 // - The lock (pg_try_advisory_lock(kLeaderLockKey) in the DSN's database) is held on a
 //   session of the elector's own, idle between rounds, so collector queries, their

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/cli.h"
 #include "agent/config.h"
 #include "agent/logging.h"
 
@@ -142,7 +143,7 @@ int main(int argc, char** argv) {
     auto config = loadOrReport(config_path);
     if (!config) return kExitConfigError;
     dbpulse::setupLogging(dbpulse::LogFormat::kText, "warn");
-    return dbpulse::Agent::runOnce(
+    return dbpulse::runOnceCommand(
         *config,
         once_format == "json" ? dbpulse::OutputFormat::kJson : dbpulse::OutputFormat::kPrometheus,
         std::cout);
@@ -151,7 +152,7 @@ int main(int argc, char** argv) {
     auto config = loadOrReport(config_path);
     if (!config) return kExitConfigError;
     dbpulse::setupLogging(dbpulse::LogFormat::kText, "warn");
-    return dbpulse::Agent::suggestIndexes(*config, suggest_format == "json", std::cout, std::cerr);
+    return dbpulse::suggestIndexesCommand(*config, suggest_format == "json", std::cout, std::cerr);
   }
   if (config_path.empty()) {
     std::cerr << "dbpulse: --config FILE is required (see --help)\n";

@@ -270,7 +270,7 @@ Result<std::string> MaintenanceEngine::requestRun(const std::vector<std::string>
     }
   }
   std::lock_guard lock(mu_);
-  if (queued_ || running_) return unavailable("busy: a maintenance run is queued or running");
+  if (queued_ || running_) return unavailable("busy", "a maintenance run is queued or running");
   MaintenanceRun r;
   r.id = "m-" + std::to_string(next_id_++);
   r.trigger = "manual";

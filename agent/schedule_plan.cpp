@@ -153,12 +153,7 @@ void SchedulePlan::record(Job& job, const Status& status, Duration took, Monoton
 
   // FailedPrecondition switches the job off until a rare retry.
   if (status.code() == StatusCode::kFailedPrecondition) {
-    const std::string& m = status.message();
-    const auto colon = m.find(':');
-    const bool coded = colon != std::string::npos && colon > 0 && colon <= 40 &&
-                       std::all_of(m.begin(), m.begin() + static_cast<std::ptrdiff_t>(colon),
-                                   [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
-    s.disabled_reason = coded ? m.substr(0, colon) : "precondition";
+    s.disabled_reason = status.reason().empty() ? "precondition" : status.reason();
     job.hold_until = now + std::max(kDisabledRetry, 10 * job.options.interval);
   } else if (status.ok()) {
     s.disabled_reason.clear();

@@ -1,7 +1,8 @@
 #pragma once
 // The collector catalogue: every collector name dbpulse knows, what question it
 // answers, its defaults, and how to build it. Adding a collector = its files +
-// one line in catalog.cpp. The same table drives config validation, --help and docs.
+// one line in catalog.cpp. Config validation reads its names and defaults; the README's
+// collector table is kept by hand.
 
 #include <chrono>
 #include <functional>
@@ -62,7 +63,7 @@ struct CatalogEntry {
   // connection per group, however slow the server is); slow catalogue scans get their own
   // group so they never delay the cheap, frequent ones. Empty for non-database collectors.
   std::string default_group;
-  // Null for names reserved by the design but not built into this version.
+  // Every entry has one; it returns null when the collector is not configured.
   std::function<std::unique_ptr<Collector>(const CollectorEnv&)> make;
 };
 

@@ -28,22 +28,32 @@ class Status {
  public:
   Status() = default;  // OK
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  // With a machine-readable reason (snake_case: "extension_missing", "privilege_missing"),
+  // which callers switch on and label metrics with; the message is "<reason>: <message>".
+  Status(StatusCode code, std::string reason, const std::string& message)
+      : code_(code), message_(reason + ": " + message), reason_(std::move(reason)) {}
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  // The reason given at construction; empty when none was.
+  const std::string& reason() const { return reason_; }
   // "unavailable: connection refused"; "ok" for OK.
   std::string toString() const;
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::string reason_;
 };
 
 inline Status okStatus() { return {}; }
 inline Status invalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
 inline Status notFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+inline Status unavailable(std::string reason, const std::string& m) {
+  return {StatusCode::kUnavailable, std::move(reason), m};
+}
 inline Status deadlineExceeded(std::string m) {
   return {StatusCode::kDeadlineExceeded, std::move(m)};
 }
@@ -54,6 +64,11 @@ inline Status cancelled(std::string m) { return {StatusCode::kCancelled, std::mo
 inline Status internalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status failedPrecondition(std::string m) {
   return {StatusCode::kFailedPrecondition, std::move(m)};
+}
+// A missing prerequisite with its reason: the scheduler reports it as
+// dbpulse_collector_enabled{reason} and the admin API as the error code.
+inline Status failedPrecondition(std::string reason, const std::string& m) {
+  return {StatusCode::kFailedPrecondition, std::move(reason), m};
 }
 
 // Either a value or a non-OK Status. Accessing value() of an error is a bug

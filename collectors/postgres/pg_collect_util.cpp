@@ -46,7 +46,7 @@ Result<int> serverVersionNum(PgCaller& session) {
 Status mapQueryError(std::string_view collector, const Status& status,
                      std::string_view privilege_hint) {
   if (status.code() != StatusCode::kPermissionDenied) return status;
-  return failedPrecondition("privilege_missing: " + std::string(collector) + ": " +
+  return failedPrecondition("privilege_missing", "" + std::string(collector) + ": " +
                             status.message() + " (" + std::string(privilege_hint) + ")");
 }
 

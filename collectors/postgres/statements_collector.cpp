@@ -389,7 +389,7 @@ Status StatementsCollector::ensureProbed() {
   if (!reader.ok()) return reader.status();
   if (reader->size() == 0) {
     return failedPrecondition(
-        "extension_missing: pg_stat_statements is not installed in the database dbpulse "
+        "extension_missing", "pg_stat_statements is not installed in the database dbpulse "
         "connects to (" +
         session_.redactedDsn() + "); fix: " + kFix);
   }
@@ -413,7 +413,7 @@ Status StatementsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& 
     // Installed but not preloaded: the extension's functions refuse to run (SQLSTATE 55000).
     if (failed.message().find("shared_preload_libraries") != std::string::npos) {
       return failedPrecondition(
-          "extension_missing: pg_stat_statements is installed but not loaded (" + failed.message() +
+          "extension_missing", "pg_stat_statements is installed but not loaded (" + failed.message() +
           "); fix: " + kFix);
     }
     return collectorQueryError(name_, failed);

@@ -79,7 +79,7 @@ Status RedisCollector::collectRun(const CollectContext& ctx, SampleBatch& run) {
   if (!info_reply.ok()) return info_reply.status();
   if (!info_reply->isText()) {
     if (info_reply->isError()) {
-      return failedPrecondition("privilege_missing: redis " + session_->address() +
+      return failedPrecondition("privilege_missing", "redis " + session_->address() +
                                 ": INFO refused: " + info_reply->str +
                                 " (allow the INFO command for dbpulse's user)");
     }

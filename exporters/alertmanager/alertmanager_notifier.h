@@ -7,8 +7,8 @@
 // Per URL there is an outbox holding the latest notification of each alert (keyed by its
 // label set: a newer notification replaces an undelivered older one). An entry leaves the
 // outbox when that Alertmanager answered 2xx to a POST containing it, or when it answered a
-// 4xx other than 429 (the payload is wrong and a retry would not help: dropped, logged,
-// counted). Other failures (no answer, 5xx, 429) are retried with capped exponential backoff
+// 4xx other than 408 and 429 (the payload is wrong and a retry would not help: dropped,
+// logged, counted). Other failures (no answer, 5xx, 408, 429) are retried with capped exponential backoff
 // per URL. Each outbox is bounded: when full, the oldest resolved notification is dropped
 // first, then the oldest firing one (dbpulse_alertmanager_dropped_total{reason}).
 //

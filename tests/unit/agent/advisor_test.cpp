@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
+#include <stop_token>
 #include <string>
 #include <vector>
+
+#include "agent/core/sample.h"
 
 namespace dbpulse {
 namespace {
@@ -126,6 +131,46 @@ TEST(AdvisorTextTest, FirstKeywordSkipsSpaceCommentsAndParentheses) {
   EXPECT_EQ(firstKeyword("delete from t"), "DELETE");
   EXPECT_EQ(firstKeyword("/* unterminated"), "");
   EXPECT_EQ(firstKeyword(""), "");
+}
+
+// Defect 8: the hourly advisor job and the admin routes share one gate, so their runs
+// never overlap. While an admin run holds it, the job waits (here: past its deadline) and
+// never opens a session of its own.
+TEST(AdvisorGateTest, TheHourlyJobWaitsForAnAdminRunInsteadOfOverlapping) {
+  auto gate = std::make_shared<AdvisorGate>();
+  ASSERT_TRUE(gate->tryEnter());  // an admin index-suggestions run
+  EXPECT_FALSE(gate->tryEnter());
+  AdvisorOptions o;
+  o.session.dsn = "host=127.0.0.1 port=1 connect_timeout=1";  // never reached
+  AdvisorCollector job(o, gate);
+  std::stop_source stop;
+  const collectors::CollectContext ctx{
+      WallTime{}, std::chrono::steady_clock::now() + std::chrono::milliseconds(50),
+      stop.get_token()};
+  SampleBatch out;
+  const Status s = job.collect(ctx, out);
+  EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.toString();
+  EXPECT_NE(s.message().find("still in progress"), std::string::npos) << s.toString();
+  gate->leave();
+  EXPECT_TRUE(gate->tryEnter()) << "the job must not keep the gate after giving up";
+  gate->leave();
+}
+
+TEST(AdvisorGateTest, AWaiterEntersWhenTheHolderLeavesAndStopsOnShutdown) {
+  AdvisorGate gate;
+  ASSERT_TRUE(gate.tryEnter());
+  const auto far = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto waiter = std::async(std::launch::async, [&] { return gate.enter(far, {}); });
+  EXPECT_EQ(waiter.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+  gate.leave();
+  EXPECT_TRUE(waiter.get());
+  EXPECT_FALSE(gate.tryEnter()) << "the waiter holds the gate now";
+
+  std::stop_source stop;
+  auto stopped = std::async(std::launch::async, [&] { return gate.enter(far, stop.get_token()); });
+  stop.request_stop();
+  EXPECT_FALSE(stopped.get());
+  gate.leave();
 }
 
 }  // namespace

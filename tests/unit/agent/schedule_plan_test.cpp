@@ -280,7 +280,7 @@ TEST(SchedulePlanTest, FailedPreconditionSwitchesTheJobOffWithItsReasonUntilARar
   PlanStep s = p.at(0ms);
   ASSERT_EQ(s.dispatch.size(), 2u);
   ASSERT_TRUE(p.finish(s.dispatch[0], 1ms,
-                       failedPrecondition("extension_missing: pg_stat_statements is not installed")));
+                       failedPrecondition("extension_missing", "pg_stat_statements is not installed")));
   ASSERT_TRUE(p.finish(s.dispatch[1], 1ms));
   EXPECT_EQ(p.plan.status(off).disabled_reason, "extension_missing");
   EXPECT_TRUE(p.plan.status(other).disabled_reason.empty());

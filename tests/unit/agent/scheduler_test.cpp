@@ -528,7 +528,7 @@ TEST(SchedulerTest, FailedPreconditionPublishesTheReasonAsALabelAndDropsItWhenFi
   h.add(
       "statements",
       [](int n, const collectors::CollectContext&, SampleBatch&, FakeState&) {
-        return n == 1 ? failedPrecondition("extension_missing: pg_stat_statements is not installed")
+        return n == 1 ? failedPrecondition("extension_missing", "pg_stat_statements is not installed")
                       : okStatus();
       },
       every(20ms, 10ms));

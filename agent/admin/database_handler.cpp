@@ -1,15 +1,38 @@
-#include "agent/database_views.h"
+
+#include "agent/admin/database_handler.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "agent/admin/responses.h"
+#include "agent/advisor.h"
 #include "agent/core/sample_store.h"
+#include "agent/pipeline.h"
 #include "collectors/postgres/locks_collector.h"
 #include "collectors/postgres/size_collector.h"
 #include "collectors/postgres/statements_collector.h"
 
-namespace dbpulse {
+namespace dbpulse::admin {
 namespace {
+
+// Holds the advisor gate for one request, when it was free.
+struct GateHold {
+  explicit GateHold(AdvisorGate& g) : gate(g), held(g.tryEnter()) {}
+  ~GateHold() {
+    if (held) gate.leave();
+  }
+  AdvisorGate& gate;
+  const bool held;
+};
+
+void writeSuggestionCounts(SampleStore& store, const IndexSuggestions& s) {
+  SampleBatch b;
+  exportSuggestionCounts(s, b);
+  // The same source as the hourly `advisor` job: the newest run's counts replace the last.
+  store.write("advisor", b, std::chrono::hours(3));
+}
+
+
 
 using nlohmann::json;
 
@@ -123,4 +146,76 @@ std::string databaseSizeJson(const collectors::SizeCollector* size) {
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-}  // namespace dbpulse
+HttpResponse DatabaseHandler::metrics(const HttpRequest&) const {
+  auto p = view_.pipeline();
+  return HttpResponse::json(200, databaseMetricsJson(*view_.store().snapshot(),
+                                                     p ? p->statements : nullptr,
+                                                     p ? p->locks : nullptr));
+}
+
+HttpResponse DatabaseHandler::size(const HttpRequest&) const {
+  auto p = view_.pipeline();
+  return HttpResponse::json(200, databaseSizeJson(p ? p->size : nullptr));
+}
+
+HttpResponse DatabaseHandler::indexSuggestions(const HttpRequest&) const {
+  GateHold busy(*advisor_gate_);
+  if (!busy.held) return tooBusy("an advisor run is in progress; retry shortly", "5");
+  const Config cfg = view_.config();
+  auto result = dbpulse::suggestIndexes(advisorOptions(cfg), {});
+  if (!result.ok()) return statusError(result.status());
+  writeSuggestionCounts(view_.store(), *result);
+  return HttpResponse::json(200, suggestionsJson(*result));
+}
+
+HttpResponse DatabaseHandler::analyzeQuery(const HttpRequest& request) const {
+  const auto body = nlohmann::json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return HttpResponse::error(400, "invalid_json",
+                               "the body must be a JSON object: {\"query\": \"SELECT ...\", "
+                               "\"analyze\": false}");
+  }
+  if (!body.contains("query") || !body["query"].is_string() ||
+      body["query"].get<std::string>().empty()) {
+    return HttpResponse::error(400, "invalid_request", "\"query\" must be a non-empty string");
+  }
+  if (body.contains("analyze") && !body["analyze"].is_boolean()) {
+    return HttpResponse::error(400, "invalid_request", "\"analyze\" must be true or false");
+  }
+  for (const auto& [key, value] : body.items()) {
+    if (key != "query" && key != "analyze") {
+      return HttpResponse::error(400, "invalid_request",
+                                 "unknown field \"" + key + "\" (query, analyze)");
+    }
+  }
+  const Config cfg = view_.config();
+  const bool analyze = body.value("analyze", false);
+  if (analyze && !cfg.advisor.allow_analyze) {
+    return HttpResponse::error(403, "analyze_disabled",
+                               "executing statements is switched off ([advisor] allow_analyze = "
+                               "false); ask for the plan alone (\"analyze\": false)");
+  }
+  GateHold busy(*advisor_gate_);
+  if (!busy.held) return tooBusy("an advisor run is in progress; retry shortly", "5");
+  auto result =
+      dbpulse::analyzeQuery(advisorOptions(cfg), body["query"].get<std::string>(), analyze);
+  if (!result.ok()) {
+    const Status& s = result.status();
+    // What the query itself causes is the caller's problem (4xx); the server's state is a 503.
+    if (s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kPermissionDenied) {
+      return HttpResponse::error(400, "query_rejected", s.message());
+    }
+    if (s.code() == StatusCode::kDeadlineExceeded) {
+      return HttpResponse::error(400, "query_timeout",
+                                 s.message() + " (statement_timeout " +
+                                     formatDuration(cfg.postgres.statement_timeout) + ")");
+    }
+    return statusError(s);
+  }
+  nlohmann::json out{{"analyzed", analyze}, {"findings", result->findings}};
+  out["plan"] = nlohmann::json::parse(result->plan_json, nullptr, false);
+  return HttpResponse::json(
+      200, out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
+}  // namespace dbpulse::admin
