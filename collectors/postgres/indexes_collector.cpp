@@ -571,8 +571,11 @@ Status IndexesCollector::collect(const CollectContext& ctx, SampleBatch& out) {
   baseline_taken_ = true;
 
   exportIndexSamples(scan->stats, scan->findings, options_.top_n, out);
-  std::lock_guard lock(mu_);
-  latest_ = std::move(scan->findings);
+  {
+    std::lock_guard lock(mu_);
+    latest_ = std::move(scan->findings);
+  }
+  pgutil::releaseFreedMemory();  // the chunks and each table's parsed indexes
   return okStatus();
 }
 
