@@ -26,7 +26,8 @@ constexpr int kTables = 10'000;
 // the daemon, every collector having run three times, sat at 23 MiB (52 MiB before the
 // collectors returned their freed heap; its own peak during a run: 48 MiB). The baseline
 // without PostgreSQL is 13 MiB. Each bound leaves ~6-9 MiB for allocator noise and stays
-// well inside the manifest's 64Mi, which the old code broke.
+// well inside the manifest's 64Mi, which the old code broke. The whole test: ~40 s (tables
+// set up in 8 s), 2026-12-06.
 constexpr long kOncePeakBoundKib = 48 * 1024;
 constexpr long kDaemonRssBoundKib = 32 * 1024;
 
