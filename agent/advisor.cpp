@@ -475,12 +475,15 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
 
   // Drops: the indexes collector's findings, computed now.
   say("reading indexes");
-  auto index_rows = session.query(collectors::indexesQuery(version, 1));
-  if (!index_rows.ok()) return index_rows.status();
-  auto stats = collectors::parseIndexRows(*index_rows);
-  if (!stats.ok()) return stats.status();
-  out.drop = collectors::findIndexProblems(
-      *stats, static_cast<double>(options.unused_min_age.count()) / 1000.0);
+  // Streamed table by table: on a schema of 10,000 tables the whole result held at once
+  // was most of the agent's memory.
+  auto index_scan = collectors::scanIndexes(
+      [&session](const std::string& sql, const collectors::PgChunkFn& on_chunk) {
+        return session.queryChunks(sql, 500, on_chunk);
+      },
+      version, 1, static_cast<double>(options.unused_min_age.count()) / 1000.0);
+  if (!index_scan.ok()) return index_scan.status();
+  out.drop = std::move(index_scan->findings);
 
   if (pgss_schema.empty()) {
     out.notes.push_back(

@@ -4,6 +4,7 @@
 #include <tuple>
 #include <vector>
 
+#include "collectors/postgres/pg_collect_util.h"
 #include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/result_reader.h"
 
@@ -143,9 +144,14 @@ Status CacheTracker::update(const PgRows& rows, SampleBatch& out) {
 }
 
 Status CacheCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
-  auto rows = session_.query(kCacheQuery);
-  if (!rows.ok()) return collectorQueryError(name_, rows.status());
-  return tracker_.update(rows.value(), out);
+  Status status;
+  {
+    auto rows = session_.query(kCacheQuery);
+    if (!rows.ok()) return collectorQueryError(name_, rows.status());
+    status = tracker_.update(rows.value(), out);
+  }
+  pgutil::releaseFreedMemory();  // a row per table read since the start
+  return status;
 }
 
 void CacheCollector::cancel() { session_.cancel(); }

@@ -16,6 +16,8 @@ namespace {
 
 constexpr const char* kCollector = "indexes";
 constexpr const char* kPrivilegeHint = "grant pg_monitor to the dbpulse role";
+// Rows parsed at a time: a few hundred kilobytes of PgRows, whatever the schema.
+constexpr size_t kIndexChunkRows = 500;
 
 // Row kinds: 'stats' (one: current_database() in `schemaname`, the statistics window in
 // `v1`), 'index' (one per index of a user table; v1..v3 = idx_scan, idx_tup_read,
@@ -26,6 +28,9 @@ constexpr const char* kPrivilegeHint = "grant pg_monitor to the dbpulse role";
 //   once (DISTINCT) keeps the join a hash join, linear in indexes + constraints.
 // - pg_stat_progress_create_index tells a build in progress (also invalid until it ends)
 //   from a failed one.
+// - Rows come in `ord`er: the statistics row, the indexes grouped by table (so that
+//   scanIndexes() can judge one table at a time), the tables by seq_tup_read (their
+//   LIMIT subquery's order survives a sort by name among equal keys: see parseIndexRows).
 // - The statistics window: pg_stat_database.stats_reset is NULL until the first reset;
 //   statistics then cover at least the time since the server started (they also
 //   survive a clean restart, so this underestimates, which errs on the safe side).
@@ -35,7 +40,7 @@ WITH cons AS (
 ), building AS (
   SELECT DISTINCT index_relid FROM pg_stat_progress_create_index
 )
-SELECT 'stats' AS kind, NULL::bigint AS oid, current_database()::text AS schemaname,
+SELECT 0 AS ord, 'stats' AS kind, NULL::bigint AS oid, current_database()::text AS schemaname,
        NULL::text AS relname, NULL::text AS indexrelname, NULL::text AS qualified,
        NULL::text AS amname, NULL::float8 AS size_bytes,
        GREATEST(0, extract(epoch FROM now() - COALESCE(
@@ -48,7 +53,7 @@ SELECT 'stats' AS kind, NULL::bigint AS oid, current_database()::text AS scheman
        NULL::text AS indcollation, NULL::text AS indoption, NULL::text AS exprs,
        NULL::text AS pred, NULL::bool AS nulls_not_distinct
 UNION ALL
-SELECT 'index', s.indexrelid::bigint, s.schemaname::text, s.relname::text,
+SELECT 1, 'index', s.indexrelid::bigint, s.schemaname::text, s.relname::text,
        s.indexrelname::text, quote_ident(s.schemaname) || '.' || quote_ident(s.indexrelname),
        am.amname::text, pg_relation_size(s.indexrelid)::float8,
        s.idx_scan::float8, s.idx_tup_read::float8, s.idx_tup_fetch::float8,
@@ -64,13 +69,14 @@ SELECT 'index', s.indexrelid::bigint, s.schemaname::text, s.relname::text,
   LEFT JOIN cons c ON c.conindid = s.indexrelid
   LEFT JOIN building b ON b.index_relid = s.indexrelid
 UNION ALL
-SELECT 'table', NULL, schemaname, relname, NULL, NULL, NULL, NULL, v1, v2, v3,
+SELECT 2, 'table', NULL, schemaname, relname, NULL, NULL, NULL, NULL, v1, v2, v3,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
   FROM (SELECT schemaname::text, relname::text, COALESCE(seq_scan, 0)::float8 AS v1,
                COALESCE(seq_tup_read, 0)::float8 AS v2, COALESCE(idx_scan, 0)::float8 AS v3
           FROM pg_stat_user_tables
          ORDER BY seq_tup_read DESC NULLS LAST, schemaname, relname
          LIMIT @TOP_N@) t
+ ORDER BY ord, schemaname, relname, oid
 )SQL";
 
 std::string replaceAll(std::string s, std::string_view from, std::string_view to) {
@@ -159,6 +165,17 @@ int reasonOrder(const std::string& reason) {
   return reason == "invalid" ? 0 : reason == "duplicate" ? 1 : 2;
 }
 
+// By reason (invalid, duplicate, unused), then size descending, then name.
+void sortFindings(std::vector<IndexFinding>& findings) {
+  std::stable_sort(findings.begin(), findings.end(),
+                   [](const IndexFinding& a, const IndexFinding& b) {
+                     const int ra = reasonOrder(a.reason), rb = reasonOrder(b.reason);
+                     if (ra != rb) return ra < rb;
+                     if (a.size_bytes != b.size_bytes) return a.size_bytes > b.size_bytes;
+                     return std::tie(a.schemaname, a.index) < std::tie(b.schemaname, b.index);
+                   });
+}
+
 }  // namespace
 
 std::string indexesQuery(int server_version_num, int top_n) {
@@ -169,8 +186,10 @@ std::string indexesQuery(int server_version_num, int top_n) {
                     std::to_string(top_n > 0 ? top_n : kDefaultIndexesTopN));
 }
 
-Result<IndexStats> parseIndexRows(const PgRows& rows) {
-  if (Status s = pgutil::requireColumns(kCollector, rows,
+namespace {
+
+Status requireIndexColumns(const PgRows& rows) {
+  return pgutil::requireColumns(kCollector, rows,
                                         {"kind",
                                          "oid",
                                          "schemaname",
@@ -196,9 +215,18 @@ Result<IndexStats> parseIndexRows(const PgRows& rows) {
                                          "exprs",
                                          "pred",
                                          "nulls_not_distinct"});
-      !s.ok()) {
-    return s;
-  }
+}
+
+// Largest first; equal ones keep the query's order (by name).
+void sortTables(std::vector<TableScanInfo>& tables) {
+  std::stable_sort(tables.begin(), tables.end(),
+                   [](const TableScanInfo& a, const TableScanInfo& b) {
+                     return a.seq_tup_read > b.seq_tup_read;
+                   });
+}
+
+Status parseIndexRowsInto(const PgRows& rows, IndexStats& stats, bool& seen_stats) {
+  if (Status s = requireIndexColumns(rows); !s.ok()) return s;
   auto col = [&rows](std::string_view name) { return static_cast<size_t>(rows.column(name)); };
   const size_t c_kind = col("kind"), c_oid = col("oid"), c_schema = col("schemaname"),
                c_rel = col("relname"), c_idx = col("indexrelname"), c_qual = col("qualified"),
@@ -209,9 +237,6 @@ Result<IndexStats> parseIndexRows(const PgRows& rows) {
                c_nkey = col("indnkeyatts"), c_indkey = col("indkey"), c_class = col("indclass"),
                c_coll = col("indcollation"), c_opt = col("indoption"), c_exprs = col("exprs"),
                c_pred = col("pred"), c_nnd = col("nulls_not_distinct");
-
-  IndexStats stats;
-  bool seen_stats = false;
   for (const auto& row : rows.rows) {
     if (row.size() != rows.columns.size()) {
       return internalError("indexes: row with " + std::to_string(row.size()) +
@@ -268,14 +293,21 @@ Result<IndexStats> parseIndexRows(const PgRows& rows) {
       return internalError("indexes: unexpected row kind '" + kind + "'");
     }
   }
+  return okStatus();
+}
+
+}  // namespace
+
+Result<IndexStats> parseIndexRows(const PgRows& rows) {
+  IndexStats stats;
+  bool seen_stats = false;
+  if (Status s = parseIndexRowsInto(rows, stats, seen_stats); !s.ok()) return s;
   if (!seen_stats) return internalError("indexes: statistics row missing from the result");
   for (IndexInfo& i : stats.indexes) i.observed_seconds = stats.stats_window_seconds;
-  std::stable_sort(stats.tables.begin(), stats.tables.end(),
-                   [](const TableScanInfo& a, const TableScanInfo& b) {
-                     return a.seq_tup_read > b.seq_tup_read;
-                   });
+  sortTables(stats.tables);
   return stats;
 }
+
 
 std::vector<IndexFinding> findIndexProblems(const IndexStats& stats, double min_age_seconds) {
   std::vector<IndexFinding> findings;
@@ -344,14 +376,72 @@ std::vector<IndexFinding> findIndexProblems(const IndexStats& stats, double min_
     findings.push_back(finding(i, "unused", "no scans in " + humanDuration(i.observed_seconds)));
   }
 
-  std::stable_sort(findings.begin(), findings.end(),
-                   [](const IndexFinding& a, const IndexFinding& b) {
-                     const int ra = reasonOrder(a.reason), rb = reasonOrder(b.reason);
-                     if (ra != rb) return ra < rb;
-                     if (a.size_bytes != b.size_bytes) return a.size_bytes > b.size_bytes;
-                     return std::tie(a.schemaname, a.index) < std::tie(b.schemaname, b.index);
-                   });
+  sortFindings(findings);
   return findings;
+}
+
+Result<IndexScan> scanIndexes(const ChunkedQuery& run, int server_version_num, int top_n,
+                              double min_age_seconds,
+                              const std::function<void(IndexInfo&)>& adjust) {
+  const size_t n = static_cast<size_t>(top_n > 0 ? top_n : kDefaultIndexesTopN);
+  IndexScan scan;
+  IndexStats& stats = scan.stats;
+  stats.index_count = 0;
+  bool seen_stats = false;
+  IndexStats table;  // one table's indexes at a time
+  // A heap of the n largest so far, the smallest of them on top.
+  auto larger = [](const IndexInfo& a, const IndexInfo& b) {
+    if (a.size_bytes != b.size_bytes) return a.size_bytes > b.size_bytes;
+    return a.oid < b.oid;
+  };
+  auto judgeTable = [&] {
+    if (table.indexes.empty()) return;
+    table.datname = stats.datname;
+    table.stats_window_seconds = stats.stats_window_seconds;
+    for (IndexInfo& i : table.indexes) {
+      i.observed_seconds = stats.stats_window_seconds;
+      if (adjust) adjust(i);
+    }
+    for (IndexFinding& f : findIndexProblems(table, min_age_seconds)) {
+      scan.findings.push_back(std::move(f));
+    }
+    *stats.index_count += table.indexes.size();
+    for (IndexInfo& i : table.indexes) {
+      if (stats.indexes.size() == n && !larger(i, stats.indexes.front())) continue;
+      stats.indexes.push_back(std::move(i));
+      std::push_heap(stats.indexes.begin(), stats.indexes.end(), larger);
+      if (stats.indexes.size() > n) {
+        std::pop_heap(stats.indexes.begin(), stats.indexes.end(), larger);
+        stats.indexes.pop_back();
+      }
+    }
+    table.indexes.clear();
+  };
+  IndexStats chunk_stats;
+  Status status = run(indexesQuery(server_version_num, top_n), [&](const PgRows& chunk) {
+    chunk_stats.indexes.clear();
+    if (Status s = parseIndexRowsInto(chunk, chunk_stats, seen_stats); !s.ok()) return s;
+    if (seen_stats && stats.datname.empty()) {
+      stats.datname = chunk_stats.datname;
+      stats.stats_window_seconds = chunk_stats.stats_window_seconds;
+    }
+    for (IndexInfo& i : chunk_stats.indexes) {
+      if (!table.indexes.empty() && (table.indexes.back().schemaname != i.schemaname ||
+                                     table.indexes.back().relname != i.relname)) {
+        judgeTable();
+      }
+      table.indexes.push_back(std::move(i));
+    }
+    return okStatus();
+  });
+  if (!status.ok()) return status;
+  if (!seen_stats) return internalError("indexes: statistics row missing from the result");
+  judgeTable();
+  std::sort(stats.indexes.begin(), stats.indexes.end(), larger);
+  stats.tables = std::move(chunk_stats.tables);
+  sortTables(stats.tables);
+  sortFindings(scan.findings);
+  return scan;
 }
 
 void exportIndexSamples(const IndexStats& stats, const std::vector<IndexFinding>& findings,
@@ -365,7 +455,8 @@ void exportIndexSamples(const IndexStats& stats, const std::vector<IndexFinding>
     bytes += f.size_bytes;
   }
   out.gauge("dbpulse_pg_indexes", "Indexes on user tables in this database.",
-            Labels{{"datname", db}}, static_cast<double>(stats.indexes.size()));
+            Labels{{"datname", db}},
+            static_cast<double>(stats.index_count.value_or(stats.indexes.size())));
   out.gauge("dbpulse_pg_indexes_unused",
             "Indexes never scanned in the statistics window that back no constraint.",
             Labels{{"datname", db}}, by_reason["unused"].first);
@@ -453,15 +544,11 @@ IndexesCollector::IndexesCollector(PgSession& session, IndexesOptions options)
 Status IndexesCollector::collect(const CollectContext& ctx, SampleBatch& out) {
   auto version = pgutil::serverVersionNum(session_);
   if (!version.ok()) return pgutil::mapQueryError(kCollector, version.status(), kPrivilegeHint);
-  auto rows = session_.query(indexesQuery(*version, options_.top_n));
-  if (!rows.ok()) return pgutil::mapQueryError(kCollector, rows.status(), kPrivilegeHint);
-  auto stats = parseIndexRows(*rows);
-  if (!stats.ok()) return stats.status();
 
   // Index ages: those present at the first run are as old as the statistics window; those
   // appearing later count from when they were first seen. Forget dropped ones.
   std::map<long long, WallTime> seen_now;
-  for (IndexInfo& i : stats->indexes) {
+  auto adjust = [&](IndexInfo& i) {
     WallTime first = WallTime::min();  // present at the first run
     if (baseline_taken_) {
       auto it = first_seen_.find(i.oid);
@@ -472,15 +559,23 @@ Status IndexesCollector::collect(const CollectContext& ctx, SampleBatch& out) {
       const double age = std::chrono::duration<double>(ctx.now - first).count();
       i.observed_seconds = std::min(i.observed_seconds, std::max(0.0, age));
     }
-  }
+  };
+  const double min_age_seconds = std::chrono::duration<double>(options_.min_age).count();
+  auto scan = scanIndexes(
+      [this](const std::string& sql, const PgChunkFn& on_chunk) {
+        return session_.queryChunks(sql, kIndexChunkRows, on_chunk);
+      },
+      *version, options_.top_n, min_age_seconds, adjust);
+  if (!scan.ok()) return pgutil::mapQueryError(kCollector, scan.status(), kPrivilegeHint);
   first_seen_ = std::move(seen_now);
   baseline_taken_ = true;
 
-  const double min_age_seconds = std::chrono::duration<double>(options_.min_age).count();
-  std::vector<IndexFinding> findings = findIndexProblems(*stats, min_age_seconds);
-  exportIndexSamples(*stats, findings, options_.top_n, out);
-  std::lock_guard lock(mu_);
-  latest_ = std::move(findings);
+  exportIndexSamples(scan->stats, scan->findings, options_.top_n, out);
+  {
+    std::lock_guard lock(mu_);
+    latest_ = std::move(scan->findings);
+  }
+  pgutil::releaseFreedMemory();  // the chunks and each table's parsed indexes
   return okStatus();
 }
 

@@ -42,8 +42,10 @@
 // for the admin API: IndexesCollector::latestFindings().
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,6 +93,9 @@ struct IndexStats {
   double stats_window_seconds = 0;
   std::vector<IndexInfo> indexes;
   std::vector<TableScanInfo> tables;  // top-N by seq_tup_read, largest first
+  // Every index of the database, when `indexes` holds only the largest (scanIndexes());
+  // unset: `indexes` is all of them.
+  std::optional<size_t> index_count;
 };
 
 // Rows of indexesQuery() -> IndexStats. Pure; Internal on an unexpected result shape.
@@ -108,6 +113,26 @@ struct IndexFinding {
 // The derived sets of IndexStats. Pure. Findings are sorted by reason (invalid,
 // duplicate, unused), then size descending.
 std::vector<IndexFinding> findIndexProblems(const IndexStats& stats, double min_age_seconds);
+
+// What scanIndexes() found: `stats.indexes` holds the top_n largest indexes only
+// (`stats.index_count` counts all), `findings` as findIndexProblems() over all of them.
+struct IndexScan {
+  IndexStats stats;
+  std::vector<IndexFinding> findings;
+};
+
+// Runs a statement and hands its rows over in chunks (PgSession/PgCaller::queryChunks).
+using ChunkedQuery = std::function<Status(const std::string& sql, const PgChunkFn& on_chunk)>;
+
+// indexesQuery() through `run`, one table's indexes at a time (the query returns them
+// grouped by table): judged as findIndexProblems() does, counted, and only the top_n
+// largest kept. Memory is bounded by the largest table's indexes, the findings and top_n,
+// not by the number of indexes in the database (10,000 tables: a chunk, not 20,000
+// parsed rows). `adjust` (optional) may lower an index's observed_seconds before it is
+// judged. Errors: the query's, or Internal on an unexpected result shape.
+Result<IndexScan> scanIndexes(const ChunkedQuery& run, int server_version_num, int top_n,
+                              double min_age_seconds,
+                              const std::function<void(IndexInfo&)>& adjust = {});
 
 // IndexStats + findings -> samples (counts, top-N indexes by size, the tables as given).
 void exportIndexSamples(const IndexStats& stats, const std::vector<IndexFinding>& findings,

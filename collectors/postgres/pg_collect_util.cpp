@@ -1,5 +1,7 @@
 #include "collectors/postgres/pg_collect_util.h"
 
+#include <malloc.h>
+
 #include <charconv>
 
 #include "collectors/postgres/pg_session.h"
@@ -60,5 +62,7 @@ Status requireColumns(std::string_view collector, const PgRows& rows,
   }
   return okStatus();
 }
+
+void releaseFreedMemory() { malloc_trim(0); }
 
 }  // namespace dbpulse::collectors::pgutil

@@ -315,18 +315,26 @@ Result<PgRows> PgSession::querySingle(const std::string& sql) {
   return run(sql, true, options_.statement_timeout, 0);
 }
 
+Status PgSession::queryChunks(const std::string& sql, size_t chunk_rows,
+                              const PgChunkFn& on_chunk) {
+  return run(sql, false, options_.statement_timeout, 0, chunk_rows, &on_chunk).status();
+}
+
 Result<PgRows> PgSession::run(const std::string& sql, bool single_statement,
-                              std::chrono::milliseconds server_timeout, uint64_t caller) {
+                              std::chrono::milliseconds server_timeout, uint64_t caller,
+                              size_t chunk_rows, const PgChunkFn* on_chunk) {
   if (Status s = acquire(caller, true); !s.ok()) return s;
   Status connected = ensureConnected();
-  Result<PgRows> out = connected.ok() ? execute(sql, single_statement, server_timeout)
+  Result<PgRows> out = connected.ok() ? execute(sql, single_statement, server_timeout,
+                                                std::max<size_t>(1, chunk_rows), on_chunk)
                                       : Result<PgRows>(connected);
   release();
   return out;
 }
 
 Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
-                                  std::chrono::milliseconds server_timeout) {
+                                  std::chrono::milliseconds server_timeout, size_t chunk_rows,
+                                  const PgChunkFn* on_chunk) {
   PGconn* c = conn_->pg;
   conn_->notices.clear();
   // PQsendQueryParams without parameters still uses the extended protocol (one statement).
@@ -336,6 +344,10 @@ Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
   if (sent == 0) {
     return dropConnection(redacted_dsn_ + ": connection lost: " + oneLine(PQerrorMessage(c)));
   }
+  // One row per PGresult, converted and freed at once: the result is never held twice.
+  // (Refused only when called too late; libpq then answers with whole results, read the
+  // same way below.)
+  (void)PQsetSingleRowMode(c);
   // The console ignores statement_timeout: its own limit is the whole wait. Otherwise the
   // server ends the statement at server_timeout and answers; no answer answer_grace later
   // means it is not running at all.
@@ -392,6 +404,12 @@ Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
 
   PgRows rows;
   Status error;
+  Status chunk_error;      // the first error of on_chunk: later rows are dropped
+  bool in_result = false;  // rows of a result set are arriving
+  auto handOver = [&] {
+    if (on_chunk != nullptr && chunk_error.ok()) chunk_error = (*on_chunk)(rows);
+    rows.rows.clear();
+  };
   while (true) {
     while (PQisBusy(c) != 0) {
       if (Status s = awaitSocket(POLLIN); !s.ok()) return s;
@@ -402,15 +420,17 @@ Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
     PGresult* res = PQgetResult(c);
     if (res == nullptr) break;
     const ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_TUPLES_OK && error.ok()) {
-      // A text with several statements answers with several results: the last one counts.
-      rows = PgRows{};
+    if ((st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) && error.ok()) {
       const int nfields = PQnfields(res);
-      const int ntuples = PQntuples(res);
-      rows.columns.reserve(static_cast<size_t>(nfields));
-      for (int col = 0; col < nfields; ++col) rows.columns.emplace_back(PQfname(res, col));
-      rows.rows.reserve(static_cast<size_t>(ntuples));
-      for (int r = 0; r < ntuples; ++r) {
+      if (!in_result) {
+        // A text with several statements answers with several results: the last one counts.
+        rows = PgRows{};
+        rows.columns.reserve(static_cast<size_t>(nfields));
+        for (int col = 0; col < nfields; ++col) rows.columns.emplace_back(PQfname(res, col));
+        in_result = true;
+      }
+      // Single-row mode: one row per PGRES_SINGLE_TUPLE, then an empty PGRES_TUPLES_OK.
+      for (int r = 0; r < PQntuples(res); ++r) {
         auto& row = rows.rows.emplace_back();
         row.reserve(static_cast<size_t>(nfields));
         for (int col = 0; col < nfields; ++col) {
@@ -421,6 +441,11 @@ Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
                                          static_cast<size_t>(PQgetlength(res, r, col))));
           }
         }
+        if (on_chunk != nullptr && rows.rows.size() >= chunk_rows) handOver();
+      }
+      if (st == PGRES_TUPLES_OK) {
+        in_result = false;
+        if (on_chunk != nullptr) handOver();
       }
     } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY &&
                error.ok()) {
@@ -452,6 +477,11 @@ Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
     return dropConnection(redacted_dsn_ + ": " + error.message());
   }
   if (!error.ok()) return error;
+  if (on_chunk != nullptr) {
+    if (!chunk_error.ok()) return chunk_error;
+    if (rows.columns.empty()) handOver();  // no result set at all (e.g. a SET)
+    return chunk_error.ok() ? Result<PgRows>(PgRows{}) : Result<PgRows>(chunk_error);
+  }
   return rows;
 }
 

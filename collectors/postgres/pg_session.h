@@ -17,12 +17,16 @@
 //   running it sends the server's cancel request from a short-lived helper thread
 //   (libpq 15's PQcancel is blocking I/O) and, when the server has not ended the
 //   statement answer_grace later, drops the connection.
+// - Rows are read one at a time (libpq's single-row mode): a result is never held twice
+//   (as libpq's PGresult and as PgRows), and queryChunks() hands a large result over in
+//   chunks so that a catalog of 10,000 tables costs a chunk's memory, not the result's.
 // libpq stays inside pg_session.cpp; callers see PgRows and Status.
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +38,11 @@
 #include "collectors/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
+
+// Receives the next rows of a result (`columns` always set; at most the chunk size of
+// rows). An error stops the hand-over: the statement's remaining rows are read and dropped
+// and queryChunks() returns that error.
+using PgChunkFn = std::function<Status(const PgRows& chunk)>;
 
 struct PgSessionOptions {
   std::string dsn;       // libpq key=value string or postgres:// URI
@@ -84,6 +93,12 @@ class PgSession {
   // text with a second statement hidden after a ';' is rejected by the server
   // (InvalidArgument) instead of run. For SQL that comes from outside dbpulse.
   Result<PgRows> querySingle(const std::string& sql);
+  // Like query() for one statement, but the rows go to `on_chunk` in chunks of at most
+  // `chunk_rows` (> 0) as they arrive, then the call returns. Errors as query(); rows
+  // already handed over before an error stay handed over (the caller drops what it built).
+  // `on_chunk` is called at least once (with no rows for an empty result), on this thread,
+  // while the session is held: it must not query the session.
+  Status queryChunks(const std::string& sql, size_t chunk_rows, const PgChunkFn& on_chunk);
 
   // The server's notices and warnings (e.g. VACUUM's "skipping ... lock not available")
   // since the last call, oldest first; cleared at every query. Not for the console.
@@ -119,7 +134,8 @@ class PgSession {
   struct Connection;
 
   Result<PgRows> run(const std::string& sql, bool single_statement,
-                     std::chrono::milliseconds server_timeout, uint64_t caller);
+                     std::chrono::milliseconds server_timeout, uint64_t caller,
+                     size_t chunk_rows = 0, const PgChunkFn* on_chunk = nullptr);
   // Takes the session for one statement (a ticket), or gives up when the caller's
   // waiting statement is cancelled. Release with release().
   Status acquire(uint64_t caller, bool cancellable);
@@ -128,7 +144,8 @@ class PgSession {
   // The rest runs only on the thread holding the session (acquire()).
   Status ensureConnected();
   Result<PgRows> execute(const std::string& sql, bool single_statement,
-                         std::chrono::milliseconds server_timeout);
+                         std::chrono::milliseconds server_timeout, size_t chunk_rows,
+                         const PgChunkFn* on_chunk);
   Wake waitSocket(int fd, short events, SteadyTime deadline);
   void sendCancel();
   Status dropConnection(const std::string& why);
@@ -174,6 +191,11 @@ class PgCaller {
   }
   Result<PgRows> querySingle(const std::string& sql) {
     return session_.run(sql, true, session_.options_.statement_timeout, id_);
+  }
+  Status queryChunks(const std::string& sql, size_t chunk_rows, const PgChunkFn& on_chunk) {
+    return session_
+        .run(sql, false, session_.options_.statement_timeout, id_, chunk_rows, &on_chunk)
+        .status();
   }
   void cancel() { session_.cancelCaller(id_, false); }
   int serverVersion() const { return session_.serverVersion(); }

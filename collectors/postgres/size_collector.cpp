@@ -4,6 +4,7 @@
 #include <map>
 #include <tuple>
 
+#include "collectors/postgres/pg_collect_util.h"
 #include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/result_reader.h"
 
@@ -200,10 +201,13 @@ Status parseSizeRows(const PgRows& rows, int top_n, SampleBatch& out, SizeReport
 }
 
 Status SizeCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
-  auto rows = session_.query(sizeQuery(2 * top_n_));
-  if (!rows.ok()) return collectorQueryError(name_, rows.status());
   SizeReport report;
-  if (Status s = parseSizeRows(rows.value(), top_n_, out, report); !s.ok()) return s;
+  {
+    auto rows = session_.query(sizeQuery(2 * top_n_));
+    if (!rows.ok()) return collectorQueryError(name_, rows.status());
+    if (Status s = parseSizeRows(rows.value(), top_n_, out, report); !s.ok()) return s;
+  }
+  pgutil::releaseFreedMemory();  // the rows of every table and index
   std::lock_guard lock(mu_);
   latest_ = std::move(report);
   return okStatus();

@@ -7,6 +7,7 @@
 #include <set>
 #include <tuple>
 
+#include "collectors/postgres/pg_collect_util.h"
 #include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/result_reader.h"
 
@@ -394,10 +395,13 @@ Status parseTablesRows(const PgRows& rows, int top_n, SampleBatch& out, TablesRe
 }
 
 Status TablesCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
-  auto rows = session_.query(kTablesQuery);
-  if (!rows.ok()) return collectorQueryError(name_, rows.status());
   TablesReport report;
-  if (Status s = parseTablesRows(rows.value(), top_n_, out, report); !s.ok()) return s;
+  {
+    auto rows = session_.query(kTablesQuery);
+    if (!rows.ok()) return collectorQueryError(name_, rows.status());
+    if (Status s = parseTablesRows(rows.value(), top_n_, out, report); !s.ok()) return s;
+  }
+  pgutil::releaseFreedMemory();  // the rows of every table and index
   if (report.stats_hidden > 0 && !stats_hidden_logged_) {
     stats_hidden_logged_ = true;
     spdlog::warn(

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -241,9 +242,11 @@ int ChildProcess::stop() {
   ::kill(-pid_, SIGKILL);
   int status = 0;
   pid_t rc;
+  rusage usage{};
   do {
-    rc = ::waitpid(pid_, &status, 0);
+    rc = ::wait4(pid_, &status, 0, &usage);
   } while (rc < 0 && errno == EINTR);
+  if (rc == pid_) peak_rss_kib_ = usage.ru_maxrss;
   if (!exit_code_ && rc == pid_) {
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
@@ -294,6 +297,7 @@ CommandResult runCommand(const std::vector<std::string>& argv, std::chrono::mill
     ChildProcess child(process);
     result.exit_code = child.waitExit(timeout);
     child.stop();
+    result.peak_rss_kib = child.peakRssKib();
   }
   result.out = readFile(dir / "stdout");
   result.err = readFile(dir / "stderr");

@@ -79,6 +79,8 @@ class ChildProcess {
 
   // What the destructor does, callable early: returns the exit code.
   int stop();
+  // The child's peak resident memory (ru_maxrss, KiB) once stop() has reaped it; 0 before.
+  long peakRssKib() const { return peak_rss_kib_; }
 
   const std::filesystem::path& logPath() const { return log_file_; }
   std::string log() const;
@@ -95,6 +97,7 @@ class ChildProcess {
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
   bool reaped_ = false;
+  long peak_rss_kib_ = 0;
 };
 
 // The outcome of runCommand().
@@ -102,6 +105,7 @@ struct CommandResult {
   std::optional<int> exit_code;  // nullopt: it timed out and was killed
   std::string out;               // stdout
   std::string err;               // stderr
+  long peak_rss_kib = 0;         // the program's peak resident memory (VmHWM), KiB
   // "exit 2; stdout: ...; stderr: ..." for assertion messages.
   std::string describe() const;
 };
