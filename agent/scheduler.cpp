@@ -224,7 +224,8 @@ void Scheduler::publish(size_t job, uint64_t run, const SampleBatch* samples) {
             static_cast<double>(skipped));
   // Self-metrics live as long as the collector is scheduled; a reload that removes a
   // collector drops them explicitly.
-  store_.write("scheduler:" + s.name, b, std::chrono::hours(24 * 365));
+  // Renewed by every run: what the exposition needs to timestamp the counters among them.
+  store_.write("scheduler:" + s.name, b, std::chrono::hours(24 * 365), true, staleness);
 }
 
 bool Scheduler::stop(Duration grace) {

@@ -30,15 +30,19 @@ std::string SampleStore::key(std::string_view name, const Labels& labels) {
 }
 
 void SampleStore::write(std::string_view source, const SampleBatch& batch,
-                        std::chrono::milliseconds staleness, bool exported) {
+                        std::chrono::milliseconds staleness, bool exported,
+                        std::chrono::milliseconds renew_within) {
   std::lock_guard lock(mu_);
-  writeLocked(source, batch, staleness, exported);
+  writeLocked(source, batch, staleness, exported, renew_within);
 }
 
 void SampleStore::writeLocked(std::string_view source, const SampleBatch& batch,
-                              std::chrono::milliseconds staleness, bool exported) {
+                              std::chrono::milliseconds staleness, bool exported,
+                              std::chrono::milliseconds renew_within) {
   const int64_t now_ms = toMillis(clock_.now());
   const int64_t expires_ms = now_ms + staleness.count();
+  const int64_t renew_ms =
+      renew_within.count() > 0 ? std::min(renew_within, staleness).count() : staleness.count();
   ++write_seq_;
   for (const auto& [name, info] : batch.families()) {
     families_.insert_or_assign(name, info);
@@ -61,6 +65,7 @@ void SampleStore::writeLocked(std::string_view source, const SampleBatch& batch,
     series.value = s.value;
     series.last_ms = now_ms;
     series.expires_ms = expires_ms;
+    series.renew_ms = renew_ms;
     const auto family = batch.families().find(s.name);
     series.exported =
         exported && (family == batch.families().end() || family->second.exported);
@@ -113,7 +118,7 @@ size_t SampleStore::eraseSourceLocked(std::string_view source, uint64_t keep_seq
 void SampleStore::replace(std::string_view source, const SampleBatch& batch,
                           std::chrono::milliseconds staleness, bool exported) {
   std::lock_guard lock(mu_);
-  writeLocked(source, batch, staleness, exported);
+  writeLocked(source, batch, staleness, exported, std::chrono::milliseconds(0));
   eraseSourceLocked(source, write_seq_);  // what this write did not touch
 }
 
@@ -150,7 +155,8 @@ void SampleStore::expireLocked(int64_t now_ms) const {
 
 std::shared_ptr<const Snapshot> SampleStore::snapshot() const {
   std::lock_guard lock(mu_);
-  expireLocked(toMillis(clock_.now()));
+  const int64_t now_ms = toMillis(clock_.now());
+  expireLocked(now_ms);
   if (cached_ && cached_->version == version_) return cached_;
 
   std::map<std::string_view, std::vector<const Series*>> by_family;
@@ -159,6 +165,7 @@ std::shared_ptr<const Snapshot> SampleStore::snapshot() const {
   }
   auto snap = std::make_shared<Snapshot>();
   snap->version = version_;
+  snap->built_ms = now_ms;
   snap->families.reserve(by_family.size());
   for (auto& [name, list] : by_family) {
     SnapshotFamily fam;
@@ -170,8 +177,7 @@ std::shared_ptr<const Snapshot> SampleStore::snapshot() const {
     std::sort(list.begin(), list.end(),
               [](const Series* a, const Series* b) { return a->labels.items() < b->labels.items(); });
     fam.series.reserve(list.size());
-    for (const Series* s : list) fam.series.push_back(
-        SnapshotSeries{s->labels, s->value, s->last_ms, s->expires_ms - s->last_ms});
+    for (const Series* s : list) fam.series.push_back(SnapshotSeries{s->labels, s->value, s->last_ms, s->renew_ms});
     snap->families.push_back(std::move(fam));
   }
   cached_ = std::move(snap);

@@ -34,9 +34,8 @@ struct SnapshotSeries {
   Labels labels;
   double value = 0;
   int64_t t_ms = 0;  // when the value was written
-  // The writer's staleness period: it promised a new write (or the series' end) by
-  // t_ms + staleness_ms. 0: unknown.
-  int64_t staleness_ms = 0;
+  // How soon after t_ms its writer promised to write it again (0: unknown).
+  int64_t renew_ms = 0;
 };
 
 struct SnapshotFamily {
@@ -49,6 +48,7 @@ struct SnapshotFamily {
 // An immutable view of the latest values; families sorted by name. Shared by readers.
 struct Snapshot {
   uint64_t version = 0;
+  int64_t built_ms = 0;  // the store's clock when the snapshot was built (0: not a store's)
   std::vector<SnapshotFamily> families;
   size_t seriesCount() const;
   // nullptr when absent.
@@ -74,8 +74,11 @@ class SampleStore {
   // `exported` = false keeps the series for rules and the admin API but out of /metrics;
   // a series is exported iff `exported` and its family's FamilyInfo::exported (undescribed
   // families count as exported).
+  // `renew_within` is how soon the writer writes these series again when all goes well
+  // (a collector: its interval plus timeout), if sooner than `staleness` (0: staleness).
   void write(std::string_view source, const SampleBatch& batch, std::chrono::milliseconds staleness,
-             bool exported = true);
+             bool exported = true,
+             std::chrono::milliseconds renew_within = std::chrono::milliseconds(0));
 
   // write(), then drops every series of `source` that `batch` did not contain: for writers
   // whose output is the complete current set (rule results, ALERTS), where a series that is
@@ -112,6 +115,7 @@ class SampleStore {
     double value = 0;
     int64_t last_ms = 0;
     int64_t expires_ms = 0;
+    int64_t renew_ms = 0;
     bool exported = true;
     uint64_t written_seq = 0;  // the write() that last wrote it
     std::vector<Point> ring;  // grows to history_points (or history_ms), then wraps at head
@@ -124,7 +128,8 @@ class SampleStore {
   void unindexSourceLocked(const Series& series) const;
   void appendPoint(Series& series, Point p) const;
   void writeLocked(std::string_view source, const SampleBatch& batch,
-                   std::chrono::milliseconds staleness, bool exported);
+                   std::chrono::milliseconds staleness, bool exported,
+                   std::chrono::milliseconds renew_within);
   // Erases the series of `source` not written by write number `keep_seq` (all when 0);
   // returns how many.
   size_t eraseSourceLocked(std::string_view source, uint64_t keep_seq);

@@ -56,15 +56,18 @@ class SnapshotCollectable final : public prometheus::Collectable {
  private:
   // A counter carries the time its collector read it, so that rate() and irate() see each
   // increase at the moment it was measured, whatever the scrape interval: without it a
-  // 1 s scrape over a 15 s collector stores 14 flat samples and one jump. Only for series
-  // whose writer rewrites them (changed or not) within kTimestampedStalenessMaxMs — the
-  // scheduled collectors up to a 2-minute interval: an event-driven counter (maintenance
-  // runs, leader changes) would give Prometheus one sample for hours, and increase() needs
-  // two; and Prometheus must find a sample within its 5-minute lookback. Gauges never
-  // carry one: Prometheus keeps staleness markers (a vanished series ends at once) only
-  // for samples without timestamps.
-  static bool carriesTimestamp(const SnapshotSeries& s) {
-    return s.t_ms > 0 && s.staleness_ms > 0 && s.staleness_ms <= kTimestampedStalenessMaxMs;
+  // 1 s scrape over a 15 s collector stores 14 flat samples and one jump. Only while its
+  // writer keeps its promise to renew it (SnapshotSeries::renew_ms), and only for writers
+  // that renew within kTimestampedRenewMaxMs: an event-driven counter (maintenance runs,
+  // leader changes) or one of a collector that is late, backed off or switched off would
+  // otherwise give Prometheus one sample for a long time — invisible past its 5-minute
+  // lookback, and increase() needs two. Those keep the scrape's time, as gauges always
+  // do: Prometheus keeps staleness markers (a vanished series ends at once) only for
+  // samples without timestamps.
+  bool carriesTimestamp(const SnapshotSeries& s) const {
+    if (s.t_ms <= 0 || s.renew_ms <= 0 || s.renew_ms > kTimestampedRenewMaxMs) return false;
+    const int64_t age = snapshot_.built_ms - s.t_ms;
+    return snapshot_.built_ms > 0 && age >= 0 && age <= s.renew_ms;
   }
 
   const Snapshot& snapshot_;

@@ -41,9 +41,10 @@ class Exposition {
 // gzip (RFC 1952) of `data` at zlib's default level.
 std::string gzipCompress(const std::string& data);
 
-// Counters whose writer renews them within this staleness period are exposed with their
-// collection timestamp (see exposition.cpp); other counters and every gauge without.
-inline constexpr int64_t kTimestampedStalenessMaxMs = 300'000;
+// Counters whose writer renews them at least this often are exposed with their
+// collection timestamp while it keeps doing so (see exposition.cpp); other counters and
+// every gauge without.
+inline constexpr int64_t kTimestampedRenewMaxMs = 300'000;
 
 // One-off rendering of a snapshot (for `dbpulse once` and tests).
 std::string renderText(const Snapshot& snapshot);

@@ -175,6 +175,12 @@ TEST_F(MaintenanceTest, OptimizeVacuumsSkipsLockedRecordsAndDryRunTouchesNothing
 // lc_messages a table skipped for its lock or its owner was recorded "ok". The role here
 // speaks German; the SQLSTATE (55P03) and the severity of the warnings are not translated.
 TEST_F(MaintenanceTest, SkipsAreRecognisedWhateverLanguageTheServerSpeaks) {
+  if (pg_ == nullptr) return;
+  if (pg_->major() != 15) {
+    // The npm-packaged servers of the other majors are built without NLS: they speak
+    // only English, which the other tests already cover.
+    GTEST_SKIP() << "PostgreSQL " << pg_->major() << " from npm has no translations";
+  }
   pg_->exec(
       "DO $$BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'maint_de') THEN "
       "DROP OWNED BY maint_de CASCADE; DROP ROLE maint_de; END IF; END$$",

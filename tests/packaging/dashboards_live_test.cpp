@@ -109,6 +109,23 @@ class Prometheus {
     const auto& result = j["data"]["result"];
     return result.is_array() ? static_cast<int>(result.size()) : 1;  // scalar: one value
   }
+  // The values of the first series of a range query from `start_s` to `end_s` (Unix
+  // seconds) every `step_s`; empty when there is none.
+  std::vector<double> rangeValues(const std::string& expr, double start_s, double end_s,
+                                  double step_s) {
+    const HttpResponse r = httpGet(url() + "/api/v1/query_range?query=" + percentEncode(expr) +
+                                       "&start=" + std::to_string(start_s) +
+                                       "&end=" + std::to_string(end_s) +
+                                       "&step=" + std::to_string(step_s),
+                                   10s);
+    const auto j = nlohmann::json::parse(r.body, nullptr, false);
+    std::vector<double> out;
+    if (j.is_discarded() || j.value("status", "") != "success") return out;
+    const auto& result = j["data"]["result"];
+    if (!result.is_array() || result.empty()) return out;
+    for (const auto& v : result[0]["values"]) out.push_back(std::stod(v[1].get<std::string>()));
+    return out;
+  }
 
  private:
   TempDir dir_{"dbpulse-dashboards-prometheus-"};
@@ -201,6 +218,39 @@ TEST(DashboardsLive, EveryQueryReturnsDataFromARealAgent) {
   for (const auto& p : problems) all += p + "\n";
   EXPECT_TRUE(problems.empty()) << problems.size() << " of " << queries.size()
                                 << " dashboard queries fail:\n" << all;
+}
+
+// Issue #8: a dashboard's irate() over a dbpulse counter scraped more often than its
+// collector runs was flat most of the time (each collector value was stored at several
+// scrape times). With the collection timestamp on counters, every step sees the last
+// increase: here a 500 ms scrape over a collector that runs every 2 s.
+TEST(DashboardsLive, IrateOverACounterScrapedFasterThanItsCollectorIsNeverFlat) {
+  if (!requireBinary(std::filesystem::path(kPrometheusBinary), "prometheus")) return;
+  DbpulseProcess agent;
+  std::string config = "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+                       agent.stateDir().string() + "\"\n";
+  for (const char* c : {"connections", "statements", "cache", "tables", "size", "indexes",
+                        "locks", "replication", "redis", "companion"}) {
+    config += std::string("[collectors.") + c + "]\nenabled = false\n";
+  }
+  config += "[collectors.process]\ninterval = \"2s\"\n";
+  agent.start(config);
+  ASSERT_TRUE(agent.waitReady(20s));
+  Prometheus prometheus(agent.port());
+  const std::string counter = "dbpulse_collector_runs_total{collector=\"process\"}";
+  std::string error;
+  ASSERT_TRUE(pollUntil([&] { return prometheus.seriesCount(counter, &error) == 1; }, 20s))
+      << error;
+  const double start = nowSeconds();
+  // Enough for 6 collector runs and 24 scrapes.
+  ASSERT_TRUE(pollUntil([&] { return nowSeconds() > start + 13; }, 20s, 500ms));
+  const std::vector<double> irate =
+      prometheus.rangeValues("irate(" + counter + "[5s])", start + 5, nowSeconds() - 1, 0.5);
+  ASSERT_GE(irate.size(), 12u);
+  int flat = 0;
+  for (double v : irate) flat += v == 0 ? 1 : 0;
+  EXPECT_EQ(flat, 0) << flat << " of " << irate.size() << " steps flat";
+  for (double v : irate) EXPECT_NEAR(v, 0.5, 0.2) << "one run per 2 s";
 }
 
 }  // namespace

@@ -390,11 +390,11 @@ namespace dbpulse::exporters {
 namespace {
 
 // irate()/rate() at a scrape interval shorter than the collector's: a counter that its
-// collector rewrites every run carries the time it was read; a gauge never (Prometheus
-// keeps staleness handling for it); nor does an event-driven counter (one sample for
-// hours would leave increase() without data) or one from a collector too slow for
-// Prometheus's 5-minute lookback.
-TEST(ExpositionTest, CollectedCountersCarryTheirCollectionTimeOthersNever) {
+// collector renews every run carries the time it was read, as long as the collector keeps
+// renewing it; a gauge never (Prometheus keeps staleness handling for it); nor does an
+// event-driven counter (one sample for hours would leave increase() without data) or one
+// from a collector too slow for Prometheus's 5-minute lookback.
+TEST(ExpositionTest, RenewedCountersCarryTheirCollectionTimeOthersNever) {
   FakeClock clock;
   SampleStore store(clock);
   SampleBatch slow;
@@ -409,18 +409,32 @@ TEST(ExpositionTest, CollectedCountersCarryTheirCollectionTimeOthersNever) {
   fast.counter("dbpulse_fast_total", "Every 15 s (staleness 2 x 15 s + 5 s).", {}, 7);
   fast.gauge("dbpulse_fast_gauge", "A gauge of the same run.", {}, 1);
   store.write("connections", fast, seconds(35));
+  SampleBatch self;
+  self.counter("dbpulse_runs_total", "Kept for a year, renewed with every 15 s run.", {}, 9);
+  store.write("scheduler:connections", self, std::chrono::hours(24 * 365), true, seconds(35));
   const int64_t fast_ms = toMillis(clock.now());
 
   clock.advance(seconds(3));  // scraped 3 s after the fast collector ran
   Exposition exposition(store);
-  const ParsedExposition p = parseExposition(*exposition.render());
+  ParsedExposition p = parseExposition(*exposition.render());
   for (const auto& e : p.errors) ADD_FAILURE() << e;
   ASSERT_NE(findSample(p, "dbpulse_fast_total", {}), nullptr);
   EXPECT_EQ(findSample(p, "dbpulse_fast_total", {})->timestamp_ms, fast_ms);
+  EXPECT_EQ(findSample(p, "dbpulse_runs_total", {})->timestamp_ms, fast_ms);
   EXPECT_EQ(findSample(p, "dbpulse_fast_gauge", {})->timestamp_ms, std::nullopt);
   EXPECT_EQ(findSample(p, "dbpulse_slow_total", {})->timestamp_ms, std::nullopt);
   EXPECT_EQ(findSample(p, "dbpulse_events_total", {})->timestamp_ms, std::nullopt);
-  static_assert(kTimestampedStalenessMaxMs >= 35'000 && kTimestampedStalenessMaxMs < 610'000);
+  static_assert(kTimestampedRenewMaxMs >= 35'000 && kTimestampedRenewMaxMs < 610'000);
+
+  // The collector stops renewing (backed off, switched off): once past its promise the
+  // counter is exposed at the scrape's time again, so Prometheus keeps seeing it.
+  // (The collector's own series have expired by then: their staleness is the promise.)
+  clock.advance(seconds(40));
+  store.write("indexes", slow, seconds(610));  // any write rebuilds the snapshot
+  p = parseExposition(*exposition.render());
+  EXPECT_EQ(findSample(p, "dbpulse_fast_total", {}), nullptr);
+  ASSERT_NE(findSample(p, "dbpulse_runs_total", {}), nullptr);
+  EXPECT_EQ(findSample(p, "dbpulse_runs_total", {})->timestamp_ms, std::nullopt);
 }
 
 }  // namespace
