@@ -257,7 +257,7 @@ GroupResult evaluateGroup(const RuleGroup& group, const GroupState& previous, Sa
         }
       }
       // On failure the previous results stay until their staleness, as nothing replaces them.
-      if (status.ok()) store.replace(ruleSource(group, i), batch, staleness);
+      if (status.ok()) store.replace(ruleSource(group, i), batch, staleness, true, now_ms);
     } else {
       const auto before = rs.alerts;
       if (status.ok()) {
@@ -275,7 +275,7 @@ GroupResult evaluateGroup(const RuleGroup& group, const GroupState& previous, Sa
         l.set("alertstate", alertStateName(a.state));
         batch.add("ALERTS", std::move(l), 1);
       }
-      store.replace(ruleSource(group, i), batch, staleness);
+      store.replace(ruleSource(group, i), batch, staleness, true, now_ms);
       auto sent = dueNotifications(group, now_ms, options, rs);
       for (auto& n : sent) out.notifications.push_back(std::move(n));
       if (!sameLifecycle(before, rs.alerts)) out.alerts_changed = true;

@@ -33,13 +33,13 @@ void SampleStore::write(std::string_view source, const SampleBatch& batch,
                         std::chrono::milliseconds staleness, bool exported,
                         std::chrono::milliseconds renew_within) {
   std::lock_guard lock(mu_);
-  writeLocked(source, batch, staleness, exported, renew_within);
+  writeLocked(source, batch, staleness, exported, renew_within, 0);
 }
 
 void SampleStore::writeLocked(std::string_view source, const SampleBatch& batch,
                               std::chrono::milliseconds staleness, bool exported,
-                              std::chrono::milliseconds renew_within) {
-  const int64_t now_ms = toMillis(clock_.now());
+                              std::chrono::milliseconds renew_within, int64_t at_ms) {
+  const int64_t now_ms = at_ms != 0 ? at_ms : toMillis(clock_.now());
   const int64_t expires_ms = now_ms + staleness.count();
   const int64_t renew_ms =
       renew_within.count() > 0 ? std::min(renew_within, staleness).count() : staleness.count();
@@ -116,9 +116,9 @@ size_t SampleStore::eraseSourceLocked(std::string_view source, uint64_t keep_seq
 }
 
 void SampleStore::replace(std::string_view source, const SampleBatch& batch,
-                          std::chrono::milliseconds staleness, bool exported) {
+                          std::chrono::milliseconds staleness, bool exported, int64_t at_ms) {
   std::lock_guard lock(mu_);
-  writeLocked(source, batch, staleness, exported, std::chrono::milliseconds(0));
+  writeLocked(source, batch, staleness, exported, std::chrono::milliseconds(0), at_ms);
   eraseSourceLocked(source, write_seq_);  // what this write did not touch
 }
 

@@ -83,8 +83,11 @@ class SampleStore {
   // write(), then drops every series of `source` that `batch` did not contain: for writers
   // whose output is the complete current set (rule results, ALERTS), where a series that is
   // no longer produced must vanish at once rather than after its staleness.
+  // `at_ms` (when not 0) stamps the samples with that time instead of the clock's: the
+  // rule engine writes at its evaluation time, as Prometheus does, so a rule evaluated at
+  // that same instant sees what a recording rule before it wrote.
   void replace(std::string_view source, const SampleBatch& batch,
-               std::chrono::milliseconds staleness, bool exported = true);
+               std::chrono::milliseconds staleness, bool exported = true, int64_t at_ms = 0);
 
   // Drops every series written by `source` (a collector removed by a reload).
   void dropSource(std::string_view source);
@@ -129,7 +132,7 @@ class SampleStore {
   void appendPoint(Series& series, Point p) const;
   void writeLocked(std::string_view source, const SampleBatch& batch,
                    std::chrono::milliseconds staleness, bool exported,
-                   std::chrono::milliseconds renew_within);
+                   std::chrono::milliseconds renew_within, int64_t at_ms);
   // Erases the series of `source` not written by write number `keep_seq` (all when 0);
   // returns how many.
   size_t eraseSourceLocked(std::string_view source, uint64_t keep_seq);

@@ -268,6 +268,37 @@ TEST_F(RuleEngineTest, RecordingRuleFeedsLaterRulesOfTheGroup) {
   EXPECT_EQ(left, 0u);
 }
 
+// The clock moves on while a group is evaluated. What a recording rule writes is stamped
+// at the evaluation time, as in Prometheus, so the alert after it sees it at its first
+// evaluation: the state of an alert restored as firing survives a restart.
+TEST_F(RuleEngineTest, RecordedSeriesAreStampedAtTheEvaluationTime) {
+  load(R"(  - record: job:errors:sum
+    expr: sum by (job) (errors)
+  - alert: ManyErrors
+    expr: job:errors:sum > 5
+    for: 1m
+)");
+  set("errors", {{"job", "api"}}, 0, 9);
+  Alert restored;
+  restored.labels = Labels{{"alertname", "ManyErrors"}, {"job", "api"}};
+  restored.state = AlertState::kFiring;
+  restored.active_at_ms = at(-600);
+  restored.fired_at_ms = at(-540);
+  state_.rules.resize(2);
+  state_.rules[1].alerts[keyOf(restored.labels)] = restored;
+
+  clock_.set(at(10) + 1);  // the store's clock, 1 ms past the evaluation time
+  GroupResult r = evaluateGroup(group_, state_, store_, at(10), options_);
+  state_ = r.state;
+  int64_t recorded_at = 0;
+  store_.visit("job:errors:sum", 0,
+               [&](const Labels&, const Point* p, size_t n) { recorded_at = p[n - 1].t_ms; });
+  EXPECT_EQ(recorded_at, at(10));
+  ASSERT_EQ(alerts(1).size(), 1u);
+  EXPECT_EQ(alerts(1)[0]->state, AlertState::kFiring);
+  EXPECT_EQ(alerts(1)[0]->active_at_ms, at(-600));
+}
+
 TEST_F(RuleEngineTest, FailingRuleIsCountedAndOthersGoOn) {
   load(R"(  - alert: Broken
     expr: a / on(job) b
