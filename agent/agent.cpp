@@ -144,7 +144,7 @@ Status Agent::start() {
   }
   spdlog::info("listening on {}:{}", cfg.agent.listen_addr.host, http_.port());
 
-  auto p = buildPipeline(cfg, store_, clock_, advisor_gate_);
+  auto p = buildPipeline(cfg, store_, clock_, advisor_gate_, election_session_);
   gateOnLeadership(*p->scheduler);
   std::string names;
   for (const auto& n : p->collectors) names += (names.empty() ? "" : ", ") + n;
@@ -216,7 +216,7 @@ bool Agent::reload(Config config) {
   retirePipeline(retired_, std::move(old), Duration(10'000));
   configureLeaderElection(config);
   configureMaintenance(config);
-  auto fresh = buildPipeline(config, store_, clock_, advisor_gate_);
+  auto fresh = buildPipeline(config, store_, clock_, advisor_gate_, election_session_);
   gateOnLeadership(*fresh->scheduler);
   for (const auto& name : old_collectors) {
     if (!fresh->collectors.count(name)) {
@@ -290,16 +290,31 @@ void Agent::configureLeaderElection(const Config& config) {
   }
   period = std::max(period, Duration(100));
   const bool on = config.agent.leader_election && database_work && !config.postgres.dsn.empty();
+  // The lock is held on the session of the collectors every agent runs (`connections`), so
+  // a follower holds one connection; it takes that group's limits, bounded by the period.
+  const std::string group = localPostgresGroup(config);
+  collectors::PgSessionOptions session = groupSessionOptions(config, group);
+  session.statement_timeout = std::min(session.statement_timeout, std::max(period, Duration(1000)));
+  session.lock_timeout = std::min(session.lock_timeout, session.statement_timeout);
+  session.connect_timeout = std::min(session.connect_timeout, std::max(period, Duration(1000)));
+  session.max_backoff = std::min(session.max_backoff, period);  // a leader again within a period
   // "off" differs from the initial empty key, so the first call without an election still
   // writes dbpulse_leader 1 below (it returned early, and the series was never exported).
-  const std::string key = on ? config.postgres.dsn + '\n' + config.postgres.password + '\n' +
-                                   std::to_string(period.count())
-                             : "off";
+  const std::string key =
+      on ? config.postgres.dsn + '\n' + config.postgres.password + '\n' +
+               std::to_string(period.count()) + '\n' + group + '\n' +
+               std::to_string(session.statement_timeout.count()) + '\n' +
+               std::to_string(session.lock_timeout.count()) + '\n' +
+               std::to_string(session.connect_timeout.count()) + '\n' +
+               std::to_string(session.answer_grace.count()) + '\n' +
+               std::to_string(session.max_backoff.count())
+         : "off";
   if (key == leader_key_ && (leader_ != nullptr) == on) return;
   if (leader_) {
     leader_->stop();
     leader_.reset();
   }
+  election_session_.reset();
   leader_key_ = key;
   election_on_ = on;
   if (!on) {
@@ -313,16 +328,23 @@ void Agent::configureLeaderElection(const Config& config) {
     store_.write("leader", b, std::chrono::hours(24 * 365));
     return;
   }
+  election_session_ = std::make_shared<collectors::PgSession>(session);
   LeaderElectorOptions o;
-  o.session = sessionOptions(config, config.postgres.dsn, {});
-  o.session.statement_timeout =
-      std::min(o.session.statement_timeout, std::max(period, Duration(1000)));
-  o.session.connect_timeout = std::min(o.session.connect_timeout, std::max(period, Duration(1000)));
-  o.session.max_backoff = period;  // a restarted server gets a leader again within a period
+  o.shared_session = election_session_;
   o.period = period;
-  leader_ = std::make_unique<LeaderElector>(o, store_, [this](bool leader) {
-    is_leader_ = leader;
-    if (auto p = pipeline()) p->scheduler->leadershipChanged();
+  leader_ = std::make_unique<LeaderElector>(o, store_, [this](bool leader, bool changed) {
+    auto p = pipeline();
+    if (changed) {
+      is_leader_ = leader;
+      if (p) p->scheduler->leadershipChanged();
+    }
+    // A follower keeps no session of the leader's collectors (one left connected by a run
+    // that ended after leadership was lost is closed at the next round).
+    if (!leader && p) {
+      for (auto* s : p->leader_sessions) {
+        if (s->serverVersion() != 0) s->disconnect();
+      }
+    }
   });
   leader_->start();
   is_leader_ = leader_->isLeader();

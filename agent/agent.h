@@ -108,6 +108,8 @@ class Agent final : private admin::AgentView {
   // Leader election: the elector (null when off or nothing database-wide is collected) and
   // its answer, read by the scheduler's gate and HTTP threads.
   std::unique_ptr<LeaderElector> leader_;  // GUARDED_BY(reload_mu_)
+  // The leader lock's session, shared with the pipeline's local PostgreSQL group.
+  std::shared_ptr<collectors::PgSession> election_session_;  // GUARDED_BY(reload_mu_)
   std::string leader_key_;  // GUARDED_BY(reload_mu_): the settings leader_ was made from
   std::atomic<bool> is_leader_{true};
   std::atomic<bool> election_on_{false};  // leader_ != nullptr, for HTTP threads

@@ -22,11 +22,14 @@ std::string roundSql() {
 }  // namespace
 
 LeaderElector::LeaderElector(LeaderElectorOptions options, SampleStore& store,
-                             std::function<void(bool)> on_change)
+                             std::function<void(bool, bool)> on_round)
     : options_(std::move(options)),
       store_(store),
-      on_change_(std::move(on_change)),
-      session_(options_.session) {}
+      on_round_(std::move(on_round)),
+      session_(options_.shared_session
+                   ? options_.shared_session
+                   : std::make_shared<collectors::PgSession>(options_.session)),
+      caller_(*session_) {}
 
 LeaderElector::~LeaderElector() { stop(); }
 
@@ -42,15 +45,15 @@ void LeaderElector::stop() {
   if (thread_.joinable()) {
     thread_.request_stop();
     cv_.notify_all();
-    session_.cancel();  // a round waiting on a hung server ends now (never blocks)
+    caller_.cancel();  // a round waiting on a hung server ends now (never blocks)
     thread_.join();
   }
-  session_.disconnect();
+  session_->disconnect();
   if (leader_.exchange(false)) {
     spdlog::info("leader election: stepping down (stopping)");
     ++changes_;
     publish();
-    if (on_change_) on_change_(false);
+    if (on_round_) on_round_(false, true);
   }
 }
 
@@ -67,7 +70,7 @@ void LeaderElector::run(std::stop_token stop) {
 
 void LeaderElector::round() {
   bool leader = false;
-  auto rows = session_.query(roundSql());
+  auto rows = caller_.query(roundSql());
   if (!rows.ok()) {
     if (rows.status().message() != last_error_) {
       last_error_ = rows.status().message();
@@ -83,13 +86,13 @@ void LeaderElector::round() {
     ++changes_;
     if (leader) {
       spdlog::info("leader election: this agent now runs the database-wide collectors ({})",
-                   session_.redactedDsn());
+                   session_->redactedDsn());
     } else if (last_error_.empty()) {
       spdlog::warn("leader election: another agent holds the leader lock; this one follows");
     }
   }
   publish();
-  if (was != leader && on_change_) on_change_(leader);
+  if (on_round_) on_round_(leader, was != leader);
 }
 
 void LeaderElector::publish() {

@@ -4,8 +4,11 @@
 // PostgreSQL session-level advisory lock.
 //
 // - The lock (pg_try_advisory_lock(kLeaderLockKey) in the DSN's database) is held on a
-//   session of the elector's own, idle between rounds, so collector queries, their
-//   cancellation and their reconnects never touch it.
+//   session of the elector's own, or on the one it shares with the agent's local
+//   collectors (LeaderElectorOptions::shared_session): a follower then holds a single
+//   connection. A session-level lock survives the statements of the other users of the
+//   session and their cancellation (per caller); only a lost connection loses it, and the
+//   next round takes it again unless another agent did.
 // - Every `period` a round confirms the lock is still held by this session (pg_locks) or
 //   tries to take it. A failed round (server down, connection lost) makes this agent a
 //   follower at once: it claims leadership only while PostgreSQL confirms it, so two
@@ -15,6 +18,7 @@
 //   waiting on a hung server is cancelled (never blocking) and ends within the session's
 //   answer_grace.
 // - dbpulse_leader (1/0) and dbpulse_leader_changes_total go into the sample store.
+// - `on_round(leader, changed)` runs on the elector's thread after every round.
 
 #include <atomic>
 #include <condition_variable>
@@ -35,15 +39,16 @@ namespace dbpulse {
 inline constexpr int64_t kLeaderLockKey = 0x64627075;
 
 struct LeaderElectorOptions {
-  collectors::PgSessionOptions session;
+  collectors::PgSessionOptions session;  // of the elector's own session
+  // When set, the lock is held on this session instead (options above unused).
+  std::shared_ptr<collectors::PgSession> shared_session;
   Duration period{5000};
 };
 
 class LeaderElector {
  public:
-  // `on_change` runs on the elector's thread after each change of leadership.
   LeaderElector(LeaderElectorOptions options, SampleStore& store,
-                std::function<void(bool leader)> on_change = {});
+                std::function<void(bool leader, bool changed)> on_round = {});
   ~LeaderElector();
   LeaderElector(const LeaderElector&) = delete;
   LeaderElector& operator=(const LeaderElector&) = delete;
@@ -51,7 +56,8 @@ class LeaderElector {
   // Runs the first round on the calling thread (so the scheduler starts knowing the
   // answer), then the rest on a thread of its own.
   void start();
-  // Ends the rounds and closes the session, releasing the lock.
+  // Ends the rounds and closes the session, releasing the lock (a shared session
+  // reconnects at its next query).
   void stop();
 
   bool isLeader() const { return leader_.load(); }
@@ -64,8 +70,9 @@ class LeaderElector {
 
   const LeaderElectorOptions options_;
   SampleStore& store_;
-  const std::function<void(bool)> on_change_;
-  collectors::PgSession session_;
+  const std::function<void(bool, bool)> on_round_;
+  const std::shared_ptr<collectors::PgSession> session_;
+  collectors::PgCaller caller_;  // the elector's statements, cancelled alone
 
   std::atomic<bool> leader_{false};
   uint64_t changes_ = 0;  // only the round's thread touches these

@@ -56,27 +56,77 @@ AdvisorOptions advisorOptions(const Config& config) {
   return o;
 }
 
+namespace {
+
+// Whether the collector of `entry` runs only on the elected leader.
+bool leaderOnly(const Config& config, const collectors::CatalogEntry& entry) {
+  return config.agent.leader_election && entry.scope == collectors::CollectorScope::kDatabase;
+}
+
+// The enabled collectors of each PostgreSQL session group (pgbouncer has its own server).
+std::map<std::string, std::vector<const collectors::CatalogEntry*>> postgresGroups(
+    const Config& config) {
+  std::map<std::string, std::vector<const collectors::CatalogEntry*>> groups;
+  for (const auto& entry : collectors::catalog()) {
+    const CollectorSection& section = config.collectors.at(entry.name);
+    if (!section.enabled || entry.name == "pgbouncer" || section.group.empty()) continue;
+    groups[section.group].push_back(&entry);
+  }
+  return groups;
+}
+
+std::vector<const CollectorSection*> sections(
+    const Config& config, const std::vector<const collectors::CatalogEntry*>& entries) {
+  std::vector<const CollectorSection*> out;
+  for (const auto* e : entries) out.push_back(&config.collectors.at(e->name));
+  return out;
+}
+
+}  // namespace
+
+std::string localPostgresGroup(const Config& config) {
+  for (const auto& [group, entries] : postgresGroups(config)) {
+    for (const auto* e : entries) {
+      if (!leaderOnly(config, *e)) return group;
+    }
+  }
+  return "";
+}
+
+collectors::PgSessionOptions groupSessionOptions(const Config& config, const std::string& group) {
+  auto groups = postgresGroups(config);
+  auto it = groups.find(group);
+  return sessionOptions(config, config.postgres.dsn,
+                        it == groups.end() ? std::vector<const CollectorSection*>{}
+                                           : sections(config, it->second));
+}
+
 std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store,
                                         const Clock& clock,
-                                        std::shared_ptr<AdvisorGate> advisor_gate) {
+                                        std::shared_ptr<AdvisorGate> advisor_gate,
+                                        std::shared_ptr<collectors::PgSession> shared_session) {
   auto p = std::make_shared<Pipeline>();
   p->scheduler = std::make_unique<Scheduler>(store, clock, config.agent.worker_threads);
 
   // Which enabled, built collectors use which PostgreSQL group.
-  std::map<std::string, std::vector<const CollectorSection*>> groups;
+  const auto groups = postgresGroups(config);
   std::vector<const CollectorSection*> pgbouncer_members;
-  for (const auto& entry : collectors::catalog()) {
-    const CollectorSection& section = config.collectors.at(entry.name);
-    if (!section.enabled) continue;
-    if (entry.name == "pgbouncer") {
-      pgbouncer_members.push_back(&section);
-    } else if (!section.group.empty()) {
-      groups[section.group].push_back(&section);
-    }
+  if (config.collectors.at("pgbouncer").enabled) {
+    pgbouncer_members.push_back(&config.collectors.at("pgbouncer"));
   }
-  for (const auto& [group, members] : groups) {
-    p->postgres[group] = std::make_unique<collectors::PgSession>(
-        sessionOptions(config, config.postgres.dsn, members));
+  const std::string local_group = shared_session ? localPostgresGroup(config) : "";
+  for (const auto& [group, entries] : groups) {
+    if (group == local_group) {
+      p->postgres[group] = p->shared_session = shared_session;
+      continue;
+    }
+    auto session = std::make_shared<collectors::PgSession>(
+        sessionOptions(config, config.postgres.dsn, sections(config, entries)));
+    if (std::all_of(entries.begin(), entries.end(),
+                    [&](const auto* e) { return leaderOnly(config, *e); })) {
+      p->leader_sessions.push_back(session.get());
+    }
+    p->postgres[group] = std::move(session);
   }
   if (!config.pgbouncer.dsn.empty() && !pgbouncer_members.empty()) {
     auto o = sessionOptions(config, config.pgbouncer.dsn, pgbouncer_members);
@@ -118,8 +168,7 @@ std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store
       p->size = z;
     }
     JobOptions job{section.interval, section.timeout, 0.1};
-    job.leader_only =
-        config.agent.leader_election && entry.scope == collectors::CollectorScope::kDatabase;
+    job.leader_only = leaderOnly(config, entry);
     p->scheduler->add(std::move(collector), job);
   }
   // The index advisor hourly on the leader, for dbpulse_index_suggestions (the admin route
@@ -157,7 +206,9 @@ bool retirePipeline(Retirer<Pipeline>& retired, std::shared_ptr<Pipeline> pipeli
   std::shared_ptr<Pipeline> keep = pipeline;
   if (retired.retire(std::move(pipeline), grace)) {
     if (keep) {
-      for (auto& [group, session] : keep->postgres) session->disconnect();
+      for (auto& [group, session] : keep->postgres) {
+        if (session != keep->shared_session) session->disconnect();
+      }
     }
     return true;  // freed when the last reader lets go
   }

@@ -29,7 +29,12 @@ class SizeCollector;
 }  // namespace collectors
 
 struct Pipeline {
-  std::map<std::string, std::unique_ptr<collectors::PgSession>> postgres;  // by group
+  std::map<std::string, std::shared_ptr<collectors::PgSession>> postgres;  // by group
+  // The local group's session when the leader elector shares it (see buildPipeline): it
+  // outlives the pipeline, so retiring the pipeline leaves it connected.
+  std::shared_ptr<collectors::PgSession> shared_session;
+  // Sessions that only leader-only collectors use: a follower closes them.
+  std::vector<collectors::PgSession*> leader_sessions;
   std::unique_ptr<collectors::PgSession> pgbouncer;
   std::unique_ptr<Scheduler> scheduler;
   std::set<std::string> collectors;  // names scheduled
@@ -48,9 +53,18 @@ struct Pipeline {
 // The collectors `config` enables, in catalogue order, on a scheduler that is not started;
 // with a DSN and some database collector, the hourly `advisor` job too, which takes
 // `advisor_gate` (may be null: the CLI runs alone) like the admin routes do.
-std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store,
-                                        const Clock& clock,
-                                        std::shared_ptr<AdvisorGate> advisor_gate);
+// `shared_session` (may be null) serves localPostgresGroup(config): the leader elector
+// holds its lock on it, so a follower needs one PostgreSQL connection in all.
+std::shared_ptr<Pipeline> buildPipeline(
+    const Config& config, SampleStore& store, const Clock& clock,
+    std::shared_ptr<AdvisorGate> advisor_gate,
+    std::shared_ptr<collectors::PgSession> shared_session = nullptr);
+
+// The session group of the enabled PostgreSQL collectors that run on every agent (not only
+// on the leader): "fast" for `connections` by default; "" when there is none.
+std::string localPostgresGroup(const Config& config);
+// sessionOptions() for the members of `group` (none when "").
+collectors::PgSessionOptions groupSessionOptions(const Config& config, const std::string& group);
 
 // Stops `pipeline`'s scheduler (null is fine). When it stopped, the PostgreSQL sessions are
 // closed and the pipeline is freed once its last reader lets go; when a collector did not

@@ -13,6 +13,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
+#include <cstdio>
+#include <algorithm>
 
 #include "agent/core/clock.h"
 #include "agent/core/sample_store.h"
@@ -161,6 +165,99 @@ TEST_F(LeaderElectionTest, SidecarsShareOneLeaderThatHandsOverWhenKilled) {
       kWait, "the follower takes over and runs cache"))
       << second.logTail();
   EXPECT_NE(second.logTail().find("now runs the database-wide collectors"), std::string::npos);
+}
+
+// The connection budget of many replicas: a follower holds one PostgreSQL connection (the
+// leader lock shares the session of its `connections` collector), the leader at most three
+// (that session, the slow group's, a short-lived one for the advisor or maintenance).
+TEST_F(LeaderElectionTest, TwentySidecarsStayWithinTheConnectionBudget) {
+  constexpr int kSidecars = 20;
+  constexpr int kBudget = (kSidecars - 1) + 3;
+  auto config = [&](const DbpulseProcess& agent) {
+    return "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+           agent.stateDir().string() +
+           "\"\nlog_format = \"text\"\nworker_threads = 2\n"
+           "[postgres]\ndsn = \"" +
+           pg_->dsn("chat") +
+           "\"\n"
+           "[collectors.connections]\ninterval = \"1s\"\ntimeout = \"800ms\"\n"
+           "[collectors.cache]\ninterval = \"1s\"\ntimeout = \"800ms\"\n"
+           "[collectors.tables]\ninterval = \"1s\"\ntimeout = \"800ms\"\n"
+           "[collectors.locks]\nenabled = false\n[collectors.statements]\nenabled = false\n"
+           "[collectors.indexes]\nenabled = false\n[collectors.size]\nenabled = false\n"
+           "[collectors.replication]\nenabled = false\n[collectors.redis]\nenabled = false\n"
+           "[collectors.process]\nenabled = false\n";
+  };
+  std::vector<std::unique_ptr<DbpulseProcess>> agents;
+  for (int i = 0; i < kSidecars; ++i) {
+    agents.push_back(std::make_unique<DbpulseProcess>());
+    agents.back()->start(config(*agents.back()));
+  }
+  for (auto& a : agents) ASSERT_TRUE(a->waitReady(30s)) << a->logTail();
+
+  // The agent reporting dbpulse_leader 1, when exactly one does and the others report 0.
+  auto soleLeader = [&]() -> std::optional<size_t> {
+    std::optional<size_t> leader;
+    for (size_t i = 0; i < agents.size(); ++i) {
+      if (!agents[i]->running()) continue;
+      const auto v = sampleValue(agents[i]->metrics(), "dbpulse_leader");
+      if (!v) return std::nullopt;
+      if (*v == 1.0) {
+        if (leader) return std::nullopt;
+        leader = i;
+      }
+    }
+    return leader;
+  };
+  auto connections = [&] {
+    return std::stoi(pg_->queryValue("SELECT count(*) FROM pg_stat_activity "
+                                      "WHERE application_name = 'dbpulse' AND datname = 'chat'")
+                         .value_or("-1"));
+  };
+  std::optional<size_t> leader;
+  ASSERT_TRUE(pollUntil([&] { return (leader = soleLeader()).has_value(); }, kWait));
+  // The leader's database-wide collectors (both session groups) have run twice.
+  ASSERT_TRUE(agents[*leader]->waitForMetrics(
+      [](const std::string& t) {
+        return sampleValue(t, "dbpulse_collector_runs_total", {{"collector", "cache"}}) >= 2 &&
+               sampleValue(t, "dbpulse_collector_runs_total", {{"collector", "tables"}}) >= 2;
+      },
+      kWait, "cache and tables run on the leader"));
+  // Over a few rounds, every sample of pg_stat_activity stays within the budget.
+  int most = 0;
+  for (int i = 0; i < 12; ++i) {
+    most = std::max(most, connections());
+    std::this_thread::sleep_for(250ms);  // sampling over time, not waiting for a condition
+  }
+  EXPECT_LE(most, kBudget) << "dbpulse connections of " << kSidecars << " sidecars";
+  EXPECT_GE(most, kSidecars) << "every sidecar holds a connection";
+  std::printf("%d sidecars: at most %d dbpulse connections (budget %d)\n", kSidecars, most,
+              kBudget);
+
+  ASSERT_TRUE(agents[*leader]->signal(SIGKILL));
+  ASSERT_TRUE(agents[*leader]->process().waitExit(kWait).has_value());
+  const auto killed = std::chrono::steady_clock::now();
+  std::optional<size_t> next;
+  // One election round is 1 s (the shortest database collector interval); allow the
+  // scrapes of 19 agents on a loaded machine on top.
+  ASSERT_TRUE(pollUntil([&] { return (next = soleLeader()).has_value(); }, 3s))
+      << "no single new leader within 3 s of the kill";
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - killed);
+  std::printf("new leader %zu, %lld ms after the kill\n", *next,
+              static_cast<long long>(took.count()));
+  EXPECT_NE(*next, *leader);
+  ASSERT_TRUE(agents[*next]->waitForMetrics(
+      [](const std::string& t) {
+        return sampleValue(t, "dbpulse_collector_runs_total", {{"collector", "tables"}}) >= 1;
+      },
+      kWait, "the new leader runs tables"));
+  most = 0;
+  for (int i = 0; i < 8; ++i) {
+    most = std::max(most, connections());
+    std::this_thread::sleep_for(250ms);
+  }
+  EXPECT_LE(most, kBudget - 1) << "19 sidecars after the kill";
 }
 
 }  // namespace
