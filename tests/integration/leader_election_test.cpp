@@ -60,6 +60,13 @@ class LeaderElectionTest : public ::testing::Test {
         std::to_string(kLeaderLockKey) + " AND l.objsubid = 1");
   }
 
+  // The [agent] (plus `agent_extra`) and [postgres] sections of a sidecar on `chat`.
+  std::string sidecarConfig(const DbpulseProcess& agent, const std::string& agent_extra) const {
+    return "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+           agent.stateDir().string() + "\"\nlog_format = \"text\"\n" + agent_extra +
+           "[postgres]\ndsn = \"" + pg_->dsn("chat") + "\"\n";
+  }
+
   PgServer* pg_ = nullptr;
   SystemClock clock_;
 };
@@ -115,12 +122,7 @@ TEST_F(LeaderElectionTest, LeaderWhoseSessionIsKilledStepsDownAndRegainsTheLock)
 
 TEST_F(LeaderElectionTest, SidecarsShareOneLeaderThatHandsOverWhenKilled) {
   auto config = [&](const DbpulseProcess& agent) {
-    return "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
-           agent.stateDir().string() +
-           "\"\nlog_format = \"text\"\n"
-           "[postgres]\ndsn = \"" +
-           pg_->dsn("chat") +
-           "\"\n"
+    return sidecarConfig(agent, "") +
            "[collectors.connections]\ninterval = \"300ms\"\ntimeout = \"250ms\"\n"
            "[collectors.cache]\ninterval = \"300ms\"\ntimeout = \"250ms\"\n"
            "[collectors.locks]\nenabled = false\n[collectors.statements]\nenabled = false\n"
@@ -174,12 +176,7 @@ TEST_F(LeaderElectionTest, TwentySidecarsStayWithinTheConnectionBudget) {
   constexpr int kSidecars = 20;
   constexpr int kBudget = (kSidecars - 1) + 3;
   auto config = [&](const DbpulseProcess& agent) {
-    return "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
-           agent.stateDir().string() +
-           "\"\nlog_format = \"text\"\nworker_threads = 2\n"
-           "[postgres]\ndsn = \"" +
-           pg_->dsn("chat") +
-           "\"\n"
+    return sidecarConfig(agent, "worker_threads = 2\n") +
            "[collectors.connections]\ninterval = \"1s\"\ntimeout = \"800ms\"\n"
            "[collectors.cache]\ninterval = \"1s\"\ntimeout = \"800ms\"\n"
            "[collectors.tables]\ninterval = \"1s\"\ntimeout = \"800ms\"\n"
