@@ -9,6 +9,7 @@
 #include "collectors/postgres/replication_collector.h"
 #include "collectors/postgres/size_collector.h"
 #include "collectors/postgres/statements_collector.h"
+#include "collectors/postgres/stats_collector.h"
 #include "collectors/postgres/tables_collector.h"
 #include "collectors/process/process_collector.h"
 #include "collectors/redis/redis_collector.h"
@@ -54,6 +55,11 @@ std::unique_ptr<Collector> makeCache(const CollectorEnv& env) {
 std::unique_ptr<Collector> makeTables(const CollectorEnv& env) {
   if (env.postgres == nullptr) return nullptr;
   return std::make_unique<TablesCollector>(*env.postgres, env.top_n);
+}
+
+std::unique_ptr<Collector> makeStats(const CollectorEnv& env) {
+  if (env.postgres == nullptr) return nullptr;
+  return std::make_unique<StatsCollector>(*env.postgres, env.top_n);
 }
 
 std::unique_ptr<Collector> makeSize(const CollectorEnv& env) {
@@ -119,6 +125,8 @@ const std::vector<CatalogEntry>& catalog() {
        minutes(5), seconds(10), "slow", makeIndexes},
       {"cache", "Is the working set in shared buffers?", CollectorScope::kDatabase, seconds(30),
        seconds(5), "fast", makeCache},
+      {"stats", "How busy is the server? (postgres_exporter's pg_stat_*, pg_settings_*)",
+       CollectorScope::kDatabase, seconds(15), seconds(5), "fast", makeStats},
       {"tables", "Which tables need VACUUM/ANALYZE?", CollectorScope::kDatabase, minutes(1),
        seconds(10), "slow", makeTables},
       {"size", "How big are databases, tables and indexes?", CollectorScope::kDatabase, minutes(10),

@@ -64,12 +64,6 @@ Status CacheTracker::update(const PgRows& rows, SampleBatch& out) {
   std::map<std::string, double> ratios;
   std::unordered_map<std::string, TableBlocks> tables;
   std::vector<TableRow> table_rows;
-  out.describe("pg_stat_database_blks_hit", MetricType::kUntyped,
-               "Buffer hits in the database (postgres_exporter's name; untyped because "
-               "promtool wants counters to end in _total).");
-  out.describe("pg_stat_database_blks_read", MetricType::kUntyped,
-               "Blocks the database read from outside shared buffers (postgres_exporter's "
-               "name; untyped because promtool wants counters to end in _total).");
   out.describe("dbpulse_pg_cache_hit_ratio", MetricType::kGauge,
                "Share of block accesses served from shared buffers since the previous run.");
 
@@ -84,8 +78,6 @@ Status CacheTracker::update(const PgRows& rows, SampleBatch& out) {
       const Delta d = deltaOf(now, before == databases_.end() ? nullptr : &before->second);
       databases[datname] = now;
       const Labels labels{{"datname", datname}};
-      out.add("pg_stat_database_blks_hit", labels, now.hit);
-      out.add("pg_stat_database_blks_read", labels, now.read);
       if (d.total() > 0) {
         ratios[datname] = d.hit / d.total();
       } else if (auto last = database_ratio_.find(datname); last != database_ratio_.end()) {

@@ -3,9 +3,8 @@
 //
 // One query per run over pg_stat_database (one row per database) and
 // pg_statio_user_tables of the connected database (one row per table that was ever read;
-// cost linear in the number of tables). Exports:
-// - pg_stat_database_blks_hit / _blks_read{datname}: the raw counters under
-//   postgres_exporter's names;
+// cost linear in the number of tables). The raw counters (pg_stat_database_blks_hit/_read)
+// are the stats collector's. Exports:
 // - dbpulse_pg_cache_hit_ratio{datname}: hits / (hits + reads) over the blocks accessed
 //   since the previous run, not since the stats reset, so it moves when the working set
 //   stops fitting. The first run (no previous one yet) uses the counters since the reset;

@@ -1,16 +1,15 @@
 #pragma once
 // `locks`: who waits for whom?
 //
-// One query per run over pg_locks (read once, materialised), pg_database,
-// pg_stat_database and the lock-waiting rows of pg_stat_activity. Cost is linear in the
-// number of held locks and backends; pg_blocking_pids(), which briefly takes the lock
-// manager's partition locks, is called only for sessions that wait on a lock.
+// One query per run over pg_locks (read once, materialised), pg_database and the
+// lock-waiting rows of pg_stat_activity. Cost is linear in the number of held locks and backends;
+// pg_blocking_pids(), which briefly takes the lock manager's partition locks, is called only for
+// sessions that wait on a lock.
 //
 // Series:
 //   pg_locks_count{datname,mode}           locks held or awaited, zero-filled for the nine
 //                                          modes in every database (postgres_exporter's name
-//                                          and label values; untyped, see the .cpp)
-//   pg_stat_database_deadlocks{datname}    deadlocks detected since the stats reset (untyped)
+//                                          and label values; a gauge, as there)
 //   dbpulse_pg_lock_waiting_sessions       sessions waiting on a heavyweight lock
 //   dbpulse_pg_lock_blocked_sessions       ... of which pg_blocking_pids() names a blocker
 //   dbpulse_pg_lock_blocking_sessions      distinct sessions that block at least one other

@@ -191,8 +191,7 @@ Status StatementsTracker::update(const PgRows& rows, SampleBatch& out) {
             c_total = r.col("total_ms"), c_max = r.col("max_ms"), c_rows = r.col("rows"),
             c_hit = r.col("blks_hit"), c_read = r.col("blks_read"), c_rd = r.col("blk_read_ms"),
             c_wr = r.col("blk_write_ms"), c_since = r.col("since"), c_running = r.col("running"),
-            c_longest = r.col("longest_running"), c_max_entries = r.col("max_entries"),
-            c_dealloc = r.col("deallocations");
+            c_longest = r.col("longest_running"), c_dealloc = r.col("deallocations");
 
   struct Moved {
     TopStatement s;
@@ -205,7 +204,6 @@ Status StatementsTracker::update(const PgRows& rows, SampleBatch& out) {
   double entries = 0, hidden = 0, delta_ms = 0, delta_calls = 0, restarts = 0;
   bool seen_summary = false;
   double running = 0, longest = 0;
-  std::optional<double> max_entries;
   std::optional<double> deallocations;
 
   for (size_t i = 0; i < r.size(); ++i) {
@@ -214,7 +212,6 @@ Status StatementsTracker::update(const PgRows& rows, SampleBatch& out) {
       seen_summary = true;
       running = r.numberOr(i, c_running, 0);
       longest = r.numberOr(i, c_longest, 0);
-      max_entries = r.number(i, c_max_entries);
       deallocations = r.number(i, c_dealloc);
       continue;
     }
@@ -343,10 +340,6 @@ Status StatementsTracker::update(const PgRows& rows, SampleBatch& out) {
   }
 
   out.gauge("dbpulse_pg_statements_tracked", "Entries in pg_stat_statements.", {}, entries);
-  if (max_entries) {
-    out.gauge("pg_settings_pg_stat_statements_max", "Server setting pg_stat_statements.max.", {},
-              *max_entries);
-  }
   out.gauge("dbpulse_pg_statements_hidden",
             "pg_stat_statements entries of other roles hidden from dbpulse (no queryid): "
             "grant pg_read_all_stats (part of pg_monitor) to see them.",

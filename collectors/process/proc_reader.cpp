@@ -183,6 +183,21 @@ Result<std::optional<T>> readOptional(const ProcFs& fs, const std::string& relat
 Result<StatusInfo> parseStatus(std::string_view text) {
   StatusInfo info;
   Status error;
+  // Each field: its key, where it goes, and whether it is "NNN kB" or a plain count.
+  struct Field {
+    std::string_view key;
+    std::optional<int64_t> StatusInfo::*member;
+    bool kib;
+  };
+  static constexpr Field kFields[] = {
+      {"VmRSS", &StatusInfo::resident_bytes, true},
+      {"VmHWM", &StatusInfo::resident_max_bytes, true},
+      {"VmSize", &StatusInfo::virtual_bytes, true},
+      {"VmSwap", &StatusInfo::swapped_bytes, true},
+      {"Threads", &StatusInfo::threads, false},
+      {"voluntary_ctxt_switches", &StatusInfo::voluntary_ctxt_switches, false},
+      {"nonvoluntary_ctxt_switches", &StatusInfo::nonvoluntary_ctxt_switches, false},
+  };
   forEachLine(text, [&](std::string_view line) {
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos) return false;
@@ -190,24 +205,17 @@ Result<StatusInfo> parseStatus(std::string_view text) {
     const std::string_view value = trim(line.substr(colon + 1));
     // First occurrence wins; the Name: line is escaped by the kernel, so a process
     // cannot forge a "VmRSS:" line through its name.
-    if (key == "VmRSS" && !info.resident_bytes) {
-      auto v = parseKibField(value, key);
-      if (v.ok()) {
-        info.resident_bytes = *v;
-      } else {
-        error = v.status();
-      }
-    } else if (key == "VmHWM" && !info.resident_max_bytes) {
-      auto v = parseKibField(value, key);
-      if (v.ok()) {
-        info.resident_max_bytes = *v;
-      } else {
-        error = v.status();
-      }
-    } else if (key == "Threads" && !info.threads) {
-      const auto v = parseUnsigned(value);
-      if (v) {
-        info.threads = *v;
+    for (const Field& f : kFields) {
+      if (key != f.key || (info.*f.member).has_value()) continue;
+      if (f.kib) {
+        auto v = parseKibField(value, key);
+        if (v.ok()) {
+          info.*f.member = *v;
+        } else {
+          error = v.status();
+        }
+      } else if (const auto v = parseUnsigned(value)) {
+        info.*f.member = *v;
       } else {
         error = malformed("status", key, value);
       }
@@ -229,6 +237,27 @@ Result<int64_t> parseSmapsRollupPss(std::string_view text) {
   return bytes;
 }
 
+Result<int64_t> parseSmapsRollupSwapPss(std::string_view text) {
+  const auto value = findLineValue(text, "SwapPss:");
+  if (!value) return notFound("smaps_rollup: no SwapPss line");
+  auto bytes = parseKibField(*value, "SwapPss");
+  if (!bytes.ok()) return malformed("smaps_rollup", "SwapPss", *value);
+  return bytes;
+}
+
+Result<IoInfo> parseIo(std::string_view text) {
+  // "read_bytes: 4096" lines; rchar/wchar count cached I/O too and are not what
+  // process-exporter's read_bytes/write_bytes report.
+  const auto read = findLineValue(text, "read_bytes:");
+  const auto write = findLineValue(text, "write_bytes:");
+  if (!read || !write) return notFound("io: no read_bytes/write_bytes line");
+  const auto r = parseUnsigned(trim(*read));
+  if (!r) return malformed("io", "read_bytes", *read);
+  const auto w = parseUnsigned(trim(*write));
+  if (!w) return malformed("io", "write_bytes", *write);
+  return IoInfo{*r, *w};
+}
+
 Result<StatInfo> parseStat(std::string_view text) {
   // "pid (comm) state ppid ...": comm is whatever the process named itself, including
   // spaces and ')' (e.g. "(a) b) c)"), but it cannot contain the fields that follow, so
@@ -242,7 +271,7 @@ Result<StatInfo> parseStat(std::string_view text) {
   info.comm = std::string(text.substr(open + 1, close - open - 1));
   const auto fields = splitWhitespace(text.substr(close + 1));
   // fields[0] is field 3 (state); field N is fields[N - 3]. We need up to 22 (starttime).
-  constexpr size_t kState = 0, kUtime = 11, kStime = 12, kStartTime = 19;
+  constexpr size_t kState = 0, kMinflt = 7, kMajflt = 9, kUtime = 11, kStime = 12, kStartTime = 19;
   if (fields.size() <= kStartTime) {
     return invalidArgument("stat: " + std::to_string(fields.size() + 2) +
                            " fields, need at least 22");
@@ -255,6 +284,12 @@ Result<StatInfo> parseStat(std::string_view text) {
   if (!stime) return malformed("stat", "stime", fields[kStime]);
   const auto start = parseUnsigned(fields[kStartTime]);
   if (!start) return malformed("stat", "starttime", fields[kStartTime]);
+  const auto minflt = parseUnsigned(fields[kMinflt]);
+  if (!minflt) return malformed("stat", "minflt", fields[kMinflt]);
+  const auto majflt = parseUnsigned(fields[kMajflt]);
+  if (!majflt) return malformed("stat", "majflt", fields[kMajflt]);
+  info.minor_faults = *minflt;
+  info.major_faults = *majflt;
   info.utime_ticks = *utime;
   info.stime_ticks = *stime;
   info.start_ticks = *start;
@@ -441,6 +476,17 @@ Result<ProcessInfo> readProcess(const ProcFs& proc, std::string_view pid_dir,
                                        [](std::string_view t) { return parseSmapsRollupPss(t); });
       pss.ok()) {
     info.pss_bytes = *pss;
+  }
+  if (auto swap =
+          readOptional<int64_t>(proc, join(pid_dir, "smaps_rollup"),
+                                [](std::string_view t) { return parseSmapsRollupSwapPss(t); });
+      swap.ok()) {
+    info.swap_pss_bytes = *swap;
+  }
+  if (auto io = readOptional<IoInfo>(proc, join(pid_dir, "io"),
+                                     [](std::string_view t) { return parseIo(t); });
+      io.ok()) {
+    info.io = *io;
   }
   if (auto fds = proc.countEntries(join(pid_dir, "fd")); fds.ok()) info.open_fds = *fds;
   if (auto limits = proc.readFile(join(pid_dir, "limits")); limits.ok()) {

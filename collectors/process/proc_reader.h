@@ -37,6 +37,10 @@ struct StatusInfo {
   std::optional<int64_t> resident_bytes;      // VmRSS
   std::optional<int64_t> resident_max_bytes;  // VmHWM (peak RSS)
   std::optional<int64_t> threads;             // Threads
+  std::optional<int64_t> virtual_bytes;       // VmSize
+  std::optional<int64_t> swapped_bytes;       // VmSwap
+  std::optional<int64_t> voluntary_ctxt_switches;
+  std::optional<int64_t> nonvoluntary_ctxt_switches;
 };
 // kInvalidArgument when a present field is malformed (not a number, unknown unit,
 // overflow) or when none of the three fields is present (not a status file).
@@ -44,15 +48,27 @@ Result<StatusInfo> parseStatus(std::string_view text);
 
 // /proc/PID/smaps_rollup: the "Pss:" line in bytes. kNotFound when there is no Pss line.
 Result<int64_t> parseSmapsRollupPss(std::string_view text);
+// ... its "SwapPss:" line in bytes. kNotFound when absent.
+Result<int64_t> parseSmapsRollupSwapPss(std::string_view text);
+
+// /proc/PID/io: bytes the process caused to be read from / written to storage.
+struct IoInfo {
+  int64_t read_bytes = 0;
+  int64_t write_bytes = 0;
+};
+// kNotFound when either line is absent, kInvalidArgument when one is malformed.
+Result<IoInfo> parseIo(std::string_view text);
 
 // /proc/PID/stat. The comm field is "(name)" and may itself contain spaces and ')', so
 // the fixed fields are read after the LAST ')'.
 struct StatInfo {
-  std::string comm;         // without the parentheses
-  char state = '?';         // R, S, D, Z, X, ...
-  int64_t utime_ticks = 0;  // field 14, clock ticks
-  int64_t stime_ticks = 0;  // field 15, clock ticks
-  int64_t start_ticks = 0;  // field 22, clock ticks after boot
+  std::string comm;          // without the parentheses
+  char state = '?';          // R, S, D, Z, X, ...
+  int64_t minor_faults = 0;  // field 10 (minflt)
+  int64_t major_faults = 0;  // field 12 (majflt)
+  int64_t utime_ticks = 0;   // field 14, clock ticks
+  int64_t stime_ticks = 0;   // field 15, clock ticks
+  int64_t start_ticks = 0;   // field 22, clock ticks after boot
 };
 // kInvalidArgument when the parentheses or any of the fields up to 22 are missing/bad.
 Result<StatInfo> parseStat(std::string_view text);
@@ -128,6 +144,8 @@ struct ProcessInfo {
   double cpu_seconds = 0;                    // (utime + stime) / ticks_per_second
   std::optional<double> start_time_seconds;  // Unix epoch; empty without boot time
   std::optional<int64_t> pss_bytes;
+  std::optional<int64_t> swap_pss_bytes;
+  std::optional<IoInfo> io;  // /proc/PID/io needs ptrace-read access, like fd/
   std::optional<int64_t> open_fds;
   std::optional<int64_t> max_fds;  // empty: unlimited or unreadable
 };

@@ -66,8 +66,93 @@ void reportProcess(std::string_view process, const proc::ProcessInfo& info, Samp
   if (info.start_time_seconds) out.gauge(kStart, kStartHelp, labels, *info.start_time_seconds);
 }
 
+// process-exporter's names, types and labels, for one group per process (groupname is
+// the `process` label's value; num_procs is 1 while it runs, 0 when it is not found).
+void reportNamedGroup(std::string_view group, const proc::ProcessInfo& info,
+                      double ticks_per_second, SampleBatch& out) {
+  const Labels labels{{"groupname", group}};
+  out.gauge("namedprocess_namegroup_num_procs", "Processes in this group.", labels, 1);
+  out.describe("namedprocess_namegroup_cpu_seconds_total", MetricType::kCounter,
+               "CPU time consumed by the group, by mode (user, system).");
+  out.add("namedprocess_namegroup_cpu_seconds_total",
+          Labels{{"groupname", group}, {"mode", "user"}},
+          static_cast<double>(info.stat.utime_ticks) / ticks_per_second);
+  out.add("namedprocess_namegroup_cpu_seconds_total",
+          Labels{{"groupname", group}, {"mode", "system"}},
+          static_cast<double>(info.stat.stime_ticks) / ticks_per_second);
+  out.describe("namedprocess_namegroup_memory_bytes", MetricType::kGauge,
+               "Memory of the group by memtype: resident (VmRSS), virtual (VmSize), swapped "
+               "(VmSwap), proportionalResident (Pss), proportionalSwapped (SwapPss).");
+  const auto memory = [&](const char* memtype, const std::optional<int64_t>& bytes) {
+    if (bytes) {
+      out.add("namedprocess_namegroup_memory_bytes",
+              Labels{{"groupname", group}, {"memtype", memtype}}, static_cast<double>(*bytes));
+    }
+  };
+  memory("resident", info.status.resident_bytes);
+  memory("virtual", info.status.virtual_bytes);
+  memory("swapped", info.status.swapped_bytes);
+  memory("proportionalResident", info.pss_bytes);
+  memory("proportionalSwapped", info.swap_pss_bytes);
+  if (info.status.threads) {
+    out.gauge("namedprocess_namegroup_num_threads", "Threads in the group.", labels,
+              static_cast<double>(*info.status.threads));
+  }
+  if (info.open_fds) {
+    out.gauge("namedprocess_namegroup_open_filedesc", "Open file descriptors of the group.", labels,
+              static_cast<double>(*info.open_fds));
+    if (info.max_fds && *info.max_fds > 0) {
+      out.gauge("namedprocess_namegroup_worst_fd_ratio",
+                "Open file descriptors / their soft limit, the worst process of the group.", labels,
+                static_cast<double>(*info.open_fds) / static_cast<double>(*info.max_fds));
+    }
+  }
+  if (info.start_time_seconds) {
+    out.gauge("namedprocess_namegroup_oldest_start_time_seconds",
+              "Start time (Unix epoch) of the oldest process of the group.", labels,
+              *info.start_time_seconds);
+  }
+  out.counter("namedprocess_namegroup_minor_page_faults_total", "Minor page faults of the group.",
+              labels, static_cast<double>(info.stat.minor_faults));
+  out.counter("namedprocess_namegroup_major_page_faults_total", "Major page faults of the group.",
+              labels, static_cast<double>(info.stat.major_faults));
+  if (info.status.voluntary_ctxt_switches && info.status.nonvoluntary_ctxt_switches) {
+    out.describe("namedprocess_namegroup_context_switches_total", MetricType::kCounter,
+                 "Context switches of the group, by ctxswitchtype (voluntary, nonvoluntary).");
+    out.add("namedprocess_namegroup_context_switches_total",
+            Labels{{"ctxswitchtype", "voluntary"}, {"groupname", group}},
+            static_cast<double>(*info.status.voluntary_ctxt_switches));
+    out.add("namedprocess_namegroup_context_switches_total",
+            Labels{{"ctxswitchtype", "nonvoluntary"}, {"groupname", group}},
+            static_cast<double>(*info.status.nonvoluntary_ctxt_switches));
+  }
+  if (info.io) {
+    out.counter("namedprocess_namegroup_read_bytes_total",
+                "Bytes the group caused to be read from storage.", labels,
+                static_cast<double>(info.io->read_bytes));
+    out.counter("namedprocess_namegroup_write_bytes_total",
+                "Bytes the group caused to be written to storage.", labels,
+                static_cast<double>(info.io->write_bytes));
+  }
+  // process-exporter's states: the process's state letter from /proc/PID/stat.
+  const char state = info.stat.state;
+  const char* current = state == 'R'   ? "Running"
+                        : state == 'S' ? "Sleeping"
+                        : state == 'D' ? "Waiting"
+                        : state == 'Z' ? "Zombie"
+                                       : "Other";
+  out.describe("namedprocess_namegroup_states", MetricType::kGauge,
+               "Processes of the group by state (Running, Sleeping, Waiting, Zombie, Other).");
+  for (const char* name : {"Running", "Sleeping", "Waiting", "Zombie", "Other"}) {
+    out.add("namedprocess_namegroup_states", Labels{{"groupname", group}, {"state", name}},
+            std::string_view(name) == current ? 1 : 0);
+  }
+}
+
 void reportDown(std::string_view process, SampleBatch& out) {
   out.gauge(kUp, kUpHelp, Labels{{"process", process}}, 0);
+  out.gauge("namedprocess_namegroup_num_procs", "Processes in this group.",
+            Labels{{"groupname", process}}, 0);
 }
 
 }  // namespace
@@ -111,6 +196,7 @@ Status ProcessCollector::collectOrThrow(std::stop_token stop, SampleBatch& out) 
   // pid namespace, and a fake tree in tests can provide it as a symlink.
   if (auto self = proc::readProcess(proc_, "self", boot_time, ticks_per_second_); self.ok()) {
     reportProcess(kSelfLabel, *self, out);
+    reportNamedGroup(kSelfLabel, *self, ticks_per_second_, out);
   } else {
     reportDown(kSelfLabel, out);
     result = Status(self.status().code(),
@@ -128,6 +214,7 @@ Status ProcessCollector::collectOrThrow(std::stop_token stop, SampleBatch& out) 
     }
     if (info) {
       reportProcess(kCompanionLabel, *info, out);
+      reportNamedGroup(kCompanionLabel, *info, ticks_per_second_, out);
     } else {
       reportDown(kCompanionLabel, out);
     }

@@ -19,6 +19,12 @@
 //   dbpulse_cgroup_memory_usage_bytes                   memory.current
 //   dbpulse_cgroup_memory_limit_bytes                   memory.max
 //   dbpulse_cgroup_cpu_seconds_total                    counter: cpu.stat usage_usec
+// The same facts under process-exporter's names, types and labels, one group per process
+// (groupname "dbpulse" / "companion"): namedprocess_namegroup_{num_procs, num_threads,
+// cpu_seconds_total{mode}, memory_bytes{memtype}, open_filedesc, worst_fd_ratio,
+// oldest_start_time_seconds, minor/major_page_faults_total, context_switches_total
+// {ctxswitchtype}, read/write_bytes_total, states{state}}; num_procs 0 for a companion not
+// found. process-exporter's per-thread series (thread_*, threads_wchan) are not exported.
 // A series whose source is unreadable or absent is omitted, not reported as 0: Pss and
 // open fds need ptrace-read access to the companion (same user or CAP_SYS_PTRACE); a
 // max_fds of "unlimited" and a memory.max of "max" (no limit) are omitted rather than

@@ -104,7 +104,24 @@ Status RedisCollector::collectRun(const CollectContext& ctx, SampleBatch& run) {
       if (ec == std::errc() && ptr == v.data() + v.size() && n > 0) databases_ = std::min(n, 64);
     }
   }
+  if (io_threads_ < 0) {
+    // redis_exporter's redis_config_io_threads; a setting that cannot change at run time.
+    auto reply = call(ctx, {"CONFIG", "GET", "io-threads"});
+    if (!reply.ok()) return reply.status();
+    io_threads_ = 0;
+    if (reply->type == RedisReply::Type::kArray && reply->elements.size() == 2 &&
+        reply->elements[1].isText()) {
+      const std::string& v = reply->elements[1].str;
+      int n = 0;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec == std::errc() && ptr == v.data() + v.size() && n > 0) io_threads_ = n;
+    }
+  }
   redisInfoToSamples(info, databases_, run);
+  if (io_threads_ > 0) {
+    run.gauge("redis_config_io_threads", "The io-threads setting: threads doing client I/O.", {},
+              io_threads_);
+  }
 
   double ratio = kNaN;
   if (auto counters = keyspaceCounters(info)) {

@@ -76,7 +76,8 @@ class RedisCollector final : public Collector {
   std::optional<KeyspaceCounters> previous_keyspace_;
   std::string previous_run_id_;
   SlowlogState slowlog_;
-  int databases_ = -1;  // -1: not asked yet; 0: unknown (CONFIG refused)
+  int databases_ = -1;   // -1: not asked yet; 0: unknown (CONFIG refused)
+  int io_threads_ = -1;  // CONFIG GET io-threads, read once (-1: not yet, 0: refused)
   std::set<std::string> refused_;
 };
 

@@ -18,7 +18,8 @@ std::string collectorsConfig() {
   for (const char* name : {"connections", "statements", "locks", "size"}) {
     c += std::string("[collectors.") + name + "]\ninterval = \"500ms\"\ntimeout = \"400ms\"\n";
   }
-  for (const char* name : {"indexes", "cache", "tables", "replication", "redis", "companion"}) {
+  for (const char* name :
+       {"indexes", "cache", "stats", "tables", "replication", "redis", "companion"}) {
     c += std::string("[collectors.") + name + "]\nenabled = false\n";
   }
   return c;

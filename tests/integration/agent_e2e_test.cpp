@@ -215,13 +215,13 @@ TEST_F(AgentE2ETest, ExportsPostgresProcessAndCollectorMetricsThatPromtoolAccept
   EXPECT_EQ(sampleValue(plain.body, "pg_up", {}), 1.0);
 
   if (!requirePromtool()) return;
-  RunOptions stdin_scrape;
-  stdin_scrape.stdin_text = scrape;
-  const CommandResult lint =
-      runCommand({std::string(kPromtool), "check", "metrics"}, 30s, stdin_scrape);
-  EXPECT_EQ(lint.exit_code, 0) << "promtool check metrics found problems:\n"
-                               << lint.describe() << "\n--- scrape ---\n"
-                               << scrape;
+  // The peers' names break some of promtool's naming rules (counters without _total):
+  // dashboards need them as they are; every other finding fails.
+  const auto lint = lintProblemsBesidesPeerNames(scrape);
+  ASSERT_TRUE(lint.has_value()) << "promtool check metrics did not finish";
+  EXPECT_EQ(*lint, "") << "promtool check metrics found problems:\n"
+                       << *lint << "\n--- scrape ---\n"
+                       << scrape;
 }
 
 TEST_F(AgentE2ETest, UnknownPathAnswers404WithJsonError) {

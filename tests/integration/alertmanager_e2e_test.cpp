@@ -28,9 +28,9 @@ constexpr std::string_view kAlertName = "DbpulseE2eCompanionDown";
 
 // The collectors that need PostgreSQL or Redis are switched off: this test is about rules
 // and notifications, and the process collector is all it needs.
-constexpr std::string_view kQuietCollectors[] = {"connections", "statements",  "indexes",
-                                                 "cache",       "tables",      "size",
-                                                 "locks",       "replication", "redis"};
+constexpr std::string_view kQuietCollectors[] = {"connections", "statements", "indexes", "cache",
+                                                 "stats",       "tables",     "size",    "locks",
+                                                 "replication", "redis"};
 
 class AlertmanagerE2ETest : public ::testing::Test {
  protected:

@@ -66,8 +66,8 @@ std::string config(const PgServer& pg, const std::string& listen, const std::str
   std::string c = "[agent]\nlisten = \"" + listen + "\"\nstate_dir = \"" + state_dir +
                   "\"\nlog_format = \"text\"\nleader_election = false\n\n[postgres]\ndsn = \"" +
                   pg.dsn("big") + "\"\nstatement_timeout = \"20s\"\n";
-  for (const char* name : {"connections", "statements", "indexes", "cache", "tables", "size",
-                           "locks", "replication"}) {
+  for (const char* name : {"connections", "statements", "indexes", "cache", "stats", "tables",
+                           "size", "locks", "replication"}) {
     c += std::string("[collectors.") + name + "]\ninterval = \"15s\"\ntimeout = \"14s\"\n";
   }
   for (const char* name : {"pgbouncer", "redis", "companion"}) {

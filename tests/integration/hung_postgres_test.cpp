@@ -79,7 +79,7 @@ class HungPostgresTest : public ::testing::Test {
     }
     // Only the collectors above: the database-wide ones would just add sessions.
     for (const char* name :
-         {"statements", "cache", "tables", "size", "indexes", "locks", "replication"}) {
+         {"statements", "cache", "stats", "tables", "size", "indexes", "locks", "replication"}) {
       c += std::string("[collectors.") + name + "]\nenabled = false\n\n";
     }
     return c;

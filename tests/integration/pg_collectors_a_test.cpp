@@ -1,4 +1,4 @@
-// The statements, cache, tables and size collectors against a real PostgreSQL (every major,
+// The statements, cache, stats, tables and size collectors against a real PostgreSQL (every major,
 // tests/CMakeLists.txt): each test
 // builds its own small chat database in the shared server, drives a workload with a
 // separate client and runs the collector classes (or the real binary) against it.
@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +19,7 @@
 #include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/size_collector.h"
 #include "collectors/postgres/statements_collector.h"
+#include "collectors/postgres/stats_collector.h"
 #include "collectors/postgres/tables_collector.h"
 #include "integration/harness/harness.h"
 
@@ -425,9 +428,6 @@ TEST_F(PgCollectorsTest, CacheHitRatioDropsWhenColdAndRisesWhenWarm) {
   EXPECT_GT(warm_ratio, 0.95);
   EXPECT_LT(*valueOf(cold, "dbpulse_pg_table_heap_cache_hit_ratio", messages), 0.5);
   EXPECT_GT(*valueOf(warm, "dbpulse_pg_table_heap_cache_hit_ratio", messages), 0.95);
-  EXPECT_GT(*valueOf(warm, "pg_stat_database_blks_read", this_db), 200);
-  EXPECT_GE(*valueOf(warm, "pg_stat_database_blks_hit", this_db),
-            *valueOf(cold, "pg_stat_database_blks_hit", this_db));
 }
 
 // ---------------------------------------------------------------- size
@@ -555,8 +555,8 @@ std::string agentConfig(const DbpulseProcess& agent, const PgServer& pg, const s
             "]\nenabled = true\ninterval = \"1s\"\ntimeout = \"900ms\"\n";
   }
   // Only these four: the test is about them, not about the others' servers.
-  for (const char* name : {"connections", "indexes", "locks", "pgbouncer", "replication", "redis",
-                           "process", "companion"}) {
+  for (const char* name : {"connections", "stats", "indexes", "locks", "pgbouncer", "replication",
+                           "redis", "process", "companion"}) {
     toml += std::string("[collectors.") + name + "]\nenabled = false\n";
   }
   return toml;
@@ -627,8 +627,7 @@ TEST_F(PgCollectorsTest, OncePrintsEverySeriesAndPassesPromtool) {
   for (const char* name :
        {"pg_stat_statements_calls_total", "pg_stat_statements_seconds_total",
         "dbpulse_pg_statement_mean_seconds", "dbpulse_pg_long_running_statements",
-        "dbpulse_pg_cache_hit_ratio", "pg_stat_database_blks_hit", "pg_stat_database_blks_read",
-        "dbpulse_pg_table_heap_cache_hit_ratio", "pg_stat_user_tables_n_live_tup",
+        "dbpulse_pg_cache_hit_ratio", "dbpulse_pg_table_heap_cache_hit_ratio", "pg_stat_user_tables_n_live_tup",
         "pg_stat_user_tables_n_dead_tup", "dbpulse_pg_table_dead_tuple_ratio",
         "dbpulse_pg_table_bloat_ratio", "dbpulse_pg_index_bloat_ratio",
         "dbpulse_pg_database_xid_age", "dbpulse_pg_table_xid_age", "pg_database_size_bytes",
@@ -640,11 +639,205 @@ TEST_F(PgCollectorsTest, OncePrintsEverySeriesAndPassesPromtool) {
       0.02);
 
   if (!requirePromtool()) return;
-  RunOptions stdin_scrape;
-  stdin_scrape.stdin_text = once.out;
-  const CommandResult lint =
-      runCommand({std::string(kPromtool), "check", "metrics"}, 30s, stdin_scrape);
-  EXPECT_EQ(lint.exit_code, 0) << "promtool check metrics found problems:\n" << lint.describe();
+  // The peers' names break some of promtool's naming rules (counters without _total):
+  // dashboards need them as they are; every other finding fails.
+  const auto lint = lintProblemsBesidesPeerNames(once.out);
+  ASSERT_TRUE(lint.has_value()) << "promtool check metrics did not finish";
+  EXPECT_EQ(*lint, "") << "promtool check metrics found problems:\n" << *lint;
+}
+
+// ---------------------------------------------------------------- stats
+
+// The difference of one series between two runs (nullopt when absent from either).
+std::optional<double> deltaOf(const SampleBatch& before, const SampleBatch& after,
+                              const std::string& name,
+                              const std::vector<std::pair<std::string, std::string>>& match) {
+  const auto a = valueOf(before, name, match), b = valueOf(after, name, match);
+  if (!a || !b) return std::nullopt;
+  return *b - *a;
+}
+
+TEST_F(PgCollectorsTest, StatsCountTransactionsAndRowsPerDatabaseAndTable) {
+  const std::string db = "pga_stats";
+  makeChatDatabase(*pg_, db);
+  auto session = sessionFor(*pg_, db);
+  collectors::StatsCollector collector(*session, 20);
+  PgClient app = pg_->connect(db);
+  StatsFlusher flush_stats(*pg_, app);
+  SampleBatch before;
+  ASSERT_TRUE(runOnce(collector, before).ok());
+
+  for (int i = 0; i < 5; ++i) {
+    app.exec("INSERT INTO messages (id, conversation_id, sender_id, body) VALUES (" +
+             std::to_string(900000 + i) + ", 1, 1, 'new')");
+  }
+  app.exec("BEGIN");
+  app.exec("UPDATE messages SET body = 'undone' WHERE id = 900000");
+  app.exec("ROLLBACK");
+  app.exec("UPDATE messages SET body = 'edited' WHERE id IN (900001, 900002)");
+  app.exec("DELETE FROM messages WHERE id = 900004");
+  flush_stats();
+  SampleBatch after;
+  ASSERT_TRUE(runOnce(collector, after).ok());
+
+  const std::string datid =
+      pg_->queryValue("SELECT oid::text FROM pg_database WHERE datname = '" + db + "'").value();
+  const std::vector<std::pair<std::string, std::string>> this_db{{"datid", datid}, {"datname", db}};
+  EXPECT_GE(deltaOf(before, after, "pg_stat_database_xact_commit", this_db).value_or(-1), 8);
+  EXPECT_GE(deltaOf(before, after, "pg_stat_database_xact_rollback", this_db).value_or(-1), 1);
+  EXPECT_GE(deltaOf(before, after, "pg_stat_database_tup_inserted", this_db).value_or(-1), 5);
+  EXPECT_GE(deltaOf(before, after, "pg_stat_database_tup_updated", this_db).value_or(-1), 2);
+  EXPECT_GE(deltaOf(before, after, "pg_stat_database_tup_deleted", this_db).value_or(-1), 1);
+  EXPECT_GE(valueOf(after, "pg_stat_database_numbackends", this_db).value_or(0), 2);
+  EXPECT_TRUE(valueOf(after, "pg_stat_database_blks_hit", this_db).has_value());
+  EXPECT_TRUE(valueOf(after, "pg_stat_database_conflicts_confl_lock", this_db).has_value());
+  // Session statistics exist from PostgreSQL 14.
+  EXPECT_EQ(valueOf(after, "pg_stat_database_sessions", this_db).has_value(), pg_->major() >= 14);
+
+  const std::vector<std::pair<std::string, std::string>> messages{
+      {"datname", db}, {"schemaname", "public"}, {"relname", "messages"}};
+  EXPECT_EQ(deltaOf(before, after, "pg_stat_user_tables_n_tup_ins", messages), 5);
+  EXPECT_EQ(deltaOf(before, after, "pg_stat_user_tables_n_tup_del", messages), 1);
+  EXPECT_GE(deltaOf(before, after, "pg_stat_user_tables_n_tup_upd", messages).value_or(-1), 2);
+  EXPECT_GT(valueOf(after, "pg_statio_user_tables_heap_blks_hit", messages).value_or(0), 0);
+  // VACUUM ANALYZE ran when the database was made: a Unix time, not 0.
+  EXPECT_GT(valueOf(after, "pg_stat_user_tables_last_vacuum", messages).value_or(0), 1.6e9);
+  EXPECT_GE(valueOf(after, "pg_stat_user_tables_vacuum_count", messages).value_or(0), 1);
+}
+
+TEST_F(PgCollectorsTest, StatsTopTablesAreBounded) {
+  const std::string db = "pga_stats_top";
+  makeChatDatabase(*pg_, db);
+  {
+    // messages becomes the table with the most rows read (users and conversations have
+    // the foreign-key lookups of its 30,000 rows).
+    PgClient app = pg_->connect(db);
+    StatsFlusher flush_stats(*pg_, app);
+    app.exec("SELECT count(*) FROM messages");
+    app.exec("SELECT count(*) FROM messages");
+    flush_stats();
+  }
+  auto session = sessionFor(*pg_, db);
+  collectors::StatsCollector collector(*session, 2);
+  SampleBatch out;
+  ASSERT_TRUE(runOnce(collector, out).ok());
+  size_t tables = 0;
+  for (const auto& smp : out.samples()) tables += smp.name == "pg_stat_user_tables_n_tup_ins";
+  EXPECT_EQ(tables, 2u);  // of three
+  EXPECT_TRUE(valueOf(out, "pg_stat_user_tables_n_tup_ins", {{"relname", "messages"}}));
+}
+
+// pg_stat_bgwriter, or pg_stat_checkpointer from PostgreSQL 17; pg_settings in base units;
+// the postmaster and version facts, each against what the server itself says.
+TEST_F(PgCollectorsTest, StatsReadCheckpointsSettingsAndTheServerFromTheRightViews) {
+  const std::string db = "pga_stats_server";
+  makeChatDatabase(*pg_, db);
+  auto session = sessionFor(*pg_, db);
+  collectors::StatsCollector collector(*session, 20);
+  SampleBatch before;
+  ASSERT_TRUE(runOnce(collector, before).ok());
+  const auto requested_before = valueOf(before, "pg_stat_bgwriter_checkpoints_req_total");
+  ASSERT_TRUE(requested_before.has_value());
+
+  pg_->exec("CHECKPOINT");
+  SampleBatch after;
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        after.clear();
+        EXPECT_TRUE(runOnce(collector, after).ok());
+        return valueOf(after, "pg_stat_bgwriter_checkpoints_req_total").value_or(0) >
+               *requested_before;
+      },
+      10s))
+      << "a CHECKPOINT was not counted as requested";
+  EXPECT_TRUE(valueOf(after, "pg_stat_bgwriter_buffers_alloc_total").has_value());
+  EXPECT_EQ(valueOf(after, "pg_stat_bgwriter_buffers_backend_total").has_value(), pg_->major() < 17)
+      << "PostgreSQL 17 dropped buffers_backend";
+  EXPECT_EQ(valueOf(after, "pg_stat_archiver_archived_count"), 0);
+
+  const auto server = [&](const std::string& sql) {
+    return std::stod(pg_->queryValue(sql, db).value());
+  };
+  EXPECT_EQ(valueOf(after, "pg_settings_shared_buffers_bytes"),
+            server("SELECT pg_size_bytes(current_setting('shared_buffers'))"));
+  EXPECT_EQ(valueOf(after, "pg_settings_work_mem_bytes"),
+            server("SELECT pg_size_bytes(current_setting('work_mem'))"));
+  EXPECT_EQ(valueOf(after, "pg_settings_checkpoint_timeout_seconds"),
+            server("SELECT extract(epoch FROM current_setting('checkpoint_timeout')::interval)"));
+  EXPECT_EQ(valueOf(after, "pg_settings_fsync"),
+            server("SELECT CASE current_setting('fsync') WHEN 'on' THEN 1 ELSE 0 END"));
+  EXPECT_EQ(valueOf(after, "pg_settings_server_version_num"),
+            server("SELECT current_setting('server_version_num')::int"));
+  // The connections collector's own.
+  EXPECT_FALSE(valueOf(after, "pg_settings_max_connections").has_value());
+  EXPECT_NEAR(*valueOf(after, "pg_postmaster_start_time_seconds"),
+              server("SELECT extract(epoch FROM pg_postmaster_start_time())"), 0.001);
+  EXPECT_EQ(valueOf(after, "pg_static", {{"version", pg_->queryValue("SELECT version()").value()}}),
+            1);
+}
+
+// The live /metrics of a real agent on this major against collectors/metric_names.tsv: every
+// family on /metrics is in the table with the table's type (never untyped but where the
+// table says why), and every name the table lists as always there for the enabled
+// collectors and this major is there.
+TEST_F(PgCollectorsTest, LiveMetricsMatchTheNameTable) {
+  const std::string db = "pga_names";
+  makeChatDatabase(*pg_, db);
+  PgClient app = pg_->connect(db);
+  app.exec("SELECT count(*) FROM messages WHERE conversation_id = 3");
+  app.exec("DELETE FROM messages WHERE id % 50 = 0");
+  const bool with_redis = std::filesystem::exists(std::string(kRedisServer));
+  DbpulseProcess agent;
+  std::string toml = "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+                     agent.stateDir().string() + "\"\nlog_format = \"text\"\n[postgres]\ndsn = \"" +
+                     pg_->dsn(db) + "\"\nstatement_timeout = \"5s\"\n";
+  if (with_redis) toml += "[redis]\naddress = \"" + sharedRedis().address() + "\"\n";
+  std::set<std::string> enabled = {"agent"};
+  for (const collectors::CatalogEntry& entry : collectors::catalog()) {
+    const bool on = (!entry.default_group.empty() && entry.name != "pgbouncer") ||
+                    entry.name == "process" || (entry.name == "redis" && with_redis);
+    if (on) enabled.insert(entry.name);
+    toml += "[collectors." + entry.name + "]\nenabled = " + (on ? "true" : "false") + "\n";
+    if (on) toml += "interval = \"1s\"\ntimeout = \"900ms\"\n";
+  }
+  agent.start(toml);
+  ASSERT_TRUE(agent.waitHealthy(15s));
+  std::string scrape;
+  ASSERT_TRUE(agent.waitForMetrics(
+      [&](const std::string& text) {
+        for (const auto& name : enabled) {
+          if (name != "agent" &&
+              sampleValue(text, "dbpulse_collector_success", {{"collector", name}}) != 1.0) {
+            return false;
+          }
+        }
+        return true;
+      },
+      30s, "every enabled collector succeeding", &scrape));
+
+  const auto rows = readMetricNames();
+  const auto exposed = exposedTypes(scrape);
+  for (const auto& [family, type] : exposed) {
+    const MetricNameRow* row = findMetricName(rows, family);
+    if (row == nullptr) {
+      ADD_FAILURE() << family << " (" << type << ") is on /metrics but not in the name table";
+      continue;
+    }
+    EXPECT_EQ(type, row->type) << family;
+    EXPECT_TRUE(enabled.count(row->collector))
+        << family << " comes from " << row->collector << ", which is off here";
+    EXPECT_TRUE(row->onMajor(pg_->major()))
+        << family << " is listed for PostgreSQL " << row->pg << ", not " << pg_->major();
+  }
+  for (const auto& row : rows) {
+    if (!enabled.count(row.collector) || row.when != "always" || !row.onMajor(pg_->major())) {
+      continue;
+    }
+    bool found = false;
+    for (const auto& [family, type] : exposed) found = found || row.matches(family);
+    EXPECT_TRUE(found) << row.name << " (" << row.collector << ") is missing from /metrics on "
+                       << "PostgreSQL " << pg_->major();
+  }
 }
 
 }  // namespace

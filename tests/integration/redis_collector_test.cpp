@@ -178,11 +178,11 @@ TEST(RedisCollectorTest, ReportsRedisExporterSeriesOnMetrics) {
   EXPECT_LE(findSamples(scrape, "dbpulse_redis_clients").size(), 8u);
 
   if (!requirePromtool()) return;
-  RunOptions stdin_scrape;
-  stdin_scrape.stdin_text = scrape;
-  const CommandResult lint =
-      runCommand({std::string(kPromtool), "check", "metrics"}, 30s, stdin_scrape);
-  EXPECT_EQ(lint.exit_code, 0) << "promtool check metrics found problems:\n" << lint.describe();
+  // The peers' names break some of promtool's naming rules (counters without _total):
+  // dashboards need them as they are; every other finding fails.
+  const auto lint = lintProblemsBesidesPeerNames(scrape);
+  ASSERT_TRUE(lint.has_value()) << "promtool check metrics did not finish";
+  EXPECT_EQ(*lint, "") << "promtool check metrics found problems:\n" << *lint;
 }
 
 TEST(RedisCollectorTest, HitRatioFollowsAScriptedMixOfHitsAndMisses) {

@@ -68,8 +68,8 @@ class RulesE2ETest : public ::testing::Test {
 
   static std::string disabledCollectors() {
     std::string c;
-    for (const char* name : {"connections", "statements", "indexes", "cache", "tables", "size",
-                             "locks", "pgbouncer", "replication", "redis"}) {
+    for (const char* name : {"connections", "statements", "indexes", "cache", "stats", "tables",
+                             "size", "locks", "pgbouncer", "replication", "redis"}) {
       c += std::string("[collectors.") + name + "]\nenabled = false\n";
     }
     return c;

@@ -120,7 +120,7 @@ TEST(DashboardsLive, EveryQueryReturnsDataFromARealAgent) {
   config += "[companion]\nhealth_url = \"" + chat.url("/health") + "\"\nmetrics_url = \"" +
             chat.url("/metrics") + "\"\npid_file = \"" + (agent.dir() / "chat.pid").string() +
             "\"\n";
-  for (const char* c : {"connections", "statements", "cache", "tables", "size", "indexes",
+  for (const char* c : {"connections", "statements", "cache", "stats", "tables", "size", "indexes",
                         "locks", "replication", "redis", "process", "companion"}) {
     config += std::string("[collectors.") + c + "]\ninterval = \"1s\"\n";
   }
@@ -176,7 +176,7 @@ TEST(DashboardsLive, IrateOverACounterScrapedFasterThanItsCollectorIsNeverFlat) 
   DbpulseProcess agent;
   std::string config = "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
                        agent.stateDir().string() + "\"\n";
-  for (const char* c : {"connections", "statements", "cache", "tables", "size", "indexes",
+  for (const char* c : {"connections", "statements", "cache", "stats", "tables", "size", "indexes",
                         "locks", "replication", "redis", "companion"}) {
     config += std::string("[collectors.") + c + "]\nenabled = false\n";
   }

@@ -7,6 +7,7 @@
 #include "integration/harness/exposition.h"       // IWYU pragma: export
 #include "integration/harness/harness_error.h"    // IWYU pragma: export
 #include "integration/harness/http_client.h"      // IWYU pragma: export
+#include "integration/harness/metric_names.h"     // IWYU pragma: export
 #include "integration/harness/net.h"              // IWYU pragma: export
 #include "integration/harness/os_user.h"          // IWYU pragma: export
 #include "integration/harness/pg_server.h"        // IWYU pragma: export

@@ -380,8 +380,8 @@ TEST(IndexesCollectorTest, ExportsCountsAndBoundedSeries) {
   EXPECT_EQ(value(out, "dbpulse_pg_table_seq_tup_read_per_scan", t0), 30000.0 / 4);
   const Labels t1{{"datname", "chat"}, {"schemaname", "public"}, {"relname", "t1"}};
   EXPECT_EQ(value(out, "dbpulse_pg_table_seq_scan_ratio", t1), 4.0 / 16);
-  EXPECT_EQ(out.families().at("pg_stat_user_indexes_idx_scan").type, MetricType::kUntyped);
-  EXPECT_EQ(out.families().at("pg_stat_user_tables_seq_scan").type, MetricType::kUntyped);
+  EXPECT_EQ(out.families().at("pg_stat_user_indexes_idx_scan").type, MetricType::kCounter);
+  EXPECT_EQ(out.families().at("pg_stat_user_tables_seq_scan").type, MetricType::kCounter);
   for (const auto& s : out.samples()) EXPECT_EQ(out.families().count(s.name), 1u) << s.name;
 }
 

@@ -1,11 +1,12 @@
 #include "collectors/postgres/locks_collector.h"
-#include "unit/collectors/sample_batch_util.h"
 
 #include <gtest/gtest.h>
 
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "unit/collectors/sample_batch_util.h"
 
 namespace dbpulse::collectors {
 namespace {
@@ -17,9 +18,6 @@ const std::vector<std::string> kColumns = {"kind", "datname",  "mode",    "value
 
 Row modeRow(const char* db, const char* mode, const char* n) {
   return Row{"mode", db, mode, n, std::nullopt, std::nullopt, std::nullopt, std::nullopt};
-}
-Row deadlockRow(const char* db, const char* n) {
-  return Row{"deadlocks", db, "", n, std::nullopt, std::nullopt, std::nullopt, std::nullopt};
 }
 Row waitRow(const char* pid, const char* blockers, const char* seconds,
             const char* query = "UPDATE messages SET body = $1 WHERE id = $2") {
@@ -35,25 +33,24 @@ PgRows rowsOf(std::vector<Row> rows) {
 
 using batchtest::value;
 
-TEST(LocksCollectorTest, CountsLocksByDatabaseAndModeAndDeadlocks) {
+TEST(LocksCollectorTest, CountsLocksByDatabaseAndMode) {
   SampleBatch out;
   std::vector<BlockedSession> waiting;
-  const Status s =
-      parseLockRows(rowsOf({modeRow("chat", "rowexclusivelock", "6"),
-                            modeRow("chat", "sireadlock", "0"), deadlockRow("chat", "3")}),
-                    20, out, waiting);
+  const Status s = parseLockRows(
+      rowsOf({modeRow("chat", "rowexclusivelock", "6"), modeRow("chat", "sireadlock", "0")}), 20,
+      out, waiting);
   ASSERT_TRUE(s.ok()) << s.toString();
   EXPECT_EQ(value(out, "pg_locks_count", {{"datname", "chat"}, {"mode", "rowexclusivelock"}}), 6);
   EXPECT_EQ(value(out, "pg_locks_count", {{"datname", "chat"}, {"mode", "sireadlock"}}), 0);
-  EXPECT_EQ(value(out, "pg_stat_database_deadlocks", {{"datname", "chat"}}), 3);
   EXPECT_EQ(value(out, "dbpulse_pg_lock_waiting_sessions"), 0);
   EXPECT_EQ(value(out, "dbpulse_pg_lock_blocked_sessions"), 0);
   EXPECT_EQ(value(out, "dbpulse_pg_lock_chain_max_depth"), 0);
   EXPECT_EQ(value(out, "dbpulse_pg_lock_longest_wait_seconds"), 0);
   EXPECT_TRUE(waiting.empty());
-  // _count and counter-like names without _total stay untyped so promtool's lint passes.
-  EXPECT_EQ(out.families().at("pg_locks_count").type, MetricType::kUntyped);
-  EXPECT_EQ(out.families().at("pg_stat_database_deadlocks").type, MetricType::kUntyped);
+  // postgres_exporter's type; deadlocks are the stats collector's now (one family, one
+  // collector).
+  EXPECT_EQ(out.families().at("pg_locks_count").type, MetricType::kGauge);
+  EXPECT_EQ(out.families().count("pg_stat_database_deadlocks"), 0u);
   for (const auto& smp : out.samples()) EXPECT_EQ(out.families().count(smp.name), 1u) << smp.name;
 }
 

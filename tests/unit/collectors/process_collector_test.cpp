@@ -487,6 +487,8 @@ TEST(ProcessCollectorTest, ReportsSelfCompanionAndCgroupFromFakeTree) {
   for (const auto& sample : out.samples()) {
     if (sample.name.rfind("dbpulse_process_", 0) == 0) {
       EXPECT_EQ(sample.labels.size(), 1u) << sample.name;
+    } else if (sample.name.rfind("namedprocess_namegroup_", 0) == 0) {
+      EXPECT_FALSE(sample.labels.get("groupname").empty()) << sample.name;
     } else {
       EXPECT_TRUE(sample.labels.empty()) << sample.name;
     }
@@ -595,6 +597,68 @@ TEST(ProcessCollectorTest, ReadsRealProcSelf) {
   ASSERT_TRUE(start);
   EXPECT_LE(*start, now + 1);
   EXPECT_GT(*start, now - 24 * 3600);  // this test binary did not start yesterday
+}
+
+// process-exporter's names for the same facts, one group per process.
+TEST(ProcessCollectorTest, ReportsProcessExporterNamesPerGroup) {
+  FakeTree tree;
+  addSelf(tree);
+  const std::string d = "proc/" + std::to_string(::getpid()) + "/";
+  tree.write(d + "status",
+             "Name:\tdbpulse\nVmSize:\t   9000 kB\nVmHWM:\t    2000 kB\nVmRSS:\t    1234 kB\n"
+             "VmSwap:\t      4 kB\nThreads:\t7\nvoluntary_ctxt_switches:\t11\n"
+             "nonvoluntary_ctxt_switches:\t3\n");
+  tree.write(d + "io",
+             "rchar: 99\nwchar: 98\nread_bytes: 4096\nwrite_bytes: 8192\n"
+             "cancelled_write_bytes: 1\n");
+  tree.write(d + "smaps_rollup", "Rss:\t1234 kB\nPss:\t 800 kB\nSwapPss:\t 2 kB\n");
+  auto options = fakeOptions(tree);
+  options.companion_process_name = "no-such-chat-server";
+  ProcessCollector collector(options);
+  SampleBatch out;
+  ASSERT_TRUE(collector.collect(context(), out).ok());
+
+  const auto get = [&](std::string_view name, const Labels& labels) -> std::optional<double> {
+    for (const auto& smp : out.samples()) {
+      if (smp.name == name && smp.labels == labels) return smp.value;
+    }
+    return std::nullopt;
+  };
+  const Labels self{{"groupname", "dbpulse"}};
+  EXPECT_EQ(get("namedprocess_namegroup_num_procs", self), 1);
+  EXPECT_EQ(get("namedprocess_namegroup_num_procs", {{"groupname", "companion"}}), 0);
+  EXPECT_DOUBLE_EQ(*get("namedprocess_namegroup_cpu_seconds_total",
+                        {{"groupname", "dbpulse"}, {"mode", "user"}}),
+                   250 / ticks());
+  EXPECT_DOUBLE_EQ(*get("namedprocess_namegroup_cpu_seconds_total",
+                        {{"groupname", "dbpulse"}, {"mode", "system"}}),
+                   50 / ticks());
+  const auto memory = [&](const char* memtype) {
+    return get("namedprocess_namegroup_memory_bytes",
+               {{"groupname", "dbpulse"}, {"memtype", memtype}});
+  };
+  EXPECT_EQ(memory("resident"), 1234 * 1024);
+  EXPECT_EQ(memory("virtual"), 9000 * 1024);
+  EXPECT_EQ(memory("swapped"), 4 * 1024);
+  EXPECT_EQ(memory("proportionalResident"), 800 * 1024);
+  EXPECT_EQ(memory("proportionalSwapped"), 2 * 1024);
+  EXPECT_EQ(get("namedprocess_namegroup_num_threads", self), 7);
+  EXPECT_EQ(get("namedprocess_namegroup_open_filedesc", self), 3);
+  EXPECT_DOUBLE_EQ(*get("namedprocess_namegroup_worst_fd_ratio", self), 3.0 / 1024);
+  EXPECT_EQ(get("namedprocess_namegroup_minor_page_faults_total", self), 100);
+  EXPECT_EQ(get("namedprocess_namegroup_major_page_faults_total", self), 0);
+  EXPECT_EQ(get("namedprocess_namegroup_context_switches_total",
+                {{"ctxswitchtype", "voluntary"}, {"groupname", "dbpulse"}}),
+            11);
+  EXPECT_EQ(get("namedprocess_namegroup_read_bytes_total", self), 4096);
+  EXPECT_EQ(get("namedprocess_namegroup_write_bytes_total", self), 8192);
+  EXPECT_EQ(get("namedprocess_namegroup_states", {{"groupname", "dbpulse"}, {"state", "Sleeping"}}),
+            1);
+  EXPECT_EQ(get("namedprocess_namegroup_states", {{"groupname", "dbpulse"}, {"state", "Running"}}),
+            0);
+  EXPECT_EQ(out.families().at("namedprocess_namegroup_cpu_seconds_total").type,
+            MetricType::kCounter);
+  EXPECT_EQ(out.families().at("namedprocess_namegroup_memory_bytes").type, MetricType::kGauge);
 }
 
 }  // namespace

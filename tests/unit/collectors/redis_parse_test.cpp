@@ -179,9 +179,10 @@ TEST(RedisInfoToSamplesTest, UsesRedisExporterNamesAndTypes) {
       {"redis_rdb_last_bgsave_status", 1, MetricType::kGauge},
       {"redis_aof_last_write_status", 0, MetricType::kGauge},
       {"dbpulse_redis_rdb_last_bgsave_duration_seconds", -1, MetricType::kGauge},
-      // promtool-lint-safe: counter without _total / gauge with _total go untyped.
-      {"redis_total_error_replies", 9, MetricType::kUntyped},
-      {"redis_expired_time_cap_reached_total", 0, MetricType::kUntyped},
+      {"redis_rdb_last_bgsave_duration_sec", -1, MetricType::kGauge},
+      // redis_exporter's types, also where its names break promtool's lint rules.
+      {"redis_total_error_replies", 9, MetricType::kCounter},
+      {"redis_expired_time_cap_reached_total", 0, MetricType::kGauge},
   };
   for (const auto& e : expects) {
     SCOPED_TRACE(e.name);
