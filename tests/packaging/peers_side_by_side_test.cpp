@@ -23,7 +23,6 @@
 #include <filesystem>
 #include <algorithm>
 #include <functional>
-#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -53,21 +52,6 @@ const std::vector<std::string> kRuleFiles = {
     "redis-mixin-alerts.yml",
     "redis-mixin-rules.yml",
 };
-
-// Series postgres_exporter serves that dbpulse does not serve yet (issue #8, item 1: the
-// `stats` collector). A query, variable or selector naming one is listed, not failed.
-// Remove entries as they land; the list must end up empty.
-const std::vector<std::string> kNotYetOnDbpulse = {
-    "pg_stat_database_tup_", "pg_stat_database_xact_", "pg_stat_database_conflicts",
-    "pg_stat_database_numbackends", "pg_stat_bgwriter_",
-};
-
-bool knownGap(const std::string& text) {
-  for (const auto& k : kNotYetOnDbpulse) {
-    if (text.find(k) != std::string::npos) return true;
-  }
-  return false;
-}
 
 struct Variable {
   std::string name;
@@ -289,37 +273,22 @@ TEST(PeersSideBySide, UpstreamDashboardsGetDataFromDbpulseWhereTheyGetItFromTheE
   for (const auto& f : kDashboards) dashboards.push_back(loadDashboard(f));
 
   std::vector<std::string> problems;
-  std::set<std::string> gaps;
   std::size_t compared = 0, with_data = 0;
   auto round = [&] {
     env.traffic();
     problems.clear();
-    gaps.clear();
     compared = with_data = 0;
     for (const auto& d : dashboards) {
       std::vector<std::string> unresolved_peers, unresolved_ours;
       const auto peer_values = resolve(env.exporters(), d, &unresolved_peers);
       const auto our_values = resolve(env.dbpulse(), d, &unresolved_ours);
-      std::vector<std::string> gap_variables;
       for (const auto& name : unresolved_ours) {
-        if (std::find(unresolved_peers.begin(), unresolved_peers.end(), name) !=
+        if (std::find(unresolved_peers.begin(), unresolved_peers.end(), name) ==
             unresolved_peers.end()) {
-          continue;
-        }
-        const auto v = std::find_if(d.variables.begin(), d.variables.end(),
-                                    [&](const Variable& x) { return x.name == name; });
-        if (knownGap(v->match)) {
-          gap_variables.push_back("$" + name);
-          gaps.insert(d.file + ": variable $" + name);
-        } else {
           problems.push_back(d.file + ": variable $" + name + " resolves on the exporters only");
         }
       }
       for (const auto& [where, expr] : d.queries) {
-        const bool gap = knownGap(expr) || std::any_of(gap_variables.begin(), gap_variables.end(),
-                                                       [&](const std::string& g) {
-                                                         return expr.find(g) != std::string::npos;
-                                                       });
         std::string error;
         const int theirs = env.exporters().seriesCount(substitute(expr, peer_values), &error);
         const int ours = env.dbpulse().seriesCount(substitute(expr, our_values), &error);
@@ -328,12 +297,8 @@ TEST(PeersSideBySide, UpstreamDashboardsGetDataFromDbpulseWhereTheyGetItFromTheE
         if (ours < 0) {
           problems.push_back(where + ": rejected: " + error + "\n  " + expr);
         } else if (theirs > 0 && ours == 0) {
-          if (gap) {
-            gaps.insert(where);
-          } else {
-            problems.push_back(where + ": data from the exporters, none from dbpulse\n  " +
-                               substitute(expr, our_values));
-          }
+          problems.push_back(where + ": data from the exporters, none from dbpulse\n  " +
+                             substitute(expr, our_values));
         }
       }
     }
@@ -347,7 +312,6 @@ TEST(PeersSideBySide, UpstreamDashboardsGetDataFromDbpulseWhereTheyGetItFromTheE
                                 << with_data << " with data from the exporters):\n"
                                 << all << env.logs();
   EXPECT_GT(with_data, 30u) << "the exporters side should have data for most queries";
-  for (const auto& g : gaps) std::cout << "known gap (kNotYetOnDbpulse): " << g << "\n";
 }
 
 TEST(PeersSideBySide, UpstreamAlertRulesLoadAndSeeTheSameDataOnDbpulse) {
@@ -380,32 +344,22 @@ TEST(PeersSideBySide, UpstreamAlertRulesLoadAndSeeTheSameDataOnDbpulse) {
   EXPECT_EQ(loaded, upstream) << rules.body;
 
   std::vector<std::string> problems;
-  std::set<std::string> gaps;
   auto round = [&] {
     env.traffic();
     problems.clear();
-    gaps.clear();
     for (const auto& [name, expr] : exprs) {
       std::string error;
       for (const auto& s : selectors(expr)) {
         const int theirs = env.exporters().seriesCount(s, &error);
         const int ours = env.dbpulse().seriesCount(s, &error);
         if (theirs > 0 && ours <= 0) {
-          if (knownGap(s)) {
-            gaps.insert(name + ": " + s);
-          } else {
-            problems.push_back(name + ": " + s + " has data from the exporters, none from dbpulse");
-          }
+          problems.push_back(name + ": " + s + " has data from the exporters, none from dbpulse");
         }
       }
       const int theirs = env.exporters().seriesCount(expr, &error);
       const int ours = env.dbpulse().seriesCount(expr, &error);
       if (theirs > 0 && ours <= 0) {
-        if (knownGap(expr)) {
-          gaps.insert(name);
-        } else {
-          problems.push_back(name + ": holds on the exporters' data, not on dbpulse's");
-        }
+        problems.push_back(name + ": holds on the exporters' data, not on dbpulse's");
       }
     }
     for (const auto& h : env.dbpulse().ruleHealth()) {
@@ -417,7 +371,6 @@ TEST(PeersSideBySide, UpstreamAlertRulesLoadAndSeeTheSameDataOnDbpulse) {
   std::string all;
   for (const auto& p : problems) all += p + "\n";
   EXPECT_TRUE(problems.empty()) << all << env.logs();
-  for (const auto& g : gaps) std::cout << "known gap (kNotYetOnDbpulse): " << g << "\n";
 }
 
 }  // namespace
