@@ -12,6 +12,7 @@
 #include <pqxx/pqxx>
 #include <string>
 
+#include "integration/harness/advisor_fixture.h"
 #include "integration/harness/harness.h"
 
 namespace dbpulse::testing {
@@ -21,9 +22,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 constexpr auto kWait = 15s;
-constexpr const char* kChatQuery =
-    "SELECT id, sender_id, body FROM messages WHERE conversation_id = 7 ORDER BY created_at "
-    "DESC LIMIT 20";
+constexpr const char* kChatQuery = kAdvisorChatQuery;
 
 class AdvisorTest : public ::testing::Test {
  protected:
@@ -35,18 +34,7 @@ class AdvisorTest : public ::testing::Test {
     hypopg_ = pg_->queryValue("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'", kDb)
                   .has_value();
     if (hypopg_) pg_->exec("CREATE EXTENSION IF NOT EXISTS hypopg", kDb);
-    pg_->exec(
-        "DROP TABLE IF EXISTS messages; CREATE TABLE messages (id bigserial PRIMARY KEY, "
-        "conversation_id int NOT NULL, sender_id int NOT NULL, body text NOT NULL, "
-        "created_at timestamptz NOT NULL DEFAULT now()); INSERT INTO messages "
-        "(conversation_id, sender_id, body, created_at) SELECT g % 500, g % 97, 'hello', "
-        "now() - g * interval '1 second' FROM generate_series(1, 60000) g; "
-        "CREATE INDEX messages_sender ON messages (sender_id); "
-        "CREATE INDEX messages_sender_time ON messages (sender_id, created_at); "
-        "ANALYZE messages",
-        kDb);
-    pg_->exec("SELECT pg_stat_statements_reset()", kDb);
-    for (int i = 0; i < 5; ++i) pg_->exec(kChatQuery, kDb);
+    plantMissingIndexCase(*pg_, kDb);
   }
 
   std::string config(const std::string& extra = "") const {
