@@ -46,6 +46,24 @@ class AdvisorTest : public ::testing::Test {
            "[collectors.size]\nenabled = false\n";
   }
 
+  // The hourly advisor job runs once as soon as a pipeline starts (at start and after every
+  // reload) and holds the advisor's one-at-a-time gate meanwhile, so an admin call in that
+  // moment gets the documented 429 "busy" (seen on a loaded machine). Waits for that run.
+  ::testing::AssertionResult advisorSettled() {
+    std::string last;
+    const bool done = pollUntil(
+        [&] {
+          last = agent_.get("/health/ready").body;
+          const json ready = json::parse(last, nullptr, false);
+          return ready.is_object() && ready.contains("collectors") &&
+                 ready["collectors"].contains("advisor") &&
+                 ready["collectors"]["advisor"].value("runs", 0) >= 1;
+        },
+        kWait);
+    if (done) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "the advisor job's first run did not finish: " << last;
+  }
+
   int64_t count(const std::string& sql) {
     return std::stoll(pg_->queryValue(sql, kDb).value_or("-1"));
   }
@@ -149,6 +167,7 @@ TEST_F(AdvisorTest, RunsWithTrackAllGiveTheSameAnswerEveryTime) {
 TEST_F(AdvisorTest, HttpSuggestionsAndMetricAndHypopgRequirement) {
   agent_.start(config());
   ASSERT_TRUE(agent_.waitHealthy(kWait));
+  ASSERT_TRUE(advisorSettled());
   HttpResponse r = agent_.get("/admin/database/index-suggestions", 60s);
   ASSERT_EQ(r.status, 200) << r.body;
   const json body = json::parse(r.body);
@@ -163,11 +182,13 @@ TEST_F(AdvisorTest, HttpSuggestionsAndMetricAndHypopgRequirement) {
   pg_->exec("DROP EXTENSION IF EXISTS hypopg", kDb);
   agent_.writeConfig(config("[advisor]\nhypopg = \"require\"\n"));
   ASSERT_EQ(httpPost(agent_.baseUrl() + "/admin/reload", "").status, 200);
+  ASSERT_TRUE(advisorSettled());
   r = agent_.get("/admin/database/index-suggestions", 60s);
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(json::parse(r.body)["code"], "hypopg_missing") << r.body;
   agent_.writeConfig(config());
   ASSERT_EQ(httpPost(agent_.baseUrl() + "/admin/reload", "").status, 200);
+  ASSERT_TRUE(advisorSettled());
   r = agent_.get("/admin/database/index-suggestions", 60s);
   ASSERT_EQ(r.status, 200) << r.body;
   const json fallback = json::parse(r.body);
@@ -180,6 +201,7 @@ TEST_F(AdvisorTest, HttpSuggestionsAndMetricAndHypopgRequirement) {
 TEST_F(AdvisorTest, AnalyzeQueryExplainsOneReadOnlyStatementAndChangesNothing) {
   agent_.start(config());
   ASSERT_TRUE(agent_.waitHealthy(kWait));
+  ASSERT_TRUE(advisorSettled());
   const std::string url = agent_.baseUrl() + "/admin/database/analyze-query";
   auto post = [&](const json& body) { return httpPost(url, body.dump()); };
 
@@ -235,6 +257,7 @@ TEST_F(AdvisorTest, AnalyzeRefusesStatementsWithEffectsOutsideItsTransaction) {
   pg_->exec("CREATE OR REPLACE VIEW locker AS SELECT pg_try_advisory_lock(4242) AS got", kDb);
   agent_.start(config());
   ASSERT_TRUE(agent_.waitHealthy(kWait));
+  ASSERT_TRUE(advisorSettled());
   const std::string url = agent_.baseUrl() + "/admin/database/analyze-query";
   auto post = [&](const std::string& query, bool analyze) {
     return httpPost(url, json{{"query", query}, {"analyze", analyze}}.dump());
@@ -282,6 +305,7 @@ TEST_F(AdvisorTest, AnalyzeRefusesStatementsWithEffectsOutsideItsTransaction) {
 TEST_F(AdvisorTest, AnalyzeCanBeSwitchedOffInConfig) {
   agent_.start(config("[advisor]\nallow_analyze = false\n"));
   ASSERT_TRUE(agent_.waitHealthy(kWait));
+  ASSERT_TRUE(advisorSettled());
   const std::string url = agent_.baseUrl() + "/admin/database/analyze-query";
   HttpResponse r = httpPost(url, json{{"query", kChatQuery}, {"analyze", true}}.dump());
   EXPECT_EQ(r.status, 403) << r.body;
