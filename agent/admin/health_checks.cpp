@@ -107,6 +107,7 @@ HealthCheck judge(const CheckSpec& spec, std::optional<double> value,
     return c;
   }
   if (fallback) {
+    c.level = spec.fallback_level.value_or(HealthLevel::kNoData);
     c.value = fallback;
     c.shown = formatValue(*fallback, spec.fallback_unit.value_or(spec.unit)) + ctx;
     c.note = spec.fallback_note;
@@ -145,8 +146,17 @@ const std::vector<CheckSpec>& defaultCheckSpecs() {
                  Unit::kCount});
     s.push_back({"long_transactions", "Longest transaction",
                  "max(dbpulse_pg_longest_transaction_seconds)", {60, 300, false}, Unit::kSeconds});
-    CheckSpec idle{"idle_in_transaction", "Idle in transaction",
-                   "max(dbpulse_pg_idle_in_transaction_sessions)", {1, 5, false}, Unit::kCount};
+    // Judged by how long the oldest idle-in-transaction session has been so (what holds
+    // locks and blocks vacuum), not by the count: a busy workload passes through the state.
+    CheckSpec idle{"idle_in_transaction", "Idle in transaction (oldest)",
+                   "max(pg_stat_activity_max_tx_duration{state=~\"idle in transaction.*\"})",
+                   {10, 60, false}, Unit::kSeconds};
+    idle.context_expr = "max(dbpulse_pg_idle_in_transaction_sessions)";
+    idle.context_prefix = " · sessions ";
+    idle.fallback_expr = "max(dbpulse_pg_idle_in_transaction_sessions)";
+    idle.fallback_unit = Unit::kCount;
+    idle.fallback_level = HealthLevel::kOk;
+    idle.fallback_note = "sessions";
     s.push_back(idle);
     CheckSpec cache{"cache_hit", "Cache hit ratio (worst database)",
                     "min(dbpulse_pg_cache_hit_ratio and on (datname) "

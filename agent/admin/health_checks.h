@@ -58,6 +58,8 @@ struct CheckSpec {
   std::string fallback_expr;
   std::string fallback_note;
   std::optional<Unit> fallback_unit;  // default: `unit`
+  // The verdict for a fallback value (default: none, kNoData).
+  std::optional<HealthLevel> fallback_level;
   // Shown when neither has a result.
   std::string missing_note = "no data";
   // Optional: a second number shown beside the value ("12 of 100").

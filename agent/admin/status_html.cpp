@@ -284,13 +284,19 @@ int64_t ms(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : 0;
 }
 
-void runRows(const json& run, int64_t now_ms, std::string& h) {
+// One run as a <details> block (`open`: unfolded), its tables' results inside.
+void runRows(const json& run, int64_t now_ms, bool open, std::string& h) {
   const json tables = run.is_object() ? run.value("tables", json::array()) : json::array();
   std::string results;
   if (tables.is_array()) {
     for (const auto& t : tables) {
+      const std::string result = str(t, "result");
+      const char* cls = result == "ok"                                   ? "ok"
+                        : result == "dry_run"                            ? "muted"
+                        : result == "failed" || result == "timeout"      ? "crit"
+                                                                         : "warn";
       results += "<tr>" + td(str(t, "table")) + td(str(t, "operation")) + "<td class=\"" +
-                 esc(str(t, "result") == "ok" ? "ok" : "warn") + "\">" + esc(str(t, "result")) +
+                 cls + "\">" + esc(result) +
                  "</td>" +
                  num(t.is_object() ? t.value("seconds", 0.0) : 0.0,
                      formatValue(t.is_object() ? t.value("seconds", 0.0) : 0.0, Unit::kSeconds)) +
@@ -298,7 +304,7 @@ void runRows(const json& run, int64_t now_ms, std::string& h) {
     }
   }
   const int64_t finished = ms(run, "finished_ms");
-  h += "<details><summary>" + esc(str(run, "id")) + " · " + esc(str(run, "trigger")) +
+  h += std::string(open ? "<details open>" : "<details>") + "<summary>" + esc(str(run, "id")) + " · " + esc(str(run, "trigger")) +
        (run.is_object() && run.value("dry_run", false) ? " · dry run" : "") + " · started " +
        when(ms(run, "started_ms"), now_ms) + " · " +
        (finished > 0 ? "finished " + when(finished, now_ms) : std::string("running")) + " · " +
@@ -336,14 +342,18 @@ void maintenanceSection(const PageData& d, std::string& h) {
        (m.value("queued", false) ? "; a manual run is queued" : "") + ".</p>\n";
   if (m.contains("running") && m["running"].is_object()) {
     h += "<p>Running now:</p>";
-    runRows(m["running"], d.now_ms, h);
+    runRows(m["running"], d.now_ms, true, h);
   }
   const json history = m.value("history", json::array());
   if (!history.is_array() || history.empty()) {
     h += "<p class=\"muted\">No runs yet.</p>\n";
   } else {
     h += "<p>Last runs (newest first):</p>\n";
-    for (const auto& run : history) runRows(run, d.now_ms, h);
+    bool first = true;  // the newest run unfolded
+    for (const auto& run : history) {
+      runRows(run, d.now_ms, first, h);
+      first = false;
+    }
   }
   if (d.admin) {
     h += "<div class=\"actions\"><label>Tables (empty: whatever needs it) <input "

@@ -131,6 +131,24 @@ TEST_F(HealthCheckerTest, LatestGaugesGiveVerdictsInTriageOrder) {
   EXPECT_EQ(find(checks, "chat_p95").level, HealthLevel::kNoData);
 }
 
+TEST_F(HealthCheckerTest, IdleInTransactionIsJudgedByTheOldestSessionsAge) {
+  write("dbpulse_pg_idle_in_transaction_sessions", {}, 0);
+  EXPECT_EQ(find(checker_.evaluate(store_, now(), 60'000), "idle_in_transaction").level,
+            HealthLevel::kOk)
+      << "no such session: green, from the count alone";
+  write("dbpulse_pg_idle_in_transaction_sessions", {}, 3);
+  write("pg_stat_activity_max_tx_duration", {{"datname", "chat"}, {"state", "idle in transaction"}},
+        0.2);
+  write("pg_stat_activity_max_tx_duration", {{"datname", "chat"}, {"state", "active"}}, 500);
+  auto brief = find(checker_.evaluate(store_, now(), 60'000), "idle_in_transaction");
+  EXPECT_EQ(brief.level, HealthLevel::kOk) << "a busy workload passes through the state";
+  EXPECT_EQ(brief.shown, "200 ms · sessions 3");
+  write("pg_stat_activity_max_tx_duration",
+        {{"datname", "chat"}, {"state", "idle in transaction (aborted)"}}, 90);
+  EXPECT_EQ(find(checker_.evaluate(store_, now(), 60'000), "idle_in_transaction").level,
+            HealthLevel::kCrit);
+}
+
 TEST_F(HealthCheckerTest, CacheRatioNeedsTrafficBeforeAVerdict) {
   // A nearly idle database at 50 %: shown, not judged (the false positive of issue #12).
   for (int i = 0; i <= 20; ++i) {
