@@ -181,6 +181,35 @@ TEST_F(StatusPageBrowserTest, RendersEverySectionFromTheRealDatabase) {
     EXPECT_GE(calls[i - 1].get<double>(), calls[i].get<double>()) << calls.dump();
   }
   save(artifactsDir() / "status_page_sorted.png", browser.screenshot(page));
+
+  // "Dry run" for one table posts to POST /admin/database/optimize (202 with the run id),
+  // and the run then shows in the maintenance section with the table's planned operation.
+  const json answer = browser.evaluate(
+      page,
+      "new Promise(resolve => {"
+      " document.getElementById('optimize-tables').value = 'public.messages';"
+      " document.querySelector('button[data-optimize=dry]').click();"
+      " const out = document.getElementById('optimize-result'); let n = 0;"
+      " const t = setInterval(() => { if (out.textContent || ++n > 100) { clearInterval(t);"
+      " resolve(out.textContent); } }, 100); })");
+  ASSERT_TRUE(answer.is_string()) << answer.dump();
+  EXPECT_EQ(answer.get<std::string>().rfind("202 ", 0), 0u) << answer.dump();
+  HttpResponse after;
+  EXPECT_TRUE(pollUntil(
+      [&] {
+        after = agent_.get("/");
+        return after.body.find("manual · dry run") != std::string::npos &&
+               after.body.find("finished") != std::string::npos;
+      },
+      30s))
+      << "no finished dry run on the page";
+  ChromiumPage reloaded = browser.open(agent_.baseUrl() + "/#maintenance", 30s);
+  EXPECT_TRUE(reloaded.console_errors.empty()) << json(reloaded.console_errors).dump(2);
+  EXPECT_EQ(browser.evaluate(reloaded,
+                             "Array.from(document.querySelectorAll('#maintenance details[open] "
+                             "tbody tr')).map(r => [r.cells[0].textContent, r.cells[2].textContent])"),
+            json::array({json::array({"public.messages", "dry_run"})}));
+  save(artifactsDir() / "status_page_after_dry_run.png", browser.screenshot(reloaded));
 }
 
 }  // namespace
