@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -84,6 +85,23 @@ std::string relative(int64_t ms, int64_t now_ms) {
   const double d = static_cast<double>(ms - now_ms) / 1000;
   const std::string span = formatValue(std::fabs(d), Unit::kSeconds);
   return d >= 0 ? "in " + span : span + " ago";
+}
+
+// Milliseconds since the epoch of the rule manager's "2026-12-06T08:00:00.123Z"; 0 when
+// it is not that shape.
+int64_t parseUtc(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0, ms = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &y, &mo, &d, &h, &mi, &se, &ms) < 6) {
+    return 0;
+  }
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = se;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
 std::string when(int64_t ms, int64_t now_ms) {
@@ -380,7 +398,10 @@ void alertsSection(const PageData& d, std::string& h) {
       const json labels = a.value("labels", json::object());
       rows += "<tr data-state=\"" + state + "\"><td>" + esc(str(labels, "alertname")) +
               "</td><td class=\"" + state + "\">" + state + "</td>" +
-              td(str(labels, "severity")) + "<td>" + esc(str(a, "activeAt")) + "</td>";
+              td(str(labels, "severity")) + "<td>" +
+              (parseUtc(str(a, "activeAt")) > 0 ? when(parseUtc(str(a, "activeAt")), d.now_ms)
+                                                : esc(str(a, "activeAt"))) +
+              "</td>";
       if (d.admin) {
         std::string shown;
         if (labels.is_object()) {

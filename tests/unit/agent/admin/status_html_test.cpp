@@ -111,6 +111,9 @@ TEST(StatusHtmlTest, SectionsComeInTriageOrder) {
   EXPECT_NE(page.find("<polyline"), std::string::npos);
   EXPECT_NE(page.find("1 firing, 0 pending, 3 rules loaded"), std::string::npos);
   EXPECT_NE(page.find("<td>PostgresDown</td><td class=\"firing\">firing</td>"), std::string::npos);
+  // Since when: relative, with the instant in the title.
+  EXPECT_NE(page.find("<td><time datetime=\"2026-01-01 00:00:00Z\" title=\"2026-01-01 00:00:00Z\">"),
+            std::string::npos);
 }
 
 TEST(StatusHtmlTest, QueriesBySlowestTotalWithTheirShareOfAllTime) {
