@@ -210,8 +210,12 @@ const std::vector<CheckSpec>& defaultCheckSpecs() {
     s.push_back(err);
     CheckSpec p95{"chat_p95", "Chat server p95",
                   "histogram_quantile(0.95, sum by (le) "
-                  "(rate(http_request_duration_seconds_bucket[5m])))",
+                  "(rate(http_request_duration_seconds_bucket[5m]))) and on () "
+                  "sum(rate(http_request_duration_seconds_bucket{le=\"+Inf\"}[5m])) > 0.1",
                   {0.5, 1, false}, Unit::kSeconds};
+    p95.fallback_expr = "sum(rate(http_request_duration_seconds_bucket{le=\"+Inf\"}[5m]))";
+    p95.fallback_note = "too little traffic to judge (< 0.1 req/s)";
+    p95.fallback_unit = Unit::kPerSecond;
     p95.missing_note = "no chat server metrics";
     s.push_back(p95);
     return s;

@@ -207,6 +207,22 @@ TEST_F(HealthCheckerTest, ChatErrorRatioAndP95FromCountersAndBuckets) {
     EXPECT_EQ(s.points.front().t_ms, now() - 5 * 60'000);
   }
   EXPECT_TRUE(found);
+
+  // The chat server idle for 5 minutes: both are shown as traffic, without a verdict.
+  for (int i = 0; i <= 21; ++i) {
+    write("http_requests_total", {{"route", "/a"}, {"status_code", "200"}}, 9 * 450.0);
+    write("http_requests_total", {{"route", "/a"}, {"status_code", "500"}}, 450.0);
+    write("http_request_duration_seconds_bucket", {{"route", "/a"}, {"le", "0.1"}}, 8 * 450.0);
+    write("http_request_duration_seconds_bucket", {{"route", "/a"}, {"le", "0.5"}}, 10 * 450.0);
+    write("http_request_duration_seconds_bucket", {{"route", "/a"}, {"le", "+Inf"}}, 10 * 450.0);
+    clock_.advance(15s);
+  }
+  const auto idle = checker_.evaluate(store_, now(), 5 * 60'000);
+  EXPECT_EQ(find(idle, "chat_errors").level, HealthLevel::kNoData);
+  EXPECT_EQ(find(idle, "chat_errors").shown, "0/s");
+  EXPECT_EQ(find(idle, "chat_p95").level, HealthLevel::kNoData);
+  EXPECT_EQ(find(idle, "chat_p95").shown, "0/s");
+  EXPECT_NE(find(idle, "chat_p95").note.find("too little traffic"), std::string::npos);
 }
 
 TEST_F(HealthCheckerTest, ABrokenExpressionIsANoteNotACrash) {
