@@ -409,6 +409,18 @@ void AdvisorGate::leave() {
   cv_.notify_all();
 }
 
+void AdvisorGate::publish(IndexSuggestions suggestions, int64_t at_ms) {
+  auto p = std::make_shared<const PublishedSuggestions>(
+      PublishedSuggestions{std::move(suggestions), at_ms});
+  std::lock_guard lock(mu_);
+  latest_ = std::move(p);
+}
+
+std::shared_ptr<const PublishedSuggestions> AdvisorGate::latest() const {
+  std::lock_guard lock(mu_);
+  return latest_;
+}
+
 Status AdvisorCollector::collect(const collectors::CollectContext& ctx, SampleBatch& out) {
   if (gate_ && !gate_->enter(ctx.deadline, ctx.stop)) {
     return deadlineExceeded("an advisor run from the admin API was still in progress");
@@ -431,6 +443,7 @@ Status AdvisorCollector::collect(const collectors::CollectContext& ctx, SampleBa
   }
   if (!result.ok()) return result.status();
   exportSuggestionCounts(*result, out);
+  if (gate_) gate_->publish(std::move(*result), toMillis(ctx.now));
   return okStatus();
 }
 

@@ -107,9 +107,17 @@ collectors::PgSessionOptions advisorSession(const AdvisorOptions& options);
 // hourly on the leader as the `advisor` job, so the counts are always present).
 void exportSuggestionCounts(const IndexSuggestions& s, SampleBatch& out);
 
+// An advisor run's answer and when it finished (milliseconds since the epoch).
+struct PublishedSuggestions {
+  IndexSuggestions suggestions;
+  int64_t at_ms = 0;
+};
+
 // One advisor run (or analyze-query) at a time per agent, as the README promises: the
 // admin routes try once (429 when busy), the hourly `advisor` job waits until its deadline
-// or shutdown. Thread-safe.
+// or shutdown. It also keeps the latest successful run's answer (the hourly job's or the
+// index-suggestions route's), so the status page shows suggestions without database I/O.
+// Thread-safe.
 class AdvisorGate {
  public:
   // Whether the caller now holds the gate; never waits.
@@ -118,10 +126,16 @@ class AdvisorGate {
   bool enter(std::chrono::steady_clock::time_point deadline, std::stop_token stop);
   void leave();
 
+  // Replaces the latest answer.
+  void publish(IndexSuggestions suggestions, int64_t at_ms);
+  // The latest answer; null before the first successful run.
+  std::shared_ptr<const PublishedSuggestions> latest() const;
+
  private:
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable_any cv_;
   bool busy_ = false;  // GUARDED_BY(mu_)
+  std::shared_ptr<const PublishedSuggestions> latest_;  // GUARDED_BY(mu_)
 };
 
 class AdvisorCollector final : public collectors::Collector {

@@ -96,14 +96,37 @@ Result<CronSchedule> CronSchedule::parse(std::string_view expr) {
 }
 
 bool CronSchedule::matches(const std::tm& t) const {
-  if (!minute_.test(static_cast<size_t>(t.tm_min)) || !hour_.test(static_cast<size_t>(t.tm_hour)) ||
-      !month_.test(static_cast<size_t>(t.tm_mon + 1))) {
-    return false;
-  }
+  return minute_.test(static_cast<size_t>(t.tm_min)) &&
+         hour_.test(static_cast<size_t>(t.tm_hour)) && dayMatches(t);
+}
+
+bool CronSchedule::dayMatches(const std::tm& t) const {
+  if (!month_.test(static_cast<size_t>(t.tm_mon + 1))) return false;
   const bool day = day_.test(static_cast<size_t>(t.tm_mday));
   const bool weekday = weekday_.test(static_cast<size_t>(t.tm_wday));
   if (day_restricted_ && weekday_restricted_) return day || weekday;
   return day && weekday;
+}
+
+std::optional<std::chrono::system_clock::time_point> CronSchedule::next(
+    std::chrono::system_clock::time_point after, std::chrono::hours horizon) const {
+  using namespace std::chrono;
+  const auto end = after + horizon;
+  // Whole minutes in UTC are whole minutes in every local time of whole-minute offsets
+  // (all in use today), so stepping by minutes and hours stays on minute boundaries.
+  auto m = time_point_cast<minutes>(after) + minutes(1);
+  while (m <= end) {
+    const std::time_t tt = system_clock::to_time_t(m);
+    std::tm local{};
+    localtime_r(&tt, &local);
+    if (!dayMatches(local) || !hour_.test(static_cast<size_t>(local.tm_hour))) {
+      m += minutes(60 - local.tm_min);  // the next hour may match
+      continue;
+    }
+    if (minute_.test(static_cast<size_t>(local.tm_min))) return time_point_cast<system_clock::duration>(m);
+    m += minutes(1);
+  }
+  return std::nullopt;
 }
 
 std::optional<std::chrono::system_clock::time_point> windowStart(

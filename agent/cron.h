@@ -26,7 +26,16 @@ class CronSchedule {
 
   const std::string& text() const { return text_; }
 
+  // The first minute strictly after `after` that the schedule names, looking ahead at most
+  // `horizon` (nullopt past it, e.g. "0 0 30 2 *"). Skips whole hours and days that cannot
+  // match, so a year's horizon costs at most ~9,000 local-time conversions.
+  std::optional<std::chrono::system_clock::time_point> next(
+      std::chrono::system_clock::time_point after,
+      std::chrono::hours horizon = std::chrono::hours(24 * 366)) const;
+
  private:
+  bool dayMatches(const std::tm& local) const;
+
   std::string text_;
   std::bitset<60> minute_;
   std::bitset<24> hour_;

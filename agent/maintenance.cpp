@@ -465,10 +465,13 @@ std::string MaintenanceEngine::statusJson() const {
     if (running_) running = runJson(*running_);
     queued = queued_.has_value();
   }
-  const auto ws = windowStart(options_.window, clock_.now(), options_.window_duration);
+  const auto now = clock_.now();
+  const auto ws = windowStart(options_.window, now, options_.window_duration);
+  const auto next = options_.window.next(now);
   json j{{"enabled", options_.enabled},
          {"window", options_.window.text()},
          {"window_duration_seconds", options_.window_duration.count() / 1000},
+         {"next_window_ms", next ? json(toMillis(*next)) : json(nullptr)},
          {"dry_run", options_.dry_run},
          {"in_window", ws.has_value()},
          {"leader", is_leader_()},

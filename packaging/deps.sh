@@ -19,6 +19,9 @@ PKGS=(
   prometheus-postgres-exporter prometheus-redis-exporter
   # tools used by tests, demo and benchmarks
   curl wrk procps python3
+  # the status page's browser test (headless, DevTools over a pipe: tests/integration/
+  # harness/chromium.h)
+  chromium
   # a non-English locale: maintenance must classify VACUUM's warnings under any lc_messages
   locales
   # packaging/pg_versions.sh: PostgreSQL 13/14/16/17/18 for the per-major integration tests

@@ -25,10 +25,11 @@ AdminApi::AdminApi(AgentView& view, const Clock& clock, exporters::Exposition& e
                    std::shared_ptr<AdvisorGate> advisor_gate)
     : view_(view),
       limiter_(clock),
-      database_(view, std::move(advisor_gate)),
+      database_(view, advisor_gate),
       maintenance_(view),
       rules_(view),
-      status_(view, exposition, [this](const HttpRequest& r) { return admits(r); }) {}
+      status_(view, exposition, [this](const HttpRequest& r) { return admits(r); },
+              std::move(advisor_gate)) {}
 
 void AdminApi::install(HttpServer& http) {
   // `handler` of `object`, a member of this AdminApi, bound for the route table.

@@ -165,7 +165,9 @@ HttpResponse DatabaseHandler::indexSuggestions(const HttpRequest&) const {
   auto result = dbpulse::suggestIndexes(advisorOptions(cfg), {});
   if (!result.ok()) return statusError(result.status());
   writeSuggestionCounts(view_.store(), *result);
-  return HttpResponse::json(200, suggestionsJson(*result));
+  HttpResponse r = HttpResponse::json(200, suggestionsJson(*result));
+  advisor_gate_->publish(std::move(*result), toMillis(std::chrono::system_clock::now()));
+  return r;
 }
 
 HttpResponse DatabaseHandler::analyzeQuery(const HttpRequest& request) const {

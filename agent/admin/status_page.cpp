@@ -1,10 +1,18 @@
 #include "agent/admin/status_page.h"
 
+#include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "agent/admin/health_checks.h"
+#include "agent/admin/status_html.h"
+#include "agent/advisor.h"
+#include "agent/maintenance.h"
 #include "agent/pipeline.h"
+#include "collectors/postgres/size_collector.h"
+#include "collectors/postgres/statements_collector.h"
 #include "exporters/prometheus/exposition.h"
 #include "rules/rule_manager.h"
 
@@ -13,32 +21,17 @@
 #endif
 
 namespace dbpulse::admin {
-namespace {
 
-std::string htmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+StatusPage::StatusPage(AgentView& view, exporters::Exposition& exposition,
+                       std::function<bool(const HttpRequest&)> detailed,
+                       std::shared_ptr<AdvisorGate> advisor_gate)
+    : view_(view),
+      exposition_(exposition),
+      detailed_(std::move(detailed)),
+      advisor_gate_(std::move(advisor_gate)),
+      checker_(std::make_unique<const HealthChecker>()) {}
 
-}  // namespace
+StatusPage::~StatusPage() = default;
 
 HttpResponse StatusPage::metrics(const HttpRequest& request) const {
   HttpResponse r{200, "text/plain; version=0.0.4; charset=utf-8", {}, {{"Vary", "Accept-Encoding"}}};
@@ -87,92 +80,82 @@ HttpResponse StatusPage::ready(const HttpRequest&) const {
 
 HttpResponse StatusPage::page(const HttpRequest& request) const {
   auto p = view_.pipeline();
-  const std::string instance = view_.config().agent.instance;
-  const bool is_leader = view_.isLeader();
+  const Config cfg = view_.config();
+  PageData d;
+  d.instance = cfg.agent.instance;
+  d.version = DBPULSE_VERSION;
+  d.now_ms = toMillis(std::chrono::system_clock::now());
+  d.admin = detailed_(request);
   const nlohmann::json readiness = nlohmann::json::parse(ready(request).body, nullptr, false);
-  const bool is_ready = readiness.value("status", "") == "ready";
-  std::string html =
-      "<!doctype html><html><head><meta charset=\"utf-8\">"
-      "<meta http-equiv=\"refresh\" content=\"15\"><title>dbpulse " +
-      htmlEscape(instance) +
-      "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-      "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.ok,.ready{color:#080}"
-      ".failing,.firing,.not_ready{color:#b00}.pending,.off{color:#a60}</style></head><body>"
-      "<h1>dbpulse</h1><p>instance <b>" +
-      htmlEscape(instance) + "</b>, version " DBPULSE_VERSION ", <span class=\"" +
-      (is_ready ? "ready\">ready" : "not_ready\">not ready") + "</span>, " +
-      (!view_.electionOn() ? "no leader election"
-       : is_leader    ? "elected leader (runs the database-wide collectors)"
-                     : "follower (database-wide collectors on standby)") +
-      "</p>\n";
+  d.ready = readiness.value("status", "") == "ready";
   if (readiness.contains("reasons")) {
-    html += "<ul>";
-    for (const auto& r : readiness["reasons"]) html += "<li>" + htmlEscape(r.get<std::string>());
-    html += "</ul>\n";
+    for (const auto& r : readiness["reasons"]) d.not_ready_reasons.push_back(r.get<std::string>());
   }
-  html +=
-      "<p><a href=\"/metrics\">/metrics</a> · <a href=\"/health/ready\">/health/ready</a> · "
-      "<a href=\"/admin/alerts\">/admin/alerts</a> · <a href=\"/admin/rules\">/admin/rules</a> · "
-      "<a href=\"/admin/database/metrics\">/admin/database/metrics</a> · "
-      "<a href=\"/admin/database/size\">/admin/database/size</a></p>\n";
+  d.role = !view_.electionOn() ? "no leader election"
+           : view_.isLeader()  ? "elected leader (runs the database-wide collectors)"
+                               : "follower (database-wide collectors on standby)";
 
-  // Alerts: names and states for everyone; labels and summaries only for a caller the
-  // admin routes would let in (they may carry database and user names).
-  const nlohmann::json alerts = nlohmann::json::parse(view_.rules().alertsJson(), nullptr, false);
-  const bool detailed = detailed_(request);
-  size_t firing = 0, pending = 0;
-  std::string alert_rows;
-  if (alerts.contains("alerts")) {
-    for (const auto& a : alerts["alerts"]) {
-      const std::string state = a.value("state", "");
-      if (state == "firing") ++firing;
-      if (state == "pending") ++pending;
-      if (state != "firing" && state != "pending") continue;
-      const auto& labels = a["labels"];
-      alert_rows += "<tr><td>" + htmlEscape(labels.value("alertname", "")) + "</td><td class=\"" +
-                    state + "\">" + state + "</td><td>" + htmlEscape(labels.value("severity", "")) +
-                    "</td><td>" + htmlEscape(a.value("activeAt", "")) + "</td>";
-      if (detailed) {
-        std::string shown;
-        for (const auto& [k, v] : labels.items()) {
-          if (k == "alertname" || k == "severity" || k == "instance") continue;
-          shown += (shown.empty() ? "" : ", ") + k + "=" + v.get<std::string>();
+  // As the rule engine looks back (agent.cpp): a collector writes a series once per run.
+  int64_t lookback = 5 * 60'000;
+  for (const auto& [name, c] : cfg.collectors) {
+    if (c.enabled) lookback = std::max<int64_t>(lookback, (2 * c.interval + c.timeout).count());
+  }
+  const SampleStore& store = view_.store();
+  d.checks = checker_->evaluate(store, d.now_ms, lookback);
+  d.alerts_json = view_.rules().alertsJson();
+  d.rule_count = view_.rules().ruleCount();
+  {
+    size_t firing = 0, critical = 0, pending = 0;
+    const auto alerts = nlohmann::json::parse(d.alerts_json, nullptr, false);
+    if (alerts.is_object() && alerts.contains("alerts") && alerts["alerts"].is_array()) {
+      for (const auto& a : alerts["alerts"]) {
+        const std::string state = a.is_object() ? a.value("state", "") : "";
+        if (state == "pending") ++pending;
+        if (state != "firing") continue;
+        ++firing;
+        if (a.contains("labels") && a["labels"].is_object() &&
+            a["labels"].value("severity", "") == "critical") {
+          ++critical;
         }
-        alert_rows += "<td>" + htmlEscape(shown) + "</td><td>" +
-                      htmlEscape(a["annotations"].value("summary", "")) + "</td>";
       }
-      alert_rows += "</tr>\n";
     }
+    d.checks.push_back(alertsCheck(firing, critical, pending));
   }
-  html += "<h2>Alerts</h2><p>" + std::to_string(firing) + " firing, " + std::to_string(pending) +
-          " pending, " + std::to_string(view_.rules().ruleCount()) + " rules loaded</p>\n";
-  if (!alert_rows.empty()) {
-    html += "<table><tr><th>alert</th><th>state</th><th>severity</th><th>active since</th>";
-    if (detailed) html += "<th>labels</th><th>summary</th>";
-    html += "</tr>\n" + alert_rows + "</table>\n";
-    if (!detailed)
-      html += "<p>Labels and summaries: <code>GET /admin/alerts</code> with the admin token.</p>\n";
-  }
+  constexpr int64_t kSparkSpan = 15 * 60'000;
+  d.spark_to_ms = d.now_ms;
+  d.spark_from_ms = d.now_ms - std::min<int64_t>(kSparkSpan, cfg.agent.history.count());
+  // One point per 30 s: a sparkline is 160 pixels wide.
+  d.sparks = checker_->sparklines(store, d.now_ms, d.spark_to_ms - d.spark_from_ms, 31, lookback);
 
-  html +=
-      "<h2>Collectors</h2><table><tr><th>collector</th><th>state</th><th>last run</th>"
-      "<th>runs</th><th>errors</th><th>last error</th></tr>\n";
   if (p) {
-    for (const auto& s : p->scheduler->status()) {
-      std::string state = !s.disabled_reason.empty() ? "off"
-                          : s.standby                ? "standby"
-                          : !s.has_run               ? "pending"
-                          : s.last_success           ? "ok"
-                                                     : "failing";
-      std::string shown = state == "off" ? "off (" + s.disabled_reason + ")" : state;
-      html += "<tr><td>" + htmlEscape(s.name) + "</td><td class=\"" + state + "\">" +
-              htmlEscape(shown) + "</td><td>" + std::to_string(s.last_duration.count()) +
-              " ms</td><td>" + std::to_string(s.runs) + "</td><td>" + std::to_string(s.errors) +
-              "</td><td>" + htmlEscape(s.last_error) + "</td></tr>\n";
-    }
+    d.collectors = p->scheduler->status();
+    d.statements_on = p->statements != nullptr;
+    if (p->statements) d.statements = p->statements->topStatements();
+    d.size_on = p->size != nullptr;
+    if (p->size) d.size = p->size->latest();
+    d.advisor_on = p->collectors.count("advisor") > 0;
   }
-  html += "</table></body></html>\n";
-  return HttpResponse{200, "text/html; charset=utf-8", std::move(html), {}};
+  if (const SnapshotFamily* f = store.snapshot()->family("dbpulse_pg_statements_exec_seconds_total")) {
+    for (const auto& s : f->series) d.statements_seconds_total += s.value;
+  }
+  if (advisor_gate_) d.suggestions = advisor_gate_->latest();
+  if (auto m = view_.maintenance()) {
+    d.maintenance_on = true;
+    d.maintenance_json = m->statusJson();
+  }
+  HttpResponse r{200, "text/html; charset=utf-8", renderStatusPage(d), {{"Vary", "Accept-Encoding"}}};
+  // About 30 KB of HTML compresses to a fifth; rendered per view, so compressed per view.
+  if (acceptsEncoding(request.accept_encoding, "gzip")) {
+    r.body = exporters::gzipCompress(r.body);
+    r.headers.emplace_back("Content-Encoding", "gzip");
+  }
+  // Nothing but this page itself: no external script, style, image, font or connection.
+  r.headers.emplace_back("Content-Security-Policy",
+                         "default-src 'none'; style-src 'unsafe-inline'; script-src "
+                         "'unsafe-inline'; img-src data:; connect-src 'self'; form-action "
+                         "'self'; base-uri 'none'; frame-ancestors 'none'");
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
 }
 
 }  // namespace dbpulse::admin

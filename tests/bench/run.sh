@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: the figures in the README's performance section.
 #   1. Google Benchmark: /metrics rendering of 1,000 and 5,000 series from memory, plain
-#      and gzip-encoded.
+#      and gzip-encoded; the status page (GET /) from 15 minutes of in-memory history.
 #   2. The demo sandbox (packaging/demo/run.sh) with wrk against /metrics:
 #      latency percentiles of real scrapes, and dbpulse's RSS while idle.
 # Only loopback traffic; each wrk run is bounded (10 s), plain and with gzip.
@@ -10,7 +10,7 @@ BUILD="${1:-build}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-echo "== Google Benchmark: exposition"
+echo "== Google Benchmark: exposition, alert outbox, rules, status page"
 "$BUILD/tests/bench/dbpulse_bench" --benchmark_min_time=0.5
 
 PORT="${DEMO_DBPULSE_PORT:-9470}"

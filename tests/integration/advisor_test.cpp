@@ -12,6 +12,7 @@
 #include <pqxx/pqxx>
 #include <string>
 
+#include "integration/harness/advisor_fixture.h"
 #include "integration/harness/harness.h"
 
 namespace dbpulse::testing {
@@ -21,9 +22,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 constexpr auto kWait = 15s;
-constexpr const char* kChatQuery =
-    "SELECT id, sender_id, body FROM messages WHERE conversation_id = 7 ORDER BY created_at "
-    "DESC LIMIT 20";
+constexpr const char* kChatQuery = kAdvisorChatQuery;
 
 class AdvisorTest : public ::testing::Test {
  protected:
@@ -35,18 +34,7 @@ class AdvisorTest : public ::testing::Test {
     hypopg_ = pg_->queryValue("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'", kDb)
                   .has_value();
     if (hypopg_) pg_->exec("CREATE EXTENSION IF NOT EXISTS hypopg", kDb);
-    pg_->exec(
-        "DROP TABLE IF EXISTS messages; CREATE TABLE messages (id bigserial PRIMARY KEY, "
-        "conversation_id int NOT NULL, sender_id int NOT NULL, body text NOT NULL, "
-        "created_at timestamptz NOT NULL DEFAULT now()); INSERT INTO messages "
-        "(conversation_id, sender_id, body, created_at) SELECT g % 500, g % 97, 'hello', "
-        "now() - g * interval '1 second' FROM generate_series(1, 60000) g; "
-        "CREATE INDEX messages_sender ON messages (sender_id); "
-        "CREATE INDEX messages_sender_time ON messages (sender_id, created_at); "
-        "ANALYZE messages",
-        kDb);
-    pg_->exec("SELECT pg_stat_statements_reset()", kDb);
-    for (int i = 0; i < 5; ++i) pg_->exec(kChatQuery, kDb);
+    plantMissingIndexCase(*pg_, kDb);
   }
 
   std::string config(const std::string& extra = "") const {
@@ -56,6 +44,24 @@ class AdvisorTest : public ::testing::Test {
            "[collectors.redis]\nenabled = false\n[collectors.statements]\nenabled = false\n"
            "[collectors.indexes]\nenabled = false\n[collectors.tables]\nenabled = false\n"
            "[collectors.size]\nenabled = false\n";
+  }
+
+  // The hourly advisor job runs once as soon as a pipeline starts (at start and after every
+  // reload) and holds the advisor's one-at-a-time gate meanwhile, so an admin call in that
+  // moment gets the documented 429 "busy" (seen on a loaded machine). Waits for that run.
+  ::testing::AssertionResult advisorSettled() {
+    std::string last;
+    const bool done = pollUntil(
+        [&] {
+          last = agent_.get("/health/ready").body;
+          const json ready = json::parse(last, nullptr, false);
+          return ready.is_object() && ready.contains("collectors") &&
+                 ready["collectors"].contains("advisor") &&
+                 ready["collectors"]["advisor"].value("runs", 0) >= 1;
+        },
+        kWait);
+    if (done) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "the advisor job's first run did not finish: " << last;
   }
 
   int64_t count(const std::string& sql) {
@@ -161,6 +167,7 @@ TEST_F(AdvisorTest, RunsWithTrackAllGiveTheSameAnswerEveryTime) {
 TEST_F(AdvisorTest, HttpSuggestionsAndMetricAndHypopgRequirement) {
   agent_.start(config());
   ASSERT_TRUE(agent_.waitHealthy(kWait));
+  ASSERT_TRUE(advisorSettled());
   HttpResponse r = agent_.get("/admin/database/index-suggestions", 60s);
   ASSERT_EQ(r.status, 200) << r.body;
   const json body = json::parse(r.body);
@@ -175,11 +182,13 @@ TEST_F(AdvisorTest, HttpSuggestionsAndMetricAndHypopgRequirement) {
   pg_->exec("DROP EXTENSION IF EXISTS hypopg", kDb);
   agent_.writeConfig(config("[advisor]\nhypopg = \"require\"\n"));
   ASSERT_EQ(httpPost(agent_.baseUrl() + "/admin/reload", "").status, 200);
+  ASSERT_TRUE(advisorSettled());
   r = agent_.get("/admin/database/index-suggestions", 60s);
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(json::parse(r.body)["code"], "hypopg_missing") << r.body;
   agent_.writeConfig(config());
   ASSERT_EQ(httpPost(agent_.baseUrl() + "/admin/reload", "").status, 200);
+  ASSERT_TRUE(advisorSettled());
   r = agent_.get("/admin/database/index-suggestions", 60s);
   ASSERT_EQ(r.status, 200) << r.body;
   const json fallback = json::parse(r.body);
@@ -192,6 +201,7 @@ TEST_F(AdvisorTest, HttpSuggestionsAndMetricAndHypopgRequirement) {
 TEST_F(AdvisorTest, AnalyzeQueryExplainsOneReadOnlyStatementAndChangesNothing) {
   agent_.start(config());
   ASSERT_TRUE(agent_.waitHealthy(kWait));
+  ASSERT_TRUE(advisorSettled());
   const std::string url = agent_.baseUrl() + "/admin/database/analyze-query";
   auto post = [&](const json& body) { return httpPost(url, body.dump()); };
 
@@ -247,6 +257,7 @@ TEST_F(AdvisorTest, AnalyzeRefusesStatementsWithEffectsOutsideItsTransaction) {
   pg_->exec("CREATE OR REPLACE VIEW locker AS SELECT pg_try_advisory_lock(4242) AS got", kDb);
   agent_.start(config());
   ASSERT_TRUE(agent_.waitHealthy(kWait));
+  ASSERT_TRUE(advisorSettled());
   const std::string url = agent_.baseUrl() + "/admin/database/analyze-query";
   auto post = [&](const std::string& query, bool analyze) {
     return httpPost(url, json{{"query", query}, {"analyze", analyze}}.dump());
@@ -294,6 +305,7 @@ TEST_F(AdvisorTest, AnalyzeRefusesStatementsWithEffectsOutsideItsTransaction) {
 TEST_F(AdvisorTest, AnalyzeCanBeSwitchedOffInConfig) {
   agent_.start(config("[advisor]\nallow_analyze = false\n"));
   ASSERT_TRUE(agent_.waitHealthy(kWait));
+  ASSERT_TRUE(advisorSettled());
   const std::string url = agent_.baseUrl() + "/admin/database/analyze-query";
   HttpResponse r = httpPost(url, json{{"query", kChatQuery}, {"analyze", true}}.dump());
   EXPECT_EQ(r.status, 403) << r.body;

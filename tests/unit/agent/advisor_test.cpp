@@ -173,5 +173,24 @@ TEST(AdvisorGateTest, AWaiterEntersWhenTheHolderLeavesAndStopsOnShutdown) {
   gate.leave();
 }
 
+TEST(AdvisorGateTest, KeepsTheLatestAnswerForReadersWithoutTheGate) {
+  AdvisorGate gate;
+  EXPECT_EQ(gate.latest(), nullptr) << "no answer before the first run";
+  IndexSuggestions first;
+  first.notes = {"first"};
+  gate.publish(first, 1000);
+  const auto held = gate.latest();
+  ASSERT_NE(held, nullptr);
+  ASSERT_TRUE(gate.tryEnter()) << "publishing does not take the gate";
+  IndexSuggestions second;
+  second.notes = {"second"};
+  gate.publish(second, 2000);
+  gate.leave();
+  EXPECT_EQ(held->suggestions.notes, std::vector<std::string>{"first"})
+      << "a reader's copy stays valid after a newer answer";
+  EXPECT_EQ(gate.latest()->at_ms, 2000);
+  EXPECT_EQ(gate.latest()->suggestions.notes, std::vector<std::string>{"second"});
+}
+
 }  // namespace
 }  // namespace dbpulse

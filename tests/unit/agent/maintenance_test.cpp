@@ -85,6 +85,24 @@ TEST(CronTest, WindowStartsAtAMatchingMinuteAndLastsItsDuration) {
   EXPECT_FALSE(windowStart(*c, localTime(2026, 11, 25, 4, 0), two_hours).has_value());
 }
 
+TEST(CronTest, NextIsTheFirstMatchingMinuteStrictlyAfter) {
+  auto daily = CronSchedule::parse("0 2 * * *");
+  ASSERT_TRUE(daily.ok());
+  EXPECT_EQ(daily->next(localTime(2026, 11, 25, 1, 59, 59)), localTime(2026, 11, 25, 2, 0));
+  EXPECT_EQ(daily->next(localTime(2026, 11, 25, 2, 0)), localTime(2026, 11, 26, 2, 0))
+      << "strictly after: the window that opens now is not the next one";
+  auto weekdays = CronSchedule::parse("30 3 * * 1-5");  // 2026-11-27 is a Friday
+  ASSERT_TRUE(weekdays.ok());
+  EXPECT_EQ(weekdays->next(localTime(2026, 11, 27, 4, 0)), localTime(2026, 11, 30, 3, 30));
+  auto leap = CronSchedule::parse("0 0 29 2 *");
+  ASSERT_TRUE(leap.ok());
+  EXPECT_EQ(leap->next(localTime(2026, 11, 25, 0, 0), std::chrono::hours(24 * 366 * 2)),
+            localTime(2028, 2, 29, 0, 0));
+  auto never = CronSchedule::parse("0 0 30 2 *");
+  ASSERT_TRUE(never.ok());
+  EXPECT_FALSE(never->next(localTime(2026, 11, 25, 0, 0)).has_value());
+}
+
 collectors::PgRows statRows(
     const std::vector<std::tuple<std::string, double, double, double>>& tables) {
   collectors::PgRows rows;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "agent/pipeline.h"
 #include "exporters/prometheus/exposition.h"
 #include "rules/rule_manager.h"
+#include "test_util/gunzip.h"
 
 namespace dbpulse::admin {
 namespace {
@@ -134,6 +136,26 @@ TEST(AdminApiTest, StatusPageShowsTheElectionState) {
   EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
   EXPECT_NE(r.body.find("chat-1 &lt;x&gt;"), std::string::npos);
   EXPECT_NE(r.body.find("follower (database-wide collectors on standby)"), std::string::npos);
+}
+
+TEST(AdminApiTest, StatusPageIsGzippedForBrowsersThatAcceptItAndAllowsNothingExternal) {
+  Api a;
+  HttpRequest r;
+  r.method = "GET";
+  r.path = "/";
+  r.remote_addr = "127.0.0.1";
+  r.accept_encoding = "gzip, deflate, br";
+  const HttpResponse zipped = a.http.handle(r);
+  EXPECT_EQ(zipped.status, 200);
+  EXPECT_EQ(header(zipped, "Content-Encoding"), "gzip");
+  const std::optional<std::string> page = testing::gunzip(zipped.body);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_NE(page->find("<section id=\"health\">"), std::string::npos);
+  EXPECT_NE(header(zipped, "Content-Security-Policy").find("default-src 'none'"),
+            std::string::npos);
+  const auto plain = a.call("GET", "/");
+  EXPECT_EQ(header(plain, "Content-Encoding"), "");
+  EXPECT_NE(plain.body.find("<section id=\"health\">"), std::string::npos);
 }
 
 TEST(AdminApiTest, DatabaseViewsWithoutCollectorsAreEmptyNotErrors) {
