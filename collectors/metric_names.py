@@ -54,7 +54,6 @@ NOT_EXPORTED = {
     "redis_target_scrape_request_errors_total": "redis_exporter's multi-target mode",
     "namedprocess_scrape_": "process-exporter's own (dbpulse_collector_* instead)",
     "process_exporter_build_info": "the exporter's build",
-    "namedprocess_namegroup_thread": "per-thread series: not collected (a /proc/PID/task scan)",
 }
 # The only untyped families: values whose kind Prometheus has no type for here.
 UNTYPED_REASONS = {
