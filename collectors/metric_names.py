@@ -137,11 +137,12 @@ def render(rows):
         count = sum(len(v) for v in collectors.values())
         lines.append(f"| **{title}**: {count} | |")
         for collector in sorted(collectors):
-            names = ", ".join("`" + r["name"] + "`" + ("" if r["when"] == "always" else "¹")
+            names = ", ".join("`" + r["name"] + "`" + ("" if r["when"] == "always" else "¹") +
+                              ("" if r["pg"] in ("", "13-18") else f" (PG {r['pg']})")
                               for r in collectors[collector])
             lines.append(f"| `{collector}` | {names} |")
-    lines += ["", "¹ only under a condition (standby, pgbouncer configured, a PostgreSQL "
-              "version, ...; the table's `when` column).", "", END]
+    lines += ["", "¹ only under a condition (standby, pgbouncer configured, a non-empty slow "
+              "log, ...; the table's `when` column). (PG a-b): only on those PostgreSQL majors.", "", END]
     return "\n".join(lines) + "\n"
 
 
