@@ -14,6 +14,9 @@ PKGS=(
   # real peers for integration tests and the demo
   postgresql-15 postgresql-contrib postgresql-15-hypopg redis-server pgbouncer
   prometheus prometheus-alertmanager
+  # the peers dbpulse stands in for, run side by side with it on the same servers by
+  # tests/packaging/peers_side_by_side_test.cpp (postgres_exporter 0.11, redis_exporter 1.45)
+  prometheus-postgres-exporter prometheus-redis-exporter
   # tools used by tests, demo and benchmarks
   curl wrk procps python3
   # a non-English locale: maintenance must classify VACUUM's warnings under any lc_messages
@@ -73,7 +76,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts packaged services on install; the tests and demo run their own
 # instances on free ports, so stop the system-wide ones to free memory and ports.
-for svc in redis-server pgbouncer prometheus prometheus-alertmanager prometheus-node-exporter; do
+for svc in redis-server pgbouncer prometheus prometheus-alertmanager prometheus-node-exporter \
+           prometheus-postgres-exporter prometheus-redis-exporter; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

@@ -25,6 +25,10 @@
 #                               everything and exit 0 (non-zero if dbpulse exited early).
 #                               Unset: run until Ctrl-C.
 #   DBPULSE                     the binary, when no argument is given (default build/dbpulse).
+#   DEMO_DIR                    the sandbox directory (default .demo/ in the checkout); it is
+#                               wiped at the start, so give it a directory of its own.
+#   DEMO_AGENT=0                start everything but dbpulse (writes DEMO_DIR/dbpulse.toml and
+#                               waits): for tests that run and restart dbpulse themselves.
 #
 # As root (sessions, CI), initdb and the postgres server run as the `postgres` OS user
 # (PostgreSQL refuses root); .demo/pg is owned by it. The clients (psql, pgbench) connect
@@ -33,7 +37,14 @@ set -euo pipefail
 
 readonly REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 readonly DEMO_SRC="$REPO_ROOT/packaging/demo"
-readonly DEMO_DIR="$REPO_ROOT/.demo"
+DEMO_DIR="${DEMO_DIR:-$REPO_ROOT/.demo}"
+[[ "$DEMO_DIR" == /* ]] || DEMO_DIR="$PWD/$DEMO_DIR"
+readonly DEMO_DIR
+case "$DEMO_DIR" in
+  / | "$REPO_ROOT" | "$REPO_ROOT/" | "$HOME" | "$HOME/")
+    printf 'demo: error: DEMO_DIR=%s would be wiped; give the sandbox a directory of its own\n' "$DEMO_DIR" >&2
+    exit 1 ;;
+esac
 readonly PG_BIN=/usr/lib/postgresql/15/bin
 
 PG_PORT="${DEMO_PG_PORT:-55432}"
@@ -45,6 +56,7 @@ PGBENCH_RATE="${DEMO_PGBENCH_RATE:-50}"
 PGBENCH_SECONDS="${DEMO_PGBENCH_SECONDS:-1800}"
 DURATION="${DEMO_DURATION:-}"
 DBPULSE="${1:-${DBPULSE:-$REPO_ROOT/build/dbpulse}}"
+AGENT="${DEMO_AGENT:-1}"
 
 PG_DATA="$DEMO_DIR/pg/data"
 PG_LOG="$DEMO_DIR/pg/server.log"
@@ -376,7 +388,7 @@ esc() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
 sed -e "s|@PG_PORT@|$PG_PORT|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
     -e "s|@DBPULSE_PORT@|$DBPULSE_PORT|g" -e "s|@CHAT_PORT@|$CHAT_PORT|g" \
     -e "s|@AM_PORT@|$AM_PORT|g" \
-    -e "s|@DEMO_DIR@|$(esc "$DEMO_DIR")|g" \
+    -e "s|@DEMO_DIR@|$(esc "$DEMO_DIR")|g" -e "s|@RULES_DIR@|$(esc "$REPO_ROOT/rules/default")|g" \
     "$DEMO_SRC/dbpulse.toml" >"$DEMO_DIR/dbpulse.toml"
 
 base="http://127.0.0.1:$DBPULSE_PORT"
@@ -394,6 +406,16 @@ cat >&2 <<EOF
   Press Ctrl-C to stop everything.
 
 EOF
+
+if [[ "$AGENT" == 0 ]]; then
+  # DEMO_AGENT=0: the caller runs dbpulse with $DEMO_DIR/dbpulse.toml. Keep the sandbox up
+  # for DEMO_DURATION seconds (or until stopped), as long as its servers live.
+  log "DEMO_AGENT=0: not starting dbpulse; the sandbox stays up"
+  for ((i = 0; ${DURATION:-0} == 0 || i < DURATION; i++)); do
+    sleep 1
+  done
+  exit 0
+fi
 
 log "starting $DBPULSE run --config $DEMO_DIR/dbpulse.toml"
 # In the background plus `wait`, so that a SIGTERM to this script is handled at once

@@ -135,7 +135,7 @@ class ShippedConfigsTest : public ::testing::Test {
 
 TEST_F(ShippedConfigsTest, DemoConfigLoadsWithoutWarnings) {
   std::string toml = readFile(kSource / "packaging/demo/dbpulse.toml");
-  replaceAll(toml, "@DEMO_DIR@/../rules/default/*.yml", kRulePack);
+  replaceAll(toml, "@RULES_DIR@/*.yml", kRulePack);
   replaceAll(toml, "@DEMO_DIR@", agent_.dir().path().string());
   for (const char* port : {"@PG_PORT@", "@REDIS_PORT@", "@CHAT_PORT@", "@AM_PORT@"}) {
     replaceAll(toml, port, std::to_string(freeLoopbackPort()));

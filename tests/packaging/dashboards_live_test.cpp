@@ -28,8 +28,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::string_view kPrometheusBinary = "/usr/bin/prometheus";
-
 // Queries that stay empty here, and why.
 const std::vector<std::string> kNoDataHere = {
     "dbpulse_pg_replication_",                // a standalone server: no replica, no slot
@@ -81,57 +79,6 @@ std::vector<Query> dashboardQueries() {
   }
   return out;
 }
-
-class Prometheus {
- public:
-  explicit Prometheus(int target_port) : port_(freeLoopbackPort()) {
-    writeFile(dir_ / "prometheus.yml",
-              "global:\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\n"
-              "scrape_configs:\n  - job_name: dbpulse\n    static_configs:\n"
-              "      - targets: [\"127.0.0.1:" + std::to_string(target_port) + "\"]\n");
-    ProcessOptions o;
-    o.argv = {std::string(kPrometheusBinary),
-              "--config.file=" + (dir_ / "prometheus.yml").string(),
-              "--storage.tsdb.path=" + (dir_ / "data").string(),
-              "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"};
-    o.log_file = dir_ / "prometheus.log";
-    process_ = std::make_unique<ChildProcess>(o);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  // Series returned by an instant query; -1 with `error` set when Prometheus rejects it.
-  int seriesCount(const std::string& expr, std::string* error) {
-    const HttpResponse r = httpGet(url() + "/api/v1/query?query=" + percentEncode(expr), 10s);
-    const auto j = nlohmann::json::parse(r.body, nullptr, false);
-    if (j.is_discarded() || j.value("status", "") != "success") {
-      *error = j.is_discarded() ? r.body + r.error : j.value("error", r.body);
-      return -1;
-    }
-    const auto& result = j["data"]["result"];
-    return result.is_array() ? static_cast<int>(result.size()) : 1;  // scalar: one value
-  }
-  // The values of the first series of a range query from `start_s` to `end_s` (Unix
-  // seconds) every `step_s`; empty when there is none.
-  std::vector<double> rangeValues(const std::string& expr, double start_s, double end_s,
-                                  double step_s) {
-    const HttpResponse r = httpGet(url() + "/api/v1/query_range?query=" + percentEncode(expr) +
-                                       "&start=" + std::to_string(start_s) +
-                                       "&end=" + std::to_string(end_s) +
-                                       "&step=" + std::to_string(step_s),
-                                   10s);
-    const auto j = nlohmann::json::parse(r.body, nullptr, false);
-    std::vector<double> out;
-    if (j.is_discarded() || j.value("status", "") != "success") return out;
-    const auto& result = j["data"]["result"];
-    if (!result.is_array() || result.empty()) return out;
-    for (const auto& v : result[0]["values"]) out.push_back(std::stod(v[1].get<std::string>()));
-    return out;
-  }
-
- private:
-  TempDir dir_{"dbpulse-dashboards-prometheus-"};
-  int port_;
-  std::unique_ptr<ChildProcess> process_;
-};
 
 bool expectedEmpty(const std::string& expr) {
   for (const auto& k : kNoDataHere) {
@@ -189,7 +136,7 @@ TEST(DashboardsLive, EveryQueryReturnsDataFromARealAgent) {
   const HttpResponse optimize =
       httpPost(agent.baseUrl() + "/admin/database/optimize", R"({"dry_run": true})");
   ASSERT_EQ(optimize.status, 202) << optimize.body << optimize.error;
-  Prometheus prometheus(agent.port());
+  PrometheusServer prometheus(scrapeOne("dbpulse", "127.0.0.1:" + std::to_string(agent.port())));
 
   std::vector<std::string> problems;
   auto check = [&](bool final_round) {
@@ -236,7 +183,7 @@ TEST(DashboardsLive, IrateOverACounterScrapedFasterThanItsCollectorIsNeverFlat) 
   config += "[collectors.process]\ninterval = \"2s\"\n";
   agent.start(config);
   ASSERT_TRUE(agent.waitReady(20s));
-  Prometheus prometheus(agent.port());
+  PrometheusServer prometheus(scrapeOne("dbpulse", "127.0.0.1:" + std::to_string(agent.port())));
   const std::string counter = "dbpulse_collector_runs_total{collector=\"process\"}";
   std::string error;
   ASSERT_TRUE(pollUntil([&] { return prometheus.seriesCount(counter, &error) == 1; }, 20s))

@@ -402,7 +402,7 @@ function startRedisTraffic(port) {
         buffer = "";
         const p = pending;
         pending = null;
-        p();
+        p(lines[0]); // resolves with the reply's first line ("$-1": no such key)
       }
     });
     socket.on("error", () => {});
@@ -420,14 +420,19 @@ function startRedisTraffic(port) {
     busy = true;
     const timeout = setTimeout(() => { if (socket) socket.destroy(); busy = false; }, 2000);
     try {
-      // Sessions 1..500 were seeded by run.sh; higher ids are misses that the server then
-      // fills, as a cache-aside application would.
-      const sid = 1 + Math.floor(Math.random() * 560);
-      await command("GET", `session:${sid}`);
-      if (sid > 500 && Math.random() < 0.5) {
-        await command("SET", `session:${sid}`, `user=${sid}`, "EX", "30");
+      // Cache-aside, as a healthy chat server's cache behaves (a hit ratio well above the
+      // rule pack's 80 %): run.sh seeded sessions 1..500 and profiles 1..200. A session
+      // that misses (a new one) is stored for an hour, one that hits gets its hour again
+      // (sliding expiry, so the seeded ones do not all expire together); 1 profile read in
+      // 21 asks for a user without a cached profile (a miss that stays one).
+      const sid = 1 + Math.floor(Math.random() * 520);
+      const reply = await command("GET", `session:${sid}`);
+      if (reply === "$-1") {
+        await command("SET", `session:${sid}`, `user=${sid}`, "EX", "3600");
+      } else {
+        await command("EXPIRE", `session:${sid}`, "3600");
       }
-      await command("GET", `user:${1 + Math.floor(Math.random() * 250)}:profile`);
+      await command("HGET", `user:${1 + Math.floor(Math.random() * 210)}:profile`, "name");
     } finally {
       clearTimeout(timeout);
       busy = false;

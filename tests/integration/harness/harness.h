@@ -12,6 +12,7 @@
 #include "integration/harness/os_user.h"          // IWYU pragma: export
 #include "integration/harness/pg_server.h"        // IWYU pragma: export
 #include "integration/harness/poll.h"             // IWYU pragma: export
+#include "integration/harness/prometheus_server.h"  // IWYU pragma: export
 #include "integration/harness/redis_server.h"     // IWYU pragma: export
 #include "integration/harness/require.h"          // IWYU pragma: export
 #include "integration/harness/shared_servers.h"   // IWYU pragma: export
