@@ -43,6 +43,18 @@ PEER_FILES = {
 NOT_IN_REFERENCE = {
     "redis_total_system_memory_bytes",  # redis_exporter: only with --include-system-metrics
 }
+# The peers' names dbpulse does not export, and why (every other name of the reference
+# lists must be in the table).
+NOT_EXPORTED = {
+    "pg_exporter_": "postgres_exporter's own scrape statistics (dbpulse_collector_* instead)",
+    "pg_scrape_collector_": "postgres_exporter's own (dbpulse_collector_* instead)",
+    "postgres_exporter_build_info": "the exporter's build",
+    "redis_exporter_": "redis_exporter's own (dbpulse_collector_* instead)",
+    "redis_last_key_groups_scrape_duration_milliseconds": "redis_exporter's own",
+    "redis_target_scrape_request_errors_total": "redis_exporter's multi-target mode",
+    "namedprocess_scrape_": "process-exporter's own (dbpulse_collector_* instead)",
+    "process_exporter_build_info": "the exporter's build",
+}
 # The only untyped families: values whose kind Prometheus has no type for here.
 UNTYPED_REASONS = {
     "redis_latency_percentiles_usec": "quantiles without _sum/_count (INFO has none)",
@@ -101,6 +113,12 @@ def problems(rows, peers_dir=PEERS_DIR):
                 out.append(f"{where}: {r['peer']} says {theirs}, the table {r['type']}")
         if not r["when"]:
             out.append(f"{where}: empty 'when' (always, or a condition)")
+    for peer, name in sorted(peer_types):
+        if any(r["name"] == name or (r["name"].endswith("*") and name.startswith(r["name"][:-1]))
+               for r in rows):
+            continue
+        if not any(name.startswith(prefix) for prefix in NOT_EXPORTED):
+            out.append(f"{peer}'s {name} is neither in {TABLE.name} nor in NOT_EXPORTED")
     return out
 
 
@@ -119,11 +137,12 @@ def render(rows):
         count = sum(len(v) for v in collectors.values())
         lines.append(f"| **{title}**: {count} | |")
         for collector in sorted(collectors):
-            names = ", ".join("`" + r["name"] + "`" + ("" if r["when"] == "always" else "¹")
+            names = ", ".join("`" + r["name"] + "`" + ("" if r["when"] == "always" else "¹") +
+                              ("" if r["pg"] in ("", "13-18") else f" (PG {r['pg']})")
                               for r in collectors[collector])
             lines.append(f"| `{collector}` | {names} |")
-    lines += ["", "¹ only under a condition (standby, pgbouncer configured, a PostgreSQL "
-              "version, ...; the table's `when` column).", "", END]
+    lines += ["", "¹ only under a condition (standby, pgbouncer configured, a non-empty slow "
+              "log, ...; the table's `when` column). (PG a-b): only on those PostgreSQL majors.", "", END]
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <limits>
+#include <map>
 #include <memory>
 #include <system_error>
 #include <utility>
@@ -434,7 +435,69 @@ Result<std::vector<pid_t>> ProcFs::listPids() const {
   return pids;
 }
 
+Result<std::vector<pid_t>> ProcFs::listNumeric(std::string_view relative) const {
+  std::vector<pid_t> ids;
+  const Status s = forEachEntry(path(relative), [&](std::string_view name) {
+    const auto v = parseUnsigned(name);
+    if (v && *v > 0 && *v <= std::numeric_limits<pid_t>::max()) {
+      ids.push_back(static_cast<pid_t>(*v));
+    }
+  });
+  if (!s.ok()) return s;
+  return ids;
+}
+
 // ---- composed reads ----------------------------------------------------------------
+
+Result<ThreadsInfo> readThreads(const ProcFs& proc, std::string_view pid_dir) {
+  const std::string tasks = join(pid_dir, "task");
+  auto ids = proc.listNumeric(tasks);
+  if (!ids.ok()) return ids.status();
+  std::sort(ids->begin(), ids->end());
+  if (ids->size() > kMaxThreads) ids->resize(kMaxThreads);
+  std::map<std::string, ThreadGroup> groups;
+  std::map<std::string, int64_t> wchan;
+  for (const pid_t tid : *ids) {
+    const std::string dir = join(tasks, std::to_string(tid));
+    auto text = proc.readFile(join(dir, "stat"));
+    if (!text.ok()) continue;  // the thread exited
+    auto stat = parseStat(*text);
+    if (!stat.ok()) continue;
+    std::string name;
+    for (char c : stat->comm) name += (c >= ' ' && c <= '~' && c != '"' && c != '\\') ? c : '_';
+    if (groups.size() >= kMaxThreadNames && !groups.count(name)) name = "other";
+    ThreadGroup& g = groups[name];
+    g.name = name;
+    ++g.count;
+    g.utime_ticks += stat->utime_ticks;
+    g.stime_ticks += stat->stime_ticks;
+    g.minor_faults += stat->minor_faults;
+    g.major_faults += stat->major_faults;
+    if (auto status_text = proc.readFile(join(dir, "status")); status_text.ok()) {
+      if (auto status = parseStatus(*status_text); status.ok()) {
+        g.voluntary_ctxt_switches += status->voluntary_ctxt_switches.value_or(0);
+        g.nonvoluntary_ctxt_switches += status->nonvoluntary_ctxt_switches.value_or(0);
+      }
+    }
+    if (auto io_text = proc.readFile(join(dir, "io")); io_text.ok()) {
+      if (auto io = parseIo(*io_text); io.ok()) {
+        g.read_bytes = g.read_bytes.value_or(0) + io->read_bytes;
+        g.write_bytes = g.write_bytes.value_or(0) + io->write_bytes;
+      }
+    }
+    if (auto w = proc.readFile(join(dir, "wchan"), 256); w.ok()) {
+      std::string symbol(trim(*w));
+      if (symbol == "0") symbol.clear();  // not waiting (or hidden by kptr_restrict)
+      bool printable = symbol.size() <= 64;
+      for (char c : symbol) printable = printable && c > ' ' && c <= '~' && c != '"' && c != '\\';
+      ++wchan[printable ? symbol : "other"];
+    }
+  }
+  ThreadsInfo info;
+  for (auto& [name, g] : groups) info.groups.push_back(std::move(g));
+  for (auto& [symbol, n] : wchan) info.wchan.emplace_back(symbol, n);
+  return info;
+}
 
 Result<ProcessInfo> readProcess(const ProcFs& proc, std::string_view pid_dir,
                                 std::optional<int64_t> boot_time, double ticks_per_second) {

@@ -128,6 +128,8 @@ class ProcFs {
   bool exists(std::string_view relative) const;
   // The numeric entries of the root (pids, for a procfs root), unsorted.
   Result<std::vector<pid_t>> listPids() const;
+  // Numeric entries of the directory `relative` (the tasks of "PID/task").
+  Result<std::vector<pid_t>> listNumeric(std::string_view relative) const;
 
  private:
   std::string root_;
@@ -149,6 +151,26 @@ struct ProcessInfo {
   std::optional<int64_t> open_fds;
   std::optional<int64_t> max_fds;  // empty: unlimited or unreadable
 };
+
+// The threads of a process that share a name (process-exporter groups them so), summed.
+struct ThreadGroup {
+  std::string name;  // printable ASCII (other bytes become '_'), as it becomes a label
+  int64_t count = 0;
+  int64_t utime_ticks = 0, stime_ticks = 0;
+  int64_t minor_faults = 0, major_faults = 0;
+  int64_t voluntary_ctxt_switches = 0, nonvoluntary_ctxt_switches = 0;
+  std::optional<int64_t> read_bytes, write_bytes;  // task io needs ptrace-read access
+};
+struct ThreadsInfo {
+  std::vector<ThreadGroup> groups;                     // by name, at most kMaxThreadNames
+  std::vector<std::pair<std::string, int64_t>> wchan;  // threads per wchan ("" = running)
+};
+inline constexpr size_t kMaxThreadNames = 64;
+inline constexpr size_t kMaxThreads = 4096;
+// Reads pid_dir/task/*/{stat,status,io,wchan}: at most kMaxThreads threads, names beyond
+// kMaxThreadNames counted under "other". Threads that exit during the scan are skipped;
+// fails only when the task directory cannot be listed.
+Result<ThreadsInfo> readThreads(const ProcFs& proc, std::string_view pid_dir);
 
 // Reads the process directory `pid_dir` ("self" or a pid) under `proc`. `boot_time` is
 // /proc/stat's btime (empty: no start time). Fails (kNotFound, kPermissionDenied,

@@ -149,6 +149,57 @@ void reportNamedGroup(std::string_view group, const proc::ProcessInfo& info,
   }
 }
 
+// process-exporter's per-thread series: the threads of the group by thread name.
+void reportThreads(std::string_view group, const proc::ThreadsInfo& threads,
+                   double ticks_per_second, SampleBatch& out) {
+  out.describe("namedprocess_namegroup_thread_count", MetricType::kGauge,
+               "Threads of the group with this thread name.");
+  out.describe("namedprocess_namegroup_thread_cpu_seconds_total", MetricType::kCounter,
+               "CPU time of the group's threads with this name, by mode (user, system).");
+  out.describe("namedprocess_namegroup_thread_minor_page_faults_total", MetricType::kCounter,
+               "Minor page faults of the group's threads with this name.");
+  out.describe("namedprocess_namegroup_thread_major_page_faults_total", MetricType::kCounter,
+               "Major page faults of the group's threads with this name.");
+  out.describe("namedprocess_namegroup_thread_context_switches_total", MetricType::kCounter,
+               "Context switches of the group's threads with this name, by ctxswitchtype.");
+  for (const proc::ThreadGroup& t : threads.groups) {
+    const Labels labels{{"groupname", group}, {"threadname", t.name}};
+    out.add("namedprocess_namegroup_thread_count", labels, static_cast<double>(t.count));
+    for (const auto& [mode, ticks] :
+         {std::pair{"user", t.utime_ticks}, std::pair{"system", t.stime_ticks}}) {
+      out.add("namedprocess_namegroup_thread_cpu_seconds_total",
+              Labels{{"groupname", group}, {"mode", mode}, {"threadname", t.name}},
+              static_cast<double>(ticks) / ticks_per_second);
+    }
+    out.add("namedprocess_namegroup_thread_minor_page_faults_total", labels,
+            static_cast<double>(t.minor_faults));
+    out.add("namedprocess_namegroup_thread_major_page_faults_total", labels,
+            static_cast<double>(t.major_faults));
+    for (const auto& [type, n] : {std::pair{"voluntary", t.voluntary_ctxt_switches},
+                                  std::pair{"nonvoluntary", t.nonvoluntary_ctxt_switches}}) {
+      out.add("namedprocess_namegroup_thread_context_switches_total",
+              Labels{{"ctxswitchtype", type}, {"groupname", group}, {"threadname", t.name}},
+              static_cast<double>(n));
+    }
+    if (t.read_bytes && t.write_bytes) {
+      out.describe("namedprocess_namegroup_thread_io_bytes_total", MetricType::kCounter,
+                   "Bytes the group's threads with this name read or wrote, by iomode.");
+      for (const auto& [mode, bytes] :
+           {std::pair{"read", *t.read_bytes}, std::pair{"write", *t.write_bytes}}) {
+        out.add("namedprocess_namegroup_thread_io_bytes_total",
+                Labels{{"groupname", group}, {"iomode", mode}, {"threadname", t.name}},
+                static_cast<double>(bytes));
+      }
+    }
+  }
+  out.describe("namedprocess_namegroup_threads_wchan", MetricType::kGauge,
+               "Threads of the group by the kernel function they wait in (wchan).");
+  for (const auto& [symbol, n] : threads.wchan) {
+    out.add("namedprocess_namegroup_threads_wchan", Labels{{"groupname", group}, {"wchan", symbol}},
+            static_cast<double>(n));
+  }
+}
+
 void reportDown(std::string_view process, SampleBatch& out) {
   out.gauge(kUp, kUpHelp, Labels{{"process", process}}, 0);
   out.gauge("namedprocess_namegroup_num_procs", "Processes in this group.",
@@ -197,6 +248,9 @@ Status ProcessCollector::collectOrThrow(std::stop_token stop, SampleBatch& out) 
   if (auto self = proc::readProcess(proc_, "self", boot_time, ticks_per_second_); self.ok()) {
     reportProcess(kSelfLabel, *self, out);
     reportNamedGroup(kSelfLabel, *self, ticks_per_second_, out);
+    if (auto threads = proc::readThreads(proc_, "self"); threads.ok()) {
+      reportThreads(kSelfLabel, *threads, ticks_per_second_, out);
+    }
   } else {
     reportDown(kSelfLabel, out);
     result = Status(self.status().code(),
@@ -215,6 +269,9 @@ Status ProcessCollector::collectOrThrow(std::stop_token stop, SampleBatch& out) 
     if (info) {
       reportProcess(kCompanionLabel, *info, out);
       reportNamedGroup(kCompanionLabel, *info, ticks_per_second_, out);
+      if (auto threads = proc::readThreads(proc_, std::to_string(*pid)); threads.ok()) {
+        reportThreads(kCompanionLabel, *threads, ticks_per_second_, out);
+      }
     } else {
       reportDown(kCompanionLabel, out);
     }

@@ -24,7 +24,9 @@
 // cpu_seconds_total{mode}, memory_bytes{memtype}, open_filedesc, worst_fd_ratio,
 // oldest_start_time_seconds, minor/major_page_faults_total, context_switches_total
 // {ctxswitchtype}, read/write_bytes_total, states{state}}; num_procs 0 for a companion not
-// found. process-exporter's per-thread series (thread_*, threads_wchan) are not exported.
+// found; and its per-thread series by thread name (thread_count, thread_cpu_seconds_total,
+// thread_*_page_faults_total, thread_context_switches_total, thread_io_bytes_total,
+// threads_wchan{wchan}) from PID/task/* (at most 64 names, 4096 threads).
 // A series whose source is unreadable or absent is omitted, not reported as 0: Pss and
 // open fds need ptrace-read access to the companion (same user or CAP_SYS_PTRACE); a
 // max_fds of "unlimited" and a memory.max of "max" (no limit) are omitted rather than

@@ -149,6 +149,14 @@ Status RedisCollector::collectRun(const CollectContext& ctx, SampleBatch& run) {
   run.gauge("dbpulse_redis_ping_max_seconds",
             "Slowest PING round trip from dbpulse to Redis in this run.", {}, pings.back());
 
+  auto latency = call(ctx, {"LATENCY", "LATEST"});
+  if (!latency.ok()) return latency.status();
+  if (latency->isError()) {
+    noteRefused("LATENCY", latency->str);
+  } else {
+    latencyLatestToSamples(*latency, run);
+  }
+
   auto slowlog_len = call(ctx, {"SLOWLOG", "LEN"});
   if (!slowlog_len.ok()) return slowlog_len.status();
   if (slowlog_len->isError()) {

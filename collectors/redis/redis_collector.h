@@ -12,13 +12,16 @@
 //                                  dbpulse_redis_slowlog_entries_total{cmd} (command name only)
 //   CLIENT LIST                 -> dbpulse_redis_clients{name,age}, dbpulse_redis_pubsub_clients
 //   CONFIG GET databases (once) -> zero-filled redis_db_keys for empty databases
+//   CONFIG GET io-threads (once) -> redis_config_io_threads
+//   LATENCY LATEST              -> redis_latency_spike_last / _duration_seconds{event_name}
 // plus redis_up: 1 when every step reached Redis, else 0 with only
 // dbpulse_redis_cache_hit_ratio (NaN) beside it; the other series go stale.
 //
 // Cost on the Redis side, all on its main thread: INFO all is O(commands seen) (measured
 // ~145 us per call on Redis 7.0 here, from its own commandstats), CLIENT LIST O(clients)
 // (~10 us for 4 clients), PING and SLOWLOG LEN/GET 1 a few us; SLOWLOG GET n fetches only
-// the entries logged since the last run (at most slowlog_fetch). 7 round trips per run.
+// the entries logged since the last run (at most slowlog_fetch); LATENCY LATEST O(events).
+// 8 round trips per run.
 //
 // A SLOWLOG, CLIENT or CONFIG command refused by the server (renamed, denied by an ACL)
 // only drops its series (logged once); an INFO that is refused switches the collector off

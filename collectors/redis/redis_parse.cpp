@@ -697,4 +697,28 @@ void newestSlowlogToSamples(const RedisReply& entries, SampleBatch& out) {
             "Execution time of the newest slow log entry.", {}, newest->seconds);
 }
 
+void latencyLatestToSamples(const RedisReply& reply, SampleBatch& out) {
+  if (reply.type != RedisReply::Type::kArray) return;
+  bool described = false;
+  for (const RedisReply& e : reply.elements) {
+    // [event name, time of the latest spike, its latency in ms, the all-time max in ms]
+    if (e.type != RedisReply::Type::kArray || e.elements.size() < 3 || !e.elements[0].isText() ||
+        e.elements[1].type != RedisReply::Type::kInteger ||
+        e.elements[2].type != RedisReply::Type::kInteger) {
+      continue;
+    }
+    if (!described) {
+      out.describe("redis_latency_spike_last", MetricType::kGauge,
+                   "Unix time of the latest latency spike of the event.");
+      out.describe("redis_latency_spike_duration_seconds", MetricType::kGauge,
+                   "Duration of the latest latency spike of the event.");
+      described = true;
+    }
+    const Labels labels{{"event_name", safeLabel(e.elements[0].str)}};
+    out.add("redis_latency_spike_last", labels, static_cast<double>(e.elements[1].integer));
+    out.add("redis_latency_spike_duration_seconds", labels,
+            static_cast<double>(e.elements[2].integer) / 1000.0);
+  }
+}
+
 }  // namespace dbpulse::collectors

@@ -92,4 +92,10 @@ std::optional<int64_t> newestSlowlogId(const RedisReply& entries);
 // entry of a SLOWLOG GET reply (nothing when the log is empty or malformed).
 void newestSlowlogToSamples(const RedisReply& entries, SampleBatch& out);
 
+// redis_exporter's redis_latency_spike_last{event_name} (Unix time of the latest spike) and
+// redis_latency_spike_duration_seconds{event_name} (its duration) from a LATENCY LATEST
+// reply: one entry per event the latency monitor recorded (none while
+// latency-monitor-threshold is 0). Malformed entries are skipped.
+void latencyLatestToSamples(const RedisReply& reply, SampleBatch& out);
+
 }  // namespace dbpulse::collectors

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <set>
@@ -837,6 +838,22 @@ TEST_F(PgCollectorsTest, LiveMetricsMatchTheNameTable) {
     for (const auto& [family, type] : exposed) found = found || row.matches(family);
     EXPECT_TRUE(found) << row.name << " (" << row.collector << ") is missing from /metrics on "
                        << "PostgreSQL " << pg_->major();
+  }
+  // PostgreSQL 15 is what the peers' reference scrape ran against: every pg_settings_*
+  // name postgres_exporter exported there is here too, with the same unit suffix.
+  if (pg_->major() == 15) {
+    std::ifstream peer(std::string(DBPULSE_SOURCE_DIR) +
+                       "/tests/packaging/peers/postgres_exporter-metrics.tsv");
+    ASSERT_TRUE(peer.good());
+    std::string line;
+    int settings = 0;
+    while (std::getline(peer, line)) {
+      const std::string name = line.substr(0, line.find('\t'));
+      if (name.rfind("pg_settings_", 0) != 0) continue;
+      ++settings;
+      EXPECT_TRUE(exposed.count(name)) << name << " (postgres_exporter's) is not on /metrics";
+    }
+    EXPECT_GT(settings, 200);
   }
 }
 

@@ -123,6 +123,9 @@ TEST(RedisCollectorTest, ReportsRedisExporterSeriesOnMetrics) {
       {"redis_blocked_clients", has("redis_blocked_clients")},
       {"redis_memory_used_bytes > 0", atLeast("redis_memory_used_bytes", 1)},
       {"redis_memory_max_bytes", has("redis_memory_max_bytes")},
+      {"redis_config_maxmemory", has("redis_config_maxmemory")},
+      {"redis_config_io_threads >= 1", atLeast("redis_config_io_threads", 1)},
+      {"redis_rdb_last_bgsave_duration_sec", has("redis_rdb_last_bgsave_duration_sec")},
       {"redis_keyspace_hits_total", has("redis_keyspace_hits_total")},
       {"redis_keyspace_misses_total", has("redis_keyspace_misses_total")},
       {"redis_evicted_keys_total", has("redis_evicted_keys_total")},
@@ -183,6 +186,31 @@ TEST(RedisCollectorTest, ReportsRedisExporterSeriesOnMetrics) {
   const auto lint = lintProblemsBesidesPeerNames(scrape);
   ASSERT_TRUE(lint.has_value()) << "promtool check metrics did not finish";
   EXPECT_EQ(*lint, "") << "promtool check metrics found problems:\n" << *lint;
+}
+
+// LATENCY LATEST under redis_exporter's names: a script that runs longer than
+// latency-monitor-threshold is a "command" spike.
+TEST(RedisCollectorTest, LatencySpikesAppearUnderRedisExporterNames) {
+  if (!requireRedis()) return;
+  RedisServer& redis = sharedRedis();
+  redis.command({"CONFIG", "SET", "latency-monitor-threshold", "5"});
+  redis.command({"EVAL", "local i = 0 while i < 5000000 do i = i + 1 end return i", "0"});
+  DbpulseProcess agent;
+  agent.start(configFor(agent, redis.address()));
+  ASSERT_TRUE(agent.waitHealthy(kStartup));
+  std::string scrape;
+  const bool seen = agent.waitForMetrics(
+      [](const std::string& t) {
+        return sampleValue(t, "redis_latency_spike_duration_seconds", {{"event_name", "command"}})
+                   .value_or(0) >= 0.005;
+      },
+      kStartup, "redis_latency_spike_duration_seconds{event_name=\"command\"} >= 5 ms", &scrape);
+  redis.command({"CONFIG", "SET", "latency-monitor-threshold", "0"});
+  redis.command({"LATENCY", "RESET"});
+  ASSERT_TRUE(seen);
+  EXPECT_GT(
+      sampleValue(scrape, "redis_latency_spike_last", {{"event_name", "command"}}).value_or(0),
+      1.6e9);
 }
 
 TEST(RedisCollectorTest, HitRatioFollowsAScriptedMixOfHitsAndMisses) {

@@ -167,8 +167,8 @@ class SideBySide {
                          "\"\nstate_dir = \"" + agent_.stateDir().string() + "\"\n";
     config += "[postgres]\ndsn = \"" + pg.dsn("peers") + "\"\n";
     config += "[redis]\naddress = \"" + redis.address() + "\"\n";
-    for (const char* c : {"connections", "statements", "cache", "tables", "size", "indexes",
-                          "locks", "replication", "redis", "process", "companion"}) {
+    for (const char* c : {"connections", "statements", "cache", "stats", "tables", "size",
+                          "indexes", "locks", "replication", "redis", "process", "companion"}) {
       config += std::string("[collectors.") + c + "]\ninterval = \"1s\"\n";
     }
     config += "[rules]\nfiles = [";

@@ -612,6 +612,17 @@ TEST(ProcessCollectorTest, ReportsProcessExporterNamesPerGroup) {
              "rchar: 99\nwchar: 98\nread_bytes: 4096\nwrite_bytes: 8192\n"
              "cancelled_write_bytes: 1\n");
   tree.write(d + "smaps_rollup", "Rss:\t1234 kB\nPss:\t 800 kB\nSwapPss:\t 2 kB\n");
+  // Three threads, two of them named alike (process-exporter sums them per name).
+  tree.write(d + "task/100/stat", statLine("worker", 'S', 10, 1, 1000));
+  tree.write(d + "task/100/status",
+             "Name:\tworker\nThreads:\t3\nvoluntary_ctxt_switches:\t5\n"
+             "nonvoluntary_ctxt_switches:\t1\n");
+  tree.write(d + "task/100/wchan", "do_epoll_wait");
+  tree.write(d + "task/101/stat", statLine("worker", 'S', 20, 2, 1000));
+  tree.write(d + "task/101/wchan", "do_epoll_wait");
+  tree.write(d + "task/102/stat", statLine("dbpulse\x01", 'R', 5, 5, 1000));
+  tree.write(d + "task/102/io", "read_bytes: 7\nwrite_bytes: 9\n");
+  tree.write(d + "task/102/wchan", "0");
   auto options = fakeOptions(tree);
   options.companion_process_name = "no-such-chat-server";
   ProcessCollector collector(options);
@@ -656,6 +667,29 @@ TEST(ProcessCollectorTest, ReportsProcessExporterNamesPerGroup) {
             1);
   EXPECT_EQ(get("namedprocess_namegroup_states", {{"groupname", "dbpulse"}, {"state", "Running"}}),
             0);
+  const auto thread = [&](std::string_view name, Labels labels) { return get(name, labels); };
+  EXPECT_EQ(thread("namedprocess_namegroup_thread_count",
+                   {{"groupname", "dbpulse"}, {"threadname", "worker"}}),
+            2);
+  EXPECT_DOUBLE_EQ(*thread("namedprocess_namegroup_thread_cpu_seconds_total",
+                           {{"groupname", "dbpulse"}, {"mode", "user"}, {"threadname", "worker"}}),
+                   30 / ticks());
+  EXPECT_EQ(
+      thread("namedprocess_namegroup_thread_context_switches_total",
+             {{"ctxswitchtype", "voluntary"}, {"groupname", "dbpulse"}, {"threadname", "worker"}}),
+      5);
+  // A control byte in a thread name does not reach a label value.
+  EXPECT_EQ(thread("namedprocess_namegroup_thread_count",
+                   {{"groupname", "dbpulse"}, {"threadname", "dbpulse_"}}),
+            1);
+  EXPECT_EQ(thread("namedprocess_namegroup_thread_io_bytes_total",
+                   {{"groupname", "dbpulse"}, {"iomode", "write"}, {"threadname", "dbpulse_"}}),
+            9);
+  EXPECT_EQ(thread("namedprocess_namegroup_threads_wchan",
+                   {{"groupname", "dbpulse"}, {"wchan", "do_epoll_wait"}}),
+            2);
+  EXPECT_EQ(
+      thread("namedprocess_namegroup_threads_wchan", {{"groupname", "dbpulse"}, {"wchan", ""}}), 1);
   EXPECT_EQ(out.families().at("namedprocess_namegroup_cpu_seconds_total").type,
             MetricType::kCounter);
   EXPECT_EQ(out.families().at("namedprocess_namegroup_memory_bytes").type, MetricType::kGauge);

@@ -528,5 +528,25 @@ TEST(SlowlogTest, NewestEntryFigures) {
   EXPECT_EQ(newestSlowlogId(RedisReply::error("ERR")), std::nullopt);
 }
 
+TEST(RedisLatencyTest, LatestSpikesUnderRedisExporterNames) {
+  const RedisReply reply = RedisReply::array({
+      RedisReply::array({RedisReply::string("command"), RedisReply::integerReply(1700000000),
+                         RedisReply::integerReply(250), RedisReply::integerReply(900)}),
+      RedisReply::array({RedisReply::string("fork")}),  // malformed: skipped
+      RedisReply::string("junk"),
+  });
+  SampleBatch b;
+  latencyLatestToSamples(reply, b);
+  EXPECT_EQ(valueOf(b, "redis_latency_spike_last", {{"event_name", "command"}}), 1700000000);
+  EXPECT_DOUBLE_EQ(*valueOf(b, "redis_latency_spike_duration_seconds", {{"event_name", "command"}}),
+                   0.25);
+  EXPECT_EQ(countOf(b, "redis_latency_spike_last"), 1u);
+  EXPECT_EQ(typeOf(b, "redis_latency_spike_last"), MetricType::kGauge);
+
+  SampleBatch none;
+  latencyLatestToSamples(RedisReply::array({}), none);
+  EXPECT_TRUE(none.empty());
+}
+
 }  // namespace
 }  // namespace dbpulse::collectors
