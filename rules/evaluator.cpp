@@ -978,6 +978,11 @@ class Evaluator {
     }
     size_t names_seen = 0;
     std::string last_name;
+    // Label sets of results a pushed-down comparison dropped: Prometheus checks for
+    // duplicates before comparing, so they count too.
+    Vector dropped;
+    const Expr& range_arg = unparen(arg);
+    const bool may_collide = !(range_arg.kind == Expr::Kind::kSelector && singleName(range_arg));
     // The store calls back under its lock: the parameters must be evaluated before.
     forEachRangeSeries(
         arg, params.range_start, params.range_end,
@@ -987,8 +992,11 @@ class Evaluator {
             last_name = std::string(name);
           }
           double v = 0;
-          const bool ok = rangeValue(f, pts, n, params, v);
-          if (!ok || (filter != nullptr && !filter->keeps(v))) return;
+          if (!rangeValue(f, pts, n, params, v)) return;
+          if (filter != nullptr && !filter->keeps(v)) {
+            if (may_collide && f != Function::kLastOverTime) dropped.push_back(Element{labels, v});
+            return;
+          }
           out.push_back(Element{labels, v});
           // last_over_time is a lookback, like offset: the only range function that
           // keeps the metric name.
@@ -996,7 +1004,10 @@ class Evaluator {
             out.back().labels.set(kMetricNameLabel, name);
           }
         });
-    if (names_seen > 1) requireUniqueLabelSets(out);
+    if (names_seen > 1) {
+      for (const auto& e : out) dropped.push_back(e);
+      requireUniqueLabelSets(dropped);
+    }
     return out;
   }
 
