@@ -1,7 +1,11 @@
 #include "rules/evaluator.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -10,6 +14,8 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+
+#include "rules/go_string.h"
 
 namespace dbpulse::rules {
 namespace {
@@ -96,10 +102,10 @@ bool instantRate(const Point* pts, size_t n, double& out) {
   return true;
 }
 
-// Least-squares slope per second, x measured from the first point (as Prometheus does, to
-// keep the sums small).
-bool derivative(const Point* pts, size_t n, double& out) {
-  if (n < 2) return false;
+// Least-squares slope per second and the intercept at `intercept_ms` (x is measured from
+// there, as Prometheus does; deriv() takes the first point, to keep the sums small).
+void linearRegression(const Point* pts, size_t n, int64_t intercept_ms, double& slope,
+                      double& intercept) {
   const double init_y = pts[0].value;
   bool const_y = true;
   double count = 0, sum_x = 0, c_x = 0, sum_y = 0, c_y = 0, sum_xy = 0, c_xy = 0, sum_x2 = 0,
@@ -107,15 +113,16 @@ bool derivative(const Point* pts, size_t n, double& out) {
   for (size_t i = 0; i < n; ++i) {
     if (const_y && i > 0 && pts[i].value != init_y) const_y = false;
     count += 1;
-    const double x = static_cast<double>(pts[i].t_ms - pts[0].t_ms) / 1e3;
+    const double x = static_cast<double>(pts[i].t_ms - intercept_ms) / 1e3;
     compensatedAdd(x, sum_x, c_x);
     compensatedAdd(pts[i].value, sum_y, c_y);
     compensatedAdd(x * pts[i].value, sum_xy, c_xy);
     compensatedAdd(x * x, sum_x2, c_x2);
   }
   if (const_y) {
-    out = std::isinf(init_y) ? kNaN : 0;
-    return true;
+    slope = std::isinf(init_y) ? kNaN : 0;
+    intercept = std::isinf(init_y) ? kNaN : init_y;
+    return;
   }
   sum_x += c_x;
   sum_y += c_y;
@@ -123,8 +130,80 @@ bool derivative(const Point* pts, size_t n, double& out) {
   sum_x2 += c_x2;
   const double cov_xy = sum_xy - sum_x * sum_y / count;
   const double var_x = sum_x2 - sum_x * sum_x / count;
-  out = cov_xy / var_x;
-  return true;
+  slope = cov_xy / var_x;
+  intercept = sum_y / count - slope * sum_x / count;
+}
+
+// Prometheus's quantile (the aggregation and quantile_over_time): linear interpolation
+// between the closest ranks, NaN values sorting first.
+double quantileOf(double q, std::vector<double> values) {
+  if (values.empty()) return kNaN;
+  if (q < 0) return -std::numeric_limits<double>::infinity();
+  if (q > 1) return std::numeric_limits<double>::infinity();
+  if (std::isnan(q)) return kNaN;
+  std::sort(values.begin(), values.end(), [](double a, double b) {
+    if (std::isnan(a)) return !std::isnan(b);
+    return a < b;
+  });
+  const double n = static_cast<double>(values.size());
+  const double rank = q * (n - 1);
+  const double lower = std::max(0.0, std::floor(rank));
+  const double upper = std::min(n - 1, lower + 1);
+  const double weight = rank - std::floor(rank);
+  return values[static_cast<size_t>(lower)] * (1 - weight) +
+         values[static_cast<size_t>(upper)] * weight;
+}
+
+// Double exponential smoothing (holt_winters), as Prometheus computes it.
+double holtWinters(const Point* pts, size_t n, double sf, double tf) {
+  double s0 = 0, s1 = pts[0].value, b = pts[1].value - pts[0].value;
+  for (size_t i = 1; i < n; ++i) {
+    const double x = sf * pts[i].value;
+    if (i > 1) b = tf * (s1 - s0) + (1 - tf) * b;  // the trend at the previous point
+    const double y = (1 - sf) * (s1 + b);
+    s0 = s1;
+    s1 = x + y;
+  }
+  return s1;
+}
+
+// Go's strconv.FormatFloat(v, 'f', -1, 64): the shortest digits that read back as v, never
+// in exponent form (count_values' label values).
+std::string formatFloatPlain(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == 0) return std::signbit(v) ? "-0" : "0";
+  // The shortest round-trip digits, then placed without an exponent (padding with zeros,
+  // not with the exact binary expansion).
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  const std::string sci(buf, r.ptr);
+  const size_t e_at = sci.find('e');
+  const int exp = std::atoi(sci.c_str() + e_at + 1);
+  std::string mantissa = sci.substr(0, e_at);
+  const bool negative = mantissa[0] == '-';
+  if (negative) mantissa.erase(0, 1);
+  std::string digits;
+  for (char c : mantissa) {
+    if (c != '.') digits += c;
+  }
+  std::string out;
+  if (exp < 0) {
+    out = "0." + std::string(static_cast<size_t>(-exp - 1), '0') + digits;
+  } else if (static_cast<size_t>(exp) + 1 >= digits.size()) {
+    out = digits + std::string(static_cast<size_t>(exp) + 1 - digits.size(), '0');
+  } else {
+    out = digits.substr(0, static_cast<size_t>(exp) + 1) + "." +
+          digits.substr(static_cast<size_t>(exp) + 1);
+  }
+  return negative ? "-" + out : out;
+}
+
+bool isValidLabelName(std::string_view s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
 }
 
 bool overTime(Function f, const Point* pts, size_t n, double& out) {
@@ -275,6 +354,74 @@ double mathFunction(Function f, double v) {
   }
 }
 
+// x^y computed as Go's math.Pow does (integer powers by repeated squaring, not correctly
+// rounded like libm's pow): results that differ in the last bit differ a lot after `%`.
+double goPow(double x, double y) {
+  if (y == 0 || x == 1) return 1;
+  if (y == 1) return x;
+  if (std::isnan(x) || std::isnan(y)) return kNaN;
+  const auto odd_int = [](double v) {
+    if (std::fabs(v) >= 9007199254740992.0) return false;  // 2^53: every such float is even
+    double ip = 0;
+    return std::modf(v, &ip) == 0 && std::fmod(ip, 2) != 0;
+  };
+  constexpr double kInfinity = std::numeric_limits<double>::infinity();
+  if (x == 0) {
+    if (y < 0) return std::signbit(x) && odd_int(y) ? -kInfinity : kInfinity;
+    return std::signbit(x) && odd_int(y) ? x : 0;
+  }
+  if (std::isinf(y)) {
+    if (x == -1) return 1;
+    return (std::fabs(x) < 1) == (y > 0) ? 0 : kInfinity;
+  }
+  if (std::isinf(x)) {
+    if (x < 0) return goPow(1 / x, -y);
+    return y < 0 ? 0 : kInfinity;
+  }
+  if (y == 0.5) return std::sqrt(x);
+  if (y == -0.5) return 1 / std::sqrt(x);
+  double yi = 0;
+  double yf = std::modf(std::fabs(y), &yi);
+  if (yf != 0 && x < 0) return kNaN;
+  if (yi >= 9223372036854775808.0) {
+    if (x == -1) return 1;
+    return (std::fabs(x) < 1) == (y > 0) ? 0 : kInfinity;
+  }
+  double a1 = 1;
+  int64_t ae = 0;
+  if (yf != 0) {
+    if (yf > 0.5) {
+      yf -= 1;
+      yi += 1;
+    }
+    a1 = std::exp(yf * std::log(x));
+  }
+  int xe_int = 0;
+  double x1 = std::frexp(x, &xe_int);
+  int64_t xe = xe_int;
+  for (auto i = static_cast<int64_t>(yi); i != 0; i >>= 1) {
+    if (xe < -(1 << 12) || (1 << 12) < xe) {
+      ae += xe;  // overflow or underflow beyond repair: ldexp decides
+      break;
+    }
+    if ((i & 1) == 1) {
+      a1 *= x1;
+      ae += xe;
+    }
+    x1 *= x1;
+    xe <<= 1;
+    if (x1 < .5) {
+      x1 += x1;
+      --xe;
+    }
+  }
+  if (y < 0) {
+    a1 = 1 / a1;
+    ae = -ae;
+  }
+  return std::ldexp(a1, static_cast<int>(std::clamp<int64_t>(ae, -100000, 100000)));
+}
+
 // Go's math.Max/Min: NaN wins.
 double goMax(double a, double b) {
   if (std::isnan(a) || std::isnan(b)) return kNaN;
@@ -301,7 +448,9 @@ double applyOp(BinaryOp op, double l, double r, bool& keep) {
     case BinaryOp::kMod:
       return std::fmod(l, r);
     case BinaryOp::kPow:
-      return std::pow(l, r);
+      return goPow(l, r);
+    case BinaryOp::kAtan2:
+      return std::atan2(l, r);
     case BinaryOp::kEqual:
       keep = l == r;
       return l;
@@ -325,7 +474,11 @@ double applyOp(BinaryOp op, double l, double r, bool& keep) {
   }
 }
 
-bool dropsMetricName(BinaryOp op) { return !isComparison(op) && !isSetOperator(op); }
+// Prometheus 2.42 drops the name for + - * / % ^ only: atan2 keeps it (changed in later
+// versions).
+bool dropsMetricName(BinaryOp op) {
+  return !isComparison(op) && !isSetOperator(op) && op != BinaryOp::kAtan2;
+}
 
 std::string labelsText(const Labels& labels) {
   std::string out = "{";
@@ -384,10 +537,147 @@ void dropMetricNames(Vector& v) {
   }
 }
 
+// Whether Prometheus treats the expression as the same at every step (only literals and
+// @-pinned selectors and subqueries below it; no time-dependent function).
+bool stepInvariant(const Expr& e) {
+  switch (e.kind) {
+    case Expr::Kind::kNumber:
+    case Expr::Kind::kString:
+      return true;
+    case Expr::Kind::kSelector:
+    case Expr::Kind::kSubquery:
+      return e.at != Expr::At::kNone;
+    case Expr::Kind::kParen:
+    case Expr::Kind::kUnary:
+    case Expr::Kind::kAggregate:
+      return stepInvariant(*e.args[0]);
+    case Expr::Kind::kBinary:
+      return stepInvariant(*e.lhs) && stepInvariant(*e.rhs);
+    case Expr::Kind::kCall:
+      switch (e.func) {
+        case Function::kDaysInMonth:
+        case Function::kDayOfMonth:
+        case Function::kDayOfWeek:
+        case Function::kDayOfYear:
+        case Function::kHour:
+        case Function::kMinute:
+        case Function::kMonth:
+        case Function::kYear:
+        case Function::kPredictLinear:
+        case Function::kTime:
+          return false;
+        default:
+          return std::all_of(e.args.begin(), e.args.end(),
+                             [](const ExprPtr& a) { return stepInvariant(*a); });
+      }
+  }
+  return false;
+}
+
+const Expr& unparen(const Expr& e) {
+  const Expr* x = &e;
+  while (x->kind == Expr::Kind::kParen) x = x->args[0].get();
+  return *x;
+}
+
+// A string argument (a literal, maybe in parentheses).
+const std::string& stringArg(const Expr& e) { return unparen(e).text; }
+
+// Go's container/heap over sample values, so that topk/bottomk keep the same elements
+// as Prometheus when values tie. `less` is the heap order (the root is the least).
+// topk's heap order (NaN first: it is the first to go) and bottomk's.
+struct TopkLess {
+  bool operator()(double a, double b) const { return std::isnan(a) || a < b; }
+};
+struct BottomkLess {
+  bool operator()(double a, double b) const { return std::isnan(a) || a > b; }
+};
+
+template <typename Less>
+class ValueHeap {
+ public:
+  std::vector<const Element*> items;
+
+  // Keeps `e` when the heap holds fewer than k elements or `e` beats its root (which is
+  // then dropped), as Prometheus's topk/bottomk do.
+  void offer(const Element* e, int64_t k) {
+    const bool full = static_cast<int64_t>(items.size()) >= k;
+    if (full && !Less{}(items[0]->value, e->value)) return;
+    if (full && k == 1) {
+      items[0] = e;  // replaced in place
+      return;
+    }
+    if (full) pop();
+    push(e);
+  }
+
+  void push(const Element* e) {
+    items.push_back(e);
+    up(items.size() - 1);
+  }
+  void pop() {
+    const size_t n = items.size() - 1;
+    std::swap(items[0], items[n]);
+    down(0, n);
+    items.pop_back();
+  }
+
+ private:
+  bool lessAt(size_t i, size_t j) const { return Less{}(items[i]->value, items[j]->value); }
+  void up(size_t j) {
+    while (j > 0) {
+      const size_t i = (j - 1) / 2;
+      if (!lessAt(j, i)) break;
+      std::swap(items[i], items[j]);
+      j = i;
+    }
+  }
+  void down(size_t i, size_t n) {
+    while (true) {
+      const size_t j1 = 2 * i + 1;
+      if (j1 >= n) break;
+      size_t j = j1;
+      if (j1 + 1 < n && lessAt(j1 + 1, j1)) j = j1 + 1;
+      if (!lessAt(j, i)) break;
+      std::swap(items[i], items[j]);
+      i = j;
+    }
+  }
+};
+
+bool labelsLess(const Labels& a, const Labels& b) {
+  const auto& x = a.items();
+  const auto& y = b.items();
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    if (x[i].name != y[i].name) return x[i].name < y[i].name;
+    if (x[i].value != y[i].value) return x[i].value < y[i].value;
+  }
+  return x.size() < y.size();
+}
+
+void requireUniqueLabelSets(const Vector& v) {
+  std::unordered_set<std::string> seen;
+  for (const auto& e : v) {
+    if (!seen.insert(keyOf(e.labels)).second) {
+      throw EvalError{"vector cannot contain metrics with the same labelset"};
+    }
+  }
+}
+
+// What the range functions need besides the points.
+struct RangeParams {
+  int64_t range_start = 0;
+  int64_t range_end = 0;
+  int64_t eval_ms = 0;  // predict_linear's "now"
+  double scalar1 = 0;   // quantile_over_time: q; predict_linear: seconds; holt_winters: sf
+  double scalar2 = 0;   // holt_winters: tf
+};
+
 class Evaluator {
  public:
-  Evaluator(const SampleStore& store, int64_t ts, const EvalOptions& options)
-      : store_(store), ts_(ts), options_(options) {}
+  Evaluator(const SampleStore& store, int64_t ts, int64_t query_ts, const EvalOptions& options,
+            int64_t& steps_left)
+      : store_(store), ts_(ts), query_ts_(query_ts), options_(options), steps_left_(steps_left) {}
 
   Value eval(const Expr& e) {
     // A pushed-down comparison applies to this node only (see binary()).
@@ -422,6 +712,8 @@ class Evaluator {
       }
       case Expr::Kind::kBinary:
         return binary(e);
+      case Expr::Kind::kSubquery:
+        throw EvalError{"a range vector is only allowed as a function argument"};
     }
     throw EvalError{"unknown expression node"};
   }
@@ -490,8 +782,17 @@ class Evaluator {
     }
   }
 
+  // The time a selector or subquery looks back from: its @ time (or the evaluation time),
+  // minus its offset.
+  int64_t refTime(const Expr& e) const {
+    int64_t base = ts_;
+    if (e.at == Expr::At::kTime) base = e.at_ms;
+    if (e.at == Expr::At::kStart || e.at == Expr::At::kEnd) base = query_ts_;
+    return base - e.offset_ms;
+  }
+
   Vector instantSelector(const Expr& sel, const Filter* filter = nullptr) {
-    const int64_t ref = ts_ - sel.offset_ms;
+    const int64_t ref = refTime(sel);
     Vector out;
     select(sel, ref - options_.lookback_ms, ref,
            [&](std::string_view name, const Labels& labels, const Point* pts, size_t n) {
@@ -506,65 +807,206 @@ class Evaluator {
     return out;
   }
 
-  const Expr& rangeArgument(const Expr& call) {
-    const Expr* arg = call.args[0].get();
-    while (arg->kind == Expr::Kind::kParen) arg = arg->args[0].get();
-    if (arg->kind != Expr::Kind::kSelector || arg->range_ms == 0) {
-      throw EvalError{std::string("expected a range vector selector in ") +
-                      functionName(call.func)};
+  static size_t rangeArgIndex(const Expr& call) {
+    for (size_t i = 0; i < call.args.size(); ++i) {
+      if (call.args[i]->type == ValueType::kRangeVector) return i;
     }
-    return *arg;
+    throw EvalError{std::string("expected a range vector argument in ") + functionName(call.func)};
+  }
+
+  struct MatrixSeries {
+    std::string name;
+    Labels labels;  // without __name__
+    std::vector<Point> points;
+  };
+
+  // A subquery's series: its expression evaluated at every multiple of the step in
+  // [ref - range, ref], each series' points in time order.
+  std::vector<MatrixSeries> subquery(const Expr& sq, int64_t& range_start, int64_t& range_end) {
+    range_end = refTime(sq);
+    range_start = range_end - sq.range_ms;
+    const int64_t step = sq.step_ms > 0 ? sq.step_ms : options_.default_step_ms;
+    // The first multiple of the step at or after the range start (Go's truncating division).
+    int64_t t = step * (range_start / step);
+    if (t < range_start) t += step;
+    std::unordered_map<std::string, size_t> index;
+    std::vector<MatrixSeries> out;
+    const int64_t steps = t <= range_end ? (range_end - t) / step + 1 : 0;
+    if (steps == 0 && stepInvariant(*sq.args[0])) {
+      // Prometheus evaluates a step-invariant body once, at the first step time, even
+      // when that lies past the range: its errors surface, its values do not.
+      Evaluator inner(store_, t, query_ts_, options_, steps_left_);
+      inner.eval(*sq.args[0]);
+      return {};
+    }
+    if (steps > steps_left_) {
+      throw EvalError{"subqueries would evaluate more than " +
+                      std::to_string(options_.max_subquery_steps) +
+                      " steps; use a larger step or a shorter range"};
+    }
+    steps_left_ -= steps;
+    for (; t <= range_end; t += step) {
+      Evaluator inner(store_, t, query_ts_, options_, steps_left_);
+      Value v = inner.eval(*sq.args[0]);
+      for (auto& el : v.vector) {
+        auto [it, inserted] = index.try_emplace(keyOf(el.labels), out.size());
+        if (inserted) {
+          MatrixSeries ms;
+          ms.name = std::string(el.labels.get(kMetricNameLabel));
+          ms.labels = std::move(el.labels);
+          ms.labels.erase(kMetricNameLabel);
+          out.push_back(std::move(ms));
+        }
+        out[it->second].points.push_back(Point{t, el.value});
+      }
+    }
+    return out;
+  }
+
+  // Calls `fn` for every series of a range-vector expression (a range selector or a
+  // subquery) with its points in [range_start, range_end], which it sets.
+  void forEachRangeSeries(const Expr& arg_in, int64_t& range_start, int64_t& range_end,
+                          const SeriesFn& fn) {
+    const Expr& arg = unparen(arg_in);
+    if (arg.kind == Expr::Kind::kSelector && arg.range_ms > 0) {
+      range_end = refTime(arg);
+      range_start = range_end - arg.range_ms;
+      select(arg, range_start, range_end, fn);
+      return;
+    }
+    if (arg.kind == Expr::Kind::kSubquery) {
+      for (const auto& ms : subquery(arg, range_start, range_end)) {
+        fn(ms.name, ms.labels, ms.points.data(), ms.points.size());
+      }
+      return;
+    }
+    throw EvalError{"expected a range vector selector or a subquery"};
   }
 
   // One range function over one series' points; false when it has no value (too few points).
-  static bool rangeValue(Function f, const Point* pts, size_t n, int64_t range_start,
-                         int64_t range_end, double& v) {
+  static bool rangeValue(Function f, const Point* pts, size_t n, const RangeParams& p, double& v) {
     switch (f) {
       case Function::kRate:
-        return extrapolatedRate(pts, n, range_start, range_end, true, true, v);
+        return extrapolatedRate(pts, n, p.range_start, p.range_end, true, true, v);
       case Function::kIncrease:
-        return extrapolatedRate(pts, n, range_start, range_end, true, false, v);
+        return extrapolatedRate(pts, n, p.range_start, p.range_end, true, false, v);
       case Function::kDelta:
-        return extrapolatedRate(pts, n, range_start, range_end, false, false, v);
+        return extrapolatedRate(pts, n, p.range_start, p.range_end, false, false, v);
       case Function::kIrate:
         return instantRate(pts, n, v);
-      case Function::kDeriv:
-        return derivative(pts, n, v);
+      case Function::kIdelta:
+        if (n < 2) return false;
+        v = pts[n - 1].value - pts[n - 2].value;
+        return true;
+      case Function::kDeriv: {
+        if (n < 2) return false;
+        double intercept = 0;
+        linearRegression(pts, n, pts[0].t_ms, v, intercept);
+        return true;
+      }
+      case Function::kPredictLinear: {
+        if (n < 2) return false;
+        double slope = 0, intercept = 0;
+        linearRegression(pts, n, p.eval_ms, slope, intercept);
+        v = slope * p.scalar1 + intercept;
+        return true;
+      }
+      case Function::kHoltWinters: {
+        const double sf = p.scalar1, tf = p.scalar2;
+        char buf[160];
+        if (!(sf > 0 && sf < 1)) {
+          std::snprintf(buf, sizeof buf, "invalid smoothing factor. Expected: 0 < sf < 1, got: %f",
+                        sf);
+          throw EvalError{buf};
+        }
+        if (!(tf > 0 && tf < 1)) {
+          std::snprintf(buf, sizeof buf, "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
+          throw EvalError{buf};
+        }
+        if (n < 2) return false;
+        v = holtWinters(pts, n, sf, tf);
+        return true;
+      }
+      case Function::kQuantileOverTime: {
+        if (n == 0) return false;
+        std::vector<double> values;
+        values.reserve(n);
+        for (size_t i = 0; i < n; ++i) values.push_back(pts[i].value);
+        v = quantileOf(p.scalar1, std::move(values));
+        return true;
+      }
       default:
         return overTime(f, pts, n, v);
     }
   }
 
+  // The scalar arguments of a range function, evaluated at this instant.
+  RangeParams rangeParams(const Expr& call) {
+    RangeParams p;
+    p.eval_ms = ts_;
+    switch (call.func) {
+      case Function::kQuantileOverTime:
+        p.scalar1 = eval(*call.args[0]).scalar;
+        break;
+      case Function::kPredictLinear:
+        p.scalar1 = eval(*call.args[1]).scalar;
+        break;
+      case Function::kHoltWinters:
+        p.scalar1 = eval(*call.args[1]).scalar;
+        p.scalar2 = eval(*call.args[2]).scalar;
+        break;
+      default:
+        break;
+    }
+    return p;
+  }
+
   // rate(), *_over_time() & co: computed per series while visiting, no matrix is built.
   Vector rangeFunction(const Expr& call, const Filter* filter = nullptr) {
-    const Expr& sel = rangeArgument(call);
-    const int64_t range_end = ts_ - sel.offset_ms;
-    const int64_t range_start = range_end - sel.range_ms;
+    const Expr& arg = *call.args[rangeArgIndex(call)];
     const Function f = call.func;
+    RangeParams params = rangeParams(call);
     Vector out;
+    if (f == Function::kAbsentOverTime) {
+      bool any = false;
+      forEachRangeSeries(arg, params.range_start, params.range_end,
+                         [&](std::string_view, const Labels&, const Point*, size_t n) {
+                           if (n > 0) any = true;
+                         });
+      if (!any) out.push_back(Element{absentLabels(arg), 1});
+      return out;
+    }
     size_t names_seen = 0;
-    std::string_view last_name;
-    select(sel, range_start, range_end,
-           [&](std::string_view name, const Labels& labels, const Point* pts, size_t n) {
-             if (name != last_name) {
-               ++names_seen;
-               last_name = name;
-             }
-             double v = 0;
-             const bool ok = rangeValue(f, pts, n, range_start, range_end, v);
-             if (!ok || (filter != nullptr && !filter->keeps(v))) return;
-             out.push_back(Element{labels, v});
-             // last_over_time is a lookback, like offset: the only range function that
-             // keeps the metric name.
-             if (f == Function::kLastOverTime) out.back().labels.set(kMetricNameLabel, name);
-           });
+    std::string last_name;
+    // Label sets of results a pushed-down comparison dropped: Prometheus checks for
+    // duplicates before comparing, so they count too.
+    Vector dropped;
+    const Expr& range_arg = unparen(arg);
+    const bool may_collide = !(range_arg.kind == Expr::Kind::kSelector && singleName(range_arg));
+    // The store calls back under its lock: the parameters must be evaluated before.
+    forEachRangeSeries(
+        arg, params.range_start, params.range_end,
+        [&](std::string_view name, const Labels& labels, const Point* pts, size_t n) {
+          if (name != last_name || names_seen == 0) {
+            ++names_seen;
+            last_name = std::string(name);
+          }
+          double v = 0;
+          if (!rangeValue(f, pts, n, params, v)) return;
+          if (filter != nullptr && !filter->keeps(v)) {
+            if (may_collide && f != Function::kLastOverTime) dropped.push_back(Element{labels, v});
+            return;
+          }
+          out.push_back(Element{labels, v});
+          // last_over_time is a lookback, like offset: the only range function that
+          // keeps the metric name.
+          if (f == Function::kLastOverTime && !name.empty()) {
+            out.back().labels.set(kMetricNameLabel, name);
+          }
+        });
     if (names_seen > 1) {
-      std::unordered_set<std::string> seen;
-      for (const auto& e : out) {
-        if (!seen.insert(keyOf(e.labels)).second) {
-          throw EvalError{"vector cannot contain metrics with the same labelset"};
-        }
-      }
+      for (const auto& e : out) dropped.push_back(e);
+      requireUniqueLabelSets(dropped);
     }
     return out;
   }
@@ -587,7 +1029,22 @@ class Evaluator {
       case Function::kPresentOverTime:
       case Function::kChanges:
       case Function::kResets:
+      case Function::kQuantileOverTime:
+      case Function::kAbsentOverTime:
+      case Function::kPredictLinear:
+      case Function::kHoltWinters:
+      case Function::kIdelta:
         return vector(rangeFunction(e));
+      case Function::kLabelReplace:
+        return vector(labelReplace(e));
+      case Function::kLabelJoin:
+        return vector(labelJoin(e));
+      case Function::kHistogramCount:
+      case Function::kHistogramSum:
+      case Function::kHistogramFraction:
+        // Native histograms only: float samples (all dbpulse has) are skipped.
+        for (const auto& a : e.args) eval(*a);
+        return vector({});
       case Function::kClampMin:
       case Function::kClampMax: {
         Value v = eval(*e.args[0]);
@@ -697,16 +1154,16 @@ class Evaluator {
   // Prometheus, which keeps the stored timestamps for a selector argument); of any other
   // expression, the evaluation time. In seconds, metric name dropped.
   Vector timestamps(const Expr& arg_in) {
-    const Expr* arg = &arg_in;
-    while (arg->kind == Expr::Kind::kParen) arg = arg->args[0].get();
+    const Expr* arg = &unparen(arg_in);
     Vector out;
     if (arg->kind == Expr::Kind::kSelector) {
-      const int64_t ref = ts_ - arg->offset_ms;
+      const int64_t ref = refTime(*arg);
       select(*arg, ref - options_.lookback_ms, ref,
              [&](std::string_view, const Labels& labels, const Point* pts, size_t n) {
                if (n > 0)
                  out.push_back(Element{labels, static_cast<double>(pts[n - 1].t_ms) / 1000});
              });
+      if (!singleName(*arg)) requireUniqueLabelSets(out);
       return out;
     }
     out = eval(*arg).vector;
@@ -717,23 +1174,94 @@ class Evaluator {
 
   Vector absent(const Expr& e) {
     if (!eval(*e.args[0]).vector.empty()) return {};
-    // Labels of the result: the selector's equality matchers, except labels matched more
-    // than once or by another matcher type (Prometheus's rule).
+    return Vector{Element{absentLabels(*e.args[0]), 1}};
+  }
+
+  // Labels of absent()'s result: a selector's equality matchers, in order; a label matched
+  // again, or by another matcher type, is dropped (Prometheus's rule).
+  static Labels absentLabels(const Expr& arg_in) {
     Labels labels;
-    const Expr& arg = *e.args[0];
-    if (arg.kind == Expr::Kind::kSelector) {
-      std::vector<std::string> ambiguous;
-      for (const auto& m : arg.matchers) {
-        if (m.name == kMetricNameLabel) continue;
-        if (m.op == LabelMatcher::Op::kEqual && labels.get(m.name).empty()) {
-          if (!m.value.empty()) labels.set(m.name, m.value);  // empty = absent
+    const Expr& arg = unparen(arg_in);
+    if (arg.kind != Expr::Kind::kSelector) return labels;
+    std::unordered_set<std::string> has;
+    for (const auto& m : arg.matchers) {
+      if (m.name == kMetricNameLabel) continue;
+      if (m.op == LabelMatcher::Op::kEqual && !has.count(m.name)) {
+        if (m.value.empty()) {
+          labels.erase(m.name);  // an empty value is no label
         } else {
-          ambiguous.push_back(m.name);
+          labels.set(m.name, m.value);
         }
+        has.insert(m.name);
+      } else {
+        labels.erase(m.name);
       }
-      for (const auto& name : ambiguous) labels.erase(name);
     }
-    return Vector{Element{std::move(labels), 1}};
+    return labels;
+  }
+
+  Vector labelReplace(const Expr& e) {
+    Vector v = eval(*e.args[0]).vector;
+    const std::string& dst = stringArg(*e.args[1]);
+    const std::string& repl = stringArg(*e.args[2]);
+    const std::string& src = stringArg(*e.args[3]);
+    const std::string& pattern = stringArg(*e.args[4]);
+    auto re = compileAnchoredRegex(pattern);
+    if (!re.ok()) {
+      throw EvalError{"invalid regular expression in label_replace(): " + pattern};
+    }
+    if (!isValidLabelName(dst)) {
+      throw EvalError{"invalid destination label name in label_replace(): " + dst};
+    }
+    const re2::RE2& rx = **re;
+    std::vector<re2::StringPiece> groups(static_cast<size_t>(rx.NumberOfCapturingGroups()) + 1);
+    for (auto& el : v) {
+      const std::string value(el.labels.get(src));
+      if (!rx.Match(value, 0, value.size(), re2::RE2::UNANCHORED, groups.data(),
+                    static_cast<int>(groups.size()))) {
+        continue;
+      }
+      std::vector<std::string_view> parts;
+      for (const auto& g : groups) parts.emplace_back(g.data(), g.size());
+      const std::string res = expandGoTemplate(rx, repl, parts);
+      if (res.empty()) {
+        el.labels.erase(dst);
+      } else {
+        el.labels.set(dst, res);
+      }
+    }
+    requireUniqueLabelSets(v);
+    return v;
+  }
+
+  Vector labelJoin(const Expr& e) {
+    Vector v = eval(*e.args[0]).vector;
+    const std::string& dst = stringArg(*e.args[1]);
+    const std::string& sep = stringArg(*e.args[2]);
+    std::vector<std::string> srcs;
+    for (size_t i = 3; i < e.args.size(); ++i) {
+      srcs.push_back(stringArg(*e.args[i]));
+      if (!isValidLabelName(srcs.back())) {
+        throw EvalError{"invalid source label name in label_join(): " + srcs.back()};
+      }
+    }
+    if (!isValidLabelName(dst)) {
+      throw EvalError{"invalid destination label name in label_join(): " + dst};
+    }
+    for (auto& el : v) {
+      std::string joined;
+      for (size_t i = 0; i < srcs.size(); ++i) {
+        if (i > 0) joined += sep;
+        joined += el.labels.get(srcs[i]);
+      }
+      if (joined.empty()) {
+        el.labels.erase(dst);
+      } else {
+        el.labels.set(dst, joined);
+      }
+    }
+    requireUniqueLabelSets(v);
+    return v;
   }
 
   Vector histogramQuantile(double q, const Vector& in) {
@@ -789,29 +1317,39 @@ class Evaluator {
     const Expr* arg = &arg_in;
     while (arg->kind == Expr::Kind::kParen) arg = arg->args[0].get();
     if (arg->kind == Expr::Kind::kSelector && arg->type == ValueType::kInstantVector) {
-      const int64_t ref = ts_ - arg->offset_ms;
+      const int64_t ref = refTime(*arg);
       select(*arg, ref - options_.lookback_ms, ref,
              [&](std::string_view name, const Labels& labels, const Point* pts, size_t n) {
                if (n > 0) fn(labels, name, pts[n - 1].value);
              });
       return;
     }
-    if (arg->kind == Expr::Kind::kCall && !arg->args.empty() &&
-        arg->args[0]->type == ValueType::kRangeVector && singleName(rangeArgument(*arg))) {
-      const Expr& sel = rangeArgument(*arg);
-      const int64_t range_end = ts_ - sel.offset_ms;
-      const int64_t range_start = range_end - sel.range_ms;
-      select(sel, range_start, range_end,
-             [&](std::string_view, const Labels& labels, const Point* pts, size_t n) {
-               double v = 0;
-               if (rangeValue(arg->func, pts, n, range_start, range_end, v)) fn(labels, {}, v);
-             });
-      return;
+    if (arg->kind == Expr::Kind::kCall && arg->func != Function::kAbsentOverTime &&
+        std::any_of(arg->args.begin(), arg->args.end(),
+                    [](const ExprPtr& a) { return a->type == ValueType::kRangeVector; })) {
+      const Expr& range_arg = unparen(*arg->args[rangeArgIndex(*arg)]);
+      if (range_arg.kind == Expr::Kind::kSelector && singleName(range_arg)) {
+        RangeParams params = rangeParams(*arg);
+        const bool keeps_name = arg->func == Function::kLastOverTime;
+        forEachRangeSeries(
+            range_arg, params.range_start, params.range_end,
+            [&](std::string_view name, const Labels& labels, const Point* pts, size_t n) {
+              double v = 0;
+              if (rangeValue(arg->func, pts, n, params, v)) {
+                fn(labels, keeps_name ? name : std::string_view{}, v);
+              }
+            });
+        return;
+      }
     }
     for (const auto& el : eval(arg_in).vector) fn(el.labels, {}, el.value);
   }
 
   Vector aggregate(const Expr& e) {
+    if (e.aggregate == AggregateOp::kTopk || e.aggregate == AggregateOp::kBottomk ||
+        e.aggregate == AggregateOp::kQuantile || e.aggregate == AggregateOp::kCountValues) {
+      return aggregateWithParameter(e);
+    }
     struct Group {
       Labels labels;
       double value = 0;
@@ -850,8 +1388,8 @@ class Evaluator {
         if (name_grouped && !name.empty()) g.labels.set(kMetricNameLabel, name);
         g.value = value;
         g.count = 1;
+        g.mean = value;
         if (e.aggregate == AggregateOp::kStddev || e.aggregate == AggregateOp::kStdvar) {
-          g.mean = value;
           g.value = 0;
         }
         groups.push_back(std::move(g));
@@ -861,8 +1399,16 @@ class Evaluator {
       g.count += 1;
       switch (e.aggregate) {
         case AggregateOp::kSum:
-        case AggregateOp::kAvg:
           g.value += value;
+          break;
+        case AggregateOp::kAvg:
+          // Prometheus 2.42's running mean (no overflow for large values); an infinite
+          // mean stays as it is unless a NaN or the other infinity comes along.
+          if (std::isinf(g.mean)) {
+            if (std::isinf(value) && (g.mean > 0) == (value > 0)) break;
+            if (!std::isinf(value) && !std::isnan(value)) break;
+          }
+          g.mean += value / g.count - g.mean / g.count;
           break;
         case AggregateOp::kMax:
           if (g.value < value || std::isnan(g.value)) g.value = value;
@@ -872,6 +1418,10 @@ class Evaluator {
           break;
         case AggregateOp::kCount:
         case AggregateOp::kGroup:
+        case AggregateOp::kTopk:
+        case AggregateOp::kBottomk:
+        case AggregateOp::kQuantile:
+        case AggregateOp::kCountValues:
           break;
         case AggregateOp::kStddev:
         case AggregateOp::kStdvar: {
@@ -887,12 +1437,105 @@ class Evaluator {
     out.reserve(groups.size());
     for (auto& g : groups) {
       double v = g.value;
-      if (e.aggregate == AggregateOp::kAvg) v = g.value / g.count;
+      if (e.aggregate == AggregateOp::kAvg) v = g.mean;
       if (e.aggregate == AggregateOp::kCount) v = g.count;
       if (e.aggregate == AggregateOp::kGroup) v = 1;
       if (e.aggregate == AggregateOp::kStdvar) v = g.value / g.count;
       if (e.aggregate == AggregateOp::kStddev) v = std::sqrt(g.value / g.count);
       out.push_back(Element{std::move(g.labels), v});
+    }
+    return out;
+  }
+
+  // topk, bottomk, quantile and count_values, over the evaluated argument.
+  Vector aggregateWithParameter(const Expr& e) {
+    const AggregateOp op = e.aggregate;
+    double param = 0;
+    std::string value_label;
+    if (op == AggregateOp::kCountValues) {
+      value_label = stringArg(*e.param);
+    } else {
+      param = eval(*e.param).scalar;
+    }
+    Vector in = eval(*e.args[0]).vector;
+    int64_t k = 0;
+    if (op == AggregateOp::kTopk || op == AggregateOp::kBottomk) {
+      if (!(param > -9.2233720368547758e18 && param < 9.2233720368547758e18)) {
+        throw EvalError{"Scalar value " + formatFloatPlain(param) + " overflows int64"};
+      }
+      k = static_cast<int64_t>(param);
+      if (k < 1) return {};
+    }
+    if (op == AggregateOp::kCountValues && !isValidLabelName(value_label)) {
+      throw EvalError{"invalid label name \"" + value_label + "\""};
+    }
+    // Prometheus sees the series in label order; ties in topk/bottomk depend on it.
+    std::stable_sort(in.begin(), in.end(), [](const Element& a, const Element& b) {
+      return labelsLess(a.labels, b.labels);
+    });
+    std::vector<std::string> grouping = e.grouping;
+    if (op == AggregateOp::kCountValues) {
+      for (auto& el : in) el.labels.set(value_label, formatFloatPlain(el.value));
+      if (!e.without) grouping.push_back(value_label);
+    }
+    auto grouped = [&](const Label& l) {
+      const bool listed = contains(grouping, l.name);
+      return e.without ? !(listed || l.name == kMetricNameLabel) : listed;
+    };
+    struct Group {
+      Labels labels;
+      std::vector<double> values;  // quantile
+      double count = 0;            // count_values
+      ValueHeap<TopkLess> top;
+      ValueHeap<BottomkLess> bottom;
+    };
+    std::unordered_map<std::string, size_t> index;
+    std::vector<Group> groups;
+    std::string key;
+    for (const auto& el : in) {
+      key.clear();
+      Labels group_labels;
+      for (const auto& l : el.labels.items()) {
+        if (grouped(l)) group_labels.set(l.name, l.value);
+      }
+      group_labels.appendKey(key);
+      auto [it, inserted] = index.try_emplace(key, groups.size());
+      if (inserted) {
+        groups.emplace_back();
+        groups.back().labels = std::move(group_labels);
+      }
+      Group& g = groups[it->second];
+      switch (op) {
+        case AggregateOp::kTopk:
+          g.top.offer(&el, k);
+          break;
+        case AggregateOp::kBottomk:
+          g.bottom.offer(&el, k);
+          break;
+        case AggregateOp::kQuantile:
+          g.values.push_back(el.value);
+          break;
+        default:
+          g.count += 1;
+          break;
+      }
+    }
+    Vector out;
+    for (auto& g : groups) {
+      switch (op) {
+        case AggregateOp::kTopk:
+          for (const Element* el : g.top.items) out.push_back(*el);
+          break;
+        case AggregateOp::kBottomk:
+          for (const Element* el : g.bottom.items) out.push_back(*el);
+          break;
+        case AggregateOp::kQuantile:
+          out.push_back(Element{std::move(g.labels), quantileOf(param, std::move(g.values))});
+          break;
+        default:
+          out.push_back(Element{std::move(g.labels), g.count});
+          break;
+      }
     }
     return out;
   }
@@ -1016,6 +1659,8 @@ class Evaluator {
 
   // Arithmetic and comparisons between two instant vectors (Prometheus's VectorBinop).
   Vector vectorVector(const Expr& e, const Vector& lhs_in, const Vector& rhs_in) {
+    // Nothing can match: no duplicate-series errors either (as in Prometheus).
+    if (lhs_in.empty() || rhs_in.empty()) return {};
     const VectorMatching& m = e.matching;
     const BinaryOp op = e.binary_op;
     // One-to-many is many-to-one with the sides swapped (and swapped back for the values).
@@ -1096,8 +1741,10 @@ class Evaluator {
   }
 
   const SampleStore& store_;
-  const int64_t ts_;
+  const int64_t ts_;        // the instant evaluated (a subquery's step time inside one)
+  const int64_t query_ts_;  // the rule evaluation time: what @ start() and @ end() mean
   const EvalOptions& options_;
+  int64_t& steps_left_;             // subquery steps still allowed, shared with nested evaluators
   const Filter* filter_ = nullptr;  // for the next eval() only
 };
 
@@ -1156,7 +1803,8 @@ Result<EvalResult> evaluate(const Expr& expr, const SampleStore& store, int64_t 
                            valueTypeName(expr.type));
   }
   try {
-    Evaluator ev(store, at_ms, options);
+    int64_t steps_left = options.max_subquery_steps;
+    Evaluator ev(store, at_ms, at_ms, options, steps_left);
     Value v = ev.eval(expr);
     EvalResult r;
     r.type = v.type;

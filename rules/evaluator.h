@@ -10,7 +10,12 @@
 // - vector matching one-to-one and many-to-one/one-to-many (group_left/right), with
 //   Prometheus's errors for many-to-many matches and duplicate output label sets;
 // - histogram_quantile over classic `_bucket` series (le label), grouped by every
-//   other label, with the +Inf bucket required and bucket counts made monotonic.
+//   other label, with the +Inf bucket required and bucket counts made monotonic;
+// - subqueries evaluate their expression at every multiple of the step inside the range;
+//   `@` pins a selector or subquery to a time, offsets may be negative;
+// - topk/bottomk pick elements as Prometheus's heaps do (ties go the same way when the
+//   input is in label order); label_replace/label_join errors (bad regex, bad label
+//   name) are evaluation errors.
 // Evaluation errors (e.g. many-to-many matching) come back as a Status; nothing
 // throws. Thread-safe (the store locks itself); the evaluator keeps no state.
 
@@ -43,10 +48,17 @@ struct EvalResult {
 
 struct EvalOptions {
   int64_t lookback_ms = 5 * 60'000;  // Prometheus's default lookback delta
+  // The step of a subquery written without one ("x[5m:]"): Prometheus's global
+  // evaluation_interval, 1m by default.
+  int64_t default_step_ms = 60'000;
+  // Subquery steps one evaluation may run in all (nested subqueries multiply); beyond,
+  // the evaluation fails instead of running for minutes.
+  int64_t max_subquery_steps = 250'000;
 };
 
-// Evaluates `expr` at `at_ms` (milliseconds since the epoch). Range-vector and string
-// results are errors (rules need an instant vector or a scalar).
+// Evaluates `expr` at `at_ms` (milliseconds since the epoch); `@ start()` and `@ end()`
+// both mean `at_ms`, as in Prometheus's rule evaluation. Range-vector and string results
+// are errors (rules need an instant vector or a scalar).
 Result<EvalResult> evaluate(const Expr& expr, const SampleStore& store, int64_t at_ms,
                             const EvalOptions& options = {});
 

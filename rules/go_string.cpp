@@ -1,5 +1,8 @@
 #include "rules/go_string.h"
 
+#include <re2/re2.h>
+
+#include <cctype>
 #include <cstdint>
 
 namespace dbpulse::rules {
@@ -114,6 +117,58 @@ GoString readGoString(std::string_view src, size_t start) {
   }
   r.end = pos;
   return r;
+}
+
+std::string expandGoTemplate(const re2::RE2& re, std::string_view repl,
+                             const std::vector<std::string_view>& groups) {
+  std::string out;
+  size_t i = 0;
+  auto is_name_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  };
+  while (i < repl.size()) {
+    const size_t dollar = repl.find('$', i);
+    if (dollar == std::string_view::npos) {
+      out.append(repl.substr(i));
+      break;
+    }
+    out.append(repl.substr(i, dollar - i));
+    size_t j = dollar + 1;
+    if (j < repl.size() && repl[j] == '$') {
+      out += '$';
+      i = j + 1;
+      continue;
+    }
+    const bool brace = j < repl.size() && repl[j] == '{';
+    if (brace) ++j;
+    size_t k = j;
+    while (k < repl.size() && is_name_char(repl[k])) ++k;
+    if (k == j || (brace && (k >= repl.size() || repl[k] != '}'))) {
+      out += '$';  // malformed: the dollar is literal text
+      i = dollar + 1;
+      continue;
+    }
+    const std::string_view name = repl.substr(j, k - j);
+    i = brace ? k + 1 : k;
+    int num = 0;
+    for (char c : name) {
+      if (!std::isdigit(static_cast<unsigned char>(c)) || num >= 100'000'000) {
+        num = -1;
+        break;
+      }
+      num = num * 10 + (c - '0');
+    }
+    if (name.size() > 1 && name[0] == '0') num = -1;
+    if (num < 0) {
+      const auto& named = re.NamedCapturingGroups();
+      auto it = named.find(std::string(name));
+      if (it != named.end()) num = it->second;
+    }
+    if (num >= 0 && static_cast<size_t>(num) < groups.size() && groups[num].data() != nullptr) {
+      out.append(groups[num].data(), groups[num].size());
+    }
+  }
+  return out;
 }
 
 }  // namespace dbpulse::rules

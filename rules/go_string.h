@@ -5,6 +5,11 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
+
+namespace re2 {
+class RE2;
+}
 
 namespace dbpulse::rules {
 
@@ -21,5 +26,11 @@ struct GoString {
 // "unknown escape sequence \"\\q\"", "bad escape sequence" (\x, \u, \U with too few hex
 // digits), "bad octal escape sequence".
 GoString readGoString(std::string_view src, size_t start);
+
+// Go's Regexp.Expand (label_replace, reReplaceAll): $1, ${1}, $name, ${name} and $$ in
+// `repl`; a group that did not take part (data() == nullptr) or does not exist expands
+// to nothing; a malformed reference stays as text. groups[i] is group i of the match.
+std::string expandGoTemplate(const re2::RE2& re, std::string_view repl,
+                             const std::vector<std::string_view>& groups);
 
 }  // namespace dbpulse::rules

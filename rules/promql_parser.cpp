@@ -55,6 +55,8 @@ const char* binaryOpName(BinaryOp op) {
       return ">=";
     case BinaryOp::kLessEqual:
       return "<=";
+    case BinaryOp::kAtan2:
+      return "atan2";
     case BinaryOp::kAnd:
       return "and";
     case BinaryOp::kOr:
@@ -92,6 +94,14 @@ const char* aggregateOpName(AggregateOp op) {
       return "stddev";
     case AggregateOp::kStdvar:
       return "stdvar";
+    case AggregateOp::kTopk:
+      return "topk";
+    case AggregateOp::kBottomk:
+      return "bottomk";
+    case AggregateOp::kQuantile:
+      return "quantile";
+    case AggregateOp::kCountValues:
+      return "count_values";
   }
   return "?";
 }
@@ -103,7 +113,8 @@ struct FunctionSpec {
   const char* name;
   std::vector<ValueType> args;
   ValueType result;
-  size_t optional = 0;  // how many trailing args may be left out
+  size_t optional = 0;    // how many trailing args may be left out
+  bool repeated = false;  // the last argument may repeat (label_join's source labels)
 };
 
 const std::vector<FunctionSpec>& functionSpecs() {
@@ -172,6 +183,36 @@ const std::vector<FunctionSpec>& functionSpecs() {
       {Function::kAtanh, "atanh", {V::kInstantVector}, V::kInstantVector},
       {Function::kDeg, "deg", {V::kInstantVector}, V::kInstantVector},
       {Function::kRad, "rad", {V::kInstantVector}, V::kInstantVector},
+      {Function::kLabelReplace,
+       "label_replace",
+       {V::kInstantVector, V::kString, V::kString, V::kString, V::kString},
+       V::kInstantVector},
+      {Function::kLabelJoin,
+       "label_join",
+       {V::kInstantVector, V::kString, V::kString, V::kString},
+       V::kInstantVector,
+       1,
+       true},
+      {Function::kQuantileOverTime,
+       "quantile_over_time",
+       {V::kScalar, V::kRangeVector},
+       V::kInstantVector},
+      {Function::kAbsentOverTime, "absent_over_time", {V::kRangeVector}, V::kInstantVector},
+      {Function::kPredictLinear,
+       "predict_linear",
+       {V::kRangeVector, V::kScalar},
+       V::kInstantVector},
+      {Function::kHoltWinters,
+       "holt_winters",
+       {V::kRangeVector, V::kScalar, V::kScalar},
+       V::kInstantVector},
+      {Function::kIdelta, "idelta", {V::kRangeVector}, V::kInstantVector},
+      {Function::kHistogramCount, "histogram_count", {V::kInstantVector}, V::kInstantVector},
+      {Function::kHistogramSum, "histogram_sum", {V::kInstantVector}, V::kInstantVector},
+      {Function::kHistogramFraction,
+       "histogram_fraction",
+       {V::kScalar, V::kScalar, V::kInstantVector},
+       V::kInstantVector},
   };
   return specs;
 }
@@ -181,12 +222,6 @@ const FunctionSpec* findFunction(std::string_view name) {
     if (name == s.name) return &s;
   }
   return nullptr;
-}
-
-std::string supportedFunctionList() {
-  std::string out;
-  for (const auto& s : functionSpecs()) out += (out.empty() ? "" : " ") + std::string(s.name);
-  return out;
 }
 
 std::string lower(std::string_view s) {
@@ -301,7 +336,7 @@ class Lexer {
     return t;
   }
 
-  // A duration such as "5m" starting at the current position (after '[' or "offset").
+  // A duration such as "5m" starting at the current position (after '[', ':' or "offset").
   Token duration() {
     skipSpaceAndComments();
     Token t;
@@ -309,13 +344,19 @@ class Lexer {
     while (pos_ < src_.size() && std::isalnum(static_cast<unsigned char>(src_[pos_]))) ++pos_;
     t.text = std::string(src_.substr(t.pos, pos_ - t.pos));
     t.end = pos_;
-    if (t.text.empty()) {
-      if (pos_ < src_.size() && src_[pos_] == '-') {
-        throw SyntaxError{t.pos, "unsupported: negative offsets"};
-      }
-      throw SyntaxError{t.pos, "parse error: expected a duration such as 5m"};
-    }
+    if (t.text.empty()) throw SyntaxError{t.pos, "parse error: expected a duration such as 5m"};
     return t;
+  }
+
+  // Consumes `c` when it is the next character after spaces and comments ("[5m:1m]": the
+  // colon would otherwise lex as the start of an identifier).
+  bool consume(char c) {
+    skipSpaceAndComments();
+    if (pos_ < src_.size() && src_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
   }
 
  private:
@@ -508,6 +549,7 @@ std::optional<BinaryOp> binaryOpOf(const Token& t) {
       return BinaryOp::kLessEqual;
     case Tok::kIdent: {
       const std::string k = lower(t.text);
+      if (k == "atan2") return BinaryOp::kAtan2;
       if (k == "and") return BinaryOp::kAnd;
       if (k == "or") return BinaryOp::kOr;
       if (k == "unless") return BinaryOp::kUnless;
@@ -539,6 +581,7 @@ int precedence(BinaryOp op) {
     case BinaryOp::kMul:
     case BinaryOp::kDiv:
     case BinaryOp::kMod:
+    case BinaryOp::kAtan2:
       return 5;
     case BinaryOp::kPow:
       return 6;
@@ -563,14 +606,23 @@ std::optional<AggregateOp> aggregateOf(const std::string& lowered) {
   if (lowered == "group") return AggregateOp::kGroup;
   if (lowered == "stddev") return AggregateOp::kStddev;
   if (lowered == "stdvar") return AggregateOp::kStdvar;
+  if (lowered == "topk") return AggregateOp::kTopk;
+  if (lowered == "bottomk") return AggregateOp::kBottomk;
+  if (lowered == "quantile") return AggregateOp::kQuantile;
+  if (lowered == "count_values") return AggregateOp::kCountValues;
   return std::nullopt;
 }
 
-bool isUnsupportedAggregate(const std::string& lowered) {
-  static const char* const kOthers[] = {"topk",         "bottomk", "quantile",
-                                        "count_values", "limitk",  "limit_ratio"};
-  return std::any_of(std::begin(kOthers), std::end(kOthers),
-                     [&](const char* k) { return lowered == k; });
+bool hasParameter(AggregateOp op) {
+  return op == AggregateOp::kTopk || op == AggregateOp::kBottomk || op == AggregateOp::kQuantile ||
+         op == AggregateOp::kCountValues;
+}
+
+// A string argument: a literal, maybe in parentheses.
+bool isStringArgument(const Expr& e) {
+  const Expr* x = &e;
+  while (x->kind == Expr::Kind::kParen) x = x->args[0].get();
+  return x->kind == Expr::Kind::kString;
 }
 
 // Nodes are mutable while the parser builds them; the finished tree is const (ExprPtr).
@@ -626,9 +678,6 @@ class Parser {
     if (depth_ > kMaxDepth) fail(cur_, "parse error: expression nested too deeply");
     Node lhs = parseUnary();
     while (true) {
-      if (cur_.kind == Tok::kIdent && lower(cur_.text) == "atan2") {
-        fail(cur_, "unsupported: the atan2 operator");
-      }
       auto op = binaryOpOf(cur_);
       if (!op || precedence(*op) < min_prec) return lhs;
       const Token op_tok = cur_;
@@ -670,46 +719,116 @@ class Parser {
     return parsePostfix(parsePrimary());
   }
 
-  // [range] and offset after a selector.
+  // [range], [range:step], offset and @ after an operand.
   Node parsePostfix(Node e) {
     while (true) {
       if (cur_.kind == Tok::kLBracket) {
         const Token open = cur_;
         Token d = lexer_.duration();
-        advance();
-        // ":" lexes as part of an identifier (metric names may hold colons): "[5m:1m]".
-        if (cur_.kind == Tok::kColon || (cur_.kind == Tok::kIdent && cur_.text[0] == ':')) {
-          fail(open, "unsupported: subqueries ([range:step])");
+        const int64_t range = positiveDuration(d);
+        if (lexer_.consume(':')) {
+          int64_t step = 0;
+          if (!lexer_.consume(']')) {
+            step = positiveDuration(lexer_.duration());
+            advance();
+            expect(Tok::kRBracket, "\"]\"");
+          } else {
+            advance();
+          }
+          if (e->type != ValueType::kInstantVector) {
+            fail(e->pos, std::string("parse error: subquery is only allowed on instant vector, "
+                                     "got ") +
+                             valueTypeName(e->type) + " instead");
+          }
+          auto sq = node(Expr::Kind::kSubquery, e->pos, ValueType::kRangeVector);
+          sq->range_ms = range;
+          sq->step_ms = step;
+          sq->args.push_back(std::move(e));
+          e = std::move(sq);
+          continue;
         }
+        advance();
         if (e->kind != Expr::Kind::kSelector || e->type != ValueType::kInstantVector) {
           fail(open, "parse error: ranges only allowed for vector selectors");
         }
-        if (e->offset_ms != 0) fail(open, "parse error: a range must come before offset");
-        auto ms = parsePromDuration(d.text);
-        if (!ms.ok()) fail(d, "parse error: " + ms.status().message());
-        if (*ms == 0) fail(d, "parse error: range must be greater than 0");
+        if (e->offset_ms != 0) fail(open, "parse error: no offset modifiers allowed before range");
+        if (e->at != Expr::At::kNone) {
+          fail(open, "parse error: no @ modifiers allowed before range");
+        }
         expect(Tok::kRBracket, "\"]\"");
         e->type = ValueType::kRangeVector;
-        e->range_ms = *ms;
+        e->range_ms = range;
       } else if (atKeyword("offset")) {
         const Token kw = cur_;
+        const bool negative = lexer_.consume('-');
         Token d = lexer_.duration();
         advance();
-        if (e->kind != Expr::Kind::kSelector) {
-          fail(kw,
-               "parse error: offset modifier must be preceded by an instant vector selector "
-               "or range vector selector");
-        }
+        checkModifiable(*e, kw, "offset modifier");
         if (e->offset_ms != 0) fail(kw, "parse error: offset may not be set multiple times");
-        auto ms = parsePromDuration(d.text);
-        if (!ms.ok()) fail(d, "parse error: " + ms.status().message());
-        e->offset_ms = *ms;
+        const int64_t ms = positiveDuration(d);
+        e->offset_ms = negative ? -ms : ms;
       } else if (cur_.kind == Tok::kAt) {
-        fail(cur_, "unsupported: the @ modifier");
+        const Token at = cur_;
+        advance();
+        checkModifiable(*e, at, "@ modifier");
+        if (e->at != Expr::At::kNone) {
+          fail(at, "parse error: @ <timestamp> may not be set multiple times");
+        }
+        parseAt(*e);
       } else {
         return e;
       }
     }
+  }
+
+  static int64_t positiveDuration(const Token& d) {
+    auto ms = parsePromDuration(d.text);
+    if (!ms.ok()) fail(d, "parse error: " + ms.status().message());
+    if (*ms == 0) fail(d, "parse error: duration must be greater than 0");
+    return *ms;
+  }
+
+  static void checkModifiable(const Expr& e, const Token& at, const char* what) {
+    if (e.kind != Expr::Kind::kSelector && e.kind != Expr::Kind::kSubquery) {
+      fail(at, std::string("parse error: ") + what +
+                   " must be preceded by an instant vector selector or range vector selector "
+                   "or a subquery");
+    }
+  }
+
+  // After "@": a Unix time in seconds (maybe signed), or start() / end().
+  void parseAt(Expr& e) {
+    if (cur_.kind == Tok::kIdent && (lower(cur_.text) == "start" || lower(cur_.text) == "end")) {
+      e.at = lower(cur_.text) == "start" ? Expr::At::kStart : Expr::At::kEnd;
+      advance();
+      expect(Tok::kLParen, "\"(\" after start/end in @");
+      expect(Tok::kRParen, "\")\" after start/end in @");
+      return;
+    }
+    const Token first = cur_;
+    double sign = 1;
+    if (cur_.kind == Tok::kSub || cur_.kind == Tok::kAdd) {
+      sign = cur_.kind == Tok::kSub ? -1 : 1;
+      advance();
+    }
+    double v = 0;
+    if (cur_.kind == Tok::kNumber) {
+      v = cur_.number;
+    } else if (cur_.kind == Tok::kIdent &&
+               (lower(cur_.text) == "inf" || lower(cur_.text) == "nan")) {
+      v = lower(cur_.text) == "inf" ? std::numeric_limits<double>::infinity()
+                                    : std::numeric_limits<double>::quiet_NaN();
+    } else {
+      fail(cur_, "parse error: unexpected " + describe(cur_) + " in @, expected timestamp");
+    }
+    advance();
+    v *= sign;
+    // Seconds to milliseconds must stay inside int64 (Prometheus checks the seconds only).
+    if (!std::isfinite(v) || std::fabs(v) >= 9.2e15) {
+      fail(first, "parse error: timestamp out of bounds for @ modifier: " + describe(first));
+    }
+    e.at = Expr::At::kTime;
+    e.at_ms = static_cast<int64_t>(std::llround(v * 1000));
   }
 
   Node parsePrimary() {
@@ -752,7 +871,6 @@ class Parser {
       return n;
     }
     if (auto agg = aggregateOf(k)) return parseAggregate(*agg, t);
-    if (isUnsupportedAggregate(k)) fail(t, "unsupported: aggregation \"" + k + "\"");
     if (isKeyword(k)) fail(t, "parse error: unexpected keyword \"" + t.text + "\"");
     advance();
     if (cur_.kind == Tok::kLParen) return parseCall(t);
@@ -810,30 +928,40 @@ class Parser {
       }
     }
     advance();
-    if (args.size() != 1) {
+    const size_t expected = hasParameter(op) ? 2 : 1;
+    if (args.size() != expected) {
       fail(t,
            "parse error: wrong number of arguments for aggregate expression provided, "
-           "expected 1, got " +
-               std::to_string(args.size()));
+           "expected " +
+               std::to_string(expected) + ", got " + std::to_string(args.size()));
     }
-    if (args[0]->type != ValueType::kInstantVector) {
-      fail(args[0]->pos, std::string("parse error: expected type instant vector in aggregation "
-                                     "expression, got ") +
-                             valueTypeName(args[0]->type));
+    Node& arg = args.back();
+    if (arg->type != ValueType::kInstantVector) {
+      fail(arg->pos, std::string("parse error: expected type instant vector in aggregation "
+                                 "expression, got ") +
+                         valueTypeName(arg->type));
+    }
+    if (expected == 2) {
+      const ValueType want =
+          op == AggregateOp::kCountValues ? ValueType::kString : ValueType::kScalar;
+      if (args[0]->type != want) {
+        fail(args[0]->pos, std::string("parse error: expected type ") + valueTypeName(want) +
+                               " in aggregation parameter, got " + valueTypeName(args[0]->type));
+      }
+      agg->param = std::move(args[0]);
     }
     if (atKeyword("by") || atKeyword("without")) {
       if (grouped) fail(cur_, "parse error: more than one grouping clause");
       parseGrouping(*agg);
     }
-    agg->args.push_back(std::move(args[0]));
+    agg->args.push_back(std::move(arg));
     return agg;
   }
 
   Node parseCall(const Token& name) {
     const FunctionSpec* spec = findFunction(name.text);
     if (spec == nullptr) {
-      fail(name, "unsupported: function \"" + name.text +
-                     "\" (supported: " + supportedFunctionList() + ")");
+      fail(name, "parse error: unknown function with name \"" + name.text + "\"");
     }
     advance();  // "("
     std::vector<Node> args;
@@ -853,7 +981,7 @@ class Parser {
            "parse error: expected at least " + std::to_string(spec->args.size() - spec->optional) +
                " argument(s) in call to \"" + name.text + "\", got " + std::to_string(args.size()));
     }
-    if (spec->optional > 0 && args.size() > spec->args.size()) {
+    if (spec->optional > 0 && !spec->repeated && args.size() > spec->args.size()) {
       fail(name, "parse error: expected at most " + std::to_string(spec->args.size()) +
                      " argument(s) in call to \"" + name.text + "\", got " +
                      std::to_string(args.size()));
@@ -864,10 +992,16 @@ class Parser {
                      std::to_string(args.size()));
     }
     for (size_t i = 0; i < args.size(); ++i) {
-      if (args[i]->type != spec->args[i]) {
-        fail(args[i]->pos, std::string("parse error: expected type ") +
-                               valueTypeName(spec->args[i]) + " in call to function \"" +
-                               name.text + "\", got " + valueTypeName(args[i]->type));
+      const ValueType want = spec->args[std::min(i, spec->args.size() - 1)];
+      if (args[i]->type != want) {
+        fail(args[i]->pos, std::string("parse error: expected type ") + valueTypeName(want) +
+                               " in call to function \"" + name.text + "\", got " +
+                               valueTypeName(args[i]->type));
+      }
+      // Prometheus reads these arguments as literals.
+      if (want == ValueType::kString && !isStringArgument(*args[i])) {
+        fail(args[i]->pos,
+             "parse error: expected a string literal in call to function \"" + name.text + "\"");
       }
     }
     auto call = node(Expr::Kind::kCall, name.pos, spec->result);
@@ -1012,7 +1146,8 @@ class Parser {
       fail(op_tok, std::string("parse error: set operator \"") + binaryOpName(op) +
                        "\" not allowed in binary scalar expression");
     }
-    if (has_matching && !both_vector) {
+    // Prometheus refuses on/ignoring with a scalar side only when it lists labels.
+    if (has_matching && !both_vector && !bin.matching.labels.empty()) {
       fail(op_tok, "parse error: vector matching only allowed between instant vectors");
     }
     bin.type = both_scalar ? ValueType::kScalar : ValueType::kInstantVector;
@@ -1025,6 +1160,12 @@ class Parser {
 };
 
 }  // namespace
+
+std::string supportedFunctionList() {
+  std::string out;
+  for (const auto& s : functionSpecs()) out += (out.empty() ? "" : " ") + std::string(s.name);
+  return out;
+}
 
 const char* functionName(Function f) {
   for (const auto& s : functionSpecs()) {
@@ -1119,6 +1260,7 @@ void forEachSelector(const Expr& expr, const std::function<void(const Expr&)>& f
   if (expr.kind == Expr::Kind::kSelector) fn(expr);
   if (expr.lhs) forEachSelector(*expr.lhs, fn);
   if (expr.rhs) forEachSelector(*expr.rhs, fn);
+  if (expr.param) forEachSelector(*expr.param, fn);
   for (const auto& a : expr.args) forEachSelector(*a, fn);
 }
 

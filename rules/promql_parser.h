@@ -1,28 +1,22 @@
 #pragma once
-// The PromQL subset that dbpulse's alerting and recording rules need, parsed into
-// an expression tree (a recursive-descent parser with Prometheus's precedence and
-// type rules). Anything outside the subset is rejected at parse time with the
-// construct named, so a rule file that loads here evaluates here.
+// PromQL as Prometheus 2.42 parses it, into an expression tree (a recursive-descent
+// parser with Prometheus's precedence and type rules): every expression that
+// `promtool check rules` accepts parses here, and what it rejects is rejected here.
 //
-// Supported (see DESIGN.md "Rules"):
-//   selectors        name{l="v", l!="v", l=~"re", l!~"re"}, {__name__=~"re"}, [5m], offset 5m
-//   functions        rate irate increase delta deriv avg_over_time min_over_time
-//                    max_over_time sum_over_time count_over_time stddev_over_time
-//                    stdvar_over_time last_over_time present_over_time changes resets
-//                    abs ceil floor exp ln log2 log10 sqrt sgn deg rad pi, trigonometric
-//                    (sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh)
-//                    round clamp clamp_min clamp_max sort sort_desc timestamp histogram_quantile
-//                    absent time vector scalar, date functions (day_of_month day_of_week
-//                    day_of_year days_in_month hour minute month year)
-//   aggregations     sum avg min max count group stddev stdvar, with by (...) / without (...)
-//   before or after binary           ^ (right-assoc) > unary - > * / % > + - > == != > < >= <=
-//   (with bool)
-//                    > and unless > or; on/ignoring, group_left/group_right
+//   selectors        name{l="v", l!="v", l=~"re", l!~"re"}, {__name__=~"re"}, [5m],
+//                    offset 5m / offset -5m, @ <unix seconds> / @ start() / @ end()
+//   subqueries       expr[5m:1m], expr[5m:] (step: EvalOptions::default_step_ms)
+//   functions        every function of Prometheus 2.42 (see functionSpecs() in the .cpp;
+//                    histogram_count/sum/fraction see float samples only, so they return
+//                    nothing, as in Prometheus)
+//   aggregations     sum avg min max count group stddev stdvar topk bottomk quantile
+//                    count_values, with by (...) / without (...)
+//   binary           ^ (right-assoc) > unary - > * / % atan2 > + - > == != > < >= <=
+//                    (with bool) > and unless > or; on/ignoring, group_left/group_right
 //   literals         numbers (decimal, hex, Inf, NaN), strings where a function needs one
 // Regular expressions are RE2 (Go's regexp syntax, as in Prometheus), fully anchored
-// (^(?:re)$), matched in linear time; backreferences and other non-RE2 constructs are
-// parse errors. Everything else (topk, label_replace, subqueries,
-// @, atan2, ...) is an error naming the construct.
+// (^(?:re)$), matched in linear time. A bad regular expression in a selector is a parse
+// error; in label_replace() it is an evaluation error, as in Prometheus.
 //
 // Errors: Status kInvalidArgument whose message starts with "LINE:COL: " (1-based,
 // bytes) inside the expression text. Parsing is pure and thread-safe; the tree is
@@ -76,6 +70,7 @@ enum class BinaryOp {
   kLess,
   kGreaterEqual,
   kLessEqual,
+  kAtan2,
   kAnd,
   kOr,
   kUnless,
@@ -84,7 +79,20 @@ const char* binaryOpName(BinaryOp op);  // "+", "==", "and", ...
 bool isComparison(BinaryOp op);
 bool isSetOperator(BinaryOp op);
 
-enum class AggregateOp { kSum, kAvg, kMin, kMax, kCount, kGroup, kStddev, kStdvar };
+enum class AggregateOp {
+  kSum,
+  kAvg,
+  kMin,
+  kMax,
+  kCount,
+  kGroup,
+  kStddev,
+  kStdvar,
+  kTopk,
+  kBottomk,
+  kQuantile,
+  kCountValues,
+};
 const char* aggregateOpName(AggregateOp op);
 
 enum class Function {
@@ -148,6 +156,16 @@ enum class Function {
   kAtanh,
   kDeg,
   kRad,
+  kLabelReplace,
+  kLabelJoin,
+  kQuantileOverTime,
+  kAbsentOverTime,
+  kPredictLinear,
+  kHoltWinters,
+  kIdelta,
+  kHistogramCount,
+  kHistogramSum,
+  kHistogramFraction,
 };
 const char* functionName(Function f);
 
@@ -174,7 +192,10 @@ struct Expr {
     kBinary,     // lhs binary_op rhs, with return_bool / matching
     kUnary,      // -args[0]
     kParen,      // (args[0])
+    kSubquery,   // args[0][range_ms:step_ms] with offset_ms / at
   };
+  // The @ modifier of a selector or subquery.
+  enum class At { kNone, kTime, kStart, kEnd };
   Kind kind = Kind::kNumber;
   ValueType type = ValueType::kScalar;  // what the node evaluates to
   size_t pos = 0;                       // byte offset of the node in the source text
@@ -185,10 +206,14 @@ struct Expr {
   std::string metric_name;             // "" when the selector is {...} only
   std::vector<LabelMatcher> matchers;  // without the metric name (but maybe __name__ ones)
   int64_t range_ms = 0;
-  int64_t offset_ms = 0;
+  int64_t offset_ms = 0;  // may be negative
+  int64_t step_ms = 0;    // subquery step; 0 = the default step
+  At at = At::kNone;
+  int64_t at_ms = 0;  // for At::kTime
 
   Function func = Function::kTime;
   AggregateOp aggregate = AggregateOp::kSum;
+  ExprPtr param;  // topk/bottomk/quantile: scalar; count_values: string
   bool without = false;
   std::vector<std::string> grouping;
 
@@ -200,13 +225,16 @@ struct Expr {
   std::vector<ExprPtr> args;
 };
 
-// Parses a whole expression. Errors: "LINE:COL: parse error: ..." or
-// "LINE:COL: unsupported ...: ..." (kInvalidArgument).
+// Parses a whole expression. Errors: "LINE:COL: parse error: ..." (kInvalidArgument).
 Result<ExprPtr> parseExpr(std::string_view text);
 
 // Prometheus duration syntax ("5m", "1h30m", "90s", "250ms", "1d", "1w", "1y"), as used
-// in ranges, offsets and rule files (`for`, `interval`). Zero ("0s") is allowed.
+// in ranges, offsets and rule files (`for`, `interval`). Zero ("0s") is allowed here;
+// ranges, steps and offsets refuse it, as Prometheus does.
 Result<int64_t> parsePromDuration(std::string_view text);  // milliseconds
+
+// Every function's name, space-separated (for messages and tests).
+std::string supportedFunctionList();
 
 // Calls `fn` for every selector in the tree (used for history checks and tests).
 void forEachSelector(const Expr& expr, const std::function<void(const Expr&)>& fn);

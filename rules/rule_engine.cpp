@@ -89,10 +89,11 @@ std::string ruleSource(const RuleGroup& group, size_t index) {
 }
 
 Status stepAlertingRule(const Rule& rule, const Vector& result, int64_t now_ms, int64_t limit,
-                        const EngineOptions& options, RuleState& state) {
+                        const EngineOptions& options, RuleState& state, const QueryFn& query) {
   std::map<std::string, Alert> fresh;
   for (const auto& el : result) {
-    const TemplateData data{&el.labels, el.value, &options.external_labels, options.generator_url};
+    const TemplateData data{&el.labels, el.value, &options.external_labels, options.generator_url,
+                            query};
     Labels labels;
     labels.reserve(el.labels.size() + rule.labels.size() + 1);
     labels = el.labels;
@@ -208,6 +209,20 @@ GroupResult evaluateGroup(const RuleGroup& group, const GroupState& previous, Sa
   out.state.rules.resize(group.rules.size());
   // Series of a rule that stops being evaluated (a crashed loop) vanish after a few intervals.
   const auto staleness = std::chrono::milliseconds(3 * groupInterval(group, options));
+  // The `query` template function: PromQL at the evaluation time, like the rule itself.
+  const QueryFn query = [&](const std::string& text) -> Result<std::vector<QuerySample>> {
+    auto parsed = parseExpr(text);
+    if (!parsed.ok()) return parsed.status();
+    auto r = evaluate(**parsed, store, now_ms, options.eval);
+    if (!r.ok()) return r.status();
+    std::vector<QuerySample> samples;
+    if (r->type == ValueType::kScalar) {
+      samples.push_back(QuerySample{Labels{}, r->scalar});
+    } else {
+      for (auto& el : r->vector) samples.push_back(QuerySample{std::move(el.labels), el.value});
+    }
+    return samples;
+  };
 
   for (size_t i = 0; i < group.rules.size(); ++i) {
     const Rule& rule = group.rules[i];
@@ -261,7 +276,7 @@ GroupResult evaluateGroup(const RuleGroup& group, const GroupState& previous, Sa
     } else {
       const auto before = rs.alerts;
       if (status.ok()) {
-        status = stepAlertingRule(rule, vec, now_ms, group.limit, options, rs);
+        status = stepAlertingRule(rule, vec, now_ms, group.limit, options, rs, query);
       }
       // ALERTS always mirror the state (unchanged after a failed query).
       batch.describe("ALERTS", MetricType::kGauge,

@@ -92,9 +92,10 @@ int64_t groupInterval(const RuleGroup& group, const EngineOptions& options);
 // The alert state machine of one alerting rule, pure: given the rule's result at
 // `now_ms`, advances `state.alerts` (templates expanded, states moved on). Errors (output
 // label sets that collide, the group's limit exceeded) leave the alerts unchanged, except
-// that an exceeded limit clears them as Prometheus does.
+// that an exceeded limit clears them as Prometheus does. `query` serves the templates'
+// `query` function (unset: it fails).
 Status stepAlertingRule(const Rule& rule, const Vector& result, int64_t now_ms, int64_t limit,
-                        const EngineOptions& options, RuleState& state);
+                        const EngineOptions& options, RuleState& state, const QueryFn& query = {});
 
 // Notifications due for the alerts of one rule at `now_ms`; marks them sent.
 std::vector<AlertNotification> dueNotifications(const RuleGroup& group, int64_t now_ms,

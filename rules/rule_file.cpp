@@ -306,14 +306,10 @@ class FileParser {
     if (rule.expr_text.empty()) {
       error(f.count("expr") ? f["expr"] : node, "field 'expr' must be set in rule");
     } else {
+      // Like Prometheus, a range vector or string expression loads and fails when evaluated.
       auto parsed = parseExpr(rule.expr_text);
       if (!parsed.ok()) {
         error(f["expr"], "expr: " + parsed.status().message());
-      } else if ((*parsed)->type != ValueType::kInstantVector &&
-                 (*parsed)->type != ValueType::kScalar) {
-        error(f["expr"], std::string("expr: must evaluate to an instant vector or a scalar, not "
-                                     "a ") +
-                             valueTypeName((*parsed)->type));
       } else {
         rule.expr = std::shared_ptr<const Expr>(std::move(*parsed));
       }

@@ -49,13 +49,14 @@ TEST_F(ConfigRulesTest, RuleFilesAreResolvedAgainstTheConfigDirectoryAndValidate
   auto r = load("[rules]\nfiles = [\"rules/*.yml\"]\n");
   ASSERT_TRUE(r.config) << r.errors[0].toString();
 
-  write("rules/bad.yml", "groups:\n- name: g\n  rules:\n  - alert: B\n    expr: topk(1, up)\n");
+  write("rules/bad.yml", "groups:\n- name: g\n  rules:\n  - alert: B\n    expr: topk(up)\n");
   r = load("[rules]\nfiles = [\"rules/*.yml\"]\n");
   ASSERT_FALSE(r.config);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].toString(),
             (dir_ / "rules/bad.yml").string() +
-                ":5:11: group \"g\", alert \"B\": expr: 1:1: unsupported: aggregation \"topk\"");
+                ":5:11: group \"g\", alert \"B\": expr: 1:1: parse error: wrong number of "
+                "arguments for aggregate expression provided, expected 2, got 1");
 }
 
 TEST_F(ConfigRulesTest, MissingRuleFileNamedLiterallyIsAnError) {

@@ -512,6 +512,142 @@ TEST_F(EvaluatorTest, ScalarVectorAndTime) {
   expectNear(vec("time() - one", 0), {{"{}", static_cast<double>(kT0) / 1000 - 3}}, "time()");
 }
 
+TEST_F(EvaluatorTest, TopkBottomkKeepWholeSeries) {
+  put("m", {{"g", "x"}, {"i", "1"}}, 0, 5);
+  put("m", {{"g", "x"}, {"i", "2"}}, 0, 9);
+  put("m", {{"g", "x"}, {"i", "3"}}, 0, 1);
+  put("m", {{"g", "y"}, {"i", "1"}}, 0, 4);
+  expectNear(vec("topk(2, m)", 0), {{"{__name__=m,g=x,i=1}", 5}, {"{__name__=m,g=x,i=2}", 9}},
+             "topk");
+  expectNear(vec("bottomk by (g) (1, m)", 0),
+             {{"{__name__=m,g=x,i=3}", 1}, {"{__name__=m,g=y,i=1}", 4}}, "bottomk by");
+  expectNear(vec("topk(0, m)", 0), {}, "k < 1");
+  expectNear(vec("topk(2.9, m)", 0), {{"{__name__=m,g=x,i=1}", 5}, {"{__name__=m,g=x,i=2}", 9}},
+             "k truncated");
+  EXPECT_NE(error("topk(1e300, m)", 0).find("overflows int64"), std::string::npos);
+}
+
+TEST_F(EvaluatorTest, TopkTiesGoToTheFirstSeriesInLabelOrder) {
+  for (const char* i : {"d", "b", "a", "c"}) put("m", {{"i", i}}, 0, 1);
+  expectNear(vec("topk(1, m)", 0), {{"{__name__=m,i=a}", 1}}, "topk tie");
+  expectNear(vec("bottomk(1, m)", 0), {{"{__name__=m,i=a}", 1}}, "bottomk tie");
+}
+
+TEST_F(EvaluatorTest, QuantileAndCountValues) {
+  // 1, 2, 4, 10: q=0.5 sits between 2 and 4 (rank 1.5), q=0.9 between 4 and 10 (rank 2.7).
+  int i = 0;
+  for (double v : {10.0, 2.0, 4.0, 1.0}) put("m", {{"i", std::to_string(i++)}}, 0, v);
+  expectNear(vec("quantile(0.5, m)", 0), {{"{}", 3}}, "median");
+  expectNear(vec("quantile(0.9, m)", 0), {{"{}", 4 + 0.7 * 6}}, "p90");
+  expectNear(vec("quantile(2, m)", 0), {{"{}", kInf}}, "q > 1");
+  put("n", {{"i", "0"}}, 0, 2);
+  put("n", {{"i", "1"}}, 0, 2);
+  put("n", {{"i", "2"}}, 0, 1e6);
+  put("n", {{"i", "3"}}, 0, 0.5);
+  expectNear(vec("count_values(\"v\", n)", 0), {{"{v=2}", 2}, {"{v=1000000}", 1}, {"{v=0.5}", 1}},
+             "count_values");
+  expectNear(vec("count_values without (i) (\"v\", n)", 0),
+             {{"{v=2}", 2}, {"{v=1000000}", 1}, {"{v=0.5}", 1}}, "count_values without");
+  EXPECT_EQ(error("count_values(\"a-b\", n)", 0), "invalid label name \"a-b\"");
+  // Go's FormatFloat(v, 'f', -1): shortest digits, zero-padded, never an exponent.
+  put("p", {{"i", "0"}}, 0, 1e300);
+  put("p", {{"i", "1"}}, 0, -2.5e-7);
+  expectNear(vec("count_values(\"v\", p)", 0),
+             {{"{v=1" + std::string(300, '0') + "}", 1}, {"{v=-0.00000025}", 1}}, "formatting");
+}
+
+TEST_F(EvaluatorTest, AvgIsARunningMean) {
+  put("m", {{"i", "1"}}, 0, 1e308);
+  put("m", {{"i", "2"}}, 0, 1e308);
+  expectNear(vec("avg(m)", 0), {{"{}", 1e308}}, "no overflow");
+}
+
+TEST_F(EvaluatorTest, LabelReplaceAndLabelJoin) {
+  put("up", {{"instance", "db1:9187"}, {"job", "pg"}}, 0, 1);
+  expectNear(vec("label_replace(up, \"host\", \"$1\", \"instance\", \"(.*):.*\")", 0),
+             {{"{__name__=up,host=db1,instance=db1:9187,job=pg}", 1}}, "capture");
+  expectNear(vec("label_replace(up, \"host\", \"${1}x$$\", \"instance\", \"(?P<h>[a-z]+)1.*\")", 0),
+             {{"{__name__=up,host=dbx$,instance=db1:9187,job=pg}", 1}}, "braces and $$");
+  expectNear(vec("label_replace(up, \"host\", \"$h-$2\", \"instance\", \"(?P<h>[a-z]+)1.*\")", 0),
+             {{"{__name__=up,host=db-,instance=db1:9187,job=pg}", 1}}, "named group");
+  expectNear(vec("label_replace(up, \"job\", \"\", \"instance\", \".*\")", 0),
+             {{"{__name__=up,instance=db1:9187}", 1}}, "empty result deletes");
+  expectNear(vec("label_replace(up, \"job\", \"x\", \"instance\", \"nomatch\")", 0),
+             {{"{__name__=up,instance=db1:9187,job=pg}", 1}}, "no match");
+  EXPECT_EQ(error("label_replace(up, \"a\", \"x\", \"b\", \"(\")", 0),
+            "invalid regular expression in label_replace(): (");
+  EXPECT_EQ(error("label_replace(up, \"1a\", \"x\", \"b\", \".*\")", 0),
+            "invalid destination label name in label_replace(): 1a");
+  expectNear(vec("label_join(up, \"x\", \"/\", \"job\", \"instance\", \"none\")", 0),
+             {{"{__name__=up,instance=db1:9187,job=pg,x=pg/db1:9187/}", 1}}, "join");
+  expectNear(vec("label_join(up, \"job\", \",\")", 0), {{"{__name__=up,instance=db1:9187}", 1}},
+             "join of nothing deletes");
+  put("up", {{"instance", "db2:9187"}, {"job", "pg"}}, 0, 1);
+  EXPECT_EQ(error("label_replace(up, \"instance\", \"same\", \"job\", \".*\")", 0),
+            "vector cannot contain metrics with the same labelset");
+}
+
+TEST_F(EvaluatorTest, MoreRangeFunctions) {
+  // 0, 10, 20, 30 at 0 s, 10 s, 20 s, 30 s: slope 1/s.
+  series("g", {}, 0, 10, {0, 10, 20, 30});
+  expectNear(vec("predict_linear(g[1m], 60)", 30), {{"{}", 90}}, "predict 60 s ahead");
+  expectNear(vec("predict_linear(g[1m], 0)", 40), {{"{}", 40}}, "intercept at eval time");
+  expectNear(vec("idelta(g[1m])", 30), {{"{}", 10}}, "idelta");
+  expectNear(vec("quantile_over_time(0.5, g[1m])", 30), {{"{}", 15}}, "median over time");
+  expectNear(vec("absent_over_time(g[1m])", 30), {}, "present");
+  expectNear(vec("absent_over_time(nothing{a=\"b\"}[1m])", 30), {{"{a=b}", 1}}, "absent");
+  // holt_winters with sf = tf = 0.5 over 0, 10, 20, 30 (a straight line) stays on it.
+  expectNear(vec("holt_winters(g[1m], 0.5, 0.5)", 30), {{"{}", 30}}, "holt_winters");
+  EXPECT_NE(error("holt_winters(g[1m], 1, 0.5)", 30).find("invalid smoothing factor"),
+            std::string::npos);
+  expectNear(vec("histogram_count(g)", 30), {}, "no native histograms");
+}
+
+TEST_F(EvaluatorTest, SubqueriesStepThroughTheRange) {
+  // g = t (seconds) for t = 0..120 every second.
+  for (int t = 0; t <= 120; ++t) put("g", {}, t, t);
+  // [60s:20s] at t=120: steps 60, 80, 100, 120 (multiples of 20 s from the epoch kT0,
+  // which is itself a multiple of 20 s).
+  expectNear(vec("count_over_time(g[60s:20s])", 120), {{"{}", 4}}, "steps");
+  expectNear(vec("min_over_time(g[60s:20s])", 120), {{"{}", 60}}, "first step");
+  expectNear(vec("max_over_time(g[60s:20s] offset 30s)", 120), {{"{}", 80}}, "offset");
+  expectNear(vec("rate(g[60s:10s])", 120), {{"{}", 1}}, "rate over subquery");
+  // The default step is 1m: kT0 is 20 s past a whole minute, so the only step is t=100.
+  expectNear(vec("last_over_time(g[1m:])", 120), {{"{__name__=g}", 100}}, "default step");
+  expectNear(vec("max_over_time(deriv(g[30s])[1m:15s])", 120), {{"{}", 1}}, "nested function");
+  expectNear(vec("sum_over_time(sum_over_time(g[2s:1s])[4s:2s])", 120),
+             {{"{}", (114 + 115 + 116) + (116 + 117 + 118) + (118 + 119 + 120)}},
+             "nested subqueries");
+}
+
+TEST_F(EvaluatorTest, AtModifierPinsTheTime) {
+  for (int t = 0; t <= 120; ++t) put("g", {}, t, t);
+  const double t0 = static_cast<double>(kT0) / 1000;
+  expectNear(vec("g @ " + std::to_string(static_cast<int64_t>(t0) + 50), 120),
+             {{"{__name__=g}", 50}}, "@ on a selector");
+  expectNear(vec("g @ start()", 100), {{"{__name__=g}", 100}}, "start()");
+  expectNear(vec("max_over_time(g[10s] @ end())", 100), {{"{}", 100}}, "end()");
+  expectNear(vec("g offset -10s", 100), {{"{__name__=g}", 110}}, "negative offset");
+  expectNear(vec("min_over_time(g[20s:10s] @ " + std::to_string(static_cast<int64_t>(t0) + 60) +
+                     " offset 10s)",
+                 120),
+             {{"{}", 30}}, "@ and offset on a subquery");
+}
+
+TEST_F(EvaluatorTest, Atan2Operator) {
+  put("y", {}, 0, 1);
+  put("x", {}, 0, -1);
+  // Prometheus 2.42 keeps the metric name for atan2 (unlike the other arithmetic).
+  expectNear(vec("y atan2 x", 0), {{"{__name__=y}", std::atan2(1.0, -1.0)}}, "vectors");
+  EXPECT_NEAR(scalar("1 atan2 1", 0), std::atan(1.0), 1e-12);
+}
+
+TEST_F(EvaluatorTest, HugeSubqueriesFailInsteadOfRunningForever) {
+  put("g", {}, 0, 1);
+  EXPECT_NE(error("max_over_time(g[1y:1ms])", 0).find("subqueries would evaluate more than"),
+            std::string::npos);
+}
+
 TEST_F(EvaluatorTest, RejectsRangeVectorResults) {
   put("m", {}, 0, 1);
   auto r = eval("m[5m]", 0);

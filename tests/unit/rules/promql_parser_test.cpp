@@ -10,6 +10,15 @@ namespace {
 
 std::string show(const Expr& e);
 
+std::string showModifiers(const Expr& e) {
+  std::string s;
+  if (e.offset_ms) s += " offset " + std::to_string(e.offset_ms) + "ms";
+  if (e.at == Expr::At::kTime) s += " @" + std::to_string(e.at_ms) + "ms";
+  if (e.at == Expr::At::kStart) s += " @start";
+  if (e.at == Expr::At::kEnd) s += " @end";
+  return s;
+}
+
 std::string showMatchers(const Expr& e) {
   std::string out;
   for (const auto& m : e.matchers) {
@@ -47,9 +56,11 @@ std::string show(const Expr& e) {
       std::string s = e.metric_name;
       if (!e.matchers.empty()) s += "{" + showMatchers(e) + "}";
       if (e.range_ms) s += "[" + std::to_string(e.range_ms) + "ms]";
-      if (e.offset_ms) s += " offset " + std::to_string(e.offset_ms) + "ms";
-      return s;
+      return s + showModifiers(e);
     }
+    case Expr::Kind::kSubquery:
+      return "(subquery " + show(*e.args[0]) + " " + std::to_string(e.range_ms) + "ms " +
+             std::to_string(e.step_ms) + "ms" + showModifiers(e) + ")";
     case Expr::Kind::kCall: {
       std::string s = std::string("(") + functionName(e.func);
       for (const auto& a : e.args) s += " " + show(*a);
@@ -61,6 +72,7 @@ std::string show(const Expr& e) {
         s += e.without ? " without" : " by";
         s += showList(e.grouping);
       }
+      if (e.param) s += " " + show(*e.param);
       return s + " " + show(*e.args[0]) + ")";
     }
     case Expr::Kind::kBinary: {
@@ -169,7 +181,41 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{"a and on(i) b", "(and on(i) a b)", V},
         ParseCase{"a unless ignoring(i) b", "(unless ignoring(i) a b)", V},
         // comments and whitespace
-        ParseCase{"sum(\n  m # a comment\n)", "(sum m)", V}));
+        ParseCase{"sum(\n  m # a comment\n)", "(sum m)", V},
+        // aggregations with a parameter
+        ParseCase{"topk(5, m)", "(topk 5 m)", V},
+        ParseCase{"bottomk by (a) (2, m)", "(bottomk by(a) 2 m)", V},
+        ParseCase{"sum(m) + quantile(0.9, m)", "(+ (sum m) (quantile 0.9 m))", V},
+        ParseCase{"count_values without (b) (\"v\", m)", "(count_values without(b) \"v\" m)", V},
+        ParseCase{"stddev(m)", "(stddev m)", V}, ParseCase{"stdvar(m)", "(stdvar m)", V},
+        ParseCase{"group(m)", "(group m)", V},
+        // the rest of Prometheus's functions
+        ParseCase{"label_replace(m, \"a\", \"$1\", \"b\", \"(.*)\")",
+                  "(label_replace m \"a\" \"$1\" \"b\" \"(.*)\")", V},
+        ParseCase{"label_join(m, \"a\", \",\")", "(label_join m \"a\" \",\")", V},
+        ParseCase{"label_join(m, \"a\", \",\", \"b\", \"c\", (\"d\"))",
+                  "(label_join m \"a\" \",\" \"b\" \"c\" \"d\")", V},
+        ParseCase{"predict_linear(m[1h], 3600)", "(predict_linear m[3600000ms] 3600)", V},
+        ParseCase{"holt_winters(m[1h], 0.5, 0.1)", "(holt_winters m[3600000ms] 0.5 0.1)", V},
+        ParseCase{"quantile_over_time(0.5, m[5m])", "(quantile_over_time 0.5 m[300000ms])", V},
+        ParseCase{"absent_over_time(m[5m])", "(absent_over_time m[300000ms])", V},
+        ParseCase{"idelta(m[5m])", "(idelta m[300000ms])", V},
+        ParseCase{"histogram_fraction(0, 1, m)", "(histogram_fraction 0 1 m)", V},
+        ParseCase{"a atan2 b", "(atan2 a b)", V},
+        ParseCase{"1 atan2 2 * 3", "(* (atan2 1 2) 3)", S},
+        ParseCase{"a + b atan2 on(x) c", "(+ a (atan2 on(x) b c))", V},
+        // subqueries, @ and negative offsets
+        ParseCase{"rate(m[5m:1m])", "(rate (subquery m 300000ms 60000ms))", V},
+        ParseCase{"m[5m:]", "(subquery m 300000ms 0ms)", M},
+        ParseCase{"m [ 5m : 30s ] offset 1m", "(subquery m 300000ms 30000ms offset 60000ms)", M},
+        ParseCase{"max_over_time(rate(m[1m])[1h:5m] @ end())",
+                  "(max_over_time (subquery (rate m[60000ms]) 3600000ms 300000ms @end))", V},
+        ParseCase{"m offset 1m [5m:]", "(subquery m offset 60000ms 300000ms 0ms)", M},
+        ParseCase{"m @ 1609746000", "m @1609746000000ms", V},
+        ParseCase{"m @ -1.5 offset 1m", "m offset 60000ms @-1500ms", V},
+        ParseCase{"m[5m] offset -1m @ start()", "m[300000ms] offset -60000ms @start", M},
+        ParseCase{"m offset - 5m", "m offset -300000ms", V}, ParseCase{"m @ 0x10", "m @16000ms", V},
+        ParseCase{"m % on() 2", "(% m 2)", V}));
 
 struct ErrorCase {
   const char* input;
@@ -190,16 +236,39 @@ TEST_P(RejectsTest, ReportsPositionAndReason) {
 INSTANTIATE_TEST_SUITE_P(
     PromqlParser, RejectsTest,
     ::testing::Values(
-        // outside the subset: the construct is named
-        ErrorCase{"topk(5, m)", "1:1: unsupported: aggregation \"topk\""},
-        ErrorCase{"sum(m) + quantile(0.9, m)", "1:10: unsupported: aggregation \"quantile\""},
-        ErrorCase{"label_replace(m, \"a\", \"$1\", \"b\", \"(.*)\")",
-                  "1:1: unsupported: function \"label_replace\""},
-        ErrorCase{"predict_linear(m[1h], 3600)", "1:1: unsupported: function \"predict_linear\""},
-        ErrorCase{"rate(m[5m:1m])", "1:7: unsupported: subqueries"},
-        ErrorCase{"m @ 1609746000", "1:3: unsupported: the @ modifier"},
-        ErrorCase{"a atan2 b", "1:3: unsupported: the atan2 operator"},
-        ErrorCase{"m offset -5m", "1:10: unsupported: negative offsets"},
+        // what Prometheus 2.42 rejects too
+        ErrorCase{"topk(m)",
+                  "1:1: parse error: wrong number of arguments for aggregate "
+                  "expression provided, expected 2, got 1"},
+        ErrorCase{"quantile(0.5, m, 1)", "1:1: parse error: wrong number of arguments"},
+        ErrorCase{"count_values(1, m)",
+                  "1:14: parse error: expected type string in aggregation parameter, got scalar"},
+        ErrorCase{"topk(\"a\", m)", "1:6: parse error: expected type scalar in aggregation"},
+        ErrorCase{"limitk(1, m)", "1:1: parse error: unknown function with name \"limitk\""},
+        ErrorCase{"label_replace(m, \"a\", \"b\", \"c\")",
+                  "1:1: parse error: expected 5 argument(s) in call to \"label_replace\""},
+        ErrorCase{"label_join(m, \"a\")", "1:1: parse error: expected at least 3 argument(s)"},
+        ErrorCase{"label_join(m, \"a\", \",\", 1)",
+                  "1:25: parse error: expected type string in call to function \"label_join\""},
+        ErrorCase{"m[5m:1m:1m]", "1:8: parse error: expected \"]\""},
+        ErrorCase{"m[5m][5m:]",
+                  "1:1: parse error: subquery is only allowed on instant vector, "
+                  "got range vector"},
+        ErrorCase{"time()[5m:]", "1:1: parse error: subquery is only allowed on instant vector"},
+        ErrorCase{"m[5m:0s]", "1:6: parse error: duration must be greater than 0"},
+        ErrorCase{"m offset 0s", "1:10: parse error: duration must be greater than 0"},
+        ErrorCase{"m offset 1m [5m]",
+                  "1:13: parse error: no offset modifiers allowed before range"},
+        ErrorCase{"m @ 10 [5m]", "1:8: parse error: no @ modifiers allowed before range"},
+        ErrorCase{"m @ 1 @ 2", "1:7: parse error: @ <timestamp> may not be set multiple times"},
+        ErrorCase{"m offset 1m offset 1m", "1:13: parse error: offset may not be set multiple"},
+        ErrorCase{"sum(m) @ 10", "1:8: parse error: @ modifier must be preceded by"},
+        ErrorCase{"(m) @ 10", "1:5: parse error: @ modifier must be preceded by"},
+        ErrorCase{"m @ (10)", "1:5: parse error: unexpected \"(\" in @, expected timestamp"},
+        ErrorCase{"m @ 1e20", "1:5: parse error: timestamp out of bounds for @ modifier"},
+        ErrorCase{"m @ Inf", "1:5: parse error: timestamp out of bounds for @ modifier"},
+        ErrorCase{"m @ start", "1:10: parse error: expected \"(\" after start/end in @"},
+        ErrorCase{"-m[5m:]", "1:1: parse error: unary expression only allowed"},
         // syntax
         ErrorCase{"", "1:1: parse error: unexpected end of input"},
         ErrorCase{"sum(m", "1:6: parse error: expected \",\" or \")\" in aggregation"},
@@ -217,7 +286,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"{}", "1:1: parse error: vector selector must contain at least one non-empty"},
         ErrorCase{"{a=~\".*\"}", "1:1: parse error: vector selector must contain"},
         ErrorCase{"m[5x]", "1:3: parse error: not a valid duration string"},
-        ErrorCase{"m[0s]", "1:3: parse error: range must be greater than 0"},
+        ErrorCase{"m[0s]", "1:3: parse error: duration must be greater than 0"},
         ErrorCase{"m > 5m", "1:5: parse error: unexpected duration \"5m\""},
         ErrorCase{"1 +", "1:4: parse error: unexpected end of input"},
         ErrorCase{"m )", "1:3: parse error: unexpected \")\""},
@@ -251,7 +320,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"(m)[5m]", "1:4: parse error: ranges only allowed for vector selectors"},
         ErrorCase{"m{__name__=\"x\"}", "1:11: parse error: metric name must not be set twice"},
         // multi-line positions count lines and columns
-        ErrorCase{"sum(\n  rate(m[5m])\n) > foo(1)", "3:5: unsupported: function \"foo\""}));
+        ErrorCase{"sum(\n  rate(m[5m])\n) > foo(1)",
+                  "3:5: parse error: unknown function with name \"foo\""}));
 
 TEST(PromqlParserTest, RegexMatchersAreFullyAnchored) {
   auto r = parseExpr("m{a=~\"ab|cd\", b!~\"x.*\"}");
@@ -296,11 +366,13 @@ TEST(PromqlParserTest, ParsesPrometheusDurations) {
 }
 
 TEST(PromqlParserTest, ForEachSelectorVisitsEverySelector) {
-  auto r = parseExpr("sum(rate(a[5m])) / on() group_left b{x=\"1\"} + absent(c)");
+  auto r = parseExpr(
+      "sum(rate(a[5m])) / on() group_left b{x=\"1\"} + absent(c) + topk(scalar(d), "
+      "max_over_time(e[1h:]))");
   ASSERT_TRUE(r.ok()) << r.status().message();
   std::vector<std::string> names;
   forEachSelector(**r, [&](const Expr& s) { names.push_back(s.metric_name); });
-  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c", "d", "e"}));
 }
 
 }  // namespace

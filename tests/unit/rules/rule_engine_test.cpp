@@ -218,7 +218,7 @@ TEST_F(RuleEngineTest, TemplatesSeeLabelsAndValue) {
     expr: ratio > 0.9
     labels:
       where: "{{ $labels.db }}-x"
-      dropped: "{{ $labels.missing_label_gives_no_value }}"
+      dropped: "{{ $labels.missing_label_is_empty }}"
     annotations:
       summary: "{{ $labels.db }} at {{ $value | humanizePercentage }}"
       raw: "{{ $value }}"
@@ -228,7 +228,9 @@ TEST_F(RuleEngineTest, TemplatesSeeLabelsAndValue) {
   ASSERT_EQ(alerts().size(), 1u);
   const Alert& a = *alerts()[0];
   EXPECT_EQ(a.labels.get("where"), "chat-x");
-  EXPECT_EQ(a.labels.get("dropped"), "<no value>");
+  // A missing label expands to "" (missingkey=zero), and an empty label is no label.
+  EXPECT_EQ(a.labels.get("dropped"), "");
+  EXPECT_EQ(a.labels.size(), 3u);  // alertname, db, where
   EXPECT_EQ(a.annotations.get("summary"), "chat at 95.5%");
   EXPECT_EQ(a.annotations.get("raw"), "0.955");
   // The value and annotations follow the latest evaluation.
