@@ -60,6 +60,9 @@ rules::RuleManagerOptions ruleOptions(const Config& config, int port) {
   o.history_ms =
       std::min<int64_t>(config.agent.history.count(), (points - 1) * shortestIntervalMs(config));
   o.engine.default_interval_ms = config.rules.evaluation_interval.count();
+  // Prometheus steps a subquery written without a step ("x[5m:]") at its global
+  // evaluation_interval: ours is [rules] evaluation_interval.
+  o.engine.eval.default_step_ms = config.rules.evaluation_interval.count();
   o.engine.resend_interval_ms = config.alertmanager.resend_interval.count();
   o.engine.instance = config.agent.instance;
   // Prometheus looks back 5 minutes because it scrapes every series every interval; our

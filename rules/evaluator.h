@@ -49,7 +49,7 @@ struct EvalResult {
 struct EvalOptions {
   int64_t lookback_ms = 5 * 60'000;  // Prometheus's default lookback delta
   // The step of a subquery written without one ("x[5m:]"): Prometheus's global
-  // evaluation_interval, 1m by default.
+  // evaluation_interval, 1m by default (the agent sets [rules] evaluation_interval).
   int64_t default_step_ms = 60'000;
   // Subquery steps one evaluation may run in all (nested subqueries multiply); beyond,
   // the evaluation fails instead of running for minutes.
