@@ -40,7 +40,7 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 names=()
 for t in $targets; do names+=("${t}_fuzzer"); done
-if ! ninja -C "$build" "${names[@]}"; then
+if ! ninja -C "$build" -j "$(nproc)" "${names[@]}"; then
   echo "run_fuzzers: build failed" >&2
   exit 2
 fi
