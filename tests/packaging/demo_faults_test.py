@@ -19,6 +19,15 @@ only that phase's traffic, and no phase inherits the previous fault's alert):
     postgres    PostgreSQL stopped (started again afterwards)       PostgresDown
     redis       Redis stopped                                       RedisDown
 
+In the healthy phase the test also waits (at most PAGE_TIMEOUT seconds past HEALTHY_SECONDS)
+until the status page GET / has the demo's data (a statement, from the statements collector's
+second run; the advisor's suggestions), asserts on its HTML that every section shows it (the
+planted missing index messages (conversation_id, sent_at) suggested, the workload's slow
+statement listed, sparklines drawn, the Node chat server's 5xx ratio and p95 judged on numbers)
+and keeps the page and a full-page screenshot by headless Chromium in the artifacts directory
+(demo-status-page.html, .png). The demo configures no admin token and listens on loopback, so
+every caller is an admin there: the page shown is the admin's (with statement texts).
+
 In every phase the expected alert must become active (pending or firing on
 GET /admin/alerts), and no other alert may be active at any poll of the phase, before or
 after it: both directions of "this fault, this alert". Pending is enough here: an alert is
@@ -26,8 +35,8 @@ pending from the first evaluation at which its expression holds, and firing `for
 the `for` durations themselves are checked by the rule pack's promtool tests
 (tests/rules/*_test.yml).
 
-Without node, PostgreSQL 15, Redis or Alertmanager the test is skipped (exit 77), or fails
-under CI=true.
+Without node, PostgreSQL 15, Redis, Alertmanager or chromium the test is skipped (exit 77),
+or fails under CI=true.
 """
 import argparse
 import json
@@ -42,6 +51,9 @@ import time
 import urllib.error
 import urllib.request
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree for the module below
+import status_page_shots  # noqa: E402  (tests/packaging/status_page_shots.py)
+
 PG_BIN = "/usr/lib/postgresql/15/bin"
 # How long an expected alert may take to become active: two collector runs (15 s) and an
 # evaluation (15 s) on an idle machine, with room for a loaded CI machine.
@@ -49,6 +61,9 @@ ACTIVATE_TIMEOUT = 180
 # After the expected alert is active, the phase keeps watching this long for others.
 WATCH_AFTER = 20
 HEALTHY_SECONDS = 75
+# How much longer the healthy phase may wait for the status page's data: the statements
+# collector's second run comes a minute after its first, the advisor's first run at start.
+PAGE_TIMEOUT = 180
 
 
 def log(msg):
@@ -202,10 +217,11 @@ class Agent:
                 self.proc.wait()
 
 
-def watch(agent, expected, seconds_after, errors, phase):
+def watch(agent, expected, seconds_after, errors, phase, until=None):
     """Polls the agent's alerts: `expected` (an alert name, or None) must become active,
     nothing else may. Returns when the expected alert has been active for seconds_after
-    seconds (or, with None, after seconds_after seconds)."""
+    seconds (or, with None, after seconds_after seconds) and `until()` holds (if given;
+    it gets PAGE_TIMEOUT seconds more)."""
     start = time.monotonic()
     seen_at = None if expected else start
     unexpected = {}
@@ -219,7 +235,13 @@ def watch(agent, expected, seconds_after, errors, phase):
             else:
                 unexpected.setdefault((name, detail), f"{state} at {now - start:.0f} s")
         if seen_at is not None and now - seen_at >= seconds_after:
-            break
+            if until is None or until():
+                break
+            if now - seen_at >= seconds_after + PAGE_TIMEOUT:
+                errors.append(f"{phase}: the status page had not both a statement and a "
+                              f"create suggestion {seconds_after + PAGE_TIMEOUT} s after "
+                              "the start")
+                break
         if seen_at is None and now - start > ACTIVATE_TIMEOUT:
             errors.append(f"{phase}: {expected} did not become active within "
                           f"{ACTIVATE_TIMEOUT} s")
@@ -229,13 +251,48 @@ def watch(agent, expected, seconds_after, errors, phase):
         errors.append(f"{phase}: unexpected alert {name} {{{detail}}} ({when})")
 
 
+def page_has_data(agent):
+    try:
+        return status_page_shots.has_demo_data(http_get(agent.base + "/")[1])
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def check_page(agent, artifacts, errors):
+    """Asserts on the healthy demo's status page and keeps its HTML and screenshots in
+    `artifacts` (if given)."""
+    status, page = http_get(agent.base + "/")
+    if status != 200:
+        errors.append(f"healthy: GET / answered {status}")
+    for p in status_page_shots.demo_page_problems(page):
+        errors.append(f"healthy: status page: {p}")
+    if not artifacts:
+        return
+    os.makedirs(artifacts, exist_ok=True)
+    with open(os.path.join(artifacts, "demo-status-page.html"), "w") as f:
+        f.write(page)
+    browser = None
+    try:
+        browser = status_page_shots.Chromium(shutil.which("chromium"), width=1280)
+        browser.screenshot(agent.base + "/", os.path.join(artifacts, "demo-status-page.png"))
+        log(f"healthy: screenshot in {artifacts}/demo-status-page.png")
+    except (status_page_shots.ChromiumError, OSError) as e:
+        errors.append(f"healthy: screenshot: {e}")
+    finally:
+        if browser:
+            browser.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--dbpulse", required=True)
+    ap.add_argument("--artifacts-dir", default=None,
+                    help="where the status page and its screenshot go (default: not kept)")
     args = ap.parse_args()
 
-    missing = [t for t in ("node", "redis-server", "redis-cli", "prometheus-alertmanager")
+    missing = [t for t in ("node", "redis-server", "redis-cli", "prometheus-alertmanager",
+                           "chromium")
                if shutil.which(t) is None]
     missing += [p for p in (f"{PG_BIN}/initdb", f"{PG_BIN}/pgbench") if not os.path.exists(p)]
     if missing:
@@ -287,7 +344,9 @@ def main():
                     begin()
                 log(f"{phase}: expecting {expected or 'no alert'}")
                 watch(agent, expected, WATCH_AFTER if expected else HEALTHY_SECONDS, errors,
-                      phase)
+                      phase, until=(lambda: page_has_data(agent)) if phase == "healthy" else None)
+                if phase == "healthy":
+                    check_page(agent, args.artifacts_dir, errors)
             finally:
                 if phase == "lock" and holder:
                     sandbox.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
