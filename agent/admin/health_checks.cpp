@@ -229,7 +229,9 @@ const std::vector<SparkSpec>& defaultSparkSpecs() {
        "max(dbpulse_pg_connections_utilization_ratio)", Unit::kRatio},
       {"spark_active", "Active sessions", "sum(pg_stat_activity_count{state=\"active\"})",
        Unit::kCount},
-      {"spark_statements", "Statements/s", "sum(rate(dbpulse_pg_statements_calls_total[1m]))",
+      // 3m: the statements collector runs once a minute by default, and a rate needs two
+      // of its samples inside the window.
+      {"spark_statements", "Statements/s", "sum(rate(dbpulse_pg_statements_calls_total[3m]))",
        Unit::kPerSecond},
       {"spark_cache_hit", "Cache hit ratio (all databases)",
        "sum(rate(pg_stat_database_blks_hit[1m])) / (sum(rate(pg_stat_database_blks_hit[1m])) + "
