@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sanitizer runs of CI (.ci/run), each in a build tree of its own beside build/:
+# Sanitizer runs, each in a build tree of its own beside build/ (CI, .ci/run, runs tsan):
 #
 #   build-tsan   -DDBPULSE_SANITIZE=thread             ThreadSanitizer
 #   build-asan   -DDBPULSE_SANITIZE=address,undefined  AddressSanitizer + UBSan (+ LeakSanitizer)
