@@ -409,7 +409,7 @@ EOF
 
 if [[ "$AGENT" == 0 ]]; then
   # DEMO_AGENT=0: the caller runs dbpulse with $DEMO_DIR/dbpulse.toml. Keep the sandbox up
-  # for DEMO_DURATION seconds (or until stopped), as long as its servers live.
+  # for DEMO_DURATION seconds, or until stopped (the EXIT trap stops what was started).
   log "DEMO_AGENT=0: not starting dbpulse; the sandbox stays up"
   for ((i = 0; ${DURATION:-0} == 0 || i < DURATION; i++)); do
     sleep 1
