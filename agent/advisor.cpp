@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -473,7 +473,8 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   }
   if (options.hypopg == HypopgMode::kRequire && !has_hypopg) {
     return failedPrecondition(
-        "hypopg_missing", "[advisor] hypopg = \"require\" but the hypopg extension is not "
+        "hypopg_missing",
+        "[advisor] hypopg = \"require\" but the hypopg extension is not "
         "installed in this database (fix: install postgresql-15-hypopg and run CREATE "
         "EXTENSION hypopg, or set hypopg = \"auto\")");
   }
@@ -734,8 +735,7 @@ Status refuseSideEffects(PgSession& session, const std::string& query) {
                            "\", a name dbpulse cannot check" + plain);
   }
   if (names.foreign_scan) {
-    return invalidArgument(refused + "reads a foreign table (another server's connection)" +
-                           plain);
+    return invalidArgument(refused + "reads a foreign table (another server's connection)" + plain);
   }
   auto rows = session.query(volatileLookupSql(names));
   if (!rows.ok()) return rows.status();

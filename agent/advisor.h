@@ -22,11 +22,11 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <memory>
-#include <stop_token>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -134,7 +134,7 @@ class AdvisorGate {
  private:
   mutable std::mutex mu_;
   std::condition_variable_any cv_;
-  bool busy_ = false;  // GUARDED_BY(mu_)
+  bool busy_ = false;                                   // GUARDED_BY(mu_)
   std::shared_ptr<const PublishedSuggestions> latest_;  // GUARDED_BY(mu_)
 };
 

@@ -303,15 +303,14 @@ void Agent::configureLeaderElection(const Config& config) {
   session.max_backoff = std::min(session.max_backoff, period);  // a leader again within a period
   // "off" differs from the initial empty key, so the first call without an election still
   // writes dbpulse_leader 1 below (it returned early, and the series was never exported).
-  const std::string key =
-      on ? config.postgres.dsn + '\n' + config.postgres.password + '\n' +
-               std::to_string(period.count()) + '\n' + group + '\n' +
-               std::to_string(session.statement_timeout.count()) + '\n' +
-               std::to_string(session.lock_timeout.count()) + '\n' +
-               std::to_string(session.connect_timeout.count()) + '\n' +
-               std::to_string(session.answer_grace.count()) + '\n' +
-               std::to_string(session.max_backoff.count())
-         : "off";
+  const std::string key = on ? config.postgres.dsn + '\n' + config.postgres.password + '\n' +
+                                   std::to_string(period.count()) + '\n' + group + '\n' +
+                                   std::to_string(session.statement_timeout.count()) + '\n' +
+                                   std::to_string(session.lock_timeout.count()) + '\n' +
+                                   std::to_string(session.connect_timeout.count()) + '\n' +
+                                   std::to_string(session.answer_grace.count()) + '\n' +
+                                   std::to_string(session.max_backoff.count())
+                             : "off";
   if (key == leader_key_ && (leader_ != nullptr) == on) return;
   if (leader_) {
     leader_->stop();

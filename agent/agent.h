@@ -97,13 +97,13 @@ class Agent final : private admin::AgentView {
   const std::shared_ptr<AdvisorGate> advisor_gate_;
   admin::AdminApi admin_;  // before http_: its handlers serve http_'s routes
   HttpServer http_;
-  std::mutex reload_mu_;  // start, reload and stop one at a time (SIGHUP, /admin/reload)
-  bool stopped_ = false;  // GUARDED_BY(reload_mu_): stop() began; reloads are refused
+  std::mutex reload_mu_;       // start, reload and stop one at a time (SIGHUP, /admin/reload)
+  bool stopped_ = false;       // GUARDED_BY(reload_mu_): stop() began; reloads are refused
   Retirer<Pipeline> retired_;  // GUARDED_BY(reload_mu_)
   mutable std::mutex mu_;
-  Config config_;                       // GUARDED_BY(mu_)
+  Config config_;  // GUARDED_BY(mu_)
   // The host the HTTP listener is bound to (AgentView::boundHost).
-  std::string bound_host_;  // GUARDED_BY(mu_)
+  std::string bound_host_;              // GUARDED_BY(mu_)
   std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)
   // Leader election: the elector (null when off or nothing database-wide is collected) and
   // its answer, read by the scheduler's gate and HTTP threads.

@@ -26,7 +26,7 @@ extern char** environ;
 namespace dbpulse {
 namespace {
 
-constexpr size_t kMaxConfigBytes = 1 << 20;  // a config larger than 1 MiB is a mistake
+constexpr size_t kMaxConfigBytes = 1 << 20;   // a config larger than 1 MiB is a mistake
 constexpr size_t kMaxSecretBytes = 64 << 10;  // a password or token, not a file dump
 constexpr Duration kMinInterval{100};
 
@@ -81,7 +81,8 @@ KeySpec<Section> hostPortField(std::string key, std::string Section::*text,
 }
 
 // The listen address is bound as given, so it must be an IP literal: a lenient parser
-// (CivetWeb's was one) reads "999.1.1.1" as 231.1.1.1, and a host name is not an address. "localhost" means 127.0.0.1.
+// (CivetWeb's was one) reads "999.1.1.1" as 231.1.1.1, and a host name is not an address.
+// "localhost" means 127.0.0.1.
 KeySpec<AgentSection> listenField() {
   return {"listen", Kind::kString, [](AgentSection& s, const Value& v) {
             const auto& str = std::get<std::string>(v);
@@ -172,7 +173,8 @@ const std::vector<KeySpec<AgentSection>>& agentKeys() {
        [](AgentSection& s, const Value& v) {
          int64_t n = std::get<int64_t>(v);
          if (n < 0 || n > 100000) {
-           return "must be between 0 (no limit) and 100000 calls a second, got " + std::to_string(n);
+           return "must be between 0 (no limit) and 100000 calls a second, got " +
+                  std::to_string(n);
          }
          s.admin_rate_limit = static_cast<int>(n);
          return std::string();

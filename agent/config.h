@@ -30,8 +30,8 @@ struct AgentSection {
   LogFormat log_format = LogFormat::kJson;
   std::string log_level = "info";
   bool leader_election = true;
-  int worker_threads = 2;  // collector thread pool size
-  int http_threads = 4;    // threads for /metrics, /health, /health/ready and /
+  int worker_threads = 2;      // collector thread pool size
+  int http_threads = 4;        // threads for /metrics, /health, /health/ready and /
   int max_connections = 2048;  // open HTTP connections (idle ones included); takes effect at start
   int64_t max_request_body_bytes = 64 * 1024;
   Duration request_timeout{10'000};  // first byte to complete request (else 408)

@@ -123,7 +123,8 @@ std::optional<std::chrono::system_clock::time_point> CronSchedule::next(
       m += minutes(60 - local.tm_min);  // the next hour may match
       continue;
     }
-    if (minute_.test(static_cast<size_t>(local.tm_min))) return time_point_cast<system_clock::duration>(m);
+    if (minute_.test(static_cast<size_t>(local.tm_min)))
+      return time_point_cast<system_clock::duration>(m);
     m += minutes(1);
   }
   return std::nullopt;

@@ -1,19 +1,10 @@
 #include "agent/http_server.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <cctype>
-#include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <future>
-#include <list>
-#include <mutex>
-#include <optional>
-#include <thread>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -24,8 +15,16 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <list>
+#include <mutex>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
+#include <optional>
+#include <thread>
 
 namespace dbpulse {
 namespace {
@@ -254,8 +253,8 @@ bool acceptsEncoding(std::string_view accept_encoding, std::string_view coding) 
   while (!accept_encoding.empty()) {
     const size_t comma = accept_encoding.find(',');
     std::string_view element = accept_encoding.substr(0, comma);
-    accept_encoding = comma == std::string_view::npos ? std::string_view()
-                                                      : accept_encoding.substr(comma + 1);
+    accept_encoding =
+        comma == std::string_view::npos ? std::string_view() : accept_encoding.substr(comma + 1);
     const size_t semi = element.find(';');
     const std::string_view name = trim(element.substr(0, semi));
     const std::string_view params =

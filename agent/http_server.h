@@ -41,9 +41,9 @@ struct HttpRequest {
   std::string path;   // percent-decoded; may hold any byte but NUL
   std::string query;  // as sent, not decoded
   std::string body;
-  std::string authorization;  // the Authorization header, if any
+  std::string authorization;    // the Authorization header, if any
   std::string accept_encoding;  // the Accept-Encoding header, if any
-  std::string remote_addr;    // the peer's IP address (IPv4-mapped IPv6 shown as IPv4)
+  std::string remote_addr;      // the peer's IP address (IPv4-mapped IPv6 shown as IPv4)
 };
 
 struct HttpResponse {
@@ -77,8 +77,8 @@ struct HttpServerOptions {
   // max_body_bytes until done); a request beyond it gets 503: memory stays bounded however
   // many clients send bodies at once.
   int64_t max_body_bytes_in_flight = 8 << 20;
-  Duration request_timeout{10'000};      // first byte to complete request
-  Duration idle_timeout{5'000};          // keep-alive and not-yet-started connections
+  Duration request_timeout{10'000};  // first byte to complete request
+  Duration idle_timeout{5'000};      // keep-alive and not-yet-started connections
 };
 
 class HttpConnection;  // http_server.cpp

@@ -26,9 +26,8 @@ LeaderElector::LeaderElector(LeaderElectorOptions options, SampleStore& store,
     : options_(std::move(options)),
       store_(store),
       on_round_(std::move(on_round)),
-      session_(options_.shared_session
-                   ? options_.shared_session
-                   : std::make_shared<collectors::PgSession>(options_.session)),
+      session_(options_.shared_session ? options_.shared_session
+                                       : std::make_shared<collectors::PgSession>(options_.session)),
       caller_(*session_) {}
 
 LeaderElector::~LeaderElector() { stop(); }

@@ -221,7 +221,10 @@ void MaintenanceEngine::record(const MaintenanceRun& run) {
   const std::string path = historyFile();
   if (path.empty()) return;
   Status s = ensureDirectory(options_.state_dir);
-  if (s.ok()) s = writeFileAtomic(path, json{{"version", 1}, {"runs", runs}}.dump(1, ' ', false, json::error_handler_t::replace) + "\n");
+  if (s.ok())
+    s = writeFileAtomic(path, json{{"version", 1}, {"runs", runs}}.dump(
+                                  1, ' ', false, json::error_handler_t::replace) +
+                                  "\n");
   if (!s.ok()) spdlog::error("maintenance: cannot write {}: {}", path, s.message());
 }
 

@@ -96,9 +96,9 @@ std::string localPostgresGroup(const Config& config) {
 collectors::PgSessionOptions groupSessionOptions(const Config& config, const std::string& group) {
   auto groups = postgresGroups(config);
   auto it = groups.find(group);
-  return sessionOptions(config, config.postgres.dsn,
-                        it == groups.end() ? std::vector<const CollectorSection*>{}
-                                           : sections(config, it->second));
+  return sessionOptions(
+      config, config.postgres.dsn,
+      it == groups.end() ? std::vector<const CollectorSection*>{} : sections(config, it->second));
 }
 
 std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store,
@@ -212,8 +212,9 @@ bool retirePipeline(Retirer<Pipeline>& retired, std::shared_ptr<Pipeline> pipeli
     }
     return true;  // freed when the last reader lets go
   }
-  spdlog::warn("collectors of the previous configuration are still running; they are kept "
-               "until they return");
+  spdlog::warn(
+      "collectors of the previous configuration are still running; they are kept "
+      "until they return");
   return false;
 }
 

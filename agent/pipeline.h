@@ -70,8 +70,7 @@ collectors::PgSessionOptions groupSessionOptions(const Config& config, const std
 // closed and the pipeline is freed once its last reader lets go; when a collector did not
 // return within `grace`, `retired` keeps the pipeline until its threads have left (a
 // warning says so) and false is returned. The caller serialises calls on `retired`.
-bool retirePipeline(Retirer<Pipeline>& retired, std::shared_ptr<Pipeline> pipeline,
-                    Duration grace);
+bool retirePipeline(Retirer<Pipeline>& retired, std::shared_ptr<Pipeline> pipeline, Duration grace);
 
 // Options of the PostgreSQL session shared by `members` (empty: one-off clients — the
 // advisor, maintenance, leader election): its limits nest inside the shortest member

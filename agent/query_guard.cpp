@@ -200,8 +200,8 @@ Status collectPlanCalls(std::string_view plan_json, CalledNames& out) {
 
 bool volatileButHarmless(std::string_view function) {
   static constexpr std::array<std::string_view, 7> kAllowed = {
-      "random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid",
-      "uuid_generate_v4", "setseed"};
+      "random",          "random_normal",    "clock_timestamp", "timeofday",
+      "gen_random_uuid", "uuid_generate_v4", "setseed"};
   for (std::string_view a : kAllowed) {
     if (a == function) return true;
   }

@@ -58,8 +58,9 @@ PlanStep SchedulePlan::runDue(MonotonicTime now, WallTime wall) {
       // Backed off or switched off: the tick passes without a run (and is not a skip).
     } else if (job.running) {
       ++job.skipped;
-      step.logs.push_back({PlanLog::Level::kWarn, "collector " + job.status.name +
-                                                      ": previous run still going, skipping this run"});
+      step.logs.push_back(
+          {PlanLog::Level::kWarn,
+           "collector " + job.status.name + ": previous run still going, skipping this run"});
       step.changed.push_back(i);  // the skip must be visible while the run is stuck
     } else {
       step.dispatch.push_back(begin(i, now));
@@ -96,7 +97,7 @@ bool SchedulePlan::onFinished(size_t i, uint64_t run, const Status& status, Dura
                               MonotonicTime now, WallTime wall, std::vector<PlanLog>& logs) {
   Job& job = jobs_[i];
   if (job.timed_out && job.run_id == run) return false;  // recorded as a timeout already
-  job.finishing = true;  // no timeout for a run whose result is in
+  job.finishing = true;                                  // no timeout for a run whose result is in
   record(job, status, took, now, wall, logs);
   return true;
 }
@@ -141,10 +142,10 @@ void SchedulePlan::record(Job& job, const Status& status, Duration took, Monoton
       const int doublings = std::min(job.consecutive_timeouts - kBackoffAfterTimeouts, 10);
       s.backoff = std::min(kMaxBackoff, job.options.interval * (int64_t{2} << doublings));
       job.hold_until = now + s.backoff;
-      logs.push_back({PlanLog::Level::kWarn,
-                      "collector " + s.name + ": timed out " +
-                          std::to_string(job.consecutive_timeouts) +
-                          " runs in a row; backing off for " + formatDuration(s.backoff)});
+      logs.push_back({PlanLog::Level::kWarn, "collector " + s.name + ": timed out " +
+                                                 std::to_string(job.consecutive_timeouts) +
+                                                 " runs in a row; backing off for " +
+                                                 formatDuration(s.backoff)});
     }
   } else {
     job.consecutive_timeouts = 0;

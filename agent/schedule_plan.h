@@ -119,8 +119,8 @@ class SchedulePlan {
   Dispatch begin(size_t job, MonotonicTime now);
   // Run `run` returned `status` after `took`. False when the result is to be discarded
   // (the run had timed out); otherwise it is recorded in status().
-  bool onFinished(size_t job, uint64_t run, const Status& status, Duration took,
-                  MonotonicTime now, WallTime wall, std::vector<PlanLog>& logs);
+  bool onFinished(size_t job, uint64_t run, const Status& status, Duration took, MonotonicTime now,
+                  WallTime wall, std::vector<PlanLog>& logs);
   // Run `run` is over (its result published): the job may run again.
   void onReturned(size_t job, uint64_t run);
 

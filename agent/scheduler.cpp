@@ -59,9 +59,15 @@ void Scheduler::leadershipChanged() {
 void Scheduler::emit(const std::vector<PlanLog>& logs) {
   for (const PlanLog& l : logs) {
     switch (l.level) {
-      case PlanLog::Level::kError: spdlog::error("{}", l.text); break;
-      case PlanLog::Level::kWarn: spdlog::warn("{}", l.text); break;
-      case PlanLog::Level::kInfo: spdlog::info("{}", l.text); break;
+      case PlanLog::Level::kError:
+        spdlog::error("{}", l.text);
+        break;
+      case PlanLog::Level::kWarn:
+        spdlog::warn("{}", l.text);
+        break;
+      case PlanLog::Level::kInfo:
+        spdlog::info("{}", l.text);
+        break;
     }
   }
 }

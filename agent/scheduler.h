@@ -96,7 +96,7 @@ class Scheduler {
   const int threads_;
 
   mutable std::mutex mu_;
-  SchedulePlan plan_;                        // GUARDED_BY(mu_)
+  SchedulePlan plan_;                         // GUARDED_BY(mu_)
   std::vector<std::unique_ptr<Slot>> slots_;  // fixed after start()
   std::condition_variable_any cv_;            // dispatcher: wake_, due times, stop
   bool wake_ = false;                         // re-run the plan before sleeping

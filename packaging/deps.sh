@@ -31,8 +31,9 @@ PKGS=(
   nodejs
   # packaging: cpack DEB Depends (dpkg-shlibdeps), tests/packaging (YAML, systemd-analyze)
   dpkg-dev file python3-yaml systemd
-  # libFuzzer targets in tests/fuzz (built only by a clang configuration)
-  clang-14 libclang-rt-14-dev
+  # libFuzzer targets in tests/fuzz (built only by a clang configuration); the layout check
+  # (tests/lint/check_format.sh) and clang-tidy
+  clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14
   # the container image (make image) and its pod test (tests/packaging/image_pod_test.py):
   # podman with runc (crun fails on this kind's hybrid cgroups), catatonit for the pod's
   # infra (pause) container, slirp4netns for the pod's network (no firewall rules),

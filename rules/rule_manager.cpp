@@ -447,8 +447,8 @@ void RuleManager::restoreState() {
     }
   } catch (const std::exception& e) {
     const auto aside = moveAside(path);
-    spdlog::error("rules: alert state {} is corrupt ({}); moved to {}, starting without it",
-                  path, e.what(),
+    spdlog::error("rules: alert state {} is corrupt ({}); moved to {}, starting without it", path,
+                  e.what(),
                   aside.ok() ? aside.value() : "(not moved: " + aside.status().message() + ")");
     return;
   }

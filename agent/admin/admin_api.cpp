@@ -28,8 +28,9 @@ AdminApi::AdminApi(AgentView& view, const Clock& clock, exporters::Exposition& e
       database_(view, advisor_gate),
       maintenance_(view),
       rules_(view),
-      status_(view, exposition, [this](const HttpRequest& r) { return admits(r); },
-              std::move(advisor_gate)) {}
+      status_(
+          view, exposition, [this](const HttpRequest& r) { return admits(r); },
+          std::move(advisor_gate)) {}
 
 void AdminApi::install(HttpServer& http) {
   // `handler` of `object`, a member of this AdminApi, bound for the route table.
@@ -67,10 +68,10 @@ AdminApi::AdminCheck AdminApi::checkAdmin(const HttpRequest& request) const {
   if (token.empty()) {
     const AdminToken seen = presented ? AdminToken::kUnchecked : AdminToken::kAbsent;
     if (isLoopback(host)) return {HttpResponse{0, "", "", {}}, seen};
-    return {HttpResponse::error(
-                403, "forbidden",
-                "admin routes need agent.admin_token_file when listening on " + host),
-            seen};
+    return {
+        HttpResponse::error(403, "forbidden",
+                            "admin routes need agent.admin_token_file when listening on " + host),
+        seen};
   }
   const std::string prefix = "Bearer ";
   if (request.authorization.rfind(prefix, 0) != 0 ||
@@ -82,7 +83,8 @@ AdminApi::AdminCheck AdminApi::checkAdmin(const HttpRequest& request) const {
   return {HttpResponse{0, "", "", {}}, AdminToken::kValid};
 }
 
-void AdminApi::adminRoute(HttpServer& http, const std::string& method, const std::string& path, HttpHandler handler) {
+void AdminApi::adminRoute(HttpServer& http, const std::string& method, const std::string& path,
+                          HttpHandler handler) {
   auto guarded = [this, method, path, handler = std::move(handler)](const HttpRequest& request) {
     const auto started = std::chrono::steady_clock::now();
     AdminCheck check = checkAdmin(request);

@@ -32,8 +32,6 @@ void writeSuggestionCounts(SampleStore& store, const IndexSuggestions& s) {
   store.write("advisor", b, std::chrono::hours(3));
 }
 
-
-
 using nlohmann::json;
 
 // NaN/Inf are not JSON: an undefined ratio (no traffic yet) becomes null.
@@ -106,13 +104,13 @@ std::string databaseMetricsJson(const Snapshot& snap,
     }
   }
 
-  json body{{"pg_up", singleOrNull(snap, "pg_up")},
-            {"connections", conns},
-            {"cache_hit_ratio", cache},
-            {"longest_transaction_seconds",
-             singleOrNull(snap, "dbpulse_pg_longest_transaction_seconds")},
-            {"top_statements", top},
-            {"blocked_sessions", blocked}};
+  json body{
+      {"pg_up", singleOrNull(snap, "pg_up")},
+      {"connections", conns},
+      {"cache_hit_ratio", cache},
+      {"longest_transaction_seconds", singleOrNull(snap, "dbpulse_pg_longest_transaction_seconds")},
+      {"top_statements", top},
+      {"blocked_sessions", blocked}};
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
@@ -121,7 +119,8 @@ std::string databaseSizeJson(const collectors::SizeCollector* size) {
             {"databases", json::array()},
             {"tables", json::array()},
             {"indexes", json::array()}};
-  if (size == nullptr) return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (size == nullptr)
+    return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   const auto report = size->latest();
   body["database"] = report.datname;
   for (const auto& d : report.databases) {
@@ -148,9 +147,9 @@ std::string databaseSizeJson(const collectors::SizeCollector* size) {
 
 HttpResponse DatabaseHandler::metrics(const HttpRequest&) const {
   auto p = view_.pipeline();
-  return HttpResponse::json(200, databaseMetricsJson(*view_.store().snapshot(),
-                                                     p ? p->statements : nullptr,
-                                                     p ? p->locks : nullptr));
+  return HttpResponse::json(
+      200, databaseMetricsJson(*view_.store().snapshot(), p ? p->statements : nullptr,
+                               p ? p->locks : nullptr));
 }
 
 HttpResponse DatabaseHandler::size(const HttpRequest&) const {

@@ -137,20 +137,31 @@ const std::vector<CheckSpec>& defaultCheckSpecs() {
     CheckSpec up{"pg_up", "PostgreSQL up", "min(pg_up)", {0.5, 0.5, true}, Unit::kUpDown};
     up.missing_note = "not watched";
     s.push_back(up);
-    CheckSpec conn{"connections", "Connections", "max(dbpulse_pg_connections_utilization_ratio)",
-                   {0.75, 0.9, false}, Unit::kRatio};
+    CheckSpec conn{"connections",
+                   "Connections",
+                   "max(dbpulse_pg_connections_utilization_ratio)",
+                   {0.75, 0.9, false},
+                   Unit::kRatio};
     conn.context_expr = "max(dbpulse_pg_client_connections)";
     conn.context_prefix = " · clients ";
     s.push_back(conn);
-    s.push_back({"blocked", "Blocked sessions", "max(dbpulse_pg_blocked_sessions)", {1, 5, false},
+    s.push_back({"blocked",
+                 "Blocked sessions",
+                 "max(dbpulse_pg_blocked_sessions)",
+                 {1, 5, false},
                  Unit::kCount});
-    s.push_back({"long_transactions", "Longest transaction",
-                 "max(dbpulse_pg_longest_transaction_seconds)", {60, 300, false}, Unit::kSeconds});
+    s.push_back({"long_transactions",
+                 "Longest transaction",
+                 "max(dbpulse_pg_longest_transaction_seconds)",
+                 {60, 300, false},
+                 Unit::kSeconds});
     // Judged by how long the oldest idle-in-transaction session has been so (what holds
     // locks and blocks vacuum), not by the count: a busy workload passes through the state.
-    CheckSpec idle{"idle_in_transaction", "Idle in transaction (oldest)",
+    CheckSpec idle{"idle_in_transaction",
+                   "Idle in transaction (oldest)",
                    "max(pg_stat_activity_max_tx_duration{state=~\"idle in transaction.*\"})",
-                   {10, 60, false}, Unit::kSeconds};
+                   {10, 60, false},
+                   Unit::kSeconds};
     idle.context_expr = "max(dbpulse_pg_idle_in_transaction_sessions)";
     idle.context_prefix = " · sessions ";
     idle.fallback_expr = "max(dbpulse_pg_idle_in_transaction_sessions)";
@@ -158,61 +169,81 @@ const std::vector<CheckSpec>& defaultCheckSpecs() {
     idle.fallback_level = HealthLevel::kOk;
     idle.fallback_note = "sessions";
     s.push_back(idle);
-    CheckSpec cache{"cache_hit", "Cache hit ratio (worst database)",
+    CheckSpec cache{"cache_hit",
+                    "Cache hit ratio (worst database)",
                     "min(dbpulse_pg_cache_hit_ratio and on (datname) "
                     "(rate(pg_stat_database_blks_hit[5m]) + rate(pg_stat_database_blks_read[5m])) "
                     "> 100)",
-                    {0.95, 0.8, true}, Unit::kRatio};
+                    {0.95, 0.8, true},
+                    Unit::kRatio};
     cache.fallback_expr = "max(dbpulse_pg_cache_hit_ratio)";
     cache.fallback_note = "too little traffic to judge (< 100 blocks/s)";
     s.push_back(cache);
-    CheckSpec lag{"replication_lag", "Replication lag",
+    CheckSpec lag{"replication_lag",
+                  "Replication lag",
                   "max(dbpulse_pg_replication_replay_lag_seconds or "
                   "dbpulse_pg_replication_standby_replay_lag_seconds)",
-                  {10, 30, false}, Unit::kSeconds};
+                  {10, 30, false},
+                  Unit::kSeconds};
     lag.missing_note = "no replicas";
     s.push_back(lag);
-    s.push_back({"wraparound", "Transaction-ID age", "max(dbpulse_pg_database_xid_age)",
-                 {5e8, 1e9, false}, Unit::kCount});
-    CheckSpec dead{"dead_tuples", "Dead tuples (worst table)",
+    s.push_back({"wraparound",
+                 "Transaction-ID age",
+                 "max(dbpulse_pg_database_xid_age)",
+                 {5e8, 1e9, false},
+                 Unit::kCount});
+    CheckSpec dead{"dead_tuples",
+                   "Dead tuples (worst table)",
                    "max(dbpulse_pg_table_dead_tuple_ratio and pg_stat_user_tables_n_dead_tup > "
                    "10000)",
-                   {0.1, 0.2, false}, Unit::kRatio};
+                   {0.1, 0.2, false},
+                   Unit::kRatio};
     dead.fallback_expr = "max(dbpulse_pg_table_dead_tuple_ratio)";
     dead.fallback_note = "fewer than 10,000 dead tuples in any table";
     s.push_back(dead);
-    CheckSpec mem{"redis_memory", "Redis memory",
-                  "max(redis_memory_used_bytes / (redis_memory_max_bytes > 0))", {0.8, 0.9, false},
+    CheckSpec mem{"redis_memory",
+                  "Redis memory",
+                  "max(redis_memory_used_bytes / (redis_memory_max_bytes > 0))",
+                  {0.8, 0.9, false},
                   Unit::kRatio};
     mem.fallback_expr = "max(redis_memory_used_bytes)";
     mem.fallback_note = "no maxmemory set";
     mem.fallback_unit = Unit::kBytes;
     mem.missing_note = "not watched";
     s.push_back(mem);
-    s.push_back({"redis_evictions", "Redis evictions", "sum(rate(redis_evicted_keys_total[5m]))",
-                 {1e-9, 10, false}, Unit::kPerSecond});
-    CheckSpec rhit{"redis_hit", "Redis hit ratio",
+    s.push_back({"redis_evictions",
+                 "Redis evictions",
+                 "sum(rate(redis_evicted_keys_total[5m]))",
+                 {1e-9, 10, false},
+                 Unit::kPerSecond});
+    CheckSpec rhit{"redis_hit",
+                   "Redis hit ratio",
                    "min(dbpulse_redis_cache_hit_ratio and on () "
                    "sum(rate(redis_keyspace_hits_total[5m]) + "
                    "rate(redis_keyspace_misses_total[5m])) > 1)",
-                   {0.9, 0.8, true}, Unit::kRatio};
+                   {0.9, 0.8, true},
+                   Unit::kRatio};
     rhit.fallback_expr = "max(dbpulse_redis_cache_hit_ratio)";
     rhit.fallback_note = "too little traffic to judge (< 1 lookup/s)";
     s.push_back(rhit);
-    CheckSpec err{"chat_errors", "Chat server 5xx ratio",
+    CheckSpec err{"chat_errors",
+                  "Chat server 5xx ratio",
                   "(sum(rate(http_requests_total{status_code=~\"5..\"}[5m])) or vector(0)) / "
                   "(sum(rate(http_requests_total[5m])) > 0.1)",
-                  {0.01, 0.05, false}, Unit::kRatio};
+                  {0.01, 0.05, false},
+                  Unit::kRatio};
     err.fallback_expr = "sum(rate(http_requests_total[5m]))";
     err.fallback_note = "too little traffic to judge (< 0.1 req/s)";
     err.fallback_unit = Unit::kPerSecond;
     err.missing_note = "no chat server metrics";
     s.push_back(err);
-    CheckSpec p95{"chat_p95", "Chat server p95",
+    CheckSpec p95{"chat_p95",
+                  "Chat server p95",
                   "histogram_quantile(0.95, sum by (le) "
                   "(rate(http_request_duration_seconds_bucket[5m]))) and on () "
                   "sum(rate(http_request_duration_seconds_bucket{le=\"+Inf\"}[5m])) > 0.1",
-                  {0.5, 1, false}, Unit::kSeconds};
+                  {0.5, 1, false},
+                  Unit::kSeconds};
     p95.fallback_expr = "sum(rate(http_request_duration_seconds_bucket{le=\"+Inf\"}[5m]))";
     p95.fallback_note = "too little traffic to judge (< 0.1 req/s)";
     p95.fallback_unit = Unit::kPerSecond;
@@ -225,8 +256,8 @@ const std::vector<CheckSpec>& defaultCheckSpecs() {
 
 const std::vector<SparkSpec>& defaultSparkSpecs() {
   static const std::vector<SparkSpec> specs = {
-      {"spark_connections", "Connections used",
-       "max(dbpulse_pg_connections_utilization_ratio)", Unit::kRatio},
+      {"spark_connections", "Connections used", "max(dbpulse_pg_connections_utilization_ratio)",
+       Unit::kRatio},
       {"spark_active", "Active sessions", "sum(pg_stat_activity_count{state=\"active\"})",
        Unit::kCount},
       // 3m: the statements collector runs once a minute by default, and a rate needs two
@@ -239,8 +270,7 @@ const std::vector<SparkSpec>& defaultSparkSpecs() {
        Unit::kRatio},
       {"spark_redis_memory", "Redis memory", "sum(redis_memory_used_bytes)", Unit::kBytes},
       {"spark_redis_hit", "Redis hit ratio", "max(dbpulse_redis_cache_hit_ratio)", Unit::kRatio},
-      {"spark_chat_rps", "Chat requests/s", "sum(rate(http_requests_total[1m]))",
-       Unit::kPerSecond},
+      {"spark_chat_rps", "Chat requests/s", "sum(rate(http_requests_total[1m]))", Unit::kPerSecond},
       {"spark_chat_p95", "Chat p95",
        "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))",
        Unit::kSeconds},
@@ -316,7 +346,8 @@ std::vector<HealthCheck> HealthChecker::evaluate(const SampleStore& store, int64
     const Compiled::Check& k = compiled_->checks[i];
     const bool lowest = spec.thresholds.lower_is_worse;
     auto value = worst(k.expr.get(), store, now_ms, lookback_ms, lowest);
-    auto fallback = value ? std::nullopt : worst(k.fallback.get(), store, now_ms, lookback_ms, lowest);
+    auto fallback =
+        value ? std::nullopt : worst(k.fallback.get(), store, now_ms, lookback_ms, lowest);
     auto context = worst(k.context.get(), store, now_ms, lookback_ms, false);
     HealthCheck c = judge(spec, value, fallback, context);
     if (!k.error.empty()) c.note = "check not evaluated: " + k.error;

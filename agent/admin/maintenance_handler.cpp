@@ -66,7 +66,8 @@ HttpResponse MaintenanceHandler::optimize(const HttpRequest& request) const {
     return statusError(s);
   }
   nlohmann::json out{{"run_id", *id}, {"status", "/admin/maintenance"}};
-  return HttpResponse::json(202, out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  return HttpResponse::json(
+      202, out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace dbpulse::admin

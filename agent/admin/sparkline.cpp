@@ -39,12 +39,11 @@ std::string sparklineSvg(const std::vector<Point>& points, const SparklineOption
   for (const Point& p : points) {
     if (std::isfinite(p.value) && p.t_ms >= o.from_ms && p.t_ms <= o.to_ms) shown.push_back(p);
   }
-  const std::string head = "<svg class=\"spark" +
-                           std::string(shown.size() < 2 ? " empty" : "") + "\" width=\"" +
-                           std::to_string(o.width) + "\" height=\"" + std::to_string(o.height) +
-                           "\" viewBox=\"0 0 " + std::to_string(o.width) + " " +
-                           std::to_string(o.height) + "\" role=\"img\"><title>" +
-                           htmlEscape(title) + "</title>";
+  const std::string head = "<svg class=\"spark" + std::string(shown.size() < 2 ? " empty" : "") +
+                           "\" width=\"" + std::to_string(o.width) + "\" height=\"" +
+                           std::to_string(o.height) + "\" viewBox=\"0 0 " +
+                           std::to_string(o.width) + " " + std::to_string(o.height) +
+                           "\" role=\"img\"><title>" + htmlEscape(title) + "</title>";
   if (shown.size() < 2) return head + "</svg>";
   const auto [lo_it, hi_it] = std::minmax_element(
       shown.begin(), shown.end(), [](const Point& a, const Point& b) { return a.value < b.value; });

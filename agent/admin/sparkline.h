@@ -10,7 +10,7 @@
 namespace dbpulse::admin {
 
 struct SparklineOptions {
-  int width = 160, height = 32;  // pixels (the SVG's viewBox)
+  int width = 160, height = 32;    // pixels (the SVG's viewBox)
   int64_t from_ms = 0, to_ms = 0;  // the time axis; points outside are left out
 };
 

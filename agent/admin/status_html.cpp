@@ -29,7 +29,8 @@ const char kStyle[] =
     ".check{border-left:6px solid #aaa;padding:.4em .6em;background:#fafafa}"
     ".check .t{display:block;color:#555;font-size:.9em}.check .v{font-size:1.25em;font-weight:600}"
     ".check .note{display:block;color:#666;font-size:.8em}"
-    ".check.ok{border-color:#1a8f3c}.check.warn{border-color:#d98e04}.check.crit{border-color:#c62828}"
+    ".check.ok{border-color:#1a8f3c}.check.warn{border-color:#d98e04}.check.crit{border-color:#"
+    "c62828}"
     ".check.crit .v{color:#c62828}.check.warn .v{color:#a86d00}"
     ".sparks{display:grid;grid-template-columns:repeat(auto-fill,minmax(12em,1fr));gap:.5em;"
     "margin-top:.8em}figure{margin:0;color:#2563eb}figcaption{color:#444;font-size:.85em}"
@@ -91,7 +92,8 @@ std::string relative(int64_t ms, int64_t now_ms) {
 // it is not that shape.
 int64_t parseUtc(const std::string& text) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0, ms = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &y, &mo, &d, &h, &mi, &se, &ms) < 6) {
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &y, &mo, &d, &h, &mi, &se, &ms) <
+      6) {
     return 0;
   }
   std::tm tm{};
@@ -127,9 +129,9 @@ void healthSection(const PageData& d, std::string& h) {
   h += sectionHead("health", "Health checks");
   h += "<div class=\"checks\">\n";
   for (const auto& c : d.checks) {
-    h += "<div class=\"check " + std::string(levelName(c.level)) + "\" data-check=\"" +
-         esc(c.id) + "\" data-level=\"" + levelName(c.level) + "\"><span class=\"t\">" +
-         esc(c.title) + "</span><span class=\"v\">" + esc(c.shown) + "</span>";
+    h += "<div class=\"check " + std::string(levelName(c.level)) + "\" data-check=\"" + esc(c.id) +
+         "\" data-level=\"" + levelName(c.level) + "\"><span class=\"t\">" + esc(c.title) +
+         "</span><span class=\"v\">" + esc(c.shown) + "</span>";
     if (!c.note.empty()) h += "<span class=\"note\">" + esc(c.note) + "</span>";
     h += "</div>\n";
   }
@@ -264,7 +266,8 @@ void spaceSection(const PageData& d, std::string& h) {
   for (const auto& db : r.databases) {
     h += "<tr>" + td(db.datname) + num(db.bytes, formatValue(db.bytes, Unit::kBytes)) + "</tr>\n";
   }
-  h += "</tbody></table>\n<h3>Tables of " + esc(r.datname) + "</h3>\n"
+  h += "</tbody></table>\n<h3>Tables of " + esc(r.datname) +
+       "</h3>\n"
        "<table class=\"sortable\" id=\"space-tables\"><thead><tr><th>table</th>"
        "<th class=\"n\">total</th><th class=\"n\">heap</th><th class=\"n\">toast</th>"
        "<th class=\"n\">indexes</th></tr></thead><tbody>\n";
@@ -309,26 +312,27 @@ void runRows(const json& run, int64_t now_ms, bool open, std::string& h) {
   if (tables.is_array()) {
     for (const auto& t : tables) {
       const std::string result = str(t, "result");
-      const char* cls = result == "ok"                                   ? "ok"
-                        : result == "dry_run"                            ? "muted"
-                        : result == "failed" || result == "timeout"      ? "crit"
-                                                                         : "warn";
-      results += "<tr>" + td(str(t, "table")) + td(str(t, "operation")) + "<td class=\"" +
-                 cls + "\">" + esc(result) +
-                 "</td>" +
+      const char* cls = result == "ok"                              ? "ok"
+                        : result == "dry_run"                       ? "muted"
+                        : result == "failed" || result == "timeout" ? "crit"
+                                                                    : "warn";
+      results += "<tr>" + td(str(t, "table")) + td(str(t, "operation")) + "<td class=\"" + cls +
+                 "\">" + esc(result) + "</td>" +
                  num(t.is_object() ? t.value("seconds", 0.0) : 0.0,
                      formatValue(t.is_object() ? t.value("seconds", 0.0) : 0.0, Unit::kSeconds)) +
                  td(str(t, "error")) + "</tr>";
     }
   }
   const int64_t finished = ms(run, "finished_ms");
-  h += std::string(open ? "<details open>" : "<details>") + "<summary>" + esc(str(run, "id")) + " · " + esc(str(run, "trigger")) +
+  h += std::string(open ? "<details open>" : "<details>") + "<summary>" + esc(str(run, "id")) +
+       " · " + esc(str(run, "trigger")) +
        (run.is_object() && run.value("dry_run", false) ? " · dry run" : "") + " · started " +
        when(ms(run, "started_ms"), now_ms) + " · " +
        (finished > 0 ? "finished " + when(finished, now_ms) : std::string("running")) + " · " +
        std::to_string(tables.is_array() ? tables.size() : 0) + " tables" +
-       (str(run, "error").empty() ? "" : " · <span class=\"crit\">" + esc(str(run, "error")) +
-                                             "</span>") +
+       (str(run, "error").empty()
+            ? ""
+            : " · <span class=\"crit\">" + esc(str(run, "error")) + "</span>") +
        "</summary>";
   if (!results.empty()) {
     h += "<table><thead><tr><th>table</th><th>operation</th><th>result</th>"
@@ -351,8 +355,8 @@ void maintenanceSection(const PageData& d, std::string& h) {
   }
   const bool enabled = m.value("enabled", false);
   h += "<p>" + std::string(enabled ? "Enabled" : "<span class=\"off\">Disabled</span>") +
-       (m.value("dry_run", false) ? " (dry run: plans, runs nothing)" : "") +
-       ". Window <code>" + esc(str(m, "window")) + "</code> (agent's local time) for " +
+       (m.value("dry_run", false) ? " (dry run: plans, runs nothing)" : "") + ". Window <code>" +
+       esc(str(m, "window")) + "</code> (agent's local time) for " +
        formatValue(static_cast<double>(ms(m, "window_duration_seconds")), Unit::kSeconds) + "; " +
        (m.value("in_window", false) ? "open now"
                                     : "next opens " + when(ms(m, "next_window_ms"), d.now_ms)) +
@@ -397,8 +401,8 @@ void alertsSection(const PageData& d, std::string& h) {
       ++(state == "firing" ? firing : pending);
       const json labels = a.value("labels", json::object());
       rows += "<tr data-state=\"" + state + "\"><td>" + esc(str(labels, "alertname")) +
-              "</td><td class=\"" + state + "\">" + state + "</td>" +
-              td(str(labels, "severity")) + "<td>" +
+              "</td><td class=\"" + state + "\">" + state + "</td>" + td(str(labels, "severity")) +
+              "<td>" +
               (parseUtc(str(a, "activeAt")) > 0 ? when(parseUtc(str(a, "activeAt")), d.now_ms)
                                                 : esc(str(a, "activeAt"))) +
               "</td>";
@@ -407,7 +411,8 @@ void alertsSection(const PageData& d, std::string& h) {
         if (labels.is_object()) {
           for (const auto& [k, v] : labels.items()) {
             if (k == "alertname" || k == "severity" || k == "instance") continue;
-            shown += (shown.empty() ? "" : ", ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+            shown += (shown.empty() ? "" : ", ") + k + "=" +
+                     (v.is_string() ? v.get<std::string>() : v.dump());
           }
         }
         const json ann = a.value("annotations", json::object());
@@ -463,10 +468,12 @@ std::string renderStatusPage(const PageData& d) {
   h += "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
        "<link rel=\"icon\" href=\"data:,\"><title>dbpulse " +
-       esc(d.instance) + "</title><style>" + kStyle + "</style></head><body>\n<header><h1>dbpulse</h1>"
-       "<p>instance <b>" + esc(d.instance) + "</b>, version " + esc(d.version) +
-       ", <span class=\"" + (d.ready ? "ready\">ready" : "not_ready\">not ready") + "</span>, " +
-       esc(d.role) + " · " + utc(d.now_ms) +
+       esc(d.instance) + "</title><style>" + kStyle +
+       "</style></head><body>\n<header><h1>dbpulse</h1>"
+       "<p>instance <b>" +
+       esc(d.instance) + "</b>, version " + esc(d.version) + ", <span class=\"" +
+       (d.ready ? "ready\">ready" : "not_ready\">not ready") + "</span>, " + esc(d.role) + " · " +
+       utc(d.now_ms) +
        " · <label><input type=\"checkbox\" id=\"autorefresh\"> auto-refresh</label></p>\n";
   if (!d.not_ready_reasons.empty()) {
     h += "<ul>";

@@ -42,7 +42,7 @@ struct PageData {
   std::vector<collectors::TopStatement> statements;
   double statements_seconds_total = 0;  // all statements' execution time (0: unknown)
 
-  bool advisor_on = false;  // the hourly advisor job runs
+  bool advisor_on = false;                                  // the hourly advisor job runs
   std::shared_ptr<const PublishedSuggestions> suggestions;  // null: no run yet
 
   bool size_on = false;

@@ -34,7 +34,8 @@ StatusPage::StatusPage(AgentView& view, exporters::Exposition& exposition,
 StatusPage::~StatusPage() = default;
 
 HttpResponse StatusPage::metrics(const HttpRequest& request) const {
-  HttpResponse r{200, "text/plain; version=0.0.4; charset=utf-8", {}, {{"Vary", "Accept-Encoding"}}};
+  HttpResponse r{
+      200, "text/plain; version=0.0.4; charset=utf-8", {}, {{"Vary", "Accept-Encoding"}}};
   if (acceptsEncoding(request.accept_encoding, "gzip")) {
     r.body = *exposition_.renderGzip();
     r.headers.emplace_back("Content-Encoding", "gzip");
@@ -75,7 +76,9 @@ HttpResponse StatusPage::ready(const HttpRequest&) const {
   body["collectors"] = collectors;
   body["leader"] = view_.isLeader();
   if (!reasons.empty()) body["reasons"] = reasons;
-  return HttpResponse::json(reasons.empty() ? 200 : 503, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  return HttpResponse::json(
+      reasons.empty() ? 200 : 503,
+      body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 HttpResponse StatusPage::page(const HttpRequest& request) const {
@@ -135,7 +138,8 @@ HttpResponse StatusPage::page(const HttpRequest& request) const {
     if (p->size) d.size = p->size->latest();
     d.advisor_on = p->collectors.count("advisor") > 0;
   }
-  if (const SnapshotFamily* f = store.snapshot()->family("dbpulse_pg_statements_exec_seconds_total")) {
+  if (const SnapshotFamily* f =
+          store.snapshot()->family("dbpulse_pg_statements_exec_seconds_total")) {
     for (const auto& s : f->series) d.statements_seconds_total += s.value;
   }
   if (advisor_gate_) d.suggestions = advisor_gate_->latest();
@@ -143,7 +147,8 @@ HttpResponse StatusPage::page(const HttpRequest& request) const {
     d.maintenance_on = true;
     d.maintenance_json = m->statusJson();
   }
-  HttpResponse r{200, "text/html; charset=utf-8", renderStatusPage(d), {{"Vary", "Accept-Encoding"}}};
+  HttpResponse r{
+      200, "text/html; charset=utf-8", renderStatusPage(d), {{"Vary", "Accept-Encoding"}}};
   // About 30 KB of HTML compresses to a fifth; rendered per view, so compressed per view.
   if (acceptsEncoding(request.accept_encoding, "gzip")) {
     r.body = exporters::gzipCompress(r.body);

@@ -15,7 +15,8 @@ struct AlertNotification {
   Labels labels;       // alertname + the series' labels + rule labels + instance
   Labels annotations;  // templated summary, description, runbook, ...
   WallTime starts_at;  // when it started firing (kept across restarts)
-  WallTime ends_at;    // firing: now + 4 x max(eval interval, resend interval); resolved: the real end
+  WallTime
+      ends_at;  // firing: now + 4 x max(eval interval, resend interval); resolved: the real end
   std::string generator_url;
   bool resolved = false;
 };

@@ -12,8 +12,9 @@ size_t Snapshot::seriesCount() const {
 }
 
 const SnapshotFamily* Snapshot::family(std::string_view name) const {
-  auto it = std::lower_bound(families.begin(), families.end(), name,
-                             [](const SnapshotFamily& f, std::string_view n) { return f.name < n; });
+  auto it =
+      std::lower_bound(families.begin(), families.end(), name,
+                       [](const SnapshotFamily& f, std::string_view n) { return f.name < n; });
   return it != families.end() && it->name == name ? &*it : nullptr;
 }
 
@@ -67,8 +68,7 @@ void SampleStore::writeLocked(std::string_view source, const SampleBatch& batch,
     series.expires_ms = expires_ms;
     series.renew_ms = renew_ms;
     const auto family = batch.families().find(s.name);
-    series.exported =
-        exported && (family == batch.families().end() || family->second.exported);
+    series.exported = exported && (family == batch.families().end() || family->second.exported);
     appendPoint(series, Point{now_ms, s.value});
   }
   next_expiry_ms_ = std::min(next_expiry_ms_, expires_ms);
@@ -84,7 +84,8 @@ void SampleStore::appendPoint(Series& series, Point p) const {
   if (n < options_.history_points && !oldest_out_of_window) {
     if (series.head != 0) {
       // Grows again after wrapping (a series written faster than before): oldest first.
-      std::rotate(ring.begin(), ring.begin() + static_cast<std::ptrdiff_t>(series.head), ring.end());
+      std::rotate(ring.begin(), ring.begin() + static_cast<std::ptrdiff_t>(series.head),
+                  ring.end());
       series.head = 0;
     }
     ring.push_back(p);
@@ -174,10 +175,12 @@ std::shared_ptr<const Snapshot> SampleStore::snapshot() const {
       fam.type = it->second.type;
       fam.help = it->second.help;
     }
-    std::sort(list.begin(), list.end(),
-              [](const Series* a, const Series* b) { return a->labels.items() < b->labels.items(); });
+    std::sort(list.begin(), list.end(), [](const Series* a, const Series* b) {
+      return a->labels.items() < b->labels.items();
+    });
     fam.series.reserve(list.size());
-    for (const Series* s : list) fam.series.push_back(SnapshotSeries{s->labels, s->value, s->last_ms, s->renew_ms});
+    for (const Series* s : list)
+      fam.series.push_back(SnapshotSeries{s->labels, s->value, s->last_ms, s->renew_ms});
     snap->families.push_back(std::move(fam));
   }
   cached_ = std::move(snap);

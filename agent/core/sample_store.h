@@ -121,7 +121,7 @@ class SampleStore {
     int64_t renew_ms = 0;
     bool exported = true;
     uint64_t written_seq = 0;  // the write() that last wrote it
-    std::vector<Point> ring;  // grows to history_points (or history_ms), then wraps at head
+    std::vector<Point> ring;   // grows to history_points (or history_ms), then wraps at head
     size_t head = 0;
   };
 

@@ -11,12 +11,12 @@ namespace dbpulse {
 
 enum class StatusCode {
   kOk,
-  kInvalidArgument,   // operator input (config, request) is wrong: do not retry
+  kInvalidArgument,  // operator input (config, request) is wrong: do not retry
   kNotFound,
-  kUnavailable,       // server down or unreachable: retry with backoff
-  kDeadlineExceeded,  // timed out (statement_timeout, collector timeout)
-  kPermissionDenied,  // missing privilege: do not retry fast
-  kCancelled,         // shutdown or explicit cancel
+  kUnavailable,         // server down or unreachable: retry with backoff
+  kDeadlineExceeded,    // timed out (statement_timeout, collector timeout)
+  kPermissionDenied,    // missing privilege: do not retry fast
+  kCancelled,           // shutdown or explicit cancel
   kFailedPrecondition,  // a prerequisite is missing (extension, privilege): the collector
                         // is switched off and retried rarely, without failing readiness
   kInternal,
@@ -48,7 +48,9 @@ class Status {
 };
 
 inline Status okStatus() { return {}; }
-inline Status invalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status invalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status notFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status unavailable(std::string reason, const std::string& m) {
@@ -76,8 +78,8 @@ inline Status failedPrecondition(std::string reason, const std::string& m) {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-  Result(Status status) : v_(std::move(status)) {}   // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {

@@ -30,8 +30,8 @@ MetricType storedType(const ExpositionSample& s, const ExpositionFamily* family)
 
 Status failure(Status s) {
   if (s.code() == StatusCode::kInvalidArgument) {
-    return failedPrecondition("invalid_url", "companion: " + s.message() +
-                              " (fix [companion] health_url / metrics_url)");
+    return failedPrecondition(
+        "invalid_url", "companion: " + s.message() + " (fix [companion] health_url / metrics_url)");
   }
   return Status(s.code(), "companion: " + s.message());
 }

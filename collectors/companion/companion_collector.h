@@ -50,8 +50,8 @@ struct CompanionCollectorOptions {
   // the series kept (each has a history in the store) and their names and labels.
   size_t max_body_bytes = 4 * 1024 * 1024;
   size_t max_series = 5'000;  // chat-server series per scrape; more are dropped (truncated)
-  size_t max_label_bytes = 1024 * 1024;     // names + labels of the kept series
-  size_t max_label_value_bytes = 1024;      // a longer label value rejects its line
+  size_t max_label_bytes = 1024 * 1024;  // names + labels of the kept series
+  size_t max_label_value_bytes = 1024;   // a longer label value rejects its line
 };
 
 // What chatSeriesToSamples() kept and dropped.

@@ -1,11 +1,10 @@
 #include "collectors/companion/http_fetcher.h"
 
-#include <cctype>
-
 #include <curl/curl.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <mutex>
 
 namespace dbpulse::collectors {

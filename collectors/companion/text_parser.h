@@ -62,7 +62,7 @@ struct ExpositionError {
 struct TextParserOptions {
   size_t max_line_bytes = 64 * 1024;
   size_t max_samples = 50'000;
-  size_t max_labels = 64;       // per sample
+  size_t max_labels = 64;  // per sample
   // Memory bounds that do not depend on the input: a label value longer than this rejects
   // its line; once the kept samples' names and labels add up to max_label_bytes, the rest
   // of the input is ignored and `truncated` is set.

@@ -19,11 +19,10 @@
 #include <unordered_map>
 
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
+#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
-
 
 inline constexpr int kDefaultCacheTopTables = 20;
 

@@ -61,8 +61,8 @@ bool toDouble(const std::optional<std::string>& s, double& out) {
 
 Status parseConnectionRows(const PgRows& rows, SampleBatch& out) {
   const int c_kind = rows.column("kind"), c_db = rows.column("datname"),
-            c_state = rows.column("state"), c_app = rows.column("app"),
-            c_v1 = rows.column("v1"), c_v2 = rows.column("v2");
+            c_state = rows.column("state"), c_app = rows.column("app"), c_v1 = rows.column("v1"),
+            c_v2 = rows.column("v2");
   if (std::min({c_kind, c_db, c_state, c_app, c_v1, c_v2}) < 0) {
     return internalError("connections: unexpected result columns");
   }
@@ -96,7 +96,8 @@ Status parseConnectionRows(const PgRows& rows, SampleBatch& out) {
     const std::string state = row[c_state].value_or("");
     if (kind == "state") {
       out.add("pg_stat_activity_count", Labels{{"datname", datname}, {"state", state}}, v1);
-      out.add("pg_stat_activity_max_tx_duration", Labels{{"datname", datname}, {"state", state}}, v2);
+      out.add("pg_stat_activity_max_tx_duration", Labels{{"datname", datname}, {"state", state}},
+              v2);
       if (state.rfind("idle in transaction", 0) == 0) idle_in_xact += v1;
     } else if (kind == "app") {
       apps.push_back(App{datname, row[c_app].value_or(""), v1});
@@ -147,14 +148,12 @@ Status parseConnectionRows(const PgRows& rows, SampleBatch& out) {
             "Client connections / (max_connections - superuser_reserved_connections).", {},
             clients / usable);
   out.gauge("dbpulse_pg_idle_in_transaction_sessions",
-            "Sessions idle inside an open transaction (including aborted ones).", {},
-            idle_in_xact);
+            "Sessions idle inside an open transaction (including aborted ones).", {}, idle_in_xact);
   out.gauge("dbpulse_pg_longest_transaction_seconds",
             "Age in seconds of the oldest open transaction of any client.", {}, longest_xact);
   out.gauge("dbpulse_pg_waiting_sessions", "Sessions waiting for a lock.", {}, waiting);
   out.gauge("dbpulse_pg_blocked_sessions",
-            "Sessions waiting for a lock held by another session (pg_blocking_pids).", {},
-            blocked);
+            "Sessions waiting for a lock held by another session (pg_blocking_pids).", {}, blocked);
   return okStatus();
 }
 

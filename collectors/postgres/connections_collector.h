@@ -7,11 +7,10 @@
 #include <string>
 
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
+#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
-
 
 // The one statement the collector runs; exposed for tests and docs.
 extern const char* const kConnectionsQuery;

@@ -190,31 +190,31 @@ namespace {
 
 Status requireIndexColumns(const PgRows& rows) {
   return pgutil::requireColumns(kCollector, rows,
-                                        {"kind",
-                                         "oid",
-                                         "schemaname",
-                                         "relname",
-                                         "indexrelname",
-                                         "qualified",
-                                         "amname",
-                                         "size_bytes",
-                                         "v1",
-                                         "v2",
-                                         "v3",
-                                         "indisvalid",
-                                         "indisunique",
-                                         "indisprimary",
-                                         "indisexclusion",
-                                         "backs_constraint",
-                                         "building",
-                                         "indnkeyatts",
-                                         "indkey",
-                                         "indclass",
-                                         "indcollation",
-                                         "indoption",
-                                         "exprs",
-                                         "pred",
-                                         "nulls_not_distinct"});
+                                {"kind",
+                                 "oid",
+                                 "schemaname",
+                                 "relname",
+                                 "indexrelname",
+                                 "qualified",
+                                 "amname",
+                                 "size_bytes",
+                                 "v1",
+                                 "v2",
+                                 "v3",
+                                 "indisvalid",
+                                 "indisunique",
+                                 "indisprimary",
+                                 "indisexclusion",
+                                 "backs_constraint",
+                                 "building",
+                                 "indnkeyatts",
+                                 "indkey",
+                                 "indclass",
+                                 "indcollation",
+                                 "indoption",
+                                 "exprs",
+                                 "pred",
+                                 "nulls_not_distinct"});
 }
 
 // Largest first; equal ones keep the query's order (by name).
@@ -307,7 +307,6 @@ Result<IndexStats> parseIndexRows(const PgRows& rows) {
   sortTables(stats.tables);
   return stats;
 }
-
 
 std::vector<IndexFinding> findIndexProblems(const IndexStats& stats, double min_age_seconds) {
   std::vector<IndexFinding> findings;

@@ -50,11 +50,10 @@
 #include <vector>
 
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
+#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
-
 
 inline constexpr int kDefaultIndexesTopN = 50;
 inline constexpr std::chrono::milliseconds kDefaultUnusedIndexMinAge = std::chrono::hours(24 * 7);

@@ -25,11 +25,10 @@
 #include <vector>
 
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
+#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
-
 
 // The query for a server version (server_version_num). PostgreSQL 14 added
 // pg_locks.waitstart; before it a wait is timed from the start of the waiting statement.

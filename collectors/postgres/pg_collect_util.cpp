@@ -49,7 +49,8 @@ Status mapQueryError(std::string_view collector, const Status& status,
                      std::string_view privilege_hint) {
   if (status.code() != StatusCode::kPermissionDenied) return status;
   return failedPrecondition("privilege_missing", "" + std::string(collector) + ": " +
-                            status.message() + " (" + std::string(privilege_hint) + ")");
+                                                     status.message() + " (" +
+                                                     std::string(privilege_hint) + ")");
 }
 
 Status requireColumns(std::string_view collector, const PgRows& rows,

@@ -36,8 +36,8 @@ std::string quoteConnValue(const std::string& v) {
 // keepalives find a dead idle connection within ~25 s, tcp_user_timeout fails a write the
 // server does not acknowledge. A DSN's own values win. Unix sockets ignore them.
 std::vector<std::pair<std::string, std::string>> tcpSettings(const PgSessionOptions& o) {
-  const int64_t user_timeout_ms = std::clamp<int64_t>(
-      (o.statement_timeout + o.answer_grace).count(), 5000, 60'000);
+  const int64_t user_timeout_ms =
+      std::clamp<int64_t>((o.statement_timeout + o.answer_grace).count(), 5000, 60'000);
   std::vector<std::pair<std::string, std::string>> all = {
       {"keepalives", "1"},
       {"keepalives_idle", "10"},
@@ -127,8 +127,8 @@ struct PgSession::Connection {
       };
       std::string severity = field(PG_DIAG_SEVERITY_NONLOCALIZED);
       if (severity.empty()) severity = field(PG_DIAG_SEVERITY);  // servers before 9.6
-      self->notices.push_back(PgNotice{std::move(severity), field(PG_DIAG_SQLSTATE),
-                                       field(PG_DIAG_MESSAGE_PRIMARY)});
+      self->notices.push_back(
+          PgNotice{std::move(severity), field(PG_DIAG_SQLSTATE), field(PG_DIAG_MESSAGE_PRIMARY)});
     } catch (...) {
     }
   }
@@ -225,7 +225,8 @@ PgSession::Wake PgSession::waitSocket(int fd, short events, SteadyTime deadline)
     if (left.count() <= 0) return Wake::kDeadline;
     pollfd fds[2] = {{fd, events, 0}, {wake_fd_, POLLIN, 0}};
     // Without an eventfd a cancel is noticed within 50 ms.
-    const int wait_ms = static_cast<int>(std::min<int64_t>(left.count(), wake_fd_ >= 0 ? 1000 : 50));
+    const int wait_ms =
+        static_cast<int>(std::min<int64_t>(left.count(), wake_fd_ >= 0 ? 1000 : 50));
     const int n = poll(fds, wake_fd_ >= 0 ? 2 : 1, wait_ms);
     if (n < 0 && errno != EINTR) return Wake::kReady;  // let libpq report the error
     if (n > 0 && fds[0].revents != 0) return Wake::kReady;
@@ -281,15 +282,14 @@ Status PgSession::ensureConnected() {
     if (st == PGRES_POLLING_FAILED) {
       return dropConnection(redacted_dsn_ + ": " + oneLine(PQerrorMessage(raw)));
     }
-    const Wake w = waitSocket(PQsocket(raw), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-                              deadline);
+    const Wake w =
+        waitSocket(PQsocket(raw), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
     if (w == Wake::kCancel) {
       return deadlineExceeded(redacted_dsn_ + ": cancelled while connecting");
     }
     if (w == Wake::kDeadline) {
       return dropConnection(redacted_dsn_ + ": no answer while connecting within " +
-                            millis(options_.connect_timeout) +
-                            " (server hung or unreachable)");
+                            millis(options_.connect_timeout) + " (server hung or unreachable)");
     }
     st = PQconnectPoll(raw);
   }
@@ -374,8 +374,10 @@ Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
       }
       if (cancel_sent && std::chrono::steady_clock::now() >= cancel_deadline &&
           cancel_deadline < deadline) {
-        return dropConnection(redacted_dsn_ + ": cancelled, and the server did not end the "
-                              "statement within " + millis(options_.answer_grace) +
+        return dropConnection(redacted_dsn_ +
+                              ": cancelled, and the server did not end the "
+                              "statement within " +
+                              millis(options_.answer_grace) +
                               " (server hung or unreachable); connection dropped");
       }
       if (options_.admin_console) {

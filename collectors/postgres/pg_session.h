@@ -157,18 +157,17 @@ class PgSession {
 
   mutable std::mutex state_mu_;
   std::condition_variable state_cv_;
-  bool busy_ = false;                 // GUARDED_BY(state_mu_): a thread holds the session
-  uint64_t running_caller_ = 0;       // GUARDED_BY(state_mu_)
-  uint64_t next_ticket_ = 0;          // GUARDED_BY(state_mu_)
-  std::map<uint64_t, uint64_t> waiting_;  // GUARDED_BY(state_mu_): ticket -> caller
-  std::set<uint64_t> cancelled_;          // GUARDED_BY(state_mu_): waiting tickets cancelled
+  bool busy_ = false;                          // GUARDED_BY(state_mu_): a thread holds the session
+  uint64_t running_caller_ = 0;                // GUARDED_BY(state_mu_)
+  uint64_t next_ticket_ = 0;                   // GUARDED_BY(state_mu_)
+  std::map<uint64_t, uint64_t> waiting_;       // GUARDED_BY(state_mu_): ticket -> caller
+  std::set<uint64_t> cancelled_;               // GUARDED_BY(state_mu_): waiting tickets cancelled
   std::atomic<bool> cancel_requested_{false};  // the running statement is to be cancelled
   std::atomic<uint64_t> next_caller_{0};
   std::atomic<int> server_version_{0};
   // Set while a cancel request is on its way; shared with the helper thread sending it,
   // which may outlive the session (a PQcancel to a stopped postmaster waits for it).
-  std::shared_ptr<std::atomic<bool>> cancel_in_flight_ =
-      std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> cancel_in_flight_ = std::make_shared<std::atomic<bool>>(false);
 
   // Owned by the thread holding the session.
   std::unique_ptr<Connection> conn_;
@@ -193,8 +192,7 @@ class PgCaller {
     return session_.run(sql, true, session_.options_.statement_timeout, id_);
   }
   Status queryChunks(const std::string& sql, size_t chunk_rows, const PgChunkFn& on_chunk) {
-    return session_
-        .run(sql, false, session_.options_.statement_timeout, id_, chunk_rows, &on_chunk)
+    return session_.run(sql, false, session_.options_.statement_timeout, id_, chunk_rows, &on_chunk)
         .status();
   }
   void cancel() { session_.cancelCaller(id_, false); }

@@ -158,9 +158,10 @@ Status PgbouncerCollector::collect(const CollectContext& /*ctx*/, SampleBatch& o
     // stats_users nor admin_users: a setup problem, not an outage.
     if (status.message().find("not allowed") != std::string::npos) {
       return report(failedPrecondition(
-          "privilege_missing", "pgbouncer: " + session_.redactedDsn() +
-          ": the admin console refused the login; add the role to pgbouncer's stats_users "
-          "(or admin_users) and reload pgbouncer"));
+          "privilege_missing",
+          "pgbouncer: " + session_.redactedDsn() +
+              ": the admin console refused the login; add the role to pgbouncer's stats_users "
+              "(or admin_users) and reload pgbouncer"));
     }
     return report(status);
   };

@@ -20,11 +20,10 @@
 #include <string>
 
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
+#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
-
 
 inline constexpr const char* kPgbouncerPoolsQuery = "SHOW POOLS";
 inline constexpr const char* kPgbouncerStatsQuery = "SHOW STATS";

@@ -151,10 +151,10 @@ Result<ReplicationStatus> parseReplicationRows(const PgRows& rows) {
   if (!seen_server) return internalError("replication: server row missing from the result");
   if (hidden > 0) {
     return failedPrecondition(
-        "privilege_missing", "replication: pg_stat_replication hides the positions of " +
-        std::to_string(hidden) +
-        " replica(s) from this role; they need pg_read_all_stats (grant pg_monitor to the "
-        "dbpulse role)");
+        "privilege_missing",
+        "replication: pg_stat_replication hides the positions of " + std::to_string(hidden) +
+            " replica(s) from this role; they need pg_read_all_stats (grant pg_monitor to the "
+            "dbpulse role)");
   }
   return status;
 }

@@ -37,11 +37,10 @@
 #include <vector>
 
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
+#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
-
 
 // The query for a server version (server_version_num). PostgreSQL 17 added
 // pg_replication_slots.inactive_since.

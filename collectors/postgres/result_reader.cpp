@@ -60,8 +60,9 @@ std::optional<double> parseNumber(const std::optional<std::string>& field) {
 
 Status collectorQueryError(std::string_view collector, const Status& status, std::string_view fix) {
   if (status.code() != StatusCode::kPermissionDenied) return status;
-  return failedPrecondition("privilege_missing", "" + std::string(collector) + ": " +
-                            status.message() + "; fix: " + std::string(fix));
+  return failedPrecondition(
+      "privilege_missing",
+      "" + std::string(collector) + ": " + status.message() + "; fix: " + std::string(fix));
 }
 
 }  // namespace dbpulse::collectors

@@ -381,10 +381,10 @@ Status StatementsCollector::ensureProbed() {
   auto reader = ResultReader::open(name_, rows.value(), {"schema", "version"});
   if (!reader.ok()) return reader.status();
   if (reader->size() == 0) {
-    return failedPrecondition(
-        "extension_missing", "pg_stat_statements is not installed in the database dbpulse "
-        "connects to (" +
-        session_.redactedDsn() + "); fix: " + kFix);
+    return failedPrecondition("extension_missing",
+                              "pg_stat_statements is not installed in the database dbpulse "
+                              "connects to (" +
+                                  session_.redactedDsn() + "); fix: " + kFix);
   }
   probe_ = Probe{reader->text(0, reader->col("schema")), reader->text(0, reader->col("version")),
                  session_.serverVersion()};
@@ -405,9 +405,9 @@ Status StatementsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& 
     probe_.reset();
     // Installed but not preloaded: the extension's functions refuse to run (SQLSTATE 55000).
     if (failed.message().find("shared_preload_libraries") != std::string::npos) {
-      return failedPrecondition(
-          "extension_missing", "pg_stat_statements is installed but not loaded (" + failed.message() +
-          "); fix: " + kFix);
+      return failedPrecondition("extension_missing",
+                                "pg_stat_statements is installed but not loaded (" +
+                                    failed.message() + "); fix: " + kFix);
     }
     return collectorQueryError(name_, failed);
   }

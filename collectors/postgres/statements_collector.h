@@ -32,11 +32,10 @@
 #include <vector>
 
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
+#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
-
 
 inline constexpr int kDefaultStatementsTopN = 50;
 inline constexpr std::chrono::milliseconds kDefaultLongRunningThreshold{5000};

@@ -26,11 +26,10 @@
 #include <vector>
 
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pg_rows.h"
+#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
-
 
 inline constexpr int kDefaultTablesTopN = 20;
 // Relations smaller than this have no meaningful bloat: reported as 0.

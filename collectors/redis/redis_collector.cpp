@@ -79,9 +79,10 @@ Status RedisCollector::collectRun(const CollectContext& ctx, SampleBatch& run) {
   if (!info_reply.ok()) return info_reply.status();
   if (!info_reply->isText()) {
     if (info_reply->isError()) {
-      return failedPrecondition("privilege_missing", "redis " + session_->address() +
-                                ": INFO refused: " + info_reply->str +
-                                " (allow the INFO command for dbpulse's user)");
+      return failedPrecondition("privilege_missing",
+                                "redis " + session_->address() +
+                                    ": INFO refused: " + info_reply->str +
+                                    " (allow the INFO command for dbpulse's user)");
     }
     return internalError("redis " + session_->address() + ": INFO: unexpected reply type");
   }

@@ -8,8 +8,8 @@
 // label set: a newer notification replaces an undelivered older one). An entry leaves the
 // outbox when that Alertmanager answered 2xx to a POST containing it, or when it answered a
 // 4xx other than 408 and 429 (the payload is wrong and a retry would not help: dropped,
-// logged, counted). Other failures (no answer, 5xx, 408, 429) are retried with capped exponential backoff
-// per URL. Each outbox is bounded: when full, the oldest resolved notification is dropped
+// logged, counted). Other failures (no answer, 5xx, 408, 429) are retried with capped exponential
+// backoff per URL. Each outbox is bounded: when full, the oldest resolved notification is dropped
 // first, then the oldest firing one (dbpulse_alertmanager_dropped_total{reason}).
 //
 // Persistence: with a state_dir, the outboxes are written atomically to

@@ -1,10 +1,9 @@
 #include "exporters/prometheus/exposition.h"
 
-#include <zlib.h>
-
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
+#include <zlib.h>
 
 #include <new>
 #include <sstream>
@@ -29,9 +28,15 @@ class SnapshotCollectable final : public prometheus::Collectable {
       mf.name = fam.name;
       mf.help = fam.help;
       switch (fam.type) {
-        case MetricType::kGauge: mf.type = prometheus::MetricType::Gauge; break;
-        case MetricType::kCounter: mf.type = prometheus::MetricType::Counter; break;
-        case MetricType::kUntyped: mf.type = prometheus::MetricType::Untyped; break;
+        case MetricType::kGauge:
+          mf.type = prometheus::MetricType::Gauge;
+          break;
+        case MetricType::kCounter:
+          mf.type = prometheus::MetricType::Counter;
+          break;
+        case MetricType::kUntyped:
+          mf.type = prometheus::MetricType::Untyped;
+          break;
       }
       mf.metric.reserve(fam.series.size());
       for (const auto& s : fam.series) {
@@ -39,12 +44,16 @@ class SnapshotCollectable final : public prometheus::Collectable {
         m.label.reserve(s.labels.size());
         for (const auto& l : s.labels.items()) m.label.push_back({l.name, l.value});
         switch (fam.type) {
-          case MetricType::kGauge: m.gauge.value = s.value; break;
+          case MetricType::kGauge:
+            m.gauge.value = s.value;
+            break;
           case MetricType::kCounter:
             m.counter.value = s.value;
             if (carriesTimestamp(s)) m.timestamp_ms = s.t_ms;
             break;
-          case MetricType::kUntyped: m.untyped.value = s.value; break;
+          case MetricType::kUntyped:
+            m.untyped.value = s.value;
+            break;
         }
         mf.metric.push_back(std::move(m));
       }
@@ -85,8 +94,7 @@ std::string renderText(const Snapshot& snapshot) {
 std::string gzipCompress(const std::string& data) {
   z_stream z{};
   // windowBits 15 + 16: a gzip header and trailer instead of zlib's.
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-      Z_OK) {
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     throw std::bad_alloc();  // the only way deflateInit2 fails with these arguments
   }
   std::string out(deflateBound(&z, data.size()), '\0');

@@ -14,7 +14,8 @@ void fill(dbpulse::SampleStore& store, int series) {
   for (int i = 0; i < series; ++i) {
     const std::string family = "dbpulse_bench_family_" + std::to_string(i % 50);
     batch.gauge(family, "A benchmark family.",
-                dbpulse::Labels{{"datname", "chat"}, {"relname", "table_" + std::to_string(i)},
+                dbpulse::Labels{{"datname", "chat"},
+                                {"relname", "table_" + std::to_string(i)},
                                 {"schemaname", "public"}},
                 i * 1.5);
   }

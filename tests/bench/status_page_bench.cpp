@@ -83,8 +83,10 @@ admin::PageData pageData(int64_t now_ms) {
     collectors::TopStatement s;
     s.queryid = std::to_string(1000 + i);
     s.datname = "chat";
-    s.query = "SELECT id, sender_id, body FROM messages WHERE conversation_id = $1 ORDER BY "
-              "created_at DESC LIMIT $2 /* " + std::to_string(i) + " */";
+    s.query =
+        "SELECT id, sender_id, body FROM messages WHERE conversation_id = $1 ORDER BY "
+        "created_at DESC LIMIT $2 /* " +
+        std::to_string(i) + " */";
     s.calls = 1000.0 * i;
     s.total_seconds = 3.0 * i;
     s.mean_seconds = 0.003;
@@ -104,7 +106,8 @@ admin::PageData pageData(int64_t now_ms) {
   d.size.datname = "chat";
   for (int i = 0; i < 50; ++i) {
     d.size.tables.push_back({"public", "table_" + std::to_string(i), 1e6, 1e5, 2e5, 1.3e6, false});
-    d.size.indexes.push_back({"public", "table_" + std::to_string(i), "idx_" + std::to_string(i), 2e5, false});
+    d.size.indexes.push_back(
+        {"public", "table_" + std::to_string(i), "idx_" + std::to_string(i), 2e5, false});
   }
   d.alerts_json = R"({"alerts":[]})";
   return d;

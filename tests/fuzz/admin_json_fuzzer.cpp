@@ -46,8 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(Json::parse(text, nullptr, false) == j);
 
   for (const auto& [key, value] : j.items()) {
-    checkIsJson(dbpulse::HttpResponse::error(400, "invalid_request",
-                                             "unknown field \"" + key + "\""));
+    checkIsJson(
+        dbpulse::HttpResponse::error(400, "invalid_request", "unknown field \"" + key + "\""));
     if (value.is_string()) {
       const std::string s = value.get<std::string>();
       checkIsJson(dbpulse::HttpResponse::error(400, "unknown_tables", "unknown table " + s));

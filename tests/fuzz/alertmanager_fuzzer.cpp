@@ -119,9 +119,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (pos + 3 > size) break;
     const long status = ((data[pos] << 8) | data[pos + 1]) % 600;
     const size_t len = std::min<size_t>(data[pos + 2], size - pos - 3);
-    script->push_back(
-        TransportResult{status, std::string(reinterpret_cast<const char*>(data + pos + 3), len),
-                        false});
+    script->push_back(TransportResult{
+        status, std::string(reinterpret_cast<const char*>(data + pos + 3), len), false});
     pos += 3 + len;
   }
   const std::string state(reinterpret_cast<const char*>(data + pos), size - std::min(pos, size));

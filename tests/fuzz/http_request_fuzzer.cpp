@@ -47,9 +47,8 @@ HttpServer& server() {
   static HttpServer* s = [] {
     spdlog::set_level(spdlog::level::off);
     auto* srv = new HttpServer();
-    srv->route("GET", "/health", [](const HttpRequest&) {
-      return HttpResponse::json(200, "{\"status\":\"ok\"}\n");
-    });
+    srv->route("GET", "/health",
+               [](const HttpRequest&) { return HttpResponse::json(200, "{\"status\":\"ok\"}\n"); });
     srv->route("GET", "/metrics", [](const HttpRequest&) {
       HttpResponse r{200, "text/plain; version=0.0.4", "up 1\n", {}};
       return r;
@@ -76,8 +75,8 @@ HttpServer& server() {
       const auto body = nlohmann::json::parse(r.body);
       if (body.is_string()) throw std::runtime_error("unexpected string");
       if (body.is_number()) throw 42;
-      return HttpResponse::json(200, body.dump(-1, ' ', false,
-                                               nlohmann::json::error_handler_t::replace));
+      return HttpResponse::json(
+          200, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     });
     return srv;
   }();
@@ -86,8 +85,17 @@ HttpServer& server() {
 
 bool knownStatus(int status) {
   switch (status) {
-    case 200: case 202: case 400: case 401: case 403: case 404: case 405: case 413: case 429:
-    case 500: case 503:
+    case 200:
+    case 202:
+    case 400:
+    case 401:
+    case 403:
+    case 404:
+    case 405:
+    case 413:
+    case 429:
+    case 500:
+    case 503:
       return true;
     default:
       return false;

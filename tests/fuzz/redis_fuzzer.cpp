@@ -47,8 +47,10 @@ class Resp {
     auto line = readLine();
     if (!line) return std::nullopt;
     switch (kind) {
-      case '+': return RedisReply::status(std::string(*line));
-      case '-': return RedisReply::error(std::string(*line));
+      case '+':
+        return RedisReply::status(std::string(*line));
+      case '-':
+        return RedisReply::error(std::string(*line));
       case ':': {
         auto n = toInt(*line);
         if (!n) return std::nullopt;
@@ -76,7 +78,8 @@ class Resp {
         }
         return RedisReply::array(std::move(elements));
       }
-      default: return std::nullopt;
+      default:
+        return std::nullopt;
     }
   }
 

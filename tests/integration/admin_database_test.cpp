@@ -30,9 +30,10 @@ TEST(AdminDatabaseTest, MetricsShowTopStatementWithTextAndSizeShowsTables) {
   PgServer& pg = sharedPostgres();
   pg.createDatabase("admin_chat");
   pg.exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", "admin_chat");
-  pg.exec("DROP TABLE IF EXISTS big_messages; CREATE TABLE big_messages AS "
-          "SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 20000) g",
-          "admin_chat");
+  pg.exec(
+      "DROP TABLE IF EXISTS big_messages; CREATE TABLE big_messages AS "
+      "SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 20000) g",
+      "admin_chat");
 
   DbpulseProcess agent;
   agent.start("[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
@@ -85,9 +86,10 @@ TEST(AdminDatabaseTest, TokenIsRequiredWhenConfigured) {
   DbpulseProcess agent;
   const auto token_file = agent.dir() / "admin.token";
   std::ofstream(token_file) << "s3cret-token\n";
-  agent.start("[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
-              agent.stateDir().string() + "\"\nadmin_token_file = \"" + token_file.string() +
-              "\"\n[collectors.connections]\nenabled = false\n[collectors.redis]\nenabled = false\n");
+  agent.start(
+      "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+      agent.stateDir().string() + "\"\nadmin_token_file = \"" + token_file.string() +
+      "\"\n[collectors.connections]\nenabled = false\n[collectors.redis]\nenabled = false\n");
   ASSERT_TRUE(agent.waitHealthy(15s));
 
   auto anonymous = agent.get("/admin/database/size");
@@ -105,9 +107,10 @@ TEST(AdminDatabaseTest, TokenIsRequiredWhenConfigured) {
 
 TEST(AdminDatabaseTest, WithoutTokenAdminAnswersOnlyOnLoopbackListen) {
   DbpulseProcess agent;
-  agent.start("[agent]\nlisten = \"0.0.0.0:" + std::to_string(agent.port()) +
-              "\"\nstate_dir = \"" + agent.stateDir().string() +
-              "\"\n[collectors.connections]\nenabled = false\n[collectors.redis]\nenabled = false\n");
+  agent.start(
+      "[agent]\nlisten = \"0.0.0.0:" + std::to_string(agent.port()) + "\"\nstate_dir = \"" +
+      agent.stateDir().string() +
+      "\"\n[collectors.connections]\nenabled = false\n[collectors.redis]\nenabled = false\n");
   ASSERT_TRUE(agent.waitHealthy(15s));
   auto r = agent.get("/admin/database/metrics");
   EXPECT_EQ(r.status, 403);

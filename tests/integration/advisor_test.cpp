@@ -138,8 +138,9 @@ TEST_F(AdvisorTest, RunsWithTrackAllGiveTheSameAnswerEveryTime) {
   pg_->exec("ALTER DATABASE " + std::string(kDb) + " SET pg_stat_statements.track = 'all'");
   {
     PgClient dba(pg_->dsn(kDb));
-    dba.exec("PREPARE by_hand (int) AS SELECT id, sender_id, body FROM messages WHERE "
-             "conversation_id = $1 ORDER BY created_at DESC LIMIT 20");
+    dba.exec(
+        "PREPARE by_hand (int) AS SELECT id, sender_id, body FROM messages WHERE "
+        "conversation_id = $1 ORDER BY created_at DESC LIMIT 20");
     dba.exec("EXECUTE by_hand(3)");
   }
   const auto path = agent_.writeConfig(config());

@@ -112,9 +112,10 @@ TEST(BigSchemaTest, MemoryStaysBoundedWithTenThousandTables) {
       90s, "every collector run twice"));
   const long rss = statusKib(agent.process().pid(), "VmRSS");
   const long hwm = statusKib(agent.process().pid(), "VmHWM");
-  std::printf("10,000 tables set up in %.1f s; dbpulse once peak %ld KiB; daemon RSS %ld KiB "
-              "(peak %ld KiB)\n",
-              setup_s, once.peak_rss_kib, rss, hwm);
+  std::printf(
+      "10,000 tables set up in %.1f s; dbpulse once peak %ld KiB; daemon RSS %ld KiB "
+      "(peak %ld KiB)\n",
+      setup_s, once.peak_rss_kib, rss, hwm);
   RecordProperty("once_peak_kib", std::to_string(once.peak_rss_kib));
   RecordProperty("daemon_rss_kib", std::to_string(rss));
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)

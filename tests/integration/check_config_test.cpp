@@ -157,9 +157,9 @@ TEST_F(CheckConfigHostileFilesTest, FifoRuleFileIsRejectedNotWaitedOn) {
 
 TEST_F(CheckConfigHostileFilesTest, FifoPasswordFileIsRejectedNotWaitedOn) {
   const std::string pipe = fifo("password");
-  expectRejected("[postgres]\ndsn = \"host=127.0.0.1 dbname=x\"\npassword_file = \"" + pipe +
-                     "\"\n",
-                 {"postgres.password_file", "not a regular file"});
+  expectRejected(
+      "[postgres]\ndsn = \"host=127.0.0.1 dbname=x\"\npassword_file = \"" + pipe + "\"\n",
+      {"postgres.password_file", "not a regular file"});
 }
 
 TEST_F(CheckConfigHostileFilesTest, DevZeroSecretIsRejectedWithoutReadingIt) {

@@ -43,8 +43,8 @@ TEST(HardeningTest, ReloadToALoopbackListenDoesNotOpenTheAdminApi) {
     const HttpResponse r = agent.get(path);
     EXPECT_EQ(r.status, 403) << path << ": " << r.body;
   }
-  const HttpResponse post = httpPost(agent.baseUrl() + "/admin/database/analyze-query",
-                                     "{\"query\": \"SELECT 1\"}");
+  const HttpResponse post =
+      httpPost(agent.baseUrl() + "/admin/database/analyze-query", "{\"query\": \"SELECT 1\"}");
   EXPECT_EQ(post.status, 403) << post.body;
 }
 

@@ -132,8 +132,7 @@ class HungPostgresTest : public ::testing::Test {
           }
           return true;
         },
-        kPause - 1s, "redis, process and companion ran twice more while PostgreSQL hung",
-        &text));
+        kPause - 1s, "redis, process and companion ran twice more while PostgreSQL hung", &text));
     EXPECT_EQ(sampleValue(text, "redis_up"), 1.0);
     EXPECT_EQ(sampleValue(text, "dbpulse_companion_up"), 1.0);
     for (const char* c : {"redis", "process", "companion"}) {
@@ -154,8 +153,7 @@ class HungPostgresTest : public ::testing::Test {
     EXPECT_TRUE(waitFor(
         [](const std::string& t) {
           return sampleValue(t, "pg_up") == 1.0 &&
-                 sampleValue(t, "dbpulse_collector_success", {{"collector", "connections"}}) ==
-                     1.0;
+                 sampleValue(t, "dbpulse_collector_success", {{"collector", "connections"}}) == 1.0;
         },
         kRecovery, "pg_up 1 and connections succeeding again after SIGCONT"));
     EXPECT_TRUE(agent_.running()) << agent_.logTail();
@@ -203,8 +201,8 @@ TEST_F(HungPostgresTest, StoppedPostmasterTurnsPgUpZeroFiresTheRulesAndRecovers)
   // stays silent while pg_up is 0 (one fault, one alert).
   EXPECT_TRUE(waitFor(
       [](const std::string& t) {
-        return sampleValue(t, "ALERTS", {{"alertname", "PostgresDown"}, {"alertstate", "pending"}}) ==
-               1.0;
+        return sampleValue(t, "ALERTS",
+                           {{"alertname", "PostgresDown"}, {"alertstate", "pending"}}) == 1.0;
       },
       kNoticed, "PostgresDown pending"));
   expectOthersKeepTheirSchedule(at_stop);
@@ -214,7 +212,8 @@ TEST_F(HungPostgresTest, StoppedPostmasterTurnsPgUpZeroFiresTheRulesAndRecovers)
   EXPECT_FALSE(sampleValue(during, "ALERTS",
                            {{"alertname", "DbpulseCollectorFailing"}, {"collector", "connections"}})
                    .has_value())
-      << "DbpulseCollectorFailing while PostgreSQL is down:\n" << during;
+      << "DbpulseCollectorFailing while PostgreSQL is down:\n"
+      << during;
   EXPECT_FALSE(pg_up_missing_) << "pg_up vanished from /metrics instead of turning 0";
   // Said in the log at once, not ~27 s later.
   EXPECT_NE(agent_.logTail(64 * 1024).find("collector connections:"), std::string::npos)
@@ -241,8 +240,9 @@ TEST(PgSessionCancelTest, CancellingOneCallerLeavesTheOtherCallersStatementAlone
   std::thread first([&] { running_result = running.query("SELECT pg_sleep(1.5), 'done'"); });
   ASSERT_TRUE(pollUntil(
       [&] {
-        return pg.queryValue("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                             "'SELECT pg_sleep(1.5)%' AND state = 'active'") == "1";
+        return pg.queryValue(
+                   "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                   "'SELECT pg_sleep(1.5)%' AND state = 'active'") == "1";
       },
       5s));
   std::atomic<bool> second_done{false};
@@ -264,8 +264,8 @@ TEST(PgSessionCancelTest, CancellingOneCallerLeavesTheOtherCallersStatementAlone
   EXPECT_EQ(waiting_result->status().code(), StatusCode::kDeadlineExceeded)
       << waiting_result->status().toString();
   ASSERT_TRUE(running_result.has_value());
-  ASSERT_TRUE(running_result->ok()) << "the other caller's statement was cancelled: "
-                                    << running_result->status().toString();
+  ASSERT_TRUE(running_result->ok())
+      << "the other caller's statement was cancelled: " << running_result->status().toString();
   EXPECT_EQ((*running_result)->rows.at(0).at(1), "done");
 }
 
@@ -291,8 +291,9 @@ TEST(PgSessionCancelTest, CancelNeverBlocksAndTheStatementEndsWhenTheServerIsHun
   // Stopped in the middle of the statement: the answer will not come.
   ASSERT_TRUE(pollUntil(
       [&] {
-        return pg.queryValue("SELECT count(*) FROM pg_stat_activity WHERE query = "
-                             "'SELECT pg_sleep(0.8)' AND state = 'active'") == "1";
+        return pg.queryValue(
+                   "SELECT count(*) FROM pg_stat_activity WHERE query = "
+                   "'SELECT pg_sleep(0.8)' AND state = 'active'") == "1";
       },
       5s));
   PausedProcesses paused(pg.processIds());

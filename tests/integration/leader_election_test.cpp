@@ -8,15 +8,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
-#include <cstdio>
-#include <algorithm>
 
 #include "agent/core/clock.h"
 #include "agent/core/sample_store.h"
@@ -208,7 +208,7 @@ TEST_F(LeaderElectionTest, TwentySidecarsStayWithinTheConnectionBudget) {
   };
   auto connections = [&] {
     return std::stoi(pg_->queryValue("SELECT count(*) FROM pg_stat_activity "
-                                      "WHERE application_name = 'dbpulse' AND datname = 'chat'")
+                                     "WHERE application_name = 'dbpulse' AND datname = 'chat'")
                          .value_or("-1"));
   };
   std::optional<size_t> leader;

@@ -8,9 +8,9 @@
 
 #include <chrono>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -117,9 +117,10 @@ TEST_F(MaintenanceTest, OptimizeVacuumsSkipsLockedRecordsAndDryRunTouchesNothing
   // Short-lived: no maintenance session stays open, idle, after the run.
   EXPECT_TRUE(pollUntil(
       [&] {
-        return pg_->queryValue("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                               "'dbpulse-maintenance'",
-                               kDb) == "0";
+        return pg_->queryValue(
+                   "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                   "'dbpulse-maintenance'",
+                   kDb) == "0";
       },
       kWait));
 
@@ -242,14 +243,15 @@ TEST_F(MaintenanceTest, ManualRunOnABusyDatabaseGivesUpAfterWindowDuration) {
   }
   ASSERT_TRUE(pollUntil(
       [&] {
-        return pg_->queryValue("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                               "AND query LIKE 'SELECT pg_sleep%'",
-                               kDb) == "2";
+        return pg_->queryValue(
+                   "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                   "AND query LIKE 'SELECT pg_sleep%'",
+                   kDb) == "2";
       },
       kWait));
   DbpulseProcess agent;
-  agent.start(config(agent,
-                     "window = \"0 3 1 1 *\"\nwindow_duration = \"1s\"\nmax_active_sessions = 1\n"));
+  agent.start(
+      config(agent, "window = \"0 3 1 1 *\"\nwindow_duration = \"1s\"\nmax_active_sessions = 1\n"));
   ASSERT_TRUE(agent.waitHealthy(kWait));
   const json accepted = optimize(agent, {{"tables", {"messages"}}});
   std::optional<json> run;

@@ -628,11 +628,12 @@ TEST_F(PgCollectorsTest, OncePrintsEverySeriesAndPassesPromtool) {
   for (const char* name :
        {"pg_stat_statements_calls_total", "pg_stat_statements_seconds_total",
         "dbpulse_pg_statement_mean_seconds", "dbpulse_pg_long_running_statements",
-        "dbpulse_pg_cache_hit_ratio", "dbpulse_pg_table_heap_cache_hit_ratio", "pg_stat_user_tables_n_live_tup",
-        "pg_stat_user_tables_n_dead_tup", "dbpulse_pg_table_dead_tuple_ratio",
-        "dbpulse_pg_table_bloat_ratio", "dbpulse_pg_index_bloat_ratio",
-        "dbpulse_pg_database_xid_age", "dbpulse_pg_table_xid_age", "pg_database_size_bytes",
-        "dbpulse_pg_table_total_size_bytes", "dbpulse_pg_table_toast_size_bytes"}) {
+        "dbpulse_pg_cache_hit_ratio", "dbpulse_pg_table_heap_cache_hit_ratio",
+        "pg_stat_user_tables_n_live_tup", "pg_stat_user_tables_n_dead_tup",
+        "dbpulse_pg_table_dead_tuple_ratio", "dbpulse_pg_table_bloat_ratio",
+        "dbpulse_pg_index_bloat_ratio", "dbpulse_pg_database_xid_age", "dbpulse_pg_table_xid_age",
+        "pg_database_size_bytes", "dbpulse_pg_table_total_size_bytes",
+        "dbpulse_pg_table_toast_size_bytes"}) {
     EXPECT_FALSE(findSamples(once.out, name).empty()) << name << " missing from once output";
   }
   EXPECT_NEAR(

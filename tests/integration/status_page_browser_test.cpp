@@ -143,47 +143,54 @@ TEST_F(StatusPageBrowserTest, RendersEverySectionFromTheRealDatabase) {
     EXPECT_TRUE(url.rfind(agent_.baseUrl() + "/", 0) == 0 || url.rfind("data:", 0) == 0)
         << "the page fetched " << url;
   }
-  EXPECT_EQ(browser.evaluate(page, "performance.getEntriesByType('resource').filter(e => "
-                                   "!e.name.startsWith(location.origin)).length"),
+  EXPECT_EQ(browser.evaluate(page,
+                             "performance.getEntriesByType('resource').filter(e => "
+                             "!e.name.startsWith(location.origin)).length"),
             0);
 
-  EXPECT_EQ(browser.evaluate(page, "Array.from(document.querySelectorAll('main > section'))"
-                                   ".map(s => s.id)"),
-            json({"health", "queries", "indexes", "space", "maintenance", "alerts",
-                  "collectors"}));
+  EXPECT_EQ(browser.evaluate(page,
+                             "Array.from(document.querySelectorAll('main > section'))"
+                             ".map(s => s.id)"),
+            json({"health", "queries", "indexes", "space", "maintenance", "alerts", "collectors"}));
   // Health checks in triage order, PostgreSQL up and green.
-  const json checks = browser.evaluate(
-      page, "Array.from(document.querySelectorAll('.check')).map(c => [c.dataset.check, "
-            "c.dataset.level])");
+  const json checks =
+      browser.evaluate(page,
+                       "Array.from(document.querySelectorAll('.check')).map(c => [c.dataset.check, "
+                       "c.dataset.level])");
   ASSERT_GE(checks.size(), 14u) << checks.dump();
   EXPECT_EQ(checks[0], json({"pg_up", "ok"}));
   EXPECT_EQ(checks[1][0], "connections");
   EXPECT_EQ(checks.back()[0], "alerts");
 
   // The known slow statement, with its text (loopback without a token: an admin caller).
-  EXPECT_EQ(browser.evaluate(page, "Array.from(document.querySelectorAll('#queries-table tbody "
-                                   "tr')).some(r => r.textContent.includes('pg_sleep'))"),
+  EXPECT_EQ(browser.evaluate(page,
+                             "Array.from(document.querySelectorAll('#queries-table tbody "
+                             "tr')).some(r => r.textContent.includes('pg_sleep'))"),
             true);
   // The planted missing index, with a copy button carrying the statement.
-  EXPECT_EQ(browser.evaluate(page, "Array.from(document.querySelectorAll('#index-create "
-                                   "button.copy')).map(b => b.dataset.copy)"),
+  EXPECT_EQ(browser.evaluate(page,
+                             "Array.from(document.querySelectorAll('#index-create "
+                             "button.copy')).map(b => b.dataset.copy)"),
             json::array({kIndex}));
-  EXPECT_EQ(browser.evaluate(page, "document.querySelector('#index-drop').textContent"
-                                   ".includes('public.messages_sender')"),
+  EXPECT_EQ(browser.evaluate(page,
+                             "document.querySelector('#index-drop').textContent"
+                             ".includes('public.messages_sender')"),
             true);
   // A sparkline actually drawn: a polyline with a rendered extent.
-  EXPECT_EQ(browser.evaluate(page, "Array.from(document.querySelectorAll('svg.spark "
-                                   "polyline')).some(p => p.getBBox().width > 0)"),
+  EXPECT_EQ(browser.evaluate(page,
+                             "Array.from(document.querySelectorAll('svg.spark "
+                             "polyline')).some(p => p.getBBox().width > 0)"),
             true);
   // Space from the size collector, maintenance with its window, collectors all listed.
-  EXPECT_EQ(browser.evaluate(page, "document.querySelector('#space-tables').textContent"
-                                   ".includes('public.messages')"),
+  EXPECT_EQ(browser.evaluate(page,
+                             "document.querySelector('#space-tables').textContent"
+                             ".includes('public.messages')"),
             true);
-  EXPECT_EQ(browser.evaluate(page, "document.querySelector('#maintenance').textContent"
-                                   ".includes('0 2 * * *')"),
+  EXPECT_EQ(browser.evaluate(page,
+                             "document.querySelector('#maintenance').textContent"
+                             ".includes('0 2 * * *')"),
             true);
-  EXPECT_EQ(browser.evaluate(page, "document.querySelectorAll('button[data-optimize]').length"),
-            2);
+  EXPECT_EQ(browser.evaluate(page, "document.querySelectorAll('button[data-optimize]').length"), 2);
   // Sorting (the light script): by calls, descending after two clicks.
   const json calls = browser.evaluate(
       page,
@@ -220,10 +227,11 @@ TEST_F(StatusPageBrowserTest, RendersEverySectionFromTheRealDatabase) {
       << "no finished dry run on the page";
   ChromiumPage reloaded = browser.open(agent_.baseUrl() + "/#maintenance", 30s);
   EXPECT_TRUE(reloaded.console_errors.empty()) << json(reloaded.console_errors).dump(2);
-  EXPECT_EQ(browser.evaluate(reloaded,
-                             "Array.from(document.querySelectorAll('#maintenance details[open] "
-                             "tbody tr')).map(r => [r.cells[0].textContent, r.cells[2].textContent])"),
-            json::array({json::array({"public.messages", "dry_run"})}));
+  EXPECT_EQ(
+      browser.evaluate(reloaded,
+                       "Array.from(document.querySelectorAll('#maintenance details[open] "
+                       "tbody tr')).map(r => [r.cells[0].textContent, r.cells[2].textContent])"),
+      json::array({json::array({"public.messages", "dry_run"})}));
   save(artifactsDir() / "status_page_after_dry_run.png", browser.screenshot(reloaded));
 }
 

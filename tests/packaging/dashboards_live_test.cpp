@@ -30,10 +30,10 @@ using namespace std::chrono_literals;
 
 // Queries that stay empty here, and why.
 const std::vector<std::string> kNoDataHere = {
-    "dbpulse_pg_replication_",                // a standalone server: no replica, no slot
-    "pgbouncer_",                             // no [pgbouncer] dsn
-    "dbpulse_cgroup_memory_",                 // the test may run outside a cgroup v2 limit
-    "dbpulse_collector_enabled",              // the table of switched-off collectors
+    "dbpulse_pg_replication_",    // a standalone server: no replica, no slot
+    "pgbouncer_",                 // no [pgbouncer] dsn
+    "dbpulse_cgroup_memory_",     // the test may run outside a cgroup v2 limit
+    "dbpulse_collector_enabled",  // the table of switched-off collectors
 };
 
 struct Query {
@@ -128,8 +128,8 @@ TEST(DashboardsLive, EveryQueryReturnsDataFromARealAgent) {
             "/rules/default/*.yml\"]\nevaluation_interval = \"1s\"\n";
   // An Alertmanager that is not there: notifications fail, the outbox fills,
   // DbpulseAlertmanagerDown goes pending (so ALERTS has a series).
-  config += "[alertmanager]\nurls = [\"http://127.0.0.1:" + std::to_string(dead_alertmanager) +
-            "\"]\n";
+  config +=
+      "[alertmanager]\nurls = [\"http://127.0.0.1:" + std::to_string(dead_alertmanager) + "\"]\n";
   agent.start(config);
   ASSERT_TRUE(agent.waitReady(20s));
   // One maintenance run (dry run: plans, runs nothing), so its "last run" series exists.
@@ -164,7 +164,8 @@ TEST(DashboardsLive, EveryQueryReturnsDataFromARealAgent) {
   std::string all;
   for (const auto& p : problems) all += p + "\n";
   EXPECT_TRUE(problems.empty()) << problems.size() << " of " << queries.size()
-                                << " dashboard queries fail:\n" << all;
+                                << " dashboard queries fail:\n"
+                                << all;
 }
 
 // Issue #8: a dashboard's irate() over a dbpulse counter scraped more often than its

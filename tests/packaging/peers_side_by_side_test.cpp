@@ -19,9 +19,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <algorithm>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -71,8 +71,8 @@ Dashboard loadDashboard(const std::string& file) {
   if (d.contains("templating")) {
     for (const auto& v : d["templating"]["list"]) {
       if (v.value("type", "") != "query") continue;
-      std::string q = v["query"].is_object() ? v["query"].value("query", "")
-                                             : v["query"].get<std::string>();
+      std::string q =
+          v["query"].is_object() ? v["query"].value("query", "") : v["query"].get<std::string>();
       std::smatch m;
       if (std::regex_match(q, m, std::regex(R"(\s*label_values\((.*),\s*(\w+)\s*\)\s*)"))) {
         out.variables.push_back({v["name"].get<std::string>(), m[1], m[2]});
@@ -141,8 +141,9 @@ class SideBySide {
     sql_ = std::make_unique<PgClient>(pg.dsn("peers"));
     sql_->exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
     sql_->exec("CREATE TABLE IF NOT EXISTS orders(id int PRIMARY KEY, state text)");
-    sql_->exec("INSERT INTO orders SELECT g, 'new' FROM generate_series(1, 5000) g "
-               "ON CONFLICT DO NOTHING");
+    sql_->exec(
+        "INSERT INTO orders SELECT g, 'new' FROM generate_series(1, 5000) g "
+        "ON CONFLICT DO NOTHING");
     RedisServer& redis = sharedRedis();
     redis_ = &redis;
     redis.command({"CONFIG", "SET", "maxmemory", "268435456"});
@@ -163,8 +164,8 @@ class SideBySide {
 
     chat_.set("/health", {200, "application/json", R"({"status":"ok"})", 0ms});
     chat_.set("/metrics", {200, "text/plain; version=0.0.4", "up_stub 1\n", 0ms});
-    std::string config = "[agent]\nlisten = \"" + agent_.listenAddress() +
-                         "\"\nstate_dir = \"" + agent_.stateDir().string() + "\"\n";
+    std::string config = "[agent]\nlisten = \"" + agent_.listenAddress() + "\"\nstate_dir = \"" +
+                         agent_.stateDir().string() + "\"\n";
     config += "[postgres]\ndsn = \"" + pg.dsn("peers") + "\"\n";
     config += "[redis]\naddress = \"" + redis.address() + "\"\n";
     for (const char* c : {"connections", "statements", "cache", "stats", "tables", "size",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sanitizer runs, each in a build tree of its own beside build/ (CI, .ci/run, runs tsan):
+# Sanitizer runs, each in a build tree of its own beside build/ (CI, .ci/run, runs both):
 #
 #   build-tsan   -DDBPULSE_SANITIZE=thread             ThreadSanitizer
 #   build-asan   -DDBPULSE_SANITIZE=address,undefined  AddressSanitizer + UBSan (+ LeakSanitizer)

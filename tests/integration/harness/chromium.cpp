@@ -64,27 +64,17 @@ Chromium::Chromium(int width, int height)
     throw HarnessError(std::string("chromium: pipe: ") + std::strerror(errno));
   }
   const std::string profile = "--user-data-dir=" + (dir_ / "profile").string();
-  const std::string window = "--window-size=" + std::to_string(width) + "," + std::to_string(height);
+  const std::string window =
+      "--window-size=" + std::to_string(width) + "," + std::to_string(height);
   const std::string log = (dir_ / "chromium.log").string();
-  std::vector<std::string> args = {std::string(kChromium),
-                                   "--headless",
-                                   "--remote-debugging-pipe",
-                                   // Tests run as root in containers, where the sandbox
-                                   // cannot start; the page is our own.
-                                   "--no-sandbox",
-                                   "--disable-gpu",
-                                   "--disable-dev-shm-usage",
-                                   "--no-first-run",
-                                   "--no-default-browser-check",
-                                   "--disable-extensions",
-                                   "--disable-background-networking",
-                                   "--disable-component-update",
-                                   "--disable-sync",
-                                   "--hide-scrollbars",
-                                   "--mute-audio",
-                                   profile,
-                                   window,
-                                   "about:blank"};
+  std::vector<std::string> args = {
+      std::string(kChromium), "--headless", "--remote-debugging-pipe",
+      // Tests run as root in containers, where the sandbox
+      // cannot start; the page is our own.
+      "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+      "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--mute-audio", profile,
+      window, "about:blank"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -220,7 +210,8 @@ ChromiumPage Chromium::open(const std::string& url, std::chrono::milliseconds ti
   const auto deadline = Clock::now() + timeout;
   auto loaded = [&] {
     for (const auto& e : events_) {
-      if (e.value("method", "") == "Page.loadEventFired" && e.value("sessionId", "") == page.session)
+      if (e.value("method", "") == "Page.loadEventFired" &&
+          e.value("sessionId", "") == page.session)
         return true;
     }
     return false;
@@ -269,12 +260,14 @@ std::string Chromium::screenshot(const ChromiumPage& page) {
   const json metrics = call("Page.getLayoutMetrics", json::object(), page.session);
   const json size = metrics.value("cssContentSize", metrics.value("contentSize", json::object()));
   const double w = std::max(1.0, size.value("width", static_cast<double>(width_)));
-  const double h = std::min(20000.0, std::max(1.0, size.value("height", static_cast<double>(height_))));
-  const json shot = call("Page.captureScreenshot",
-                         {{"format", "png"},
-                          {"captureBeyondViewport", true},
-                          {"clip", {{"x", 0}, {"y", 0}, {"width", w}, {"height", h}, {"scale", 1}}}},
-                         page.session, std::chrono::seconds(60));
+  const double h =
+      std::min(20000.0, std::max(1.0, size.value("height", static_cast<double>(height_))));
+  const json shot =
+      call("Page.captureScreenshot",
+           {{"format", "png"},
+            {"captureBeyondViewport", true},
+            {"clip", {{"x", 0}, {"y", 0}, {"width", w}, {"height", h}, {"scale", 1}}}},
+           page.session, std::chrono::seconds(60));
   return base64Decode(shot.value("data", ""));
 }
 

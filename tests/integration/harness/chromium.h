@@ -29,8 +29,8 @@ inline constexpr std::string_view kChromium = "/usr/bin/chromium";
 
 // What one page load produced.
 struct ChromiumPage {
-  std::string session;  // the DevTools session of its tab
-  int http_status = 0;  // of the main document
+  std::string session;                      // the DevTools session of its tab
+  int http_status = 0;                      // of the main document
   std::vector<std::string> requests;        // every URL the page asked for, in order
   std::vector<std::string> console_errors;  // console.error, uncaught exceptions, log errors
 };
@@ -55,7 +55,8 @@ class Chromium {
   std::string log() const;
 
   // One DevTools call; its "result". Events arriving meanwhile are kept for open().
-  nlohmann::json call(const std::string& method, const nlohmann::json& params = nlohmann::json::object(),
+  nlohmann::json call(const std::string& method,
+                      const nlohmann::json& params = nlohmann::json::object(),
                       const std::string& session = "",
                       std::chrono::milliseconds timeout = std::chrono::milliseconds(30000));
 

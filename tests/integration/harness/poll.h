@@ -14,8 +14,7 @@ bool pollUntil(const std::function<bool()>& cond, std::chrono::milliseconds time
 
 // The wall clock as Unix seconds (what Prometheus and dbpulse's timestamps count in).
 inline double nowSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace dbpulse::testing

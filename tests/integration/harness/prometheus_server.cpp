@@ -33,8 +33,7 @@ PrometheusOptions scrapeOne(const std::string& job, const std::string& target) {
   return o;
 }
 
-PrometheusServer::PrometheusServer(const PrometheusOptions& options)
-    : port_(freeLoopbackPort()) {
+PrometheusServer::PrometheusServer(const PrometheusOptions& options) : port_(freeLoopbackPort()) {
   std::string yml = "global:\n  scrape_interval: " + options.scrape_interval +
                     "\n  scrape_timeout: " + options.scrape_timeout +
                     "\n  evaluation_interval: " + options.evaluation_interval + "\n";
@@ -71,8 +70,7 @@ std::vector<double> PrometheusServer::rangeValues(const std::string& expr, doubl
                                                   double end_s, double step_s) {
   const auto data = apiGet(url() + "/api/v1/query_range?query=" + percentEncode(expr) +
                                "&start=" + std::to_string(start_s) +
-                               "&end=" + std::to_string(end_s) +
-                               "&step=" + std::to_string(step_s),
+                               "&end=" + std::to_string(end_s) + "&step=" + std::to_string(step_s),
                            nullptr);
   std::vector<double> out;
   if (data.is_null()) return out;

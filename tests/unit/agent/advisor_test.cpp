@@ -49,14 +49,14 @@ TEST(AdvisorPlanTest, FilterConditionsByKind) {
 }
 }])json";
   auto scans = seqScansOf(plan);
-ASSERT_TRUE(scans.ok());
-ASSERT_EQ(scans->size(), 1u);
-const ScanCandidate& s = (*scans)[0];
-EXPECT_EQ(s.table, "Participants");
-EXPECT_EQ(s.equality, (Columns{"user_id", "Role"}));
-EXPECT_EQ(s.range, (Columns{"joined_at", "left_at"}));
-// Equality columns, then the first range column; the ORDER BY is not applicable then.
-EXPECT_EQ(s.indexColumns(), (Columns{"user_id", "Role", "joined_at"}));
+  ASSERT_TRUE(scans.ok());
+  ASSERT_EQ(scans->size(), 1u);
+  const ScanCandidate& s = (*scans)[0];
+  EXPECT_EQ(s.table, "Participants");
+  EXPECT_EQ(s.equality, (Columns{"user_id", "Role"}));
+  EXPECT_EQ(s.range, (Columns{"joined_at", "left_at"}));
+  // Equality columns, then the first range column; the ORDER BY is not applicable then.
+  EXPECT_EQ(s.indexColumns(), (Columns{"user_id", "Role", "joined_at"}));
 }
 
 // A cast in the filter is not a column: "(customer_id)::numeric = $1" once suggested
@@ -91,9 +91,9 @@ TEST(AdvisorPlanTest, NothingToFilterOnIsNoCandidateAndJoinsAreNotFilters) {
 }
 }])json";
   auto scans = seqScansOf(plan);
-ASSERT_TRUE(scans.ok());
-ASSERT_EQ(scans->size(), 2u);
-for (const auto& s : *scans) EXPECT_TRUE(s.indexColumns().empty()) << s.table;
+  ASSERT_TRUE(scans.ok());
+  ASSERT_EQ(scans->size(), 2u);
+  for (const auto& s : *scans) EXPECT_TRUE(s.indexColumns().empty()) << s.table;
 }
 
 TEST(AdvisorPlanTest, SortByAnExpressionIsNotAnIndexOrder) {
@@ -103,9 +103,9 @@ TEST(AdvisorPlanTest, SortByAnExpressionIsNotAnIndexOrder) {
 }
 }])json";
   auto scans = seqScansOf(plan);
-ASSERT_TRUE(scans.ok());
-EXPECT_TRUE((*scans)[0].sort.empty());
-EXPECT_EQ((*scans)[0].indexColumns(), Columns{"status"});
+  ASSERT_TRUE(scans.ok());
+  EXPECT_TRUE((*scans)[0].sort.empty());
+  EXPECT_EQ((*scans)[0].indexColumns(), Columns{"status"});
 }
 
 TEST(AdvisorPlanTest, HypotheticalIndexUseAndBadInput) {

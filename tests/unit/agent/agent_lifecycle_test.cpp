@@ -24,12 +24,12 @@ Config lifecycleConfig(const std::filesystem::path& dir) {
                      "\"\nleader_election = false\nlog_format = \"text\"\n\n"
                      "[rules]\nfiles = []\n\n[maintenance]\nenabled = false\n\n";
   for (const std::string& name : knownCollectorNames()) {
-    text += "[collectors." + name + "]\nenabled = " + (name == "process" ? "true" : "false") +
-            "\n\n";
+    text +=
+        "[collectors." + name + "]\nenabled = " + (name == "process" ? "true" : "false") + "\n\n";
   }
   auto loaded = loadConfigString(text, (dir / "dbpulse.toml").string(), {});
-  EXPECT_TRUE(loaded.config.has_value()) << (loaded.errors.empty() ? std::string()
-                                                                   : loaded.errors[0].toString());
+  EXPECT_TRUE(loaded.config.has_value())
+      << (loaded.errors.empty() ? std::string() : loaded.errors[0].toString());
   return loaded.config ? *loaded.config : Config{};
 }
 

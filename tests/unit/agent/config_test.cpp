@@ -216,8 +216,8 @@ TEST(ConfigTest, EveryCatalogueCollectorHasDefaults) {
   ASSERT_TRUE(r.config.has_value()) << allErrors(r);
   const auto& cols = r.config->collectors;
   const std::vector<std::string> design_names = {
-      "connections", "statements", "indexes", "cache", "tables", "size",
-      "locks", "pgbouncer", "replication", "redis", "process", "companion"};
+      "connections", "statements", "indexes",     "cache", "tables",  "size",
+      "locks",       "pgbouncer",  "replication", "redis", "process", "companion"};
   EXPECT_EQ(cols.size(), collectors::catalog().size());
   for (const auto& name : design_names) {
     SCOPED_TRACE(name);
@@ -275,31 +275,64 @@ struct ErrorCase {
 
 TEST(ConfigTest, InvalidValuesAreRejectedWithTheirPosition) {
   const ErrorCase cases[] = {
-      {"string for bool", "[agent]\nleader_election = \"yes\"\n", 2, 19,
+      {"string for bool",
+       "[agent]\nleader_election = \"yes\"\n",
+       2,
+       19,
        {"agent.leader_election", "true or false", "a string"}},
-      {"int for string", "[agent]\ninstance = 5\n", 2, 12,
+      {"int for string",
+       "[agent]\ninstance = 5\n",
+       2,
+       12,
        {"agent.instance", "expected a string", "an integer"}},
-      {"string for string list", "[rules]\nfiles = \"a.yml\"\n", 2, 9,
+      {"string for string list",
+       "[rules]\nfiles = \"a.yml\"\n",
+       2,
+       9,
        {"rules.files", "an array of strings"}},
       {"int in string list", "[rules]\nfiles = [\"a\", 1]\n", 2, 9, {"rules.files", "an integer"}},
-      {"number for duration", "[collectors.cache]\ninterval = 15\n", 2, 12,
+      {"number for duration",
+       "[collectors.cache]\ninterval = 15\n",
+       2,
+       12,
        {"collectors.cache.interval", "duration"}},
-      {"host without port", "[agent]\nlisten = \"localhost\"\n", 2, 10,
+      {"host without port",
+       "[agent]\nlisten = \"localhost\"\n",
+       2,
+       10,
        {"agent.listen", "localhost", "missing port"}},
-      {"port out of range", "[agent]\nlisten = \"1.2.3.4:99999\"\n", 2, 10,
+      {"port out of range",
+       "[agent]\nlisten = \"1.2.3.4:99999\"\n",
+       2,
+       10,
        {"agent.listen", "0..65535"}},
-      {"listen octet out of range", "[agent]\nlisten = \"999.1.1.1:80\"\n", 2, 10,
+      {"listen octet out of range",
+       "[agent]\nlisten = \"999.1.1.1:80\"\n",
+       2,
+       10,
        {"agent.listen", "999.1.1.1", "not an IPv4 or IPv6 address"}},
-      {"listen host name", "[agent]\nlisten = \"db.example:80\"\n", 2, 10,
+      {"listen host name",
+       "[agent]\nlisten = \"db.example:80\"\n",
+       2,
+       10,
        {"agent.listen", "not an IPv4 or IPv6 address"}},
-      {"listen short ipv4", "[agent]\nlisten = \"1.2.3:80\"\n", 2, 10,
+      {"listen short ipv4",
+       "[agent]\nlisten = \"1.2.3:80\"\n",
+       2,
+       10,
        {"agent.listen", "not an IPv4 or IPv6 address"}},
-      {"port without host", "[redis]\naddress = \":80\"\n", 2, 11,
+      {"port without host",
+       "[redis]\naddress = \":80\"\n",
+       2,
+       11,
        {"redis.address", "missing host"}},
       {"log_format", "[agent]\nlog_format = \"xml\"\n", 2, 14, {"json", "text", "xml"}},
       {"hypopg", "[advisor]\nhypopg = \"maybe\"\n", 2, 10, {"auto", "require", "off"}},
       {"worker_threads zero", "[agent]\nworker_threads = 0\n", 2, 18, {"between 1 and"}},
-      {"alertmanager url", "[alertmanager]\nurls = [\"127.0.0.1:9093\"]\n", 2, 8,
+      {"alertmanager url",
+       "[alertmanager]\nurls = [\"127.0.0.1:9093\"]\n",
+       2,
+       8,
        {"not an http:// or https:// URL"}},
       {"cron fields", "[maintenance]\nwindow = \"0 2 * *\"\n", 2, 10, {"5 fields"}},
       {"section not a table", "agent = 5\n", 1, 1, {"[agent] must be a table"}},
@@ -329,8 +362,9 @@ TEST(ConfigTest, HttpLimitsAndAdminRateLimitKeys) {
   EXPECT_EQ(r.config->agent.admin_rate_limit, 0);  // no limit
   EXPECT_EQ(r.config->agent.admin_rate_burst, 5);
 
-  for (const char* bad : {"[agent]\nmax_connections = 8\n", "[agent]\nadmin_rate_limit = -1\n",
-                          "[agent]\nadmin_rate_burst = 0\n", "[agent]\nadmin_rate_limit = \"10/s\"\n"}) {
+  for (const char* bad :
+       {"[agent]\nmax_connections = 8\n", "[agent]\nadmin_rate_limit = -1\n",
+        "[agent]\nadmin_rate_burst = 0\n", "[agent]\nadmin_rate_limit = \"10/s\"\n"}) {
     const LoadResult e = load(bad);
     EXPECT_FALSE(e.config.has_value()) << bad;
   }
@@ -395,7 +429,8 @@ TEST(ConfigTest, TimeoutLongerThanIntervalIsRejected) {
   EXPECT_TRUE(contains(e.message, "20s")) << e.message;
   EXPECT_TRUE(contains(e.message, "10s")) << e.message;
 
-  const LoadResult equal = load("[collectors.connections]\ninterval = \"10s\"\ntimeout = \"10s\"\n");
+  const LoadResult equal =
+      load("[collectors.connections]\ninterval = \"10s\"\ntimeout = \"10s\"\n");
   EXPECT_TRUE(equal.config.has_value()) << allErrors(equal);
 }
 
@@ -429,19 +464,19 @@ TEST(ConfigTest, IntervalBelowMinimumIsRejected) {
 
 TEST(ConfigTest, EveryErrorIsReportedInLineOrder) {
   const std::string text =
-      "[postgres]\n"                          // 1
-      "statement_timeout = \"15x\"\n"         // 2
-      "dsn = 5\n"                             // 3
-      "\n"                                    // 4
-      "[agent]\n"                             // 5
-      "log_format = \"xml\"\n"                // 6
-      "listen = \"localhost\"\n"              // 7
-      "bogus = 1\n"                           // 8
-      "\n"                                    // 9
-      "[collectors.nope]\n"                   // 10
-      "\n"                                    // 11
-      "[maintenance]\n"                       // 12
-      "dry_run = \"no\"\n";                   // 13
+      "[postgres]\n"                   // 1
+      "statement_timeout = \"15x\"\n"  // 2
+      "dsn = 5\n"                      // 3
+      "\n"                             // 4
+      "[agent]\n"                      // 5
+      "log_format = \"xml\"\n"         // 6
+      "listen = \"localhost\"\n"       // 7
+      "bogus = 1\n"                    // 8
+      "\n"                             // 9
+      "[collectors.nope]\n"            // 10
+      "\n"                             // 11
+      "[maintenance]\n"                // 12
+      "dry_run = \"no\"\n";            // 13
   const LoadResult r = load(text);
   EXPECT_FALSE(r.config.has_value());
   std::vector<int> lines;
@@ -532,8 +567,9 @@ TEST_F(ConfigFileTest, PasswordFileIsReadWithoutTrailingNewline) {
   const std::string pg = writeFile("pg_password", "s3cret pass\n");
   const std::string redis = writeFile("redis_password", "r3dis\r\n");
   const std::string token = writeFile("token", "tok");
-  const std::string text = "[postgres]\npassword_file = \"" + pg + "\"\n[redis]\npassword_file = \"" +
-                           redis + "\"\n[agent]\nadmin_token_file = \"" + token + "\"\n";
+  const std::string text = "[postgres]\npassword_file = \"" + pg +
+                           "\"\n[redis]\npassword_file = \"" + redis +
+                           "\"\n[agent]\nadmin_token_file = \"" + token + "\"\n";
   const LoadResult r = load(text);
   ASSERT_TRUE(r.config.has_value()) << allErrors(r);
   EXPECT_EQ(r.config->postgres.password, "s3cret pass");
@@ -544,8 +580,8 @@ TEST_F(ConfigFileTest, PasswordFileIsReadWithoutTrailingNewline) {
 
 TEST_F(ConfigFileTest, MissingSecretFileIsAnErrorAtTheKey) {
   const std::string missing = (dir_ / "nope").string();
-  const ConfigError e =
-      singleError("[agent]\ninstance = \"x\"\n\n[postgres]\n  password_file = \"" + missing + "\"\n");
+  const ConfigError e = singleError(
+      "[agent]\ninstance = \"x\"\n\n[postgres]\n  password_file = \"" + missing + "\"\n");
   EXPECT_EQ(e.line, 5);
   EXPECT_EQ(e.column, 19);
   EXPECT_TRUE(contains(e.message, "postgres.password_file")) << e.message;
@@ -572,7 +608,8 @@ TEST_F(ConfigFileTest, SecretFileFromEnvironmentNamesTheVariable) {
 }
 
 TEST_F(ConfigFileTest, LoadConfigFileReadsTheFile) {
-  const std::string path = writeFile("dbpulse.toml", "[agent]\nlisten = \"127.0.0.1:0\"\nbad = 1\n");
+  const std::string path =
+      writeFile("dbpulse.toml", "[agent]\nlisten = \"127.0.0.1:0\"\nbad = 1\n");
   const LoadResult r = loadConfigFile(path, {});
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].toString().rfind(path + ":3:1: ", 0), 0u) << r.errors[0].toString();

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -302,7 +302,8 @@ TEST_F(HttpServerSocketTest, BodyWithinLimitIsDelivered) {
   const std::string body(1000, 'a');
   const RawResponse r = exchange(port(),
                                  "POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-                                 "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+                                 "Content-Length: " +
+                                     std::to_string(body.size()) + "\r\n\r\n" + body);
   EXPECT_EQ(r.status, 200) << r.head;
   EXPECT_EQ(nlohmann::json::parse(r.body, nullptr, false).value("size", 0), 1000) << r.body;
 }
@@ -311,7 +312,8 @@ TEST_F(HttpServerSocketTest, OversizedBodyGets413Json) {
   const std::string body(4096, 'b');
   const RawResponse r = exchange(port(),
                                  "POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-                                 "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+                                 "Content-Length: " +
+                                     std::to_string(body.size()) + "\r\n\r\n" + body);
   EXPECT_EQ(r.status, 413) << r.head;
   const auto j = nlohmann::json::parse(r.body, nullptr, false);
   ASSERT_TRUE(j.is_object()) << r.body;
@@ -350,32 +352,39 @@ TEST_F(HttpServerSocketTest, ErrorsOfTheHttpLayerAreJson) {
       {"bad header line", "GET /x HTTP/1.1\r\nno colon here\r\n\r\n", 400, "malformed_request"},
       {"header too large", "GET /x HTTP/1.1\r\nHost: t\r\n" + big_header + "\r\n", 431,
        "headers_too_large"},
-      {"bad percent-encoding", "GET /%zz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400, "invalid_path"},
-      {"truncated percent-encoding", "GET /x% HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400, "invalid_path"},
-      {"encoded NUL", "GET /x%00 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400, "invalid_path"},
-      {"not an absolute path", "GET x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400, "invalid_path"},
+      {"bad percent-encoding", "GET /%zz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400,
+       "invalid_path"},
+      {"truncated percent-encoding", "GET /x% HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+       400, "invalid_path"},
+      {"encoded NUL", "GET /x%00 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400,
+       "invalid_path"},
+      {"not an absolute path", "GET x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400,
+       "invalid_path"},
       {"unsupported HTTP version", "GET /x HTTP/2.0\r\nHost: t\r\n\r\n", 505,
        "http_version_not_supported"},
       {"unknown method", "BREW /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 405,
        "method_not_allowed"},
       {"bad Content-Length", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 12x\r\n\r\n", 400,
        "malformed_request"},
-      {"bad chunk size", "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-       400, "malformed_request"},
-      {"Content-Length over the limit", "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999\r\n\r\n",
-       413, "body_too_large"},
+      {"bad chunk size",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400,
+       "malformed_request"},
+      {"Content-Length over the limit",
+       "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999\r\n\r\n", 413, "body_too_large"},
   };
   for (const auto& c : cases) {
     const RawResponse r = exchange(port(), c.raw);
     EXPECT_EQ(r.status, c.status) << c.name << ": " << r.head;
-    EXPECT_NE(r.head.find("Content-Type: application/json"), std::string::npos) << c.name << ": " << r.head;
+    EXPECT_NE(r.head.find("Content-Type: application/json"), std::string::npos)
+        << c.name << ": " << r.head;
     const auto j = nlohmann::json::parse(r.body, nullptr, false);
     ASSERT_TRUE(j.is_object()) << c.name << ": " << r.body;
     EXPECT_EQ(j.value("code", ""), c.code) << c.name << ": " << r.body;
     EXPECT_FALSE(j.value("error", "").empty()) << c.name;
   }
   EXPECT_EQ(posts_, 0) << "no handler saw a broken request";
-  EXPECT_EQ(exchange(port(), "GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").status, 200);
+  EXPECT_EQ(exchange(port(), "GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").status,
+            200);
 }
 
 // Reads responses (head + Content-Length body) one by one from a connection that stays
@@ -456,7 +465,8 @@ TEST_F(HttpServerSocketTest, HeadAnswersWithoutABody) {
 TEST_F(HttpServerSocketTest, ExpectContinueGetsTheBodyDelivered) {
   const int fd = connectTo(port());
   ASSERT_GE(fd, 0);
-  sendAll(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  sendAll(fd,
+          "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
   char buf[64];
   const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
   ASSERT_GT(n, 0);
@@ -533,11 +543,14 @@ TEST(HttpServerPoolTest, SlowHandlersDoNotDelayFastRoutes) {
   std::mutex gate;
   std::unique_lock hold(gate);
   std::atomic<int> slow_running{0};
-  server.route("GET", "/slow", [&](const HttpRequest&) {
-    ++slow_running;
-    std::lock_guard wait(gate);  // blocked until the test lets go
-    return HttpResponse::json(200, "{}");
-  }, RouteKind::kSlow);
+  server.route(
+      "GET", "/slow",
+      [&](const HttpRequest&) {
+        ++slow_running;
+        std::lock_guard wait(gate);  // blocked until the test lets go
+        return HttpResponse::json(200, "{}");
+      },
+      RouteKind::kSlow);
   server.route("GET", "/fast", [](const HttpRequest&) { return HttpResponse::json(200, "{}"); });
   HttpServerOptions options;
   options.listen = HostPort{"127.0.0.1", 0};
@@ -554,8 +567,9 @@ TEST(HttpServerPoolTest, SlowHandlersDoNotDelayFastRoutes) {
   }
   ASSERT_GE(slow_running.load(), 1);
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(exchange(server.port(), "GET /fast HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").status,
-            200);
+  EXPECT_EQ(
+      exchange(server.port(), "GET /fast HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").status,
+      200);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
   hold.unlock();
   for (int fd : slow) {
@@ -603,8 +617,7 @@ TEST(HttpServerLimitTest, BodiesBeyondTheInFlightBudgetGet503Json) {
   options.max_body_bytes = 1024;
   options.max_body_bytes_in_flight = 2048;
   ASSERT_TRUE(server.start(options).ok());
-  const std::string head =
-      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n";
+  const std::string head = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n";
   const int a = connectTo(server.port());
   const int b = connectTo(server.port());
   ASSERT_GE(a, 0);
@@ -622,8 +635,7 @@ TEST(HttpServerLimitTest, BodiesBeyondTheInFlightBudgetGet503Json) {
   EXPECT_NE(third.head.find("Retry-After: 1"), std::string::npos) << third.head;
   sendAll(a, std::string(990, 'a'));
   EXPECT_EQ(readOne(a).status, 200);  // a's reservation is released with its answer
-  const RawResponse next =
-      exchange(server.port(), head + std::string(1000, 'd'));
+  const RawResponse next = exchange(server.port(), head + std::string(1000, 'd'));
   EXPECT_EQ(next.status, 200) << next.head;
   ::close(a);
   ::close(b);
@@ -671,7 +683,7 @@ TEST(AcceptsEncodingTest, FollowsTheHeadersPreferences) {
       {"x-gzip", false},
       {"gzipx", false},
       {"identity", false},
-      {"gzip;q=2", false},     // not a q-value: no encoding rather than a guess
+      {"gzip;q=2", false},  // not a q-value: no encoding rather than a guess
       {"gzip;q=abc", false},
       {" , ,gzip , ", true},
   };

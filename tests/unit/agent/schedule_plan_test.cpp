@@ -257,8 +257,7 @@ TEST(SchedulePlanTest, BackoffDoublesWhileTimeoutsContinueAndIsCapped) {
   p.add("slow", every(60s, 1s));
   p.start();
   const std::vector<Duration> backoffs = backoffsOverTimeouts(p, 7);
-  EXPECT_EQ(backoffs,
-            (std::vector<Duration>{0s, 0s, 120s, 240s, 480s, kMaxBackoff, kMaxBackoff}));
+  EXPECT_EQ(backoffs, (std::vector<Duration>{0s, 0s, 120s, 240s, 480s, kMaxBackoff, kMaxBackoff}));
 }
 
 TEST(SchedulePlanTest, AnyOtherOutcomeEndsTheTimeoutStreak) {
@@ -279,8 +278,9 @@ TEST(SchedulePlanTest, FailedPreconditionSwitchesTheJobOffWithItsReasonUntilARar
   p.start();
   PlanStep s = p.at(0ms);
   ASSERT_EQ(s.dispatch.size(), 2u);
-  ASSERT_TRUE(p.finish(s.dispatch[0], 1ms,
-                       failedPrecondition("extension_missing", "pg_stat_statements is not installed")));
+  ASSERT_TRUE(
+      p.finish(s.dispatch[0], 1ms,
+               failedPrecondition("extension_missing", "pg_stat_statements is not installed")));
   ASSERT_TRUE(p.finish(s.dispatch[1], 1ms));
   EXPECT_EQ(p.plan.status(off).disabled_reason, "extension_missing");
   EXPECT_TRUE(p.plan.status(other).disabled_reason.empty());

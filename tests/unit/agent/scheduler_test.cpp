@@ -27,10 +27,10 @@ namespace dbpulse {
 namespace {
 
 using namespace std::chrono_literals;
-using std::chrono::milliseconds;
-using std::chrono::steady_clock;
 using fakes::FakeClock;
 using fakes::kFakeWallStartMs;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
 
 // Polls `pred` until it holds or `timeout` passes; returns its last value.
 template <typename Pred>
@@ -158,8 +158,7 @@ struct Harness {
 
   // Self-metrics are published just after the run's status changes (outside the
   // scheduler's lock): true once metric{collector} reads `value`.
-  bool metricBecomes(const std::string& metric, const std::string& collector,
-                     double value) const {
+  bool metricBecomes(const std::string& metric, const std::string& collector, double value) const {
     return eventually([&] { return selfMetric(metric, collector) == value; });
   }
 
@@ -263,8 +262,8 @@ TEST(SchedulerDeathTest, NonStdExceptionOnAPoolThreadIsIsolated) {
         h.add("bad", throwNonStd, every(30ms, 20ms));
         h.add("good", succeed, every(30ms, 20ms));
         h.scheduler.start();
-        const bool isolated = eventually(
-            [&] { return h.status("bad")->has_run && h.status("good")->has_run; }, 2s);
+        const bool isolated =
+            eventually([&] { return h.status("bad")->has_run && h.status("good")->has_run; }, 2s);
         const bool failed = !h.status("bad")->last_success;
         h.scheduler.stop(1s);
         std::_Exit(isolated && failed ? 0 : 1);
@@ -528,8 +527,9 @@ TEST(SchedulerTest, FailedPreconditionPublishesTheReasonAsALabelAndDropsItWhenFi
   h.add(
       "statements",
       [](int n, const collectors::CollectContext&, SampleBatch&, FakeState&) {
-        return n == 1 ? failedPrecondition("extension_missing", "pg_stat_statements is not installed")
-                      : okStatus();
+        return n == 1
+                   ? failedPrecondition("extension_missing", "pg_stat_statements is not installed")
+                   : okStatus();
       },
       every(20ms, 10ms));
   h.add("other", succeed, every(20ms, 10ms));

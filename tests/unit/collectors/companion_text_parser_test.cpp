@@ -287,7 +287,8 @@ TEST(TextParserTest, LabelBytesAreCapped) {
   EXPECT_NE(one.errors[0].message.find("longer than 100 bytes"), std::string::npos);
 
   std::string many;
-  for (int i = 0; i < 1000; ++i) many += "m{i=\"" + std::to_string(i) + "\",v=\"" + ok_value + "\"} 1\n";
+  for (int i = 0; i < 1000; ++i)
+    many += "m{i=\"" + std::to_string(i) + "\",v=\"" + ok_value + "\"} 1\n";
   const ParsedExposition capped = parseTextExposition(many, o);
   EXPECT_TRUE(capped.truncated);
   size_t bytes = 0;

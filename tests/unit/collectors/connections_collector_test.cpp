@@ -62,7 +62,8 @@ PgRows typicalRows() {
   return r;
 }
 
-std::optional<double> value(const SampleBatch& b, const std::string& name, const Labels& labels = {}) {
+std::optional<double> value(const SampleBatch& b, const std::string& name,
+                            const Labels& labels = {}) {
   std::optional<double> found;
   for (const auto& s : b.samples()) {
     if (s.name == name && s.labels == labels) {
@@ -118,11 +119,8 @@ TEST(ConnectionsCollectorTest, UtilizationIsClientsOverUsableSlots) {
     const char* reserved;
     double want;
   } cases[] = {
-      {"16", "100", "3", 16.0 / 97.0},
-      {"0", "100", "3", 0.0},
-      {"97", "100", "3", 1.0},
-      {"50", "100", "0", 0.5},
-      {"10", "20", "10", 1.0},
+      {"16", "100", "3", 16.0 / 97.0}, {"0", "100", "3", 0.0},  {"97", "100", "3", 1.0},
+      {"50", "100", "0", 0.5},         {"10", "20", "10", 1.0},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(std::string(c.clients) + "/(" + c.max_connections + "-" + c.reserved + ")");

@@ -226,8 +226,8 @@ TEST(ProcReaderTest, ParsesPidFile) {
       {"two pids", "12 34\n", StatusCode::kInvalidArgument, {}},
       {"trailing junk", "12abc\n", StatusCode::kInvalidArgument, {}},
       {"too large", "99999999999\n", StatusCode::kInvalidArgument, {}},
-      {"more lines after the pid (postmaster.pid)", "4242\n/var/lib/pg\n1700000000\n", StatusCode::kOk,
-       4242},
+      {"more lines after the pid (postmaster.pid)", "4242\n/var/lib/pg\n1700000000\n",
+       StatusCode::kOk, 4242},
       {"junk on the first line", "x4242\n4242\n", StatusCode::kInvalidArgument, {}},
   };
   expectIntCases(std::begin(cases), std::end(cases), [](std::string_view t) {

@@ -1,11 +1,12 @@
 #include "collectors/postgres/size_collector.h"
-#include "unit/collectors/sample_batch_util.h"
 
 #include <gtest/gtest.h>
 
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "unit/collectors/sample_batch_util.h"
 
 namespace dbpulse::collectors {
 namespace {

@@ -1,5 +1,4 @@
 #include "collectors/postgres/tables_collector.h"
-#include "unit/collectors/sample_batch_util.h"
 
 #include <gtest/gtest.h>
 
@@ -7,6 +6,8 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include "unit/collectors/sample_batch_util.h"
 
 namespace dbpulse::collectors {
 namespace {

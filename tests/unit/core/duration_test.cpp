@@ -106,16 +106,11 @@ TEST(DurationTest, FormatsShortestExactSpelling) {
     Duration d;
     const char* want;
   } cases[] = {
-      {milliseconds(0), "0s"},
-      {milliseconds(1), "1ms"},
-      {milliseconds(250), "250ms"},
-      {milliseconds(1500), "1500ms"},
-      {seconds(1), "1s"},
-      {seconds(90), "90s"},
-      {minutes(5), "5m"},
-      {seconds(3600), "1h"},
-      {minutes(90), "90m"},
-      {hours(48), "48h"},
+      {milliseconds(0), "0s"},      {milliseconds(1), "1ms"},
+      {milliseconds(250), "250ms"}, {milliseconds(1500), "1500ms"},
+      {seconds(1), "1s"},           {seconds(90), "90s"},
+      {minutes(5), "5m"},           {seconds(3600), "1h"},
+      {minutes(90), "90m"},         {hours(48), "48h"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.want);
@@ -124,10 +119,17 @@ TEST(DurationTest, FormatsShortestExactSpelling) {
 }
 
 TEST(DurationTest, FormatThenParseRoundTrips) {
-  const Duration cases[] = {milliseconds(0),  milliseconds(1),   milliseconds(250),
-                            milliseconds(1500), seconds(15),     seconds(90),
-                            minutes(5),        minutes(90),      hours(1),
-                            hours(48),         milliseconds(3'600'001)};
+  const Duration cases[] = {milliseconds(0),
+                            milliseconds(1),
+                            milliseconds(250),
+                            milliseconds(1500),
+                            seconds(15),
+                            seconds(90),
+                            minutes(5),
+                            minutes(90),
+                            hours(1),
+                            hours(48),
+                            milliseconds(3'600'001)};
   for (const Duration d : cases) {
     SCOPED_TRACE(d.count());
     const std::string text = formatDuration(d);

@@ -1,11 +1,12 @@
 #include "agent/core/sample_store.h"
-#include "tests/fakes/fake_clock.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <string>
 #include <vector>
+
+#include "tests/fakes/fake_clock.h"
 
 namespace dbpulse {
 namespace {
@@ -118,7 +119,7 @@ TEST(SampleStoreTest, FreshWriteResetsExpiry) {
   store.write("c", gaugeBatch("g", {}, 1), seconds(10));
   clock.advance(seconds(8));
   store.write("c", gaugeBatch("g", {}, 2), seconds(10));  // now expires at t=18s
-  clock.advance(seconds(4));                               // t=12s: past the first expiry
+  clock.advance(seconds(4));                              // t=12s: past the first expiry
   auto snap = store.snapshot();
   const SnapshotSeries* s = findSeries(*snap, "g", {});
   ASSERT_NE(s, nullptr) << "a rewritten series must not expire at its old deadline";
@@ -266,7 +267,11 @@ TEST(SampleStoreTest, LabelValuesCannotForgeAnotherLabelSet) {
   SampleStore store(clock);
   SampleBatch b;
   b.gauge("g", "h", {{"a", "1"}, {"b", "2"}}, 1);
-  b.gauge("g", "h", {{"a", "1\x1f" "b=2"}}, 2);
+  b.gauge("g", "h",
+          {{"a",
+            "1\x1f"
+            "b=2"}},
+          2);
   store.write("c", b, seconds(60));
   EXPECT_EQ(store.seriesCount(), 2u);
   const SnapshotFamily* fam = store.snapshot()->family("g");

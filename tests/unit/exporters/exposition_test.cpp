@@ -44,7 +44,9 @@ struct ParsedExposition {
   std::vector<std::string> errors;  // "line N: why"
 };
 
-bool isNameStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':'; }
+bool isNameStart(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+}
 bool isNameChar(char c) { return isNameStart(c) || std::isdigit(static_cast<unsigned char>(c)); }
 
 bool validMetricName(const std::string& s) {
@@ -133,9 +135,12 @@ ParsedExposition parseExposition(const std::string& text) {
           if (c == '\\') {
             if (i >= line.size()) break;
             char e = line[i++];
-            if (e == 'n') value += '\n';
-            else if (e == '\\') value += '\\';
-            else if (e == '"') value += '"';
+            if (e == 'n')
+              value += '\n';
+            else if (e == '\\')
+              value += '\\';
+            else if (e == '"')
+              value += '"';
             else {
               ok = false;  // the format allows only these three escapes
               break;
@@ -188,17 +193,19 @@ const ParsedSample* findSample(const ParsedExposition& p, const std::string& nam
   return nullptr;
 }
 
-SnapshotSeries series(Labels labels, double value) { return SnapshotSeries{std::move(labels), value, 0}; }
+SnapshotSeries series(Labels labels, double value) {
+  return SnapshotSeries{std::move(labels), value, 0};
+}
 
 // The snapshot behind the golden file; built by hand, families sorted like the store does.
 Snapshot goldenSnapshot() {
   Snapshot snap;
   snap.version = 7;
-  snap.families.push_back(SnapshotFamily{"dbpulse_collector_errors_total",
-                                         MetricType::kCounter,
-                                         "Failed runs of the collector.",
-                                         {series({{"collector", "connections"}}, 3),
-                                          series({{"collector", "process"}}, 0)}});
+  snap.families.push_back(SnapshotFamily{
+      "dbpulse_collector_errors_total",
+      MetricType::kCounter,
+      "Failed runs of the collector.",
+      {series({{"collector", "connections"}}, 3), series({{"collector", "process"}}, 0)}});
   snap.families.push_back(SnapshotFamily{"dbpulse_pg_connections_utilization_ratio",
                                          MetricType::kGauge,
                                          "Client connections / usable slots.",
@@ -231,7 +238,8 @@ std::string readFile(const fs::path& p) {
 TEST(ExpositionTest, RenderTextMatchesGoldenFile) {
   const std::string text = renderText(goldenSnapshot());
   const fs::path golden = testdataDir() / "exposition.golden.prom";
-  if (const char* update = std::getenv("DBPULSE_UPDATE_GOLDEN"); update && std::string(update) == "1") {
+  if (const char* update = std::getenv("DBPULSE_UPDATE_GOLDEN");
+      update && std::string(update) == "1") {
     std::ofstream(golden, std::ios::binary | std::ios::trunc) << text;
     GTEST_SKIP() << "rewrote " << golden;
   }
@@ -275,11 +283,9 @@ TEST(ExpositionTest, SpecialAndExtremeValuesStayParseable) {
       {series({{"v", "nan"}}, std::numeric_limits<double>::quiet_NaN()),
        series({{"v", "pinf"}}, std::numeric_limits<double>::infinity()),
        series({{"v", "ninf"}}, -std::numeric_limits<double>::infinity()),
-       series({{"v", "tiny"}}, 1e-300),
-       series({{"v", "huge"}}, 1e300),
+       series({{"v", "tiny"}}, 1e-300), series({{"v", "huge"}}, 1e300),
        // 2^53: the largest counter value where every integer is exact must stay exact.
-       series({{"v", "2^53"}}, 9007199254740992.0),
-       series({{"v", "fraction"}}, 123456789.125)}});
+       series({{"v", "2^53"}}, 9007199254740992.0), series({{"v", "fraction"}}, 123456789.125)}});
   const std::string text = renderText(snap);
   const ParsedExposition p = parseExposition(text);
   for (const auto& e : p.errors) ADD_FAILURE() << e;
@@ -295,9 +301,7 @@ TEST(ExpositionTest, SpecialAndExtremeValuesStayParseable) {
   EXPECT_EQ(findSample(p, "g", {{"v", "fraction"}})->value, 123456789.125);
 }
 
-TEST(ExpositionTest, EmptySnapshotRendersNothing) {
-  EXPECT_EQ(renderText(Snapshot{}), "");
-}
+TEST(ExpositionTest, EmptySnapshotRendersNothing) { EXPECT_EQ(renderText(Snapshot{}), ""); }
 
 TEST(ExpositionTest, RenderOfStoreSnapshotContainsWrittenSeries) {
   FakeClock clock;

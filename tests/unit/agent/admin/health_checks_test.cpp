@@ -25,14 +25,19 @@ TEST(HealthChecksTest, ClassifyHigherAndLowerIsWorse) {
   };
   const Thresholds high{0.75, 0.9, false}, low{0.95, 0.8, true};
   const Case cases[] = {
-      {0.5, high, HealthLevel::kOk},     {0.75, high, HealthLevel::kWarn},
-      {0.89, high, HealthLevel::kWarn},  {0.9, high, HealthLevel::kCrit},
-      {0.99, low, HealthLevel::kOk},     {0.95, low, HealthLevel::kWarn},
-      {0.81, low, HealthLevel::kWarn},   {0.8, low, HealthLevel::kCrit},
+      {0.5, high, HealthLevel::kOk},
+      {0.75, high, HealthLevel::kWarn},
+      {0.89, high, HealthLevel::kWarn},
+      {0.9, high, HealthLevel::kCrit},
+      {0.99, low, HealthLevel::kOk},
+      {0.95, low, HealthLevel::kWarn},
+      {0.81, low, HealthLevel::kWarn},
+      {0.8, low, HealthLevel::kCrit},
       {std::nan(""), high, HealthLevel::kNoData},
   };
   for (const Case& c : cases) {
-    EXPECT_EQ(classify(c.value, c.t), c.want) << c.value << " lower_is_worse=" << c.t.lower_is_worse;
+    EXPECT_EQ(classify(c.value, c.t), c.want)
+        << c.value << " lower_is_worse=" << c.t.lower_is_worse;
   }
 }
 
@@ -43,14 +48,22 @@ TEST(HealthChecksTest, FormatsEachUnit) {
     const char* want;
   };
   const Case cases[] = {
-      {0.953, Unit::kRatio, "95.3 %"},   {1, Unit::kRatio, "100 %"},
-      {0.5, Unit::kRatio, "50 %"},       {0.9996, Unit::kRatio, "100 %"},
-      {0, Unit::kRatio, "0 %"},          {0.34, Unit::kSeconds, "340 ms"},
-      {2.5, Unit::kSeconds, "2.50 s"},   {600, Unit::kSeconds, "10 min"},
-      {0.00002, Unit::kSeconds, "20 µs"}, {1536, Unit::kBytes, "1.50 KiB"},
-      {3.0 * 1024 * 1024 * 1024, Unit::kBytes, "3 GiB"}, {12, Unit::kCount, "12"},
-      {1.2e8, Unit::kCount, "120M"},     {0.25, Unit::kPerSecond, "0.25/s"},
-      {1, Unit::kUpDown, "up"},          {0, Unit::kUpDown, "down"},
+      {0.953, Unit::kRatio, "95.3 %"},
+      {1, Unit::kRatio, "100 %"},
+      {0.5, Unit::kRatio, "50 %"},
+      {0.9996, Unit::kRatio, "100 %"},
+      {0, Unit::kRatio, "0 %"},
+      {0.34, Unit::kSeconds, "340 ms"},
+      {2.5, Unit::kSeconds, "2.50 s"},
+      {600, Unit::kSeconds, "10 min"},
+      {0.00002, Unit::kSeconds, "20 µs"},
+      {1536, Unit::kBytes, "1.50 KiB"},
+      {3.0 * 1024 * 1024 * 1024, Unit::kBytes, "3 GiB"},
+      {12, Unit::kCount, "12"},
+      {1.2e8, Unit::kCount, "120M"},
+      {0.25, Unit::kPerSecond, "0.25/s"},
+      {1, Unit::kUpDown, "up"},
+      {0, Unit::kUpDown, "down"},
       {std::numeric_limits<double>::infinity(), Unit::kCount, "n/a"},
   };
   for (const Case& c : cases) EXPECT_EQ(formatValue(c.value, c.unit), c.want) << c.value;

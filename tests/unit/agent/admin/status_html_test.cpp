@@ -28,8 +28,8 @@ PageData sample(bool admin) {
   d.checks.push_back(alertsCheck(1, 1, 0));
   d.spark_from_ms = kNow - 15 * 60'000;
   d.spark_to_ms = kNow;
-  d.sparks.push_back({"spark_connections", "Connections used", Unit::kRatio,
-                      {{kNow - 60'000, 0.2}, {kNow, 0.3}}});
+  d.sparks.push_back(
+      {"spark_connections", "Connections used", Unit::kRatio, {{kNow - 60'000, 0.2}, {kNow, 0.3}}});
   d.statements_on = true;
   collectors::TopStatement fast, slow;
   fast.queryid = "11";
@@ -98,8 +98,8 @@ size_t at(const std::string& page, const std::string& what) {
 
 TEST(StatusHtmlTest, SectionsComeInTriageOrder) {
   const std::string page = renderStatusPage(sample(true));
-  const char* ids[] = {"health", "queries", "indexes", "space", "maintenance", "alerts",
-                       "collectors"};
+  const char* ids[] = {"health",      "queries", "indexes",   "space",
+                       "maintenance", "alerts",  "collectors"};
   size_t last = 0;
   for (const char* id : ids) {
     const size_t p = at(page, std::string("<section id=\"") + id + "\"");
@@ -112,8 +112,9 @@ TEST(StatusHtmlTest, SectionsComeInTriageOrder) {
   EXPECT_NE(page.find("1 firing, 0 pending, 3 rules loaded"), std::string::npos);
   EXPECT_NE(page.find("<td>PostgresDown</td><td class=\"firing\">firing</td>"), std::string::npos);
   // Since when: relative, with the instant in the title.
-  EXPECT_NE(page.find("<td><time datetime=\"2026-01-01 00:00:00Z\" title=\"2026-01-01 00:00:00Z\">"),
-            std::string::npos);
+  EXPECT_NE(
+      page.find("<td><time datetime=\"2026-01-01 00:00:00Z\" title=\"2026-01-01 00:00:00Z\">"),
+      std::string::npos);
 }
 
 TEST(StatusHtmlTest, QueriesBySlowestTotalWithTheirShareOfAllTime) {
@@ -169,8 +170,8 @@ TEST(StatusHtmlTest, EmptyAgentStillRendersEverySection) {
   d.maintenance_on = true;
   d.maintenance_json = "[1,2";
   const std::string page = renderStatusPage(d);
-  for (const char* id : {"health", "queries", "indexes", "space", "maintenance", "alerts",
-                         "collectors"}) {
+  for (const char* id :
+       {"health", "queries", "indexes", "space", "maintenance", "alerts", "collectors"}) {
     EXPECT_NE(page.find(std::string("<section id=\"") + id + "\""), std::string::npos) << id;
   }
   EXPECT_NE(page.find("0 firing, 0 pending"), std::string::npos);
