@@ -8,7 +8,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 LAUNCHER = $(if $(shell command -v ccache 2>/dev/null),-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
-.PHONY: all deps configure build test demo demo-quiet bench soak package image clean
+.PHONY: all deps configure build test demo demo-quiet bench bench-advisor soak package image clean
 
 all: build
 
@@ -31,6 +31,10 @@ demo: build
 
 bench: build
 	@bash tests/bench/run.sh $(BUILD)
+
+# The index advisor on three schemas it was not tuned on (tests/bench/advisor/cases.py).
+bench-advisor: build
+	@python3 tests/bench/advisor/run.py --dbpulse $(BUILD)/dbpulse
 
 soak: build
 	@bash tests/bench/soak.sh $(BUILD)
