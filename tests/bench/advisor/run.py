@@ -216,7 +216,7 @@ def main():
             pg.psql(db, "VACUUM ANALYZE")
             # The load's own statements would fill the top 20 (track = all): a production
             # database's statistics are made by its workload.
-            pg.psql(db, "SELECT pg_stat_statements_reset()")
+            pg.psql(db, "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)")
             log(f"{db}: loaded in {time.time() - t0:.0f} s")
             scripts = [c["script"] for c in schema["creates"] + schema["traps"] if c.get("script")]
             txns = pg.pgbench(db, scripts, args.seconds, work)
