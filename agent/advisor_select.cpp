@@ -1,0 +1,110 @@
+#include "agent/advisor_select.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace dbpulse::advisor {
+namespace {
+
+bool uses(const WhatIfPlan& p, size_t c) {
+  return std::find(p.uses.begin(), p.uses.end(), c) != p.uses.end();
+}
+
+std::string percent(double share) {
+  return std::to_string(static_cast<long long>(std::lround(share * 100))) + " %";
+}
+
+}  // namespace
+
+Result<Selection> chooseIndexes(WhatIf& what_if, const SelectionInput& input) {
+  const size_t n = input.baseline_costs.size();
+  auto weight = [&input](size_t s) {
+    return s < input.weights.size() ? std::max(1.0, input.weights[s]) : 1.0;
+  };
+  Selection out;
+  std::vector<bool> present(input.candidates, false);
+  for (size_t c = 0; c < input.candidates; ++c) {
+    if (auto st = what_if.add(c); !st.ok()) return st;
+    present[c] = true;
+  }
+  std::vector<WhatIfPlan> plans(n);
+  for (size_t s = 0; s < n; ++s) {
+    auto p = what_if.plan(s);
+    if (!p.ok()) return p.status();
+    plans[s] = *p;
+  }
+  // Unused by every plan: gone.
+  for (size_t c = 0; c < input.candidates; ++c) {
+    const bool used =
+        std::any_of(plans.begin(), plans.end(), [c](const WhatIfPlan& p) { return uses(p, c); });
+    if (used) continue;
+    if (auto st = what_if.remove(c); !st.ok()) return st;
+    present[c] = false;
+    out.rejected.emplace_back(c, "the planner would not use it");
+  }
+  // Take each used one away in turn, those serving fewer statements first.
+  std::vector<size_t> order;
+  for (size_t c = 0; c < input.candidates; ++c) {
+    if (present[c]) order.push_back(c);
+  }
+  auto served = [&plans](size_t c) {
+    return std::count_if(plans.begin(), plans.end(),
+                         [c](const WhatIfPlan& p) { return uses(p, c); });
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return served(a) < served(b); });
+  for (size_t c : order) {
+    std::vector<size_t> affected;
+    for (size_t s = 0; s < n; ++s) {
+      if (uses(plans[s], c)) affected.push_back(s);
+    }
+    if (affected.empty()) {  // the plans moved off it when another was taken away
+      if (auto st = what_if.remove(c); !st.ok()) return st;
+      present[c] = false;
+      out.rejected.emplace_back(c, "the planner would not use it beside the others");
+      continue;
+    }
+    if (auto st = what_if.remove(c); !st.ok()) return st;
+    std::vector<WhatIfPlan> without;
+    double loss = 0, base = 0;
+    for (size_t s : affected) {
+      auto p = what_if.plan(s);
+      if (!p.ok()) return p.status();
+      loss += weight(s) * (p->cost - plans[s].cost);
+      base += weight(s) * input.baseline_costs[s];
+      without.push_back(*p);
+    }
+    const double share = base > 0 ? loss / base : 0;
+    if (share < input.min_improvement) {
+      present[c] = false;
+      for (size_t i = 0; i < affected.size(); ++i) plans[affected[i]] = without[i];
+      out.rejected.emplace_back(c, "the others serve its statements almost as well (" +
+                                       percent(share) + " of their cost without it)");
+    } else if (auto st = what_if.add(c); !st.ok()) {
+      return st;
+    }
+  }
+  for (size_t c = 0; c < input.candidates; ++c) {
+    if (!present[c]) continue;
+    Chosen chosen{c, {}, 0};
+    double before = 0, after = 0;
+    for (size_t s = 0; s < n; ++s) {
+      if (!uses(plans[s], c)) continue;
+      chosen.statements.push_back({s, input.baseline_costs[s], plans[s].cost});
+      before += weight(s) * input.baseline_costs[s];
+      after += weight(s) * plans[s].cost;
+    }
+    chosen.improvement = before > 0 ? 1.0 - after / before : 0;
+    out.chosen.push_back(std::move(chosen));
+  }
+  out.final_plans = std::move(plans);
+  return out;
+}
+
+bool paysForItself(double saved_cost_per_second, double index_writes_per_second,
+                   double cost_per_entry) {
+  return saved_cost_per_second >= index_writes_per_second * cost_per_entry;
+}
+
+}  // namespace dbpulse::advisor
