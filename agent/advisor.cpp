@@ -10,6 +10,8 @@
 #include <regex>
 #include <set>
 
+#include "agent/advisor_plan.h"
+#include "agent/advisor_select.h"
 #include "agent/query_guard.h"
 #include "collectors/postgres/pg_collect_util.h"
 
@@ -53,12 +55,6 @@ std::string joined(const std::vector<std::string>& items, const std::string& sep
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
   return out;
-}
-
-std::string columnList(const std::vector<std::string>& columns) {
-  std::vector<std::string> quoted;
-  for (const auto& c : columns) quoted.push_back(quoteIdent(c));
-  return joined(quoted, ", ");
 }
 
 std::string formatMs(double ms) {
@@ -254,17 +250,25 @@ struct Examined {
   std::string queryid, text;
   double calls = 0, total_ms = 0;
   int params = 0;
+  bool planned = false;
+  std::string plan;               // EXPLAIN's JSON, generic or with `args`
+  std::vector<std::string> args;  // representative values of a custom plan; empty: generic
   double cost = 0;
+  std::map<int, std::string> like_params;  // $N compared with LIKE -> a sample pattern
+  std::string outcome, detail;
+  std::set<std::string> served_by;      // existing indexes that already serve a candidate
+  std::vector<std::string> rejections;  // candidates refused before validation, with why
 };
 
-// Plans `text` generically (parameters unknown) inside a read-only transaction; returns
-// EXPLAIN's JSON. The statement is never executed.
+// Plans `text` inside a read-only transaction and returns EXPLAIN's JSON; the statement is
+// never executed. Generic (parameters unknown) without `args`, else a custom plan for them.
 Result<std::string> genericPlan(PgSession& session, const std::string& text, int params,
-                                int& counter) {
+                                const std::vector<std::string>& args, int& counter) {
   const std::string name = "dbpulse_advisor_" + std::to_string(++counter);
   if (auto r = session.query("BEGIN READ ONLY"); !r.ok()) return r.status();
   auto rollback = [&session] { (void)session.query("ROLLBACK"); };
-  if (auto r = session.query("SET LOCAL plan_cache_mode = force_generic_plan"); !r.ok()) {
+  const char* mode = args.empty() ? "force_generic_plan" : "force_custom_plan";
+  if (auto r = session.query(std::string("SET LOCAL plan_cache_mode = ") + mode); !r.ok()) {
     rollback();
     return r.status();
   }
@@ -272,10 +276,14 @@ Result<std::string> genericPlan(PgSession& session, const std::string& text, int
     rollback();
     return r.status();
   }
-  std::string args;
-  for (int i = 0; i < params; ++i) args += i == 0 ? "NULL" : ", NULL";
+  std::string list;
+  for (int i = 0; i < params; ++i) {
+    const size_t at = static_cast<size_t>(i);
+    list +=
+        (i == 0 ? "" : ", ") + (at < args.size() ? quoteLiteral(args[at]) : std::string("NULL"));
+  }
   auto plan = session.query("EXPLAIN (FORMAT JSON, VERBOSE) EXECUTE " + name +
-                            (params > 0 ? "(" + args + ")" : ""));
+                            (params > 0 ? "(" + list + ")" : ""));
   rollback();
   (void)session.query("DEALLOCATE " + name);
   if (!plan.ok()) return plan.status();
@@ -284,16 +292,310 @@ Result<std::string> genericPlan(PgSession& session, const std::string& text, int
   return *v;
 }
 
-struct Candidate {
-  std::string schema, table;
-  std::vector<std::string> columns;
-  std::vector<size_t> statements;  // indexes into the examined list
-  ScanCandidate scan;              // the first scan that asked for it (for the reason)
+// pg_stat_statements normalises "interval '1 day'" to "interval $1", which PostgreSQL cannot
+// parse back: the typed-literal syntax becomes a cast of the parameter ("$1::interval").
+std::string typedParameters(const std::string& text) {
+  static const std::regex kTypedLiteral(
+      R"(\b(interval|timestamptz|timestamp|date|time|numeric|inet|uuid|jsonb|json)\s+\$(\d+))",
+      std::regex::icase);
+  return std::regex_replace(text, kTypedLiteral, "$$$2::$1");
+}
+
+// What the advisor needs to know about a column.
+struct ColumnFacts {
+  std::string type;      // format_type: "text", "character varying", "integer", ...
+  double distinct = 0;   // estimated distinct values (0: unknown)
+  double null_frac = 0;  //
+  double top_freq = 0;   // frequency of the most common value (0: none)
+  std::string sample;    // a value from the middle of the histogram (text), "" if none
 };
 
-std::string candidateKey(const std::string& schema, const std::string& table,
-                         const std::vector<std::string>& columns) {
-  return schema + "." + table + "(" + joined(columns, ",") + ")";
+struct TableFacts {
+  double rows = 0;
+  double writes = 0;          // rows inserted or updated (not HOT) in the statistics window
+  double window_seconds = 0;  // since the database's statistics reset (or server start)
+  std::map<std::string, ColumnFacts> columns;
+  std::vector<std::pair<std::string, std::vector<std::string>>> indexes;  // name, normalised keys
+};
+
+// A key or an index key as text that compares equal whatever the spacing, quoting and
+// parentheses ("(payload ->> 'k'::text)" and "payload->>'k'::text" are the same key).
+std::string normalisedKey(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (std::isspace(static_cast<unsigned char>(c)) || c == '"' || c == '(' || c == ')') continue;
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+Result<TableFacts> tableFacts(PgSession& session, const std::string& schema,
+                              const std::string& table) {
+  const std::string rel = quoteLiteral(quoteIdent(schema) + "." + quoteIdent(table));
+  TableFacts f;
+  auto main = session.query(
+      "SELECT c.reltuples::float8, coalesce(t.n_tup_ins + t.n_tup_upd - t.n_tup_hot_upd, "
+      "0)::float8, "
+      "extract(epoch FROM now() - coalesce((SELECT stats_reset FROM pg_stat_database WHERE "
+      "datname = current_database()), pg_postmaster_start_time()))::float8 FROM pg_class c LEFT "
+      "JOIN pg_stat_all_tables t ON t.relid = c.oid WHERE c.oid = " +
+      rel + "::regclass");
+  if (!main.ok()) return main.status();
+  f.rows = collectors::pgutil::toDoubleOr(cell(*main, 0, 0));
+  f.writes = collectors::pgutil::toDoubleOr(cell(*main, 0, 1));
+  f.window_seconds = collectors::pgutil::toDoubleOr(cell(*main, 0, 2));
+  auto cols = session.query(
+      "SELECT a.attname::text, format_type(a.atttypid, NULL), s.n_distinct::float8, "
+      "s.null_frac::float8, s.most_common_freqs[1]::float8, CASE WHEN s.histogram_bounds IS NOT "
+      "NULL THEN (s.histogram_bounds::text::text[])[greatest(1, array_length(s.histogram_bounds::"
+      "text::text[], 1) / 2)] END FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN "
+      "pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_stats s ON s.schemaname = n.nspname "
+      "AND s.tablename = c.relname AND s.attname = a.attname WHERE a.attrelid = " +
+      rel + "::regclass AND a.attnum > 0 AND NOT a.attisdropped");
+  if (!cols.ok()) return cols.status();
+  for (size_t r = 0; r < cols->rows.size(); ++r) {
+    ColumnFacts c;
+    c.type = cell(*cols, r, 1).value_or("");
+    const double nd = collectors::pgutil::toDoubleOr(cell(*cols, r, 2));
+    c.distinct = nd < 0 ? -nd * f.rows : nd;
+    c.null_frac = collectors::pgutil::toDoubleOr(cell(*cols, r, 3));
+    c.top_freq = collectors::pgutil::toDoubleOr(cell(*cols, r, 4));
+    c.sample = cell(*cols, r, 5).value_or("");
+    f.columns.emplace(cell(*cols, r, 0).value_or(""), std::move(c));
+  }
+  auto idx = session.query(
+      "SELECT i.indexrelid::regclass::text, (SELECT string_agg(pg_get_indexdef(i.indexrelid, "
+      "k, true), E'\\x1f' ORDER BY k) FROM generate_series(1, i.indnkeyatts::int) k) FROM "
+      "pg_index i WHERE i.indrelid = " +
+      rel + "::regclass AND i.indisvalid AND i.indpred IS NULL");
+  if (!idx.ok()) return idx.status();
+  for (size_t r = 0; r < idx->rows.size(); ++r) {
+    std::vector<std::string> keys;
+    const std::string all = cell(*idx, r, 1).value_or("");
+    size_t from = 0;
+    while (from <= all.size()) {
+      const auto at = all.find('\x1f', from);
+      keys.push_back(normalisedKey(all.substr(from, at == std::string::npos ? at : at - from)));
+      if (at == std::string::npos) break;
+      from = at + 1;
+    }
+    f.indexes.emplace_back(cell(*idx, r, 0).value_or(""), std::move(keys));
+  }
+  return f;
+}
+
+// The candidate's keys with its equality columns in selectivity order (most distinct
+// values first); empty when a column key is not a column of the table.
+std::vector<advisor::IndexKey> orderedKeys(advisor::PlanCandidate c, const TableFacts& facts) {
+  auto distinct = [&facts](const advisor::IndexKey& k) {
+    if (k.expression) return 1e18;  // an expression of a column (lower(email)): keep it first
+    const auto it = facts.columns.find(k.text);
+    return it == facts.columns.end() ? 0.0 : it->second.distinct;
+  };
+  std::stable_sort(c.equality.begin(), c.equality.end(),
+                   [&](const auto& a, const auto& b) { return distinct(a) > distinct(b); });
+  auto keys = c.keys();
+  for (const auto& k : keys) {
+    if (!k.expression && !facts.columns.count(k.text)) return {};
+  }
+  return keys;
+}
+
+std::string keyList(const std::vector<advisor::IndexKey>& keys) {
+  std::vector<std::string> t;
+  for (const auto& k : keys) t.push_back(k.text);
+  return joined(t, ", ");
+}
+
+// Without hypopg nothing checks a candidate with the planner, so pg_stats must: the leading
+// equality column must pick out few rows, and a cast's expression index is not guessed.
+std::string heuristicRefusal(const std::vector<advisor::IndexKey>& keys, const TableFacts& facts,
+                             const advisor::PlanCandidate& c) {
+  const advisor::IndexKey& lead = keys.front();
+  if (lead.expression && lead.text.find("::") != std::string::npos && lead.text.find('(') == 0) {
+    return "an index on a cast expression needs hypopg to validate it";
+  }
+  if (lead.expression ||
+      std::find(c.equality.begin(), c.equality.end(), lead) == c.equality.end()) {
+    return "";
+  }
+  const auto it = facts.columns.find(lead.text);
+  if (it == facts.columns.end() || it->second.distinct <= 0) return "";
+  const ColumnFacts& col = it->second;
+  const double share = std::max(col.top_freq, (1.0 - col.null_frac) / col.distinct);
+  if (share <= 0.2) return "";
+  return "not selective: a value of " + lead.text + " matches about " +
+         std::to_string(static_cast<int>(std::lround(share * 100))) + " % of the rows (pg_stats)";
+}
+
+// An existing index whose leading keys are these keys; "" when none. LIKE keys are served
+// only by a pattern-ops index, which the plan would then have used.
+std::string servingIndex(const std::vector<advisor::IndexKey>& keys, const TableFacts& facts) {
+  for (const auto& k : keys) {
+    if (k.like) return "";
+  }
+  for (const auto& [name, existing] : facts.indexes) {
+    if (existing.size() < keys.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      same = same && existing[i] == normalisedKey(keys[i].text);
+    }
+    if (same) return name;
+  }
+  return "";
+}
+
+// "(a, lower(b), c text_pattern_ops)"; "" when a LIKE key's type has no pattern opclass.
+std::string indexDefinition(const std::vector<advisor::IndexKey>& keys, const TableFacts& facts,
+                            bool collation_is_c) {
+  std::vector<std::string> parts;
+  for (const auto& k : keys) {
+    if (k.expression) {
+      parts.push_back("(" + k.text + ")");
+      continue;
+    }
+    std::string part = quoteIdent(k.text);
+    if (k.like && !collation_is_c) {
+      const std::string& type = facts.columns.at(k.text).type;
+      if (type == "text") {
+        part += " text_pattern_ops";
+      } else if (type == "character varying") {
+        part += " varchar_pattern_ops";
+      } else if (type == "character") {
+        part += " bpchar_pattern_ops";
+      } else {
+        return "";
+      }
+    }
+    parts.push_back(part);
+  }
+  return "(" + joined(parts, ", ") + ")";
+}
+
+// A LIKE pattern with a prefix from the column's statistics: three quarters of a sample
+// value (at least 3 bytes, never splitting a UTF-8 character) and '%', as selective as an
+// application's prefix search usually is.
+std::string likeSample(const advisor::IndexKey& key, const TableFacts& facts) {
+  const auto it = facts.columns.find(key.text);
+  if (it == facts.columns.end() || it->second.sample.size() < 3) return "";
+  const std::string& v = it->second.sample;
+  size_t n = std::max<size_t>(3, v.size() * 3 / 4);
+  while (n > 0 && n < v.size() && (static_cast<unsigned char>(v[n]) & 0xC0) == 0x80) --n;
+  std::string prefix;
+  for (size_t i = 0; i < n; ++i) {
+    if (v[i] == '%' || v[i] == '_' || v[i] == '\\') prefix += '\\';
+    prefix += v[i];
+  }
+  return prefix + "%";
+}
+
+// A candidate index: the statements whose plans asked for it.
+struct Proposal {
+  std::string schema, table;
+  std::vector<advisor::IndexKey> keys;
+  std::string definition;       // "(a, b)" as in CREATE INDEX
+  std::set<size_t> statements;  // into the examined list
+  bool join = false;            // first asked for by a join key
+};
+
+bool anyIndexNamed(const json& node, int depth = 0) {
+  if (!node.is_object() || depth > kMaxPlanDepth) return false;
+  if (node.contains("Index Name")) return true;
+  if (node.contains("Plans") && node["Plans"].is_array()) {
+    for (const auto& c : node["Plans"]) {
+      if (anyIndexNamed(c, depth + 1)) return true;
+    }
+  }
+  return false;
+}
+
+bool planUsesAnyIndex(const std::string& plan) {
+  json doc = json::parse(plan, nullptr, false);
+  return !doc.is_discarded() && doc.is_array() && !doc.empty() && doc[0].is_object() &&
+         doc[0].contains("Plan") && anyIndexNamed(doc[0]["Plan"]);
+}
+
+// The planner with hypothetical indexes (hypopg, session memory only).
+class HypoWhatIf final : public advisor::WhatIf {
+ public:
+  HypoWhatIf(PgSession& session, const std::vector<Proposal>& proposals,
+             const std::vector<Examined>& examined, const std::vector<size_t>& statements,
+             int& counter)
+      : session_(session),
+        proposals_(proposals),
+        examined_(examined),
+        statements_(statements),
+        counter_(counter),
+        oid_(proposals.size()),
+        name_(proposals.size()) {}
+
+  Status add(size_t c) override {
+    const Proposal& p = proposals_.at(c);
+    auto created =
+        session_.query("SELECT indexrelid::text, indexname::text FROM hypopg_create_index(" +
+                       quoteLiteral("CREATE INDEX ON " + quoteIdent(p.schema) + "." +
+                                    quoteIdent(p.table) + " " + p.definition) +
+                       ")");
+    if (!created.ok()) return created.status();
+    oid_[c] = cell(*created, 0, 0).value_or("");
+    name_[c] = cell(*created, 0, 1).value_or("");
+    return okStatus();
+  }
+  Status remove(size_t c) override {
+    if (oid_.at(c).empty()) return okStatus();
+    auto r = session_.query("SELECT hypopg_drop_index(" + oid_[c] + ")");
+    oid_[c].clear();
+    name_[c].clear();
+    return r.ok() ? okStatus() : r.status();
+  }
+  Result<advisor::WhatIfPlan> plan(size_t s) override {
+    const Examined& e = examined_.at(statements_.at(s));
+    auto plan = genericPlan(session_, e.text, e.params, e.args, counter_);
+    if (!plan.ok()) {
+      if (plan.status().code() == StatusCode::kUnavailable) return plan.status();
+      return advisor::WhatIfPlan{e.cost, {}};  // as without the candidates
+    }
+    advisor::WhatIfPlan out;
+    auto cost = planCostOf(*plan);
+    out.cost = cost.ok() ? *cost : e.cost;
+    for (size_t c = 0; c < name_.size(); ++c) {
+      if (!name_[c].empty() && planUsesIndex(*plan, name_[c])) out.uses.push_back(c);
+    }
+    return out;
+  }
+  std::optional<double> sizeOf(size_t c) {
+    if (oid_.at(c).empty()) return std::nullopt;
+    auto r = session_.query("SELECT hypopg_relation_size(" + oid_[c] + ")::float8");
+    if (!r.ok()) return std::nullopt;
+    return collectors::pgutil::toDoubleOr(cell(*r, 0, 0));
+  }
+  void reset() { (void)session_.query("SELECT hypopg_reset()"); }
+
+ private:
+  PgSession& session_;
+  const std::vector<Proposal>& proposals_;
+  const std::vector<Examined>& examined_;
+  const std::vector<size_t>& statements_;
+  int& counter_;
+  std::vector<std::string> oid_, name_;
+};
+
+// Seconds that pg_stat_statements' counters cover (since its reset, PostgreSQL 14+, or the
+// server's start); 0 when unknown.
+double statementsWindowSeconds(PgSession& session, const std::string& pgss_schema, int version) {
+  const std::string sql =
+      version >= 140000
+          ? "SELECT extract(epoch FROM now() - stats_reset)::float8 FROM " +
+                quoteIdent(pgss_schema) + ".pg_stat_statements_info"
+          : std::string("SELECT extract(epoch FROM now() - pg_postmaster_start_time())::float8");
+  auto r = session.query(sql);
+  return r.ok() ? collectors::pgutil::toDoubleOr(cell(*r, 0, 0)) : 0;
+}
+
+std::string formatRate(double per_second) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", per_second);
+  return buf;
 }
 
 }  // namespace
@@ -525,149 +827,296 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
       std::to_string(std::max(1, options.top_statements)));
   if (!top.ok()) return top.status();
 
+  // LIKE 'prefix%' can use a plain index only under the C collation.
+  auto collation =
+      session.query("SELECT datcollate::text FROM pg_database WHERE datname = current_database()");
+  if (!collation.ok()) return collation.status();
+  const std::string datcollate = cell(*collation, 0, 0).value_or("");
+  const bool collation_is_c = datcollate == "C" || datcollate == "POSIX";
+
+  // Every top statement, planned as PostgreSQL would plan it for any parameters.
   std::vector<Examined> examined;
-  std::vector<Candidate> candidates;
+  std::vector<Proposal> proposals;
   std::map<std::string, size_t> by_key;
+  std::map<std::string, TableFacts> tables;  // "schema.table"
   int counter = 0;
-  size_t skipped = 0;
   for (size_t r = 0; r < top->rows.size(); ++r) {
     Examined e;
     e.queryid = cell(*top, r, 0).value_or("");
     e.calls = collectors::pgutil::toDoubleOr(cell(*top, r, 1));
     e.total_ms = collectors::pgutil::toDoubleOr(cell(*top, r, 2));
     e.text = withoutPrepare(cell(*top, r, 3).value_or(""));
-    if (!plannable(e.text)) {
-      ++skipped;
+    const size_t index = examined.size();
+    examined.push_back(e);
+    Examined& ex = examined.back();
+    if (!plannable(ex.text)) {
+      ex.outcome = "skipped";
+      ex.detail = "a catalogue, utility or monitoring statement";
       continue;
     }
-    e.params = highestParameter(e.text);
-    auto plan = genericPlan(session, e.text, e.params, counter);
+    ex.params = highestParameter(ex.text);
+    auto plan = genericPlan(session, ex.text, ex.params, {}, counter);
+    if (!plan.ok() && plan.status().code() != StatusCode::kUnavailable) {
+      // Normalised text can lose what typed a parameter ("interval $1"): retry typed.
+      const std::string typed = typedParameters(ex.text);
+      if (typed != ex.text) {
+        auto again = genericPlan(session, typed, ex.params, {}, counter);
+        if (again.ok()) {
+          ex.text = typed;
+          plan = std::move(again);
+        }
+      }
+    }
     if (!plan.ok()) {
       if (plan.status().code() == StatusCode::kUnavailable) return plan.status();
-      out.notes.push_back("queryid " + e.queryid + ": cannot be planned (" +
+      ex.outcome = "not_planned";
+      ex.detail = plan.status().message();
+      out.notes.push_back("queryid " + ex.queryid + ": cannot be planned (" +
                           plan.status().message() + ")");
       continue;
     }
+    ex.planned = true;
+    ex.plan = *plan;
     auto cost = planCostOf(*plan);
-    e.cost = cost.ok() ? *cost : 0;
-    auto scans = seqScansOf(*plan);
-    if (!scans.ok()) continue;
-    const size_t index = examined.size();
-    examined.push_back(e);
-    for (auto& scan : *scans) {
-      auto cols = scan.indexColumns();
-      if (cols.empty()) continue;
-      const std::string key = candidateKey(scan.schema, scan.table, cols);
-      auto [it, inserted] = by_key.emplace(key, candidates.size());
-      if (inserted) candidates.push_back(Candidate{scan.schema, scan.table, cols, {}, scan});
-      auto& stmts = candidates[it->second].statements;
-      if (std::find(stmts.begin(), stmts.end(), index) == stmts.end()) stmts.push_back(index);
+    ex.cost = cost.ok() ? *cost : 0;
+    auto found = advisor::planCandidates(*plan);
+    if (!found.ok()) continue;
+    for (const auto& candidate : *found) {
+      const std::string qualified = candidate.schema + "." + candidate.table;
+      if (!tables.count(qualified)) {
+        auto facts = tableFacts(session, candidate.schema, candidate.table);
+        if (!facts.ok()) {
+          if (facts.status().code() == StatusCode::kUnavailable) return facts.status();
+          continue;
+        }
+        tables.emplace(qualified, std::move(*facts));
+      }
+      const TableFacts& facts = tables.at(qualified);
+      if (facts.rows < options.min_table_rows) continue;
+      auto keys = orderedKeys(candidate, facts);
+      if (keys.empty()) continue;
+      if (!use_hypopg) {
+        if (auto why = heuristicRefusal(keys, facts, candidate); !why.empty()) {
+          ex.rejections.push_back(qualified + " (" + keyList(keys) + "): " + why);
+          continue;
+        }
+      }
+      if (auto served = servingIndex(keys, facts); !served.empty()) {
+        ex.served_by.insert(served);
+        continue;
+      }
+      const std::string definition = indexDefinition(keys, facts, collation_is_c);
+      if (definition.empty()) continue;
+      const std::string key = qualified + " " + definition;
+      auto [it, inserted] = by_key.emplace(key, proposals.size());
+      if (inserted) {
+        proposals.push_back(Proposal{candidate.schema,
+                                     candidate.table,
+                                     keys,
+                                     definition,
+                                     {},
+                                     candidate.source == advisor::CandidateSource::kJoin});
+      }
+      proposals[it->second].statements.insert(index);
+      for (const auto& k : keys) {
+        if (k.like && k.param > 0) ex.like_params.emplace(k.param, likeSample(k, facts));
+      }
     }
   }
-  say("planned " + std::to_string(examined.size()) + " statements (" + std::to_string(skipped) +
-      " catalogue or utility statements skipped), " + std::to_string(candidates.size()) +
-      " candidate indexes");
+  size_t planned = 0;
+  for (const auto& e : examined) planned += e.planned ? 1 : 0;
+  say("planned " + std::to_string(planned) + " statements (" +
+      std::to_string(examined.size() - planned) + " skipped or not plannable), " +
+      std::to_string(proposals.size()) + " candidate indexes");
 
-  for (const auto& c : candidates) {
-    const std::string target = quoteIdent(c.schema) + "." + quoteIdent(c.table);
-    // Big enough to matter, and not served by an index that exists already.
-    auto facts = session.query(
-        "SELECT c.reltuples::float8, (SELECT string_agg(x.cols, ';') FROM (SELECT "
-        "(SELECT string_agg(a.attname::text, ',' ORDER BY k.ord) FROM unnest(i.indkey) WITH "
-        "ORDINALITY k(attnum, ord) JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
-        "a.attnum = k.attnum) AS cols FROM pg_index i WHERE i.indrelid = c.oid AND "
-        "i.indisvalid AND i.indpred IS NULL) x) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-        "c.relnamespace WHERE n.nspname = " +
-        quoteLiteral(c.schema) + " AND c.relname = " + quoteLiteral(c.table));
-    if (!facts.ok()) return facts.status();
-    const double rows = collectors::pgutil::toDoubleOr(cell(*facts, 0, 0));
-    if (rows < options.min_table_rows) continue;
-    const std::string wanted = joined(c.columns, ",");
-    bool covered = false;
-    const std::string existing = cell(*facts, 0, 1).value_or("");
-    size_t start = 0;
-    while (start <= existing.size() && !existing.empty()) {
-      const auto end = existing.find(';', start);
-      const std::string cols = existing.substr(start, end == std::string::npos ? end : end - start);
-      if (cols == wanted || cols.rfind(wanted + ",", 0) == 0) covered = true;
-      if (end == std::string::npos) break;
-      start = end + 1;
+  // Representative parameter values where a generic plan cannot see an index's use (a LIKE
+  // prefix): a custom plan with a value from pg_stats when every parameter has one.
+  for (auto& e : examined) {
+    if (!e.planned || e.like_params.empty() || static_cast<int>(e.like_params.size()) != e.params)
+      continue;
+    std::vector<std::string> args;
+    for (int p = 1; p <= e.params; ++p) {
+      auto it = e.like_params.find(p);
+      if (it == e.like_params.end() || it->second.empty()) break;
+      args.push_back(it->second);
     }
-    if (covered) continue;
+    if (static_cast<int>(args.size()) != e.params) continue;
+    auto plan = genericPlan(session, e.text, e.params, args, counter);
+    if (!plan.ok()) continue;
+    auto cost = planCostOf(*plan);
+    if (!cost.ok()) continue;
+    e.args = std::move(args);
+    e.plan = *plan;
+    e.cost = *cost;
+  }
 
+  std::vector<bool> chosen(proposals.size(), false);
+  std::vector<std::string> rejection(proposals.size());
+  std::vector<std::vector<StatementGain>> gains(proposals.size());
+  std::vector<std::optional<double>> improvement(proposals.size()), size(proposals.size());
+  if (use_hypopg && !proposals.empty()) {
+    // The statements the candidates came from, as the selection's numbering.
+    std::vector<size_t> stmts;
+    std::map<size_t, size_t> number;
+    for (const auto& p : proposals) {
+      for (size_t s : p.statements) {
+        if (number.emplace(s, stmts.size()).second) stmts.push_back(s);
+      }
+    }
+    say("validating " + std::to_string(proposals.size()) + " candidates together with hypopg on " +
+        std::to_string(stmts.size()) + " statements");
+    HypoWhatIf what_if(session, proposals, examined, stmts, counter);
+    advisor::SelectionInput in;
+    in.candidates = proposals.size();
+    in.min_improvement = options.min_improvement;
+    for (size_t s : stmts) {
+      in.weights.push_back(examined[s].calls);
+      in.baseline_costs.push_back(examined[s].cost);
+    }
+    auto selection = advisor::chooseIndexes(what_if, in);
+    if (!selection.ok()) {
+      what_if.reset();
+      if (selection.status().code() == StatusCode::kUnavailable) return selection.status();
+      out.notes.push_back("hypopg could not validate the candidates (" +
+                          selection.status().message() + ")");
+    } else {
+      for (const auto& [c, why] : selection->rejected) rejection[c] = why;
+      for (const auto& ch : selection->chosen) {
+        chosen[ch.candidate] = true;
+        improvement[ch.candidate] = std::round(ch.improvement * 1000) / 1000;
+        size[ch.candidate] = what_if.sizeOf(ch.candidate);
+        for (const auto& g : ch.statements) {
+          gains[ch.candidate].push_back({examined[stmts[g.statement]].queryid, g.before, g.after});
+        }
+      }
+      what_if.reset();
+    }
+  } else {
+    // Heuristic: every candidate that passed the selectivity check, except one that a wider
+    // candidate on the same table starts with.
+    for (size_t c = 0; c < proposals.size(); ++c) {
+      chosen[c] = true;
+      for (size_t w = 0; w < proposals.size(); ++w) {
+        if (w == c || proposals[w].schema != proposals[c].schema ||
+            proposals[w].table != proposals[c].table ||
+            proposals[w].keys.size() <= proposals[c].keys.size()) {
+          continue;
+        }
+        bool prefix = true;
+        for (size_t k = 0; k < proposals[c].keys.size(); ++k) {
+          prefix = prefix && proposals[w].keys[k] == proposals[c].keys[k];
+        }
+        if (prefix) {
+          chosen[c] = false;
+          rejection[c] = "a wider candidate on the same table starts with it";
+          for (size_t s : proposals[c].statements) proposals[w].statements.insert(s);
+        }
+      }
+    }
+  }
+
+  // Write cost: an index adds an entry for every row inserted or updated (not HOT).
+  const double statements_window = statementsWindowSeconds(session, pgss_schema, version);
+  for (size_t c = 0; c < proposals.size(); ++c) {
+    const Proposal& p = proposals[c];
+    const TableFacts& facts = tables.at(p.schema + "." + p.table);
+    const std::string target = quoteIdent(p.schema) + "." + quoteIdent(p.table);
+    const std::string statement =
+        "CREATE INDEX CONCURRENTLY ON " + target + " " + p.definition + ";";
+    if (!chosen[c]) {
+      if (!rejection[c].empty()) out.notes.push_back(statement + ": " + rejection[c]);
+      continue;
+    }
+    const double writes = facts.window_seconds > 0 ? facts.writes / facts.window_seconds : 0;
+    if (use_hypopg && statements_window > 0) {
+      double saved = 0;
+      for (const auto& g : gains[c]) {
+        for (const auto& e : examined) {
+          if (e.queryid == g.queryid) saved += e.calls * (g.cost_before - g.cost_after);
+        }
+      }
+      if (!advisor::paysForItself(saved / statements_window, writes)) {
+        chosen[c] = false;
+        rejection[c] = "does not pay for itself (" + formatRate(writes) +
+                       " rows written per second against the plan cost it saves)";
+        out.notes.push_back(statement + ": " + rejection[c]);
+        continue;
+      }
+    }
     CreateSuggestion s;
-    s.schema = c.schema;
-    s.table = c.table;
-    s.columns = c.columns;
-    s.statement = "CREATE INDEX CONCURRENTLY ON " + target + " (" + columnList(c.columns) + ");";
+    s.schema = p.schema;
+    s.table = p.table;
+    for (const auto& k : p.keys) s.columns.push_back(k.text);
+    s.statement = statement;
     double calls = 0, total_ms = 0;
-    for (size_t i : c.statements) {
-      s.queryids.push_back(examined[i].queryid);
+    for (size_t i : p.statements) {
       calls += examined[i].calls;
       total_ms += examined[i].total_ms;
     }
-    s.reason = "Seq Scan on " + target + " (" + std::to_string(static_cast<long long>(rows)) +
-               " rows) filtering on " +
-               joined(c.scan.equality.empty() ? c.scan.range : c.scan.equality, ", ") +
-               (c.scan.range.empty() || c.scan.equality.empty()
-                    ? ""
-                    : " and a range on " + c.scan.range.front()) +
-               (c.scan.sort.empty() || !c.scan.range.empty()
-                    ? ""
-                    : ", ordered by " + joined(c.scan.sort, ", ")) +
-               " in " + std::to_string(c.statements.size()) +
+    for (size_t i : p.statements) {
+      // With hypopg, the statements whose chosen plan uses it; else those that asked.
+      const bool helps =
+          !use_hypopg || std::any_of(gains[c].begin(), gains[c].end(), [&](const StatementGain& g) {
+            return g.queryid == examined[i].queryid;
+          });
+      if (helps) s.queryids.push_back(examined[i].queryid);
+    }
+    s.reason = std::string(p.join ? "join key" : "Seq Scan") + " on " + target + " (" +
+               std::to_string(static_cast<long long>(facts.rows)) + " rows) in " +
+               std::to_string(p.statements.size()) +
                " statement(s): " + std::to_string(static_cast<long long>(calls)) + " calls, " +
                formatMs(total_ms) + " in total";
-
-    if (use_hypopg) {
-      say("validating " + s.statement + " with hypopg");
-      auto created = session.query(
-          "SELECT indexrelid::text, indexname::text FROM "
-          "hypopg_create_index(" +
-          quoteLiteral("CREATE INDEX ON " + target + " (" + columnList(c.columns) + ")") + ")");
-      if (!created.ok()) {
-        out.notes.push_back(s.statement + ": hypopg could not create it (" +
-                            created.status().message() + ")");
-        continue;
-      }
-      const std::string oid = cell(*created, 0, 0).value_or("0");
-      const std::string name = cell(*created, 0, 1).value_or("");
-      double before = 0, after = 0;
-      bool used = false;
-      for (size_t i : c.statements) {
-        const Examined& e = examined[i];
-        auto plan = genericPlan(session, e.text, e.params, counter);
-        const double weight = std::max(1.0, e.calls);
-        before += weight * e.cost;
-        if (plan.ok() && planUsesIndex(*plan, name)) {
-          used = true;
-          auto cost = planCostOf(*plan);
-          after += weight * (cost.ok() ? *cost : e.cost);
-        } else {
-          after += weight * e.cost;
-        }
-      }
-      (void)session.query("SELECT hypopg_drop_index(" + oid + ")");
-      const double improvement = before > 0 ? 1.0 - after / before : 0;
-      if (!used || improvement < options.min_improvement) {
-        out.notes.push_back(
-            s.statement + ": the planner would " +
-            (used ? "gain only " +
-                        std::to_string(static_cast<int>(std::lround(improvement * 100))) + " %"
-                  : "not use it") +
-            " (hypopg)");
-        continue;
-      }
-      s.estimated_improvement = std::round(improvement * 1000) / 1000;
-      s.validated_with = "hypopg";
-    } else {
-      s.validated_with = "heuristic";
-    }
+    s.estimated_improvement = improvement[c];
+    s.validated_with = use_hypopg ? "hypopg" : "heuristic";
+    s.gains = gains[c];
+    s.size_bytes = size[c];
+    s.writes_per_second = writes;
     out.create.push_back(std::move(s));
   }
   std::sort(out.create.begin(), out.create.end(), [](const auto& a, const auto& b) {
     return a.estimated_improvement.value_or(0) > b.estimated_improvement.value_or(0);
   });
+
+  // Every top statement's outcome.
+  for (size_t i = 0; i < examined.size(); ++i) {
+    Examined& e = examined[i];
+    if (e.outcome.empty()) {
+      std::vector<std::string> suggested, refused;
+      for (size_t c = 0; c < proposals.size(); ++c) {
+        if (!proposals[c].statements.count(i)) continue;
+        const std::string def = proposals[c].table + " " + proposals[c].definition;
+        const auto& ids = out.create;
+        const bool in =
+            chosen[c] && std::any_of(ids.begin(), ids.end(), [&](const CreateSuggestion& s) {
+              return s.table == proposals[c].table &&
+                     s.statement.find(proposals[c].definition) != std::string::npos &&
+                     std::find(s.queryids.begin(), s.queryids.end(), e.queryid) != s.queryids.end();
+            });
+        (in ? suggested : refused)
+            .push_back(def + (in || rejection[c].empty() ? "" : ": " + rejection[c]));
+      }
+      for (const auto& r : e.rejections) refused.push_back(r);
+      if (!suggested.empty()) {
+        e.outcome = "suggested";
+        e.detail = joined(suggested, "; ");
+      } else if (!e.served_by.empty() || (refused.empty() && planUsesAnyIndex(e.plan))) {
+        e.outcome = "served";
+        e.detail =
+            e.served_by.empty()
+                ? "by the indexes its plan uses"
+                : "by " + joined(std::vector<std::string>(e.served_by.begin(), e.served_by.end()),
+                                 ", ");
+      } else {
+        e.outcome = "nothing_to_gain";
+        e.detail = refused.empty()
+                       ? "no scan of a table over " +
+                             std::to_string(static_cast<long long>(options.min_table_rows)) +
+                             " rows that an index could serve"
+                       : joined(refused, "; ");
+      }
+    }
+    out.statements.push_back({e.queryid, e.calls, e.total_ms, e.outcome, e.detail});
+  }
   say(std::to_string(out.create.size()) + " indexes to create, " + std::to_string(out.drop.size()) +
       " to drop");
   return out;

@@ -49,20 +49,41 @@ struct AdvisorOptions {
   std::chrono::milliseconds unused_min_age = collectors::kDefaultUnusedIndexMinAge;
 };
 
+// One statement a suggested index helps: its estimated plan cost without the suggested
+// set and with it (planner units).
+struct StatementGain {
+  std::string queryid;
+  double cost_before = 0, cost_after = 0;
+};
+
 struct CreateSuggestion {
   std::string schema, table;
-  std::vector<std::string> columns;
-  std::string statement;  // CREATE INDEX CONCURRENTLY ON schema.table (a, b);
+  std::vector<std::string> columns;  // index keys: columns, or expressions as written
+  std::string statement;             // CREATE INDEX CONCURRENTLY ON schema.table (a, b);
   std::string reason;
   std::vector<std::string> queryids;
   std::optional<double> estimated_improvement;  // 0..1 of the statements' plan cost (hypopg)
   std::string validated_with;                   // "hypopg" or "heuristic"
+  std::vector<StatementGain> gains;             // hypopg: per statement it helps
+  std::optional<double> size_bytes;             // hypopg's estimate of the index's size
+  std::optional<double> writes_per_second;      // rows written to the table (index entries)
+};
+
+// What the advisor made of one top statement.
+struct ExaminedStatement {
+  std::string queryid;
+  double calls = 0, total_ms = 0;
+  // "suggested", "served" (by an existing index), "nothing_to_gain", "not_planned" (why
+  // in detail), "skipped" (a catalogue or utility statement).
+  std::string outcome;
+  std::string detail;
 };
 
 struct IndexSuggestions {
   std::vector<CreateSuggestion> create;
   std::vector<collectors::IndexFinding> drop;
   std::vector<std::string> notes;  // statements that could not be planned, hypopg missing...
+  std::vector<ExaminedStatement> statements;  // every top statement, in rank order
 };
 
 // A sequential scan found in a plan, with what an index could serve.

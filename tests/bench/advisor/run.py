@@ -214,8 +214,10 @@ def main():
             for sql in schema["after_load"]:
                 pg.psql(db, sql, on_error_stop=False)
             pg.psql(db, "VACUUM ANALYZE")
-            # The load's own statements would fill the top 20 (track = all): a production
-            # database's statistics are made by its workload.
+            # The load's own statements would fill the top 20 (track = all), and its rows
+            # would count as the tables' write rate: a production database's statistics are
+            # made by its workload, so both start after the load.
+            pg.psql(db, "SELECT pg_stat_reset()")
             pg.psql(db, "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = current_database()), 0)")
             log(f"{db}: loaded in {time.time() - t0:.0f} s")
             scripts = [c["script"] for c in schema["creates"] + schema["traps"] if c.get("script")]
