@@ -312,8 +312,6 @@ struct ColumnFacts {
 
 struct TableFacts {
   double rows = 0;
-  double writes = 0;          // rows inserted or updated (not HOT) in the statistics window
-  double window_seconds = 0;  // since the database's statistics reset (or server start)
   std::map<std::string, ColumnFacts> columns;
   std::vector<std::pair<std::string, std::vector<std::string>>> indexes;  // name, normalised keys
 };
@@ -333,17 +331,10 @@ Result<TableFacts> tableFacts(PgSession& session, const std::string& schema,
                               const std::string& table) {
   const std::string rel = quoteLiteral(quoteIdent(schema) + "." + quoteIdent(table));
   TableFacts f;
-  auto main = session.query(
-      "SELECT c.reltuples::float8, coalesce(t.n_tup_ins + t.n_tup_upd - t.n_tup_hot_upd, "
-      "0)::float8, "
-      "extract(epoch FROM now() - coalesce((SELECT stats_reset FROM pg_stat_database WHERE "
-      "datname = current_database()), pg_postmaster_start_time()))::float8 FROM pg_class c LEFT "
-      "JOIN pg_stat_all_tables t ON t.relid = c.oid WHERE c.oid = " +
-      rel + "::regclass");
+  auto main =
+      session.query("SELECT reltuples::float8 FROM pg_class WHERE oid = " + rel + "::regclass");
   if (!main.ok()) return main.status();
   f.rows = collectors::pgutil::toDoubleOr(cell(*main, 0, 0));
-  f.writes = collectors::pgutil::toDoubleOr(cell(*main, 0, 1));
-  f.window_seconds = collectors::pgutil::toDoubleOr(cell(*main, 0, 2));
   auto cols = session.query(
       "SELECT a.attname::text, format_type(a.atttypid, NULL), s.n_distinct::float8, "
       "s.null_frac::float8, s.most_common_freqs[1]::float8, CASE WHEN s.histogram_bounds IS NOT "
@@ -589,6 +580,29 @@ double statementsWindowSeconds(PgSession& session, const std::string& pgss_schem
                 quoteIdent(pgss_schema) + ".pg_stat_statements_info"
           : std::string("SELECT extract(epoch FROM now() - pg_postmaster_start_time())::float8");
   auto r = session.query(sql);
+  return r.ok() ? collectors::pgutil::toDoubleOr(cell(*r, 0, 0)) : 0;
+}
+
+// Rows that recurring statements (called more than once) inserted, updated, deleted or
+// copied into the table in pg_stat_statements' window: each is an entry a new index would
+// have to write. A one-off bulk load is not the table's write rate and is left out.
+double recurrentWrites(PgSession& session, const std::string& pgss_schema,
+                       const std::string& schema, const std::string& table) {
+  auto pattern = [](const std::string& name) {
+    std::string out = "\"?";
+    for (char c : name) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') out += '\\';
+      out += c;
+    }
+    return out + "\"?";
+  };
+  const std::string re =
+      "^\\s*(insert\\s+into|update|delete\\s+from|merge\\s+into|copy)\\s+(only\\s+)?(" +
+      pattern(schema) + "\\.)?" + pattern(table) + "([\\s(]|$)";
+  auto r = session.query("SELECT coalesce(sum(rows), 0)::float8 FROM " + quoteIdent(pgss_schema) +
+                         ".pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE "
+                         "datname = current_database()) AND calls > 1 AND query ~* " +
+                         quoteLiteral(re));
   return r.ok() ? collectors::pgutil::toDoubleOr(cell(*r, 0, 0)) : 0;
 }
 
@@ -1015,7 +1029,8 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
     }
   }
 
-  // Write cost: an index adds an entry for every row inserted or updated (not HOT).
+  // Write cost: an index adds an entry for every row written, measured in the same window
+  // as the statements' savings.
   const double statements_window = statementsWindowSeconds(session, pgss_schema, version);
   for (size_t c = 0; c < proposals.size(); ++c) {
     const Proposal& p = proposals[c];
@@ -1027,7 +1042,10 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
       if (!rejection[c].empty()) out.notes.push_back(statement + ": " + rejection[c]);
       continue;
     }
-    const double writes = facts.window_seconds > 0 ? facts.writes / facts.window_seconds : 0;
+    const double writes =
+        statements_window > 0
+            ? recurrentWrites(session, pgss_schema, p.schema, p.table) / statements_window
+            : 0;
     if (use_hypopg && statements_window > 0) {
       double saved = 0;
       for (const auto& g : gains[c]) {

@@ -64,9 +64,10 @@ struct Selection {
 Result<Selection> chooseIndexes(WhatIf& what_if, const SelectionInput& input);
 
 // Whether an index pays for itself: the plan cost it saves per second against what keeping
-// it costs on writes (one index entry per inserted or non-HOT-updated row, at about
-// `cost_per_entry` planner units). Rates are per second of the statistics' windows.
+// it costs on writes (one index entry per row written, at about `cost_per_entry` planner
+// units: the CPU of a B-tree descent and insert plus a share of a page write). Both rates
+// over the same window.
 bool paysForItself(double saved_cost_per_second, double index_writes_per_second,
-                   double cost_per_entry = 4.0);
+                   double cost_per_entry = 1.0);
 
 }  // namespace dbpulse::advisor
