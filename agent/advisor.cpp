@@ -1143,14 +1143,25 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
 std::string suggestionsJson(const IndexSuggestions& s) {
   json create = json::array();
   for (const auto& c : s.create) {
-    create.push_back({{"table", c.schema + "." + c.table},
-                      {"columns", c.columns},
-                      {"statement", c.statement},
-                      {"reason", c.reason},
-                      {"queryids", c.queryids},
-                      {"estimated_improvement",
-                       c.estimated_improvement ? json(*c.estimated_improvement) : json(nullptr)},
-                      {"validated_with", c.validated_with}});
+    json gains = json::array();
+    for (const auto& g : c.gains) {
+      gains.push_back({{"queryid", g.queryid},
+                       {"cost_before", std::round(g.cost_before * 100) / 100},
+                       {"cost_after", std::round(g.cost_after * 100) / 100}});
+    }
+    create.push_back(
+        {{"table", c.schema + "." + c.table},
+         {"columns", c.columns},
+         {"statement", c.statement},
+         {"reason", c.reason},
+         {"queryids", c.queryids},
+         {"estimated_improvement",
+          c.estimated_improvement ? json(*c.estimated_improvement) : json(nullptr)},
+         {"validated_with", c.validated_with},
+         {"statements", gains},
+         {"size_bytes", c.size_bytes ? json(std::llround(*c.size_bytes)) : json(nullptr)},
+         {"writes_per_second",
+          c.writes_per_second ? json(std::round(*c.writes_per_second * 10) / 10) : json(nullptr)}});
   }
   json drop = json::array();
   for (const auto& d : s.drop) {
@@ -1161,8 +1172,16 @@ std::string suggestionsJson(const IndexSuggestions& s) {
                     {"size_bytes", d.size_bytes},
                     {"detail", d.detail}});
   }
-  return json{{"create", create}, {"drop", drop}, {"notes", s.notes}}.dump(
-             2, ' ', false, json::error_handler_t::replace) +
+  json statements = json::array();
+  for (const auto& e : s.statements) {
+    statements.push_back({{"queryid", e.queryid},
+                          {"calls", e.calls},
+                          {"total_ms", std::round(e.total_ms * 1000) / 1000},
+                          {"outcome", e.outcome},
+                          {"detail", e.detail}});
+  }
+  return json{{"create", create}, {"drop", drop}, {"notes", s.notes}, {"statements", statements}}
+             .dump(2, ' ', false, json::error_handler_t::replace) +
          "\n";
 }
 
@@ -1173,8 +1192,17 @@ std::string suggestionsTable(const IndexSuggestions& s) {
     if (c.estimated_improvement) {
       std::snprintf(gain, sizeof gain, "-%.1f%% est. cost", *c.estimated_improvement * 100);
     }
-    out += "  " + c.statement + "\n      " + gain + "; " + c.reason +
-           "\n      queryids: " + joined(c.queryids, ", ") + "\n";
+    out += "  " + c.statement + "\n      " + gain + "; " + c.reason;
+    if (c.size_bytes) {
+      out += "\n      about " + std::to_string(std::llround(*c.size_bytes / 1024)) + " KiB, " +
+             formatRate(c.writes_per_second.value_or(0)) + " rows written per second";
+    }
+    for (const auto& g : c.gains) {
+      out += "\n      queryid " + g.queryid + ": cost " + formatRate(g.cost_before) + " -> " +
+             formatRate(g.cost_after);
+    }
+    if (c.gains.empty()) out += "\n      queryids: " + joined(c.queryids, ", ");
+    out += "\n";
   }
   out += "DROP (" + std::to_string(s.drop.size()) + ")\n";
   for (const auto& d : s.drop) {
@@ -1182,6 +1210,12 @@ std::string suggestionsTable(const IndexSuggestions& s) {
            std::to_string(static_cast<long long>(d.size_bytes)) + " bytes; " + d.detail + "\n";
   }
   for (const auto& n : s.notes) out += "note: " + n + "\n";
+  out += "STATEMENTS (" + std::to_string(s.statements.size()) + ")\n";
+  for (const auto& e : s.statements) {
+    out += "  queryid " + e.queryid + " (" + std::to_string(std::llround(e.calls)) + " calls, " +
+           formatMs(e.total_ms) + "): " + e.outcome + (e.detail.empty() ? "" : ": " + e.detail) +
+           "\n";
+  }
   return out;
 }
 
