@@ -185,6 +185,11 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=20, help="pgbench duration per schema")
     ap.add_argument("--check", action="store_true", help="exit 1 below the issue's bar")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 unless every planted create but --allow-miss ones is found, "
+                         "no suggestion is wrong, every drop is found and the runs agree")
+    ap.add_argument("--allow-miss", action="append", default=[], metavar="CASE",
+                    help="a create case --strict tolerates missing (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir and the server")
     ap.add_argument("--schema", action="append", help="only these schemas (repeatable)")
     args = ap.parse_args()
@@ -253,6 +258,8 @@ def main():
                              f"{before:.1f} → {after:.2f} ms"))
                 totals["planted"] += 1
                 totals["right"] += 1 if hit else 0
+                if not hit and case["id"] not in args.allow_miss:
+                    totals.setdefault("missed", []).append(case["id"])
             neutral = [s for s in suggested if id(s) not in matched and any(
                 s["table"] == a["table"] and s["cols"] in {normalise(x) for x in a["accept"]}
                 for a in schema["acceptable"])]
@@ -293,9 +300,14 @@ def main():
           f"recall {recall:.2f} ({totals['right']} of {totals['planted']} planted creates), "
           f"drops {totals['drops_found']}/{totals['drops_expected']}, "
           f"{args.runs} consecutive runs {'agree' if stable_all else 'DIFFER'} (track = all)")
+    drops_ok = totals["drops_found"] == totals["drops_expected"]
+    if args.strict:
+        missed = totals.get("missed", [])
+        if missed:
+            print(f"strict: missed {', '.join(missed)}")
+        sys.exit(0 if not missed and totals["wrong"] == 0 and drops_ok and stable_all else 1)
     if args.check:
-        ok = (precision == 1.0 and recall >= 0.9 and stable_all
-              and totals["drops_found"] == totals["drops_expected"])
+        ok = precision == 1.0 and recall >= 0.9 and stable_all and drops_ok
         sys.exit(0 if ok else 1)
 
 
