@@ -231,25 +231,59 @@ const std::vector<KeySpec<CompanionSection>>& companionKeys() {
   return k;
 }
 
+// A collector's own key (CatalogEntry::options), kept in CollectorSection::options.
+KeySpec<CollectorSection> optionField(const collectors::CollectorOption& option) {
+  using OptionKind = collectors::CollectorOption::Kind;
+  const std::string key = option.key;
+  if (option.kind == OptionKind::kCount) {
+    return {key, Kind::kInt, [key](CollectorSection& s, const Value& v) {
+              int64_t n = std::get<int64_t>(v);
+              if (n < 1 || n > 10'000) {
+                return "must be between 1 and 10000, got " + std::to_string(n);
+              }
+              s.options[key] = n;
+              return std::string();
+            }};
+  }
+  return {key, Kind::kDuration, [key](CollectorSection& s, const Value& v) {
+            Duration d = std::get<Duration>(v);
+            if (d.count() <= 0) return std::string("must be greater than 0");
+            s.options[key] = d.count();
+            return std::string();
+          }};
+}
+
+// The keys of every [collectors.NAME]: the common ones, then each option some catalogue entry
+// reads. Every collector accepts every option (the README promises "every collector has these
+// keys"); one that does not read it ignores it.
 const std::vector<KeySpec<CollectorSection>>& collectorKeys() {
-  static const std::vector<KeySpec<CollectorSection>> k = {
-      field("enabled", Kind::kBool, &CollectorSection::enabled),
-      positiveDurationField<CollectorSection>("interval", &CollectorSection::interval),
-      positiveDurationField<CollectorSection>("timeout", &CollectorSection::timeout),
-      {"group", Kind::kString,
-       [](CollectorSection& s, const Value& v) {
-         const auto& g = std::get<std::string>(v);
-         if (g.empty() || g.size() > 32 || !std::all_of(g.begin(), g.end(), [](char c) {
-               return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-             })) {
-           return "must be 1-32 letters, digits, '_' or '-', got \"" + g + "\"";
-         }
-         s.group = g;
-         return std::string();
-       }},
-      positiveIntField<CollectorSection>("top_n", &CollectorSection::top_n, 10'000),
-      positiveDurationField<CollectorSection>("threshold", &CollectorSection::threshold),
-  };
+  static const std::vector<KeySpec<CollectorSection>> k = [] {
+    std::vector<KeySpec<CollectorSection>> keys = {
+        field("enabled", Kind::kBool, &CollectorSection::enabled),
+        positiveDurationField<CollectorSection>("interval", &CollectorSection::interval),
+        positiveDurationField<CollectorSection>("timeout", &CollectorSection::timeout),
+        {"group", Kind::kString,
+         [](CollectorSection& s, const Value& v) {
+           const auto& g = std::get<std::string>(v);
+           if (g.empty() || g.size() > 32 || !std::all_of(g.begin(), g.end(), [](char c) {
+                 return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+               })) {
+             return "must be 1-32 letters, digits, '_' or '-', got \"" + g + "\"";
+           }
+           s.group = g;
+           return std::string();
+         }},
+    };
+    for (const auto& entry : collectors::catalog()) {
+      for (const auto& option : entry.options) {
+        if (std::none_of(keys.begin(), keys.end(),
+                         [&](const auto& spec) { return spec.key == option.key; })) {
+          keys.push_back(optionField(option));
+        }
+      }
+    }
+    return keys;
+  }();
   return k;
 }
 
@@ -310,6 +344,74 @@ const std::vector<KeySpec<AdvisorSection>>& advisorKeys() {
       field("allow_analyze", Kind::kBool, &AdvisorSection::allow_analyze),
   };
   return k;
+}
+
+// A section's keys applied to the whole Config (its part picked by `part`).
+template <typename Section>
+std::vector<KeySpec<Config>> inConfig(const std::vector<KeySpec<Section>>& keys,
+                                      std::function<Section&(Config&)> part) {
+  std::vector<KeySpec<Config>> out;
+  for (const auto& k : keys) {
+    out.push_back({k.key, k.kind, [apply = k.apply, part](Config& c, const Value& v) {
+                     return apply(part(c), v);
+                   }});
+  }
+  return out;
+}
+
+template <typename Section>
+std::vector<KeySpec<Config>> inConfig(const std::vector<KeySpec<Section>>& keys,
+                                      Section Config::*member) {
+  return inConfig<Section>(keys, [member](Config& c) -> Section& { return c.*member; });
+}
+
+// A [section] of the file and its keys.
+struct SectionSpec {
+  std::string name;
+  std::vector<KeySpec<Config>> keys;
+};
+
+// Every section of the file, one row each, in the order messages list them. [collectors]
+// has no keys of its own: it holds a [collectors.NAME] per catalogue entry
+// (collectorSections()).
+const std::vector<SectionSpec>& sections() {
+  static const std::vector<SectionSpec> k = {
+      {"agent", inConfig(agentKeys(), &Config::agent)},
+      {"postgres", inConfig(postgresKeys(), &Config::postgres)},
+      {"redis", inConfig(redisKeys(), &Config::redis)},
+      {"pgbouncer", inConfig(pgbouncerKeys(), &Config::pgbouncer)},
+      {"companion", inConfig(companionKeys(), &Config::companion)},
+      {"collectors", {}},
+      {"rules", inConfig(rulesKeys(), &Config::rules)},
+      {"alertmanager", inConfig(alertmanagerKeys(), &Config::alertmanager)},
+      {"maintenance", inConfig(maintenanceKeys(), &Config::maintenance)},
+      {"advisor", inConfig(advisorKeys(), &Config::advisor)},
+  };
+  return k;
+}
+
+// [collectors.NAME] for each catalogue entry, by name.
+const std::vector<SectionSpec>& collectorSections() {
+  static const std::vector<SectionSpec> k = [] {
+    std::vector<SectionSpec> out;
+    for (const auto& e : collectors::catalog()) {
+      out.push_back({"collectors." + e.name,
+                     inConfig<CollectorSection>(collectorKeys(),
+                                                [name = e.name](Config& c) -> CollectorSection& {
+                                                  return c.collectors.at(name);
+                                                })});
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return out;
+  }();
+  return k;
+}
+
+const SectionSpec* findSection(const std::vector<SectionSpec>& specs, const std::string& name) {
+  for (const auto& s : specs) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
 }
 
 // Levenshtein distance, for "did you mean" hints on typos.
@@ -391,11 +493,19 @@ class Loader {
         loadCollectors(node, cfg);
         continue;
       }
-      auto* table = node.as_table();
-      bool known = loadKnownSection(name, table, cfg, pos);
-      if (!known) {
-        error(pos, "unknown section [" + name + "]" + suggest(name, sectionNames()));
+      const SectionSpec* spec = findSection(sections(), name);
+      if (spec == nullptr) {
+        std::vector<std::string> names;
+        for (const auto& s : sections()) names.push_back(s.name);
+        error(pos, "unknown section [" + name + "]" + suggest(name, names));
+        continue;
       }
+      auto* table = node.as_table();
+      if (table == nullptr) {
+        error(pos, "[" + name + "] must be a table");
+        continue;
+      }
+      loadSection(*spec, *table, cfg);
     }
     applyEnvironment(cfg);
     validate(cfg);
@@ -403,13 +513,6 @@ class Loader {
   }
 
  private:
-  static const std::vector<std::string>& sectionNames() {
-    static const std::vector<std::string> k = {"agent",       "postgres",   "redis", "pgbouncer",
-                                               "companion",   "collectors", "rules", "alertmanager",
-                                               "maintenance", "advisor"};
-    return k;
-  }
-
   template <typename T>
   static Position positionOf(const T& sourced) {
     const auto& src = sourced.source();
@@ -434,35 +537,6 @@ class Loader {
     return r;
   }
 
-  bool loadKnownSection(const std::string& name, toml::table* table, Config& cfg, Position pos) {
-    auto need_table = [&]() {
-      if (table == nullptr) error(pos, "[" + name + "] must be a table");
-      return table != nullptr;
-    };
-    if (name == "agent") {
-      if (need_table()) loadSection(name, *table, agentKeys(), cfg.agent);
-    } else if (name == "postgres") {
-      if (need_table()) loadSection(name, *table, postgresKeys(), cfg.postgres);
-    } else if (name == "redis") {
-      if (need_table()) loadSection(name, *table, redisKeys(), cfg.redis);
-    } else if (name == "pgbouncer") {
-      if (need_table()) loadSection(name, *table, pgbouncerKeys(), cfg.pgbouncer);
-    } else if (name == "companion") {
-      if (need_table()) loadSection(name, *table, companionKeys(), cfg.companion);
-    } else if (name == "rules") {
-      if (need_table()) loadSection(name, *table, rulesKeys(), cfg.rules);
-    } else if (name == "alertmanager") {
-      if (need_table()) loadSection(name, *table, alertmanagerKeys(), cfg.alertmanager);
-    } else if (name == "maintenance") {
-      if (need_table()) loadSection(name, *table, maintenanceKeys(), cfg.maintenance);
-    } else if (name == "advisor") {
-      if (need_table()) loadSection(name, *table, advisorKeys(), cfg.advisor);
-    } else {
-      return false;
-    }
-    return true;
-  }
-
   void loadCollectors(toml::node& node, Config& cfg) {
     auto* table = node.as_table();
     if (table == nullptr) {
@@ -473,8 +547,8 @@ class Loader {
     for (const auto& e : collectors::catalog()) names.push_back(e.name);
     for (auto&& [key, sub] : *table) {
       const std::string name(key.str());
-      auto it = cfg.collectors.find(name);
-      if (it == cfg.collectors.end()) {
+      const SectionSpec* spec = findSection(collectorSections(), "collectors." + name);
+      if (spec == nullptr) {
         error(positionOf(key), "unknown collector '" + name + "'" + suggest(name, names));
         continue;
       }
@@ -483,18 +557,18 @@ class Loader {
         error(positionOf(key), "[collectors." + name + "] must be a table");
         continue;
       }
-      loadSection("collectors." + name, *sub_table, collectorKeys(), it->second);
+      loadSection(*spec, *sub_table, cfg);
     }
   }
 
-  template <typename Section>
-  void loadSection(const std::string& section, toml::table& table,
-                   const std::vector<KeySpec<Section>>& specs, Section& out) {
+  void loadSection(const SectionSpec& spec_of_section, toml::table& table, Config& out) {
+    const std::string& section = spec_of_section.name;
+    const auto& specs = spec_of_section.keys;
     for (auto&& [key, node] : table) {
       const std::string name(key.str());
       const Position pos = positionOf(key);
       auto spec = std::find_if(specs.begin(), specs.end(),
-                               [&](const KeySpec<Section>& s) { return s.key == name; });
+                               [&](const KeySpec<Config>& s) { return s.key == name; });
       if (spec == specs.end()) {
         std::vector<std::string> known;
         for (const auto& s : specs) known.push_back(s.key);
@@ -616,10 +690,9 @@ class Loader {
     return std::nullopt;
   }
 
-  template <typename Section>
-  void envSection(const std::string& section, const std::vector<KeySpec<Section>>& specs,
-                  Section& out) {
-    for (const auto& spec : specs) {
+  void envSection(const SectionSpec& spec_of_section, Config& out) {
+    const std::string& section = spec_of_section.name;
+    for (const auto& spec : spec_of_section.keys) {
       const std::string var = envVarName(section + "." + spec.key);
       auto it = env_.find(var);
       if (it == env_.end()) continue;
@@ -636,18 +709,8 @@ class Loader {
   }
 
   void applyEnvironment(Config& cfg) {
-    envSection("agent", agentKeys(), cfg.agent);
-    envSection("postgres", postgresKeys(), cfg.postgres);
-    envSection("redis", redisKeys(), cfg.redis);
-    envSection("pgbouncer", pgbouncerKeys(), cfg.pgbouncer);
-    envSection("companion", companionKeys(), cfg.companion);
-    envSection("rules", rulesKeys(), cfg.rules);
-    envSection("alertmanager", alertmanagerKeys(), cfg.alertmanager);
-    envSection("maintenance", maintenanceKeys(), cfg.maintenance);
-    envSection("advisor", advisorKeys(), cfg.advisor);
-    for (auto& [name, section] : cfg.collectors) {
-      envSection("collectors." + name, collectorKeys(), section);
-    }
+    for (const auto& spec : sections()) envSection(spec, cfg);
+    for (const auto& spec : collectorSections()) envSection(spec, cfg);
   }
 
   // Reads a *_file secret; trailing newlines (as `echo` and Kubernetes leave them) are dropped.
@@ -801,19 +864,13 @@ Result<HostPort> parseHostPort(std::string_view text) {
 
 std::vector<std::string> knownConfigKeys() {
   std::vector<std::string> out;
-  auto add = [&out](const std::string& section, const auto& keys) {
-    for (const auto& k : keys) out.push_back(section + "." + k.key);
-  };
-  add("agent", agentKeys());
-  add("postgres", postgresKeys());
-  add("redis", redisKeys());
-  add("pgbouncer", pgbouncerKeys());
-  add("companion", companionKeys());
-  add("collectors.NAME", collectorKeys());
-  add("rules", rulesKeys());
-  add("alertmanager", alertmanagerKeys());
-  add("maintenance", maintenanceKeys());
-  add("advisor", advisorKeys());
+  for (const auto& section : sections()) {
+    // Every [collectors.NAME] has the same keys.
+    const auto& keys =
+        section.name == "collectors" ? collectorSections().front().keys : section.keys;
+    const std::string name = section.name == "collectors" ? "collectors.NAME" : section.name;
+    for (const auto& k : keys) out.push_back(name + "." + k.key);
+  }
   return out;
 }
 

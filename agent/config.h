@@ -3,6 +3,7 @@
 // validation, environment overrides (DBPULSE_<SECTION>_<KEY>) and *_file secrets.
 // A Config value is immutable once loaded; a reload builds a new one.
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -77,9 +78,10 @@ struct CollectorSection {
   bool enabled = true;
   Duration interval{15'000};
   Duration timeout{5000};
-  std::string group;      // PostgreSQL session group; "" = the catalogue's default
-  int top_n = 0;          // per-collector "top N" limit; 0 = the collector's default
-  Duration threshold{0};  // per-collector threshold (e.g. long-running statements); 0 = default
+  std::string group;  // PostgreSQL session group; "" = the catalogue's default
+  // The collector's own keys that are set (CatalogEntry::options: top_n, threshold): a count,
+  // or a duration in milliseconds. Absent: the collector's default.
+  std::map<std::string, int64_t> options;
 };
 
 struct RulesSection {

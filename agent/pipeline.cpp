@@ -5,9 +5,6 @@
 #include <algorithm>
 
 #include "collectors/catalog.h"
-#include "collectors/postgres/locks_collector.h"
-#include "collectors/postgres/size_collector.h"
-#include "collectors/postgres/statements_collector.h"
 
 namespace dbpulse {
 
@@ -51,8 +48,11 @@ AdvisorOptions advisorOptions(const Config& config) {
   o.hypopg = config.advisor.hypopg == "require" ? HypopgMode::kRequire
              : config.advisor.hypopg == "off"   ? HypopgMode::kOff
                                                 : HypopgMode::kAuto;
+  // [collectors.indexes] threshold: the unused-index age of the collector and the advisor.
   const CollectorSection& indexes = config.collectors.at("indexes");
-  if (indexes.threshold.count() > 0) o.unused_min_age = indexes.threshold;
+  if (auto it = indexes.options.find("threshold"); it != indexes.options.end()) {
+    o.unused_min_age = Duration(it->second);
+  }
   return o;
 }
 
@@ -63,13 +63,16 @@ bool leaderOnly(const Config& config, const collectors::CatalogEntry& entry) {
   return config.agent.leader_election && entry.scope == collectors::CollectorScope::kDatabase;
 }
 
-// The enabled collectors of each PostgreSQL session group (pgbouncer has its own server).
+// The enabled collectors of each PostgreSQL session group.
 std::map<std::string, std::vector<const collectors::CatalogEntry*>> postgresGroups(
     const Config& config) {
   std::map<std::string, std::vector<const collectors::CatalogEntry*>> groups;
   for (const auto& entry : collectors::catalog()) {
     const CollectorSection& section = config.collectors.at(entry.name);
-    if (!section.enabled || entry.name == "pgbouncer" || section.group.empty()) continue;
+    if (!section.enabled || entry.client != collectors::ClientKind::kPostgres ||
+        section.group.empty()) {
+      continue;
+    }
     groups[section.group].push_back(&entry);
   }
   return groups;
@@ -101,72 +104,113 @@ collectors::PgSessionOptions groupSessionOptions(const Config& config, const std
       it == groups.end() ? std::vector<const CollectorSection*>{} : sections(config, it->second));
 }
 
+namespace {
+
+using collectors::Client;
+using collectors::ClientKind;
+
+// The session of the collector's group, made on the group's first member (its limits from
+// every member's section); the elector's shared session for the local group.
+Client postgresGroupSession(const Config& config, const CollectorSection& section, Pipeline& p) {
+  if (section.group.empty()) return {};
+  std::shared_ptr<collectors::PgSession>& session = p.postgres[section.group];
+  if (session) return Client(session);
+  if (p.shared_session && section.group == localPostgresGroup(config)) {
+    session = p.shared_session;
+    return Client(session);
+  }
+  const auto members = postgresGroups(config).at(section.group);
+  session = std::make_shared<collectors::PgSession>(
+      sessionOptions(config, config.postgres.dsn, sections(config, members)));
+  if (std::all_of(members.begin(), members.end(),
+                  [&](const auto* e) { return leaderOnly(config, *e); })) {
+    p.leader_sessions.push_back(session.get());
+  }
+  return Client(session);
+}
+
+// pgbouncer's admin console, when [pgbouncer] dsn is set: one session for the pipeline.
+Client pgbouncerConsole(const Config& config, const CollectorSection&, Pipeline& p) {
+  if (config.pgbouncer.dsn.empty()) return {};
+  Client& console = p.clients[ClientKind::kPgbouncerConsole];
+  if (console.empty()) {
+    std::vector<const CollectorSection*> members;
+    for (const auto& entry : collectors::catalog()) {
+      const CollectorSection& section = config.collectors.at(entry.name);
+      if (entry.client == ClientKind::kPgbouncerConsole && section.enabled) {
+        members.push_back(&section);
+      }
+    }
+    auto o = sessionOptions(config, config.pgbouncer.dsn, members);
+    o.admin_console = true;
+    console = Client(std::make_shared<collectors::PgSession>(o));
+  }
+  return console;
+}
+
+Client redisServer(const Config& config, const CollectorSection&, Pipeline&) {
+  return Client(std::make_shared<collectors::RedisServer>(collectors::RedisServer{
+      config.redis.addr.host, config.redis.addr.port, config.redis.password}));
+}
+
+Client companionServer(const Config& config, const CollectorSection&, Pipeline&) {
+  const CompanionSection& c = config.companion;
+  return Client(std::make_shared<collectors::CompanionServer>(collectors::CompanionServer{
+      c.health_url, c.metrics_url, c.reexport, c.pid_file, c.process_name}));
+}
+
+// The client registry: how a pipeline gets the client of each kind, one row per kind of
+// server. `client` returns what a factory of that kind gets for a collector with `section`
+// (empty when that server is not configured); what it makes, the pipeline keeps.
+struct ClientRegistration {
+  ClientKind kind;
+  Client (*client)(const Config& config, const CollectorSection& section, Pipeline& p);
+};
+
+const std::vector<ClientRegistration>& clientRegistry() {
+  static const std::vector<ClientRegistration> k = {
+      {ClientKind::kPostgres, postgresGroupSession},
+      {ClientKind::kPgbouncerConsole, pgbouncerConsole},
+      {ClientKind::kRedis, redisServer},
+      {ClientKind::kCompanion, companionServer},
+  };
+  return k;
+}
+
+Client clientFor(const Config& config, const collectors::CatalogEntry& entry,
+                 const CollectorSection& section, Pipeline& p) {
+  for (const auto& r : clientRegistry()) {
+    if (r.kind == entry.client) return r.client(config, section, p);
+  }
+  return {};
+}
+
+}  // namespace
+
 std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store,
                                         const Clock& clock,
                                         std::shared_ptr<AdvisorGate> advisor_gate,
                                         std::shared_ptr<collectors::PgSession> shared_session) {
   auto p = std::make_shared<Pipeline>();
   p->scheduler = std::make_unique<Scheduler>(store, clock, config.agent.worker_threads);
-
-  // Which enabled, built collectors use which PostgreSQL group.
-  const auto groups = postgresGroups(config);
-  std::vector<const CollectorSection*> pgbouncer_members;
-  if (config.collectors.at("pgbouncer").enabled) {
-    pgbouncer_members.push_back(&config.collectors.at("pgbouncer"));
-  }
-  const std::string local_group = shared_session ? localPostgresGroup(config) : "";
-  for (const auto& [group, entries] : groups) {
-    if (group == local_group) {
-      p->postgres[group] = p->shared_session = shared_session;
-      continue;
-    }
-    auto session = std::make_shared<collectors::PgSession>(
-        sessionOptions(config, config.postgres.dsn, sections(config, entries)));
-    if (std::all_of(entries.begin(), entries.end(),
-                    [&](const auto* e) { return leaderOnly(config, *e); })) {
-      p->leader_sessions.push_back(session.get());
-    }
-    p->postgres[group] = std::move(session);
-  }
-  if (!config.pgbouncer.dsn.empty() && !pgbouncer_members.empty()) {
-    auto o = sessionOptions(config, config.pgbouncer.dsn, pgbouncer_members);
-    o.admin_console = true;
-    p->pgbouncer = std::make_unique<collectors::PgSession>(o);
-  }
+  // The elector's session serves the local group (if there is one).
+  if (shared_session && !localPostgresGroup(config).empty()) p->shared_session = shared_session;
 
   for (const auto& entry : collectors::catalog()) {
     const CollectorSection& section = config.collectors.at(entry.name);
     if (!section.enabled) continue;
     collectors::CollectorEnv env;
-    if (auto it = p->postgres.find(section.group); it != p->postgres.end()) {
-      env.postgres = it->second.get();
-    }
-    env.pgbouncer = p->pgbouncer.get();
-    env.top_n = section.top_n;
-    env.threshold = section.threshold;
-    env.interval = section.interval;
-    env.timeout = section.timeout;
-    env.redis_host = config.redis.addr.host;
-    env.redis_port = config.redis.addr.port;
-    env.redis_password = config.redis.password;
-    env.companion_health_url = config.companion.health_url;
-    env.companion_metrics_url = config.companion.metrics_url;
-    env.companion_pid_file = config.companion.pid_file;
-    env.companion_process_name = config.companion.process_name;
-    env.companion_reexport = config.companion.reexport;
+    env.settings.interval = section.interval;
+    env.settings.timeout = section.timeout;
+    env.settings.options = section.options;
+    env.client = clientFor(config, entry, section, *p);
     auto collector = entry.make(env);
     if (!collector) {
       spdlog::info("collector {}: not configured, not scheduled", entry.name);
       continue;
     }
     p->collectors.insert(entry.name);
-    if (auto* c = dynamic_cast<const collectors::StatementsCollector*>(collector.get())) {
-      p->statements = c;
-    } else if (auto* l = dynamic_cast<const collectors::LocksCollector*>(collector.get())) {
-      p->locks = l;
-    } else if (auto* z = dynamic_cast<const collectors::SizeCollector*>(collector.get())) {
-      p->size = z;
-    }
+    if (const auto* d = collector->detailsProvider()) p->details_providers[entry.name] = d;
     JobOptions job{section.interval, section.timeout, 0.1};
     job.leader_only = leaderOnly(config, entry);
     p->scheduler->add(std::move(collector), job);
@@ -174,7 +218,7 @@ std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store
   // The index advisor hourly on the leader, for dbpulse_index_suggestions (the admin route
   // and the CLI run it on demand too).
   // Only where PostgreSQL is watched at all (some database collector is on).
-  if (!config.postgres.dsn.empty() && !groups.empty()) {
+  if (!config.postgres.dsn.empty() && !postgresGroups(config).empty()) {
     JobOptions job{Duration(3'600'000), Duration(120'000), 0.1};
     job.leader_only = config.agent.leader_election;
     job.background = true;

@@ -4,8 +4,10 @@
 // retirePipeline(), the one retire step both Agent::reload() and Agent::stop() use.
 // Also the options every PostgreSQL client of the agent derives from the config.
 
+#include <any>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,15 +20,10 @@
 #include "agent/maintenance.h"
 #include "agent/retirer.h"
 #include "agent/scheduler.h"
+#include "collectors/catalog.h"
 #include "collectors/postgres/pg_session.h"
 
 namespace dbpulse {
-
-namespace collectors {
-class StatementsCollector;
-class LocksCollector;
-class SizeCollector;
-}  // namespace collectors
 
 struct Pipeline {
   std::map<std::string, std::shared_ptr<collectors::PgSession>> postgres;  // by group
@@ -35,18 +32,30 @@ struct Pipeline {
   std::shared_ptr<collectors::PgSession> shared_session;
   // Sessions that only leader-only collectors use: a follower closes them.
   std::vector<collectors::PgSession*> leader_sessions;
-  std::unique_ptr<collectors::PgSession> pgbouncer;
+  // The clients of the other kinds, made once by their registration (pipeline.cpp).
+  std::map<collectors::ClientKind, collectors::Client> clients;
   std::unique_ptr<Scheduler> scheduler;
   std::set<std::string> collectors;  // names scheduled
-  // Collectors whose details the admin API shows; owned by the scheduler, null when off.
-  const collectors::StatementsCollector* statements = nullptr;
-  const collectors::LocksCollector* locks = nullptr;
-  const collectors::SizeCollector* size = nullptr;
+  // The scheduled collectors that keep details for the admin API, by name; owned by the
+  // scheduler.
+  std::map<std::string, const collectors::DetailsProvider*> details_providers;
+
+  // The details of collector `name` (see its DetailsProvider) when it is scheduled here and
+  // they are a T; nullopt otherwise.
+  template <typename T>
+  std::optional<T> details(const std::string& name) const {
+    auto it = details_providers.find(name);
+    if (it == details_providers.end()) return std::nullopt;
+    std::any d = it->second->details();
+    if (T* v = std::any_cast<T>(&d)) return std::move(*v);
+    return std::nullopt;
+  }
+
   ~Pipeline() {
-    // The scheduler's collectors hold references to the sessions: scheduler goes first.
+    // The scheduler's collectors hold references to the clients: scheduler goes first.
     scheduler.reset();
     postgres.clear();
-    pgbouncer.reset();
+    clients.clear();
   }
 };
 

@@ -1,11 +1,20 @@
 #pragma once
-// The collector catalogue: every collector name dbpulse knows, what question it
-// answers, its defaults, and how to build it. Adding a collector = its files +
-// one line in catalog.cpp. Config validation reads its names and defaults; the README's
-// collector table is kept by hand.
+// The collector catalogue: every collector name dbpulse knows, what question it answers,
+// its defaults, the [collectors.NAME] options it reads beyond the common ones, the kind of
+// client it needs and how to build it. The config loader takes the names, defaults and
+// option keys from it; the agent's pipeline builds from it, handing each factory its own
+// section's settings and a client of its kind. `answers` and option meanings are for the
+// reader: the README's collector table is kept by hand (tests check that it names every
+// collector and option).
+//
+// Adding a collector over an existing kind of server = its files + one row in catalog.cpp;
+// a new kind of server adds a ClientKind and its registration in agent/pipeline.cpp.
 
+#include <any>
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,33 +23,78 @@
 
 namespace dbpulse::collectors {
 
-class PgSession;
+// The kind of server a collector talks to, and so the client its factory gets (see
+// CollectorEnv::client; the agent makes it, one registration per kind):
+enum class ClientKind {
+  kPostgres,          // PgSession of the collector's session group, on [postgres] dsn
+  kPgbouncerConsole,  // PgSession on pgbouncer's admin console; none without [pgbouncer] dsn
+  kRedis,             // RedisServer: where Redis is; the collector keeps its own connection
+  kCompanion,         // CompanionServer: the chat server beside us (HTTP and its process)
+};
 
-// What a factory may use: the collector's own settings and the shared clients.
-// Pointers are null when that part is not configured.
-struct CollectorEnv {
-  // PostgreSQL session of this collector's group (see CatalogEntry::default_group).
-  PgSession* postgres = nullptr;
-  // Session to pgbouncer's admin console, when [pgbouncer] dsn is set.
-  PgSession* pgbouncer = nullptr;
+// The client of kind kRedis ([redis]).
+struct RedisServer {
+  std::string host;
+  int port = 0;
+  std::string password;
+};
 
-  // [collectors.NAME] options; 0 means "the collector's own default".
-  int top_n = 0;
-  std::chrono::milliseconds threshold{0};
+// The client of kind kCompanion ([companion]): the chat server's HTTP endpoints and how to
+// find its process.
+struct CompanionServer {
+  std::string health_url;
+  std::string metrics_url;
+  bool reexport = false;  // its series on dbpulse's /metrics too
+  std::string pid_file;
+  std::string process_name;
+};
+
+// What a registration made for a factory: a shared_ptr to the kind's client type, or
+// nothing when that server is not configured.
+class Client {
+ public:
+  Client() = default;
+  template <typename T>
+  explicit Client(std::shared_ptr<T> client) : held_(std::move(client)) {}
+  // The client when it is a T, else null.
+  template <typename T>
+  T* get() const {
+    const auto* p = std::any_cast<std::shared_ptr<T>>(&held_);
+    return p != nullptr ? p->get() : nullptr;
+  }
+  bool empty() const { return !held_.has_value(); }
+
+ private:
+  std::any held_;
+};
+
+// A [collectors.NAME] key beyond the common ones (enabled, interval, timeout, group).
+struct CollectorOption {
+  enum class Kind {
+    kCount,     // an integer, 1..10000
+    kDuration,  // a duration string, greater than 0
+  };
+  std::string key;
+  Kind kind;
+  std::string meaning;  // what it sets for this collector, and its default
+};
+
+// A collector's [collectors.NAME] section as its factory sees it.
+struct CollectorSettings {
   std::chrono::milliseconds interval{0};
   std::chrono::milliseconds timeout{0};
+  // The options set in the config, by key: a count, or a duration in milliseconds.
+  std::map<std::string, int64_t> options;
 
-  // [redis]
-  std::string redis_host;
-  int redis_port = 0;
-  std::string redis_password;
+  // 0 when the option is not set (the collector's default applies).
+  int count(const std::string& key) const;
+  std::chrono::milliseconds duration(const std::string& key) const;
+};
 
-  // [companion]
-  std::string companion_health_url;
-  std::string companion_metrics_url;
-  std::string companion_pid_file;
-  std::string companion_process_name;
-  bool companion_reexport = false;
+// What a factory gets: its own section's settings and the client of its entry's kind.
+struct CollectorEnv {
+  CollectorSettings settings;
+  Client client;
 };
 
 enum class CollectorScope {
@@ -55,15 +109,17 @@ enum class CollectorScope {
 
 struct CatalogEntry {
   std::string name;
-  std::string answers;  // one line for docs and --help
+  std::string answers;  // the question it answers, in one line
   CollectorScope scope;
   std::chrono::milliseconds default_interval;
   std::chrono::milliseconds default_timeout;
-  // Database collectors in one group share one PostgreSQL session (so dbpulse holds one
+  ClientKind client;
+  // kPostgres collectors in one group share one PostgreSQL session (so dbpulse holds one
   // connection per group, however slow the server is); slow catalogue scans get their own
-  // group so they never delay the cheap, frequent ones. Empty for non-database collectors.
+  // group so they never delay the cheap, frequent ones. Empty for other kinds.
   std::string default_group;
-  // Every entry has one; it returns null when the collector is not configured.
+  std::vector<CollectorOption> options;
+  // Returns null when the collector is not configured (e.g. its client is missing).
   std::function<std::unique_ptr<Collector>(const CollectorEnv&)> make;
 };
 

@@ -6,6 +6,7 @@
 // but different collectors run on different pool threads at once. cancel() is
 // the exception: it may be called from any thread while collect() runs.
 
+#include <any>
 #include <chrono>
 #include <stop_token>
 #include <string>
@@ -20,6 +21,16 @@ struct CollectContext {
   WallTime now;                                    // the run's nominal time
   std::chrono::steady_clock::time_point deadline;  // the run's timeout
   std::stop_token stop;                            // set on shutdown
+};
+
+// What a collector found on its last run beyond its samples (statement texts, blocked
+// sessions, sizes), for the admin API and the status page; they find it by collector name
+// (Pipeline::details). Thread-safe: called from HTTP threads while collect() runs.
+class DetailsProvider {
+ public:
+  virtual ~DetailsProvider() = default;
+  // A copy of the latest details, of the type the collector's header names.
+  virtual std::any details() const = 0;
 };
 
 class Collector {
@@ -40,6 +51,9 @@ class Collector {
   // ends only this collector's run, never another collector's (on a shared session,
   // cancel through a PgCaller).
   virtual void cancel() {}
+
+  // Its details for the admin API, when it keeps any; null otherwise.
+  virtual const DetailsProvider* detailsProvider() const { return nullptr; }
 };
 
 }  // namespace dbpulse::collectors

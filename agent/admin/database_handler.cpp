@@ -51,8 +51,8 @@ json singleOrNull(const Snapshot& snap, const char* name) {
 }  // namespace
 
 std::string databaseMetricsJson(const Snapshot& snap,
-                                const collectors::StatementsCollector* statements,
-                                const collectors::LocksCollector* locks) {
+                                const std::vector<collectors::TopStatement>& statements,
+                                const std::vector<collectors::BlockedSession>& blocked_sessions) {
   json conns = json::object();
   json by_state = json::object();
   if (const SnapshotFamily* f = snap.family("pg_stat_activity_count")) {
@@ -75,33 +75,29 @@ std::string databaseMetricsJson(const Snapshot& snap,
   }
 
   json top = json::array();
-  if (statements != nullptr) {
-    for (const auto& st : statements->topStatements()) {
-      top.push_back({{"queryid", st.queryid},
-                     {"datname", st.datname},
-                     {"user", st.user},
-                     {"query", st.query},
-                     {"calls", number(st.calls)},
-                     {"total_seconds", number(st.total_seconds)},
-                     {"mean_seconds", number(st.mean_seconds)},
-                     {"max_seconds", number(st.max_seconds)},
-                     {"rows", number(st.rows)},
-                     {"recent_calls", number(st.recent_calls)},
-                     {"recent_seconds", number(st.recent_seconds)}});
-    }
+  for (const auto& st : statements) {
+    top.push_back({{"queryid", st.queryid},
+                   {"datname", st.datname},
+                   {"user", st.user},
+                   {"query", st.query},
+                   {"calls", number(st.calls)},
+                   {"total_seconds", number(st.total_seconds)},
+                   {"mean_seconds", number(st.mean_seconds)},
+                   {"max_seconds", number(st.max_seconds)},
+                   {"rows", number(st.rows)},
+                   {"recent_calls", number(st.recent_calls)},
+                   {"recent_seconds", number(st.recent_seconds)}});
   }
 
   json blocked = json::array();
-  if (locks != nullptr) {
-    for (const auto& b : locks->latestBlocked()) {
-      blocked.push_back({{"pid", b.pid},
-                         {"blocking_pids", b.blocking_pids},
-                         {"wait_seconds", number(b.wait_seconds)},
-                         {"datname", b.datname},
-                         {"user", b.usename},
-                         {"lock_mode", b.lock_mode},
-                         {"query", b.query}});
-    }
+  for (const auto& b : blocked_sessions) {
+    blocked.push_back({{"pid", b.pid},
+                       {"blocking_pids", b.blocking_pids},
+                       {"wait_seconds", number(b.wait_seconds)},
+                       {"datname", b.datname},
+                       {"user", b.usename},
+                       {"lock_mode", b.lock_mode},
+                       {"query", b.query}});
   }
 
   json body{
@@ -114,14 +110,14 @@ std::string databaseMetricsJson(const Snapshot& snap,
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-std::string databaseSizeJson(const collectors::SizeCollector* size) {
+std::string databaseSizeJson(const collectors::SizeReport* size) {
   json body{{"database", nullptr},
             {"databases", json::array()},
             {"tables", json::array()},
             {"indexes", json::array()}};
   if (size == nullptr)
     return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  const auto report = size->latest();
+  const collectors::SizeReport& report = *size;
   body["database"] = report.datname;
   for (const auto& d : report.databases) {
     body["databases"].push_back({{"datname", d.datname}, {"bytes", number(d.bytes)}});
@@ -147,14 +143,19 @@ std::string databaseSizeJson(const collectors::SizeCollector* size) {
 
 HttpResponse DatabaseHandler::metrics(const HttpRequest&) const {
   auto p = view_.pipeline();
+  using collectors::BlockedSession;
+  using collectors::TopStatement;
+  const auto top = p ? p->details<std::vector<TopStatement>>("statements") : std::nullopt;
+  const auto blocked = p ? p->details<std::vector<BlockedSession>>("locks") : std::nullopt;
   return HttpResponse::json(
-      200, databaseMetricsJson(*view_.store().snapshot(), p ? p->statements : nullptr,
-                               p ? p->locks : nullptr));
+      200, databaseMetricsJson(*view_.store().snapshot(), top ? *top : std::vector<TopStatement>{},
+                               blocked ? *blocked : std::vector<BlockedSession>{}));
 }
 
 HttpResponse DatabaseHandler::size(const HttpRequest&) const {
   auto p = view_.pipeline();
-  return HttpResponse::json(200, databaseSizeJson(p ? p->size : nullptr));
+  const auto report = p ? p->details<collectors::SizeReport>("size") : std::nullopt;
+  return HttpResponse::json(200, databaseSizeJson(report ? &*report : nullptr));
 }
 
 HttpResponse DatabaseHandler::indexSuggestions(const HttpRequest&) const {

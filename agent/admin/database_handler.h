@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/admin/agent_view.h"
 #include "agent/http_server.h"
@@ -15,9 +16,9 @@ namespace dbpulse {
 class AdvisorGate;
 struct Snapshot;
 namespace collectors {
-class StatementsCollector;
-class LocksCollector;
-class SizeCollector;
+struct BlockedSession;
+struct SizeReport;
+struct TopStatement;
 }  // namespace collectors
 
 namespace admin {
@@ -43,11 +44,12 @@ class DatabaseHandler {
   const std::shared_ptr<AdvisorGate> advisor_gate_;
 };
 
-// The JSON bodies of metrics and size, from a snapshot and the collectors' details.
+// The JSON bodies of metrics and size, from a snapshot and the collectors' details (empty
+// when the collector is off; a null size report gives empty sections).
 std::string databaseMetricsJson(const Snapshot& snapshot,
-                                const collectors::StatementsCollector* statements,
-                                const collectors::LocksCollector* locks);
-std::string databaseSizeJson(const collectors::SizeCollector* size);
+                                const std::vector<collectors::TopStatement>& statements,
+                                const std::vector<collectors::BlockedSession>& blocked_sessions);
+std::string databaseSizeJson(const collectors::SizeReport* size);
 
 }  // namespace admin
 }  // namespace dbpulse

@@ -132,10 +132,12 @@ HttpResponse StatusPage::page(const HttpRequest& request) const {
 
   if (p) {
     d.collectors = p->scheduler->status();
-    d.statements_on = p->statements != nullptr;
-    if (p->statements) d.statements = p->statements->topStatements();
-    d.size_on = p->size != nullptr;
-    if (p->size) d.size = p->size->latest();
+    auto top = p->details<std::vector<collectors::TopStatement>>("statements");
+    d.statements_on = top.has_value();
+    if (top) d.statements = std::move(*top);
+    auto size = p->details<collectors::SizeReport>("size");
+    d.size_on = size.has_value();
+    if (size) d.size = std::move(*size);
     d.advisor_on = p->collectors.count("advisor") > 0;
   }
   if (const SnapshotFamily* f =

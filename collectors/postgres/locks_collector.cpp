@@ -228,4 +228,6 @@ std::vector<BlockedSession> LocksCollector::latestBlocked() const {
   return latest_;
 }
 
+std::any LocksCollector::details() const { return latestBlocked(); }
+
 }  // namespace dbpulse::collectors

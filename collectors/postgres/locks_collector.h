@@ -55,13 +55,16 @@ struct BlockedSession {
 Status parseLockRows(const PgRows& rows, int max_details, SampleBatch& out,
                      std::vector<BlockedSession>& waiting);
 
-class LocksCollector final : public Collector {
+class LocksCollector final : public Collector, public DetailsProvider {
  public:
   // `max_details` <= 0 means kDefaultBlockedDetails.
   LocksCollector(PgSession& session, int max_details);
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
+  // Its details are latestBlocked(): a std::vector<BlockedSession>.
+  const DetailsProvider* detailsProvider() const override { return this; }
+  std::any details() const override;
 
   // The sessions waiting on a lock as of the last successful run, longest wait first.
   // Thread-safe; a copy.

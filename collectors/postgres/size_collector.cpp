@@ -220,4 +220,6 @@ SizeReport SizeCollector::latest() const {
 
 void SizeCollector::cancel() { session_.cancel(); }
 
+std::any SizeCollector::details() const { return latest(); }
+
 }  // namespace dbpulse::collectors

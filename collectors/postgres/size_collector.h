@@ -64,13 +64,16 @@ struct SizeReport {
 // Errors: Internal on an unexpected result shape.
 Status parseSizeRows(const PgRows& rows, int top_n, SampleBatch& out, SizeReport& report);
 
-class SizeCollector final : public Collector {
+class SizeCollector final : public Collector, public DetailsProvider {
  public:
   SizeCollector(PgSession& session, int top_n)
       : session_(session), top_n_(top_n > 0 ? top_n : kDefaultSizeTopN) {}
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
+  // Its details are latest(): a SizeReport.
+  const DetailsProvider* detailsProvider() const override { return this; }
+  std::any details() const override;
 
   // The databases, tables and indexes of the last successful run, by size (for
   // GET /admin/database/size). Thread-safe.

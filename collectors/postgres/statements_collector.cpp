@@ -479,4 +479,6 @@ std::vector<TopStatement> StatementsCollector::topStatements() const {
 
 void StatementsCollector::cancel() { session_.cancel(); }
 
+std::any StatementsCollector::details() const { return topStatements(); }
+
 }  // namespace dbpulse::collectors

@@ -125,12 +125,15 @@ class StatementsTracker {
   double restarts_total_ = 0;
 };
 
-class StatementsCollector final : public Collector {
+class StatementsCollector final : public Collector, public DetailsProvider {
  public:
   StatementsCollector(PgSession& session, StatementsOptions options);
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
+  // Its details are topStatements(): a std::vector<TopStatement>.
+  const DetailsProvider* detailsProvider() const override { return this; }
+  std::any details() const override;
 
   // The top statements of the last successful run with their query text, largest recent
   // execution time first (for GET /admin/database/metrics). Thread-safe.
