@@ -67,123 +67,8 @@ std::string formatMs(double ms) {
   return buf;
 }
 
-// "alias.column" or "column" (possibly "quoted") -> column; "" for anything else.
-std::string plainColumn(std::string ref) {
-  if (ref.empty()) return "";
-  // Drop the qualifier: alias.column, alias."Column".
-  const auto dot = ref.back() == '"' ? ref.rfind(".\"") : ref.rfind('.');
-  if (dot != std::string::npos) ref = ref.substr(dot + 1);
-  if (ref.size() >= 2 && ref.front() == '"' && ref.back() == '"') {
-    std::string out;
-    for (size_t i = 1; i + 1 < ref.size(); ++i) {
-      if (ref[i] == '"' && i + 2 < ref.size() && ref[i + 1] == '"') ++i;
-      out += ref[i];
-    }
-    return out;
-  }
-  for (char c : ref) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$')) return "";
-  }
-  return ref;
-}
-
-void addUnique(std::vector<std::string>& v, const std::string& s) {
-  if (!s.empty() && std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
-}
-
-// When the name matched at `at` is the type of a cast, "(col)::type" (EXPLAIN VERBOSE
-// prints them so), what an index could serve: the column for a cast an index on it still
-// serves (varchar/char to text: binary-coercible), "" for any other cast, whose values an
-// index on the column does not hold (int to numeric). nullopt when `at` starts no cast type.
-std::optional<std::string> castOperand(const std::string& filter, size_t at, std::string type) {
-  size_t i = at;
-  auto skipSpacesBack = [&] {
-    while (i > 0 && filter[i - 1] == ' ') --i;
-  };
-  skipSpacesBack();
-  // "character varying" is the one two-word type EXPLAIN prints before an operator.
-  if (type == "varying" && i >= 9 && filter.compare(i - 9, 9, "character") == 0) {
-    i -= 9;
-    type = "character varying";
-    skipSpacesBack();
-  }
-  if (i < 2 || filter.compare(i - 2, 2, "::") != 0) return std::nullopt;
-  i -= 2;
-  if (i == 0 || filter[i - 1] != ')') return std::string();  // an expression's cast
-  const size_t close = i - 1;
-  const size_t open = filter.rfind('(', close);
-  if (open == std::string::npos) return std::string();
-  const std::string column = plainColumn(filter.substr(open + 1, close - open - 1));
-  const bool coercible = type == "text" || type == "character varying" || type == "varchar" ||
-                         type == "bpchar" || type == "name";
-  return coercible ? column : std::string();
-}
-
-// Conditions of a scan's Filter that an index could serve: column OP parameter-or-literal.
-void parseFilter(const std::string& filter, ScanCandidate& c) {
-  static const std::regex kCondition(
-      R"re(((?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+"))?)\s*(=|<=|>=|<|>)\s*(?:ANY\s*\(\s*)?(\$\d+|'(?:[^']|'')*'|-?\d+(?:\.\d+)?))re");
-  for (auto it = std::sregex_iterator(filter.begin(), filter.end(), kCondition);
-       it != std::sregex_iterator(); ++it) {
-    std::string column = plainColumn((*it)[1].str());
-    if (auto cast = castOperand(filter, static_cast<size_t>(it->position(1)), column)) {
-      column = *cast;  // "" when the cast hides the column from an index on it
-    }
-    const std::string op = (*it)[2].str();
-    if (op == "=") {
-      addUnique(c.equality, column);
-    } else {
-      addUnique(c.range, column);
-    }
-  }
-  for (const auto& e : c.equality) std::erase(c.range, e);
-}
-
 // Plans nest as deep as the query does; past this depth the rest is not examined.
 constexpr int kMaxPlanDepth = 200;
-
-void walkPlan(const json& node, const std::vector<std::string>& sort_above,
-              std::vector<ScanCandidate>& out, int depth = 0) {
-  if (!node.is_object() || depth > kMaxPlanDepth) return;
-  const std::string type = node.value("Node Type", "");
-  if (type == "Seq Scan") {
-    ScanCandidate c;
-    c.schema = node.value("Schema", "");
-    c.table = node.value("Relation Name", "");
-    c.total_cost = node.value("Total Cost", 0.0);
-    if (node.contains("Filter") && node["Filter"].is_string()) {
-      parseFilter(node["Filter"].get<std::string>(), c);
-    }
-    c.sort = sort_above;
-    if (!c.table.empty()) out.push_back(std::move(c));
-  }
-  std::vector<std::string> sort;
-  if ((type == "Sort" || type == "Incremental Sort") && node.contains("Sort Key")) {
-    for (const auto& k : node["Sort Key"]) {
-      if (!k.is_string()) continue;
-      std::string key = k.get<std::string>();
-      for (const char* suffix : {" DESC", " ASC", " NULLS FIRST", " NULLS LAST"}) {
-        const std::string s(suffix);
-        if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
-          key.erase(key.size() - s.size());
-        }
-      }
-      const std::string column = plainColumn(key);
-      if (column.empty()) {
-        sort.clear();  // an expression: no plain-column index serves this order
-        break;
-      }
-      sort.push_back(column);
-    }
-  }
-  if (node.contains("Plans")) {
-    for (const auto& child : node["Plans"]) {
-      // The order only helps the scan right below the Sort.
-      const bool direct = child.value("Node Type", "") == "Seq Scan";
-      walkPlan(child, direct ? sort : std::vector<std::string>{}, out, depth + 1);
-    }
-  }
-}
 
 Result<json> parsePlan(std::string_view text) {
   json doc = json::parse(text, nullptr, false);
@@ -613,25 +498,6 @@ std::string formatRate(double per_second) {
 }
 
 }  // namespace
-
-std::vector<std::string> ScanCandidate::indexColumns() const {
-  std::vector<std::string> cols = equality;
-  if (!range.empty()) {
-    cols.push_back(range.front());
-  } else if (!cols.empty()) {
-    for (const auto& s : sort) addUnique(cols, s);
-  }
-  if (cols.size() > 3) cols.resize(3);
-  return cols;
-}
-
-Result<std::vector<ScanCandidate>> seqScansOf(std::string_view explain_json) {
-  auto doc = parsePlan(explain_json);
-  if (!doc.ok()) return doc.status();
-  std::vector<ScanCandidate> out;
-  walkPlan((*doc)[0]["Plan"], {}, out);
-  return out;
-}
 
 Result<double> planCostOf(std::string_view explain_json) {
   auto doc = parsePlan(explain_json);
@@ -1274,45 +1140,85 @@ Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::str
       return s;
     }
   }
+  // The candidates come from a VERBOSE plan (columns qualified by their relation's alias),
+  // the same analysis as index-suggestions'; the answer's plan is the one asked for.
+  auto verbose = session.querySingle("EXPLAIN (VERBOSE, FORMAT JSON) " + query);
   auto plan = session.querySingle(std::string("EXPLAIN (FORMAT JSON") +
                                   (analyze ? ", ANALYZE, BUFFERS" : "") + ") " + query);
   (void)session.query("ROLLBACK");
   if (!plan.ok()) return plan.status();
   QueryAnalysis out;
   out.plan_json = cell(*plan, 0, 0).value_or("[]");
-  auto scans = seqScansOf(out.plan_json);
-  if (scans.ok()) {
-    for (const auto& scan : *scans) {
-      const auto cols = scan.indexColumns();
-      auto facts = session.query(
-          "SELECT c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = "
-          "c.relnamespace WHERE n.nspname = " +
-          quoteLiteral(scan.schema.empty() ? "public" : scan.schema) +
-          " AND c.relname = " + quoteLiteral(scan.table));
-      const double rows = facts.ok() ? collectors::pgutil::toDoubleOr(cell(*facts, 0, 0)) : 0;
-      if (rows < options.min_table_rows) continue;
-      std::string f = "Seq Scan on " + scan.table + " (about " +
-                      std::to_string(static_cast<long long>(rows)) + " rows)";
-      if (!cols.empty()) {
-        f += ": an index on (" + joined(cols, ", ") + ") could serve it";
+  auto collation =
+      session.query("SELECT datcollate::text FROM pg_database WHERE datname = current_database()");
+  const std::string datcollate = collation.ok() ? cell(*collation, 0, 0).value_or("") : "";
+  const bool collation_is_c = datcollate == "C" || datcollate == "POSIX";
+  auto candidates = verbose.ok() ? advisor::planCandidates(cell(*verbose, 0, 0).value_or(""))
+                                 : Result<std::vector<advisor::PlanCandidate>>(verbose.status());
+  if (candidates.ok()) {
+    std::map<std::string, TableFacts> tables;
+    std::set<std::string> said;
+    for (const auto& candidate : *candidates) {
+      const std::string qualified = candidate.schema + "." + candidate.table;
+      if (!tables.count(qualified)) {
+        auto facts = tableFacts(session, candidate.schema, candidate.table);
+        if (!facts.ok()) continue;
+        tables.emplace(qualified, std::move(*facts));
       }
-      out.findings.push_back(f);
+      const TableFacts& facts = tables.at(qualified);
+      if (facts.rows < options.min_table_rows) continue;
+      const auto keys = orderedKeys(candidate, facts);
+      if (keys.empty() || !servingIndex(keys, facts).empty()) continue;
+      if (indexDefinition(keys, facts, collation_is_c).empty()) continue;
+      const std::string what =
+          (candidate.source == advisor::CandidateSource::kJoin ? "Join key on " : "Seq Scan on ") +
+          candidate.table + " (about " + std::to_string(static_cast<long long>(facts.rows)) +
+          " rows)";
+      std::string f;
+      if (auto why = heuristicRefusal(keys, facts, candidate); !why.empty()) {
+        f = what + ": an index on (" + keyList(keys) + ") would not help (" + why + ")";
+      } else {
+        f = what + ": an index on (" + keyList(keys) + ") could serve it";
+      }
+      if (said.insert(f).second) out.findings.push_back(f);
     }
   }
   if (analyze) {
-    // Row estimates far from what the execution found: stale statistics (ANALYZE the table).
+    // Row estimates far from what the execution found: stale statistics (ANALYZE the
+    // table), unless the table was analyzed since most of its rows last changed; then the
+    // estimate misses something per-column statistics cannot describe.
     std::function<void(const json&, int)> walk = [&](const json& node, int depth) {
       if (!node.is_object() || depth > kMaxPlanDepth) return;
       const double est = node.value("Plan Rows", 0.0);
       const double actual = node.value("Actual Rows", -1.0);
       if (actual >= 0 && std::max(est, actual) >= 1000 &&
           std::max(est, actual) > 10 * std::max(1.0, std::min(est, actual))) {
-        out.findings.push_back(
-            node.value("Node Type", std::string("node")) +
-            (node.contains("Relation Name") ? " on " + node["Relation Name"].get<std::string>()
-                                            : std::string()) +
-            ": estimated " + std::to_string(static_cast<long long>(est)) + " rows, found " +
-            std::to_string(static_cast<long long>(actual)) + " (statistics may be stale: ANALYZE)");
+        const std::string relation = node.value("Relation Name", std::string());
+        std::string why = "statistics may be stale: ANALYZE";
+        if (!relation.empty()) {
+          auto fresh = session.query(
+              "SELECT coalesce(s.n_mod_since_analyze, 0)::float8, c.reltuples::float8, "
+              "extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze))::float8 "
+              "FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relid = "
+              "to_regclass(" +
+              quoteLiteral(quoteIdent(relation)) + ")");
+          const auto since = fresh.ok() ? cell(*fresh, 0, 2) : std::nullopt;
+          if (since) {
+            const double modified = collectors::pgutil::toDoubleOr(cell(*fresh, 0, 0));
+            const double rows = collectors::pgutil::toDoubleOr(cell(*fresh, 0, 1));
+            if (modified <= 0.1 * std::max(rows, 1.0)) {
+              why = "statistics are current (ANALYZE " +
+                    std::to_string(std::llround(collectors::pgutil::toDoubleOr(since))) +
+                    " s ago, few rows changed since): the planner cannot see this skew or "
+                    "correlation; consider CREATE STATISTICS or a different predicate";
+            }
+          }
+        }
+        out.findings.push_back(node.value("Node Type", std::string("node")) +
+                               (relation.empty() ? std::string() : " on " + relation) +
+                               ": estimated " + std::to_string(static_cast<long long>(est)) +
+                               " rows, found " + std::to_string(static_cast<long long>(actual)) +
+                               " (" + why + ")");
       }
       if (node.contains("Plans")) {
         for (const auto& c : node["Plans"]) walk(c, depth + 1);

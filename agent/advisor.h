@@ -4,13 +4,16 @@
 // Create suggestions come from the statements that take the database's time
 // (pg_stat_statements, top N by total execution time, in the DSN's database): each is
 // planned as PostgreSQL would plan it for any parameters (PREPARE + EXPLAIN EXECUTE with
-// plan_cache_mode = force_generic_plan; the statement is never executed), sequential scans
-// of big tables that filter on columns become candidate indexes (equality columns first,
-// then one range or ORDER BY column), and each candidate is validated with hypopg: a
-// hypothetical index (session memory only, never a real one) must be chosen by the planner
-// and cut the statements' estimated cost by at least `min_improvement`. Without hypopg
-// (`[advisor] hypopg = "auto"` and the extension not installed, or "off") candidates are
-// kept on the heuristic alone and say so (validated_with = "heuristic").
+// plan_cache_mode = force_generic_plan; the statement is never executed; a custom plan with
+// values from pg_stats where a generic one cannot show an index's use). Every place a plan
+// reads a whole big table becomes a candidate (advisor_plan.h: filters, join keys, ORDER BY,
+// expressions, LIKE prefixes), and with hypopg the candidates are chosen as a set
+// (advisor_select.h): hypothetical indexes (session memory only, never real ones) that the
+// planner uses and whose removal would cost their statements at least `min_improvement`,
+// and that pay for the rows written to their table. Without hypopg (`[advisor] hypopg =
+// "auto"` and the extension not installed, or "off") candidates pass a pg_stats selectivity
+// check and say so (validated_with = "heuristic"). Every top statement is reported with
+// what became of it.
 // Drop suggestions are the indexes collector's findings (invalid, duplicate, unused),
 // computed afresh.
 //
@@ -86,22 +89,7 @@ struct IndexSuggestions {
   std::vector<ExaminedStatement> statements;  // every top statement, in rank order
 };
 
-// A sequential scan found in a plan, with what an index could serve.
-struct ScanCandidate {
-  std::string schema, table;
-  std::vector<std::string> equality;  // col = $1, col = 'x', col = ANY ($1)
-  std::vector<std::string> range;     // col < $1, col >= ...
-  std::vector<std::string> sort;      // ORDER BY columns right above the scan
-  double total_cost = 0;
-
-  // The index columns to try: the equality columns, then one range column or else the
-  // sort columns; at most 3. Empty when there is nothing to filter on.
-  std::vector<std::string> indexColumns() const;
-};
-
 // Pure helpers (unit-tested).
-// The sequential scans of an EXPLAIN (FORMAT JSON, VERBOSE) result.
-Result<std::vector<ScanCandidate>> seqScansOf(std::string_view explain_json);
 // The estimated total cost of the plan's top node.
 Result<double> planCostOf(std::string_view explain_json);
 // Whether the plan uses an index whose name contains `index_name`.

@@ -172,7 +172,28 @@ TEST_F(AdvisorTest, HttpSuggestionsAndMetricAndHypopgRequirement) {
   HttpResponse r = agent_.get("/admin/database/index-suggestions", 60s);
   ASSERT_EQ(r.status, 200) << r.body;
   const json body = json::parse(r.body);
-  ASSERT_NE(findCreate(body, "public.messages"), nullptr) << r.body;
+  const json* create = findCreate(body, "public.messages");
+  ASSERT_NE(create, nullptr) << r.body;
+  // The set's figures: per statement it helps, its cost before and after; size and writes.
+  ASSERT_TRUE((*create)["statements"].is_array()) << create->dump();
+  ASSERT_TRUE((*create)["writes_per_second"].is_number()) << create->dump();
+  if (hypopg_) {
+    ASSERT_FALSE((*create)["statements"].empty()) << create->dump();
+    for (const auto& g : (*create)["statements"]) {
+      EXPECT_LT(g["cost_after"].get<double>(), g["cost_before"].get<double>()) << g.dump();
+    }
+    EXPECT_GT((*create)["size_bytes"].get<double>(), 0) << create->dump();
+  }
+  // Every top statement examined is accounted for, the chat read path as suggested.
+  bool chat_suggested = false;
+  for (const auto& e : body["statements"]) {
+    EXPECT_FALSE(e.value("outcome", "").empty()) << e.dump();
+    const auto& ids = (*create)["queryids"];
+    if (std::find(ids.begin(), ids.end(), e["queryid"]) != ids.end()) {
+      chat_suggested = e["outcome"] == "suggested";
+    }
+  }
+  EXPECT_TRUE(chat_suggested) << body["statements"].dump(2);
   const std::string text = agent_.metrics();
   EXPECT_EQ(sampleValue(text, "dbpulse_index_suggestions", {{"kind", "create"}}),
             static_cast<double>(body["create"].size()));

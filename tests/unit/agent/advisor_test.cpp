@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/advisor_plan.h"
 #include "agent/core/sample.h"
 
 namespace dbpulse {
@@ -28,84 +29,97 @@ const char* kParallelTopN = R"json([{"Plan": {"Node Type": "Limit", "Total Cost"
 }
 }])json";
 
+Columns keyTexts(const std::vector<advisor::IndexKey>& keys) {
+  Columns out;
+  for (const auto& k : keys) out.push_back(k.text);
+  return out;
+}
+
 TEST(AdvisorPlanTest, SeqScanWithEqualityFilterUnderASortSuggestsBoth) {
-  auto scans = seqScansOf(kParallelTopN);
-  ASSERT_TRUE(scans.ok()) << scans.status().toString();
-  ASSERT_EQ(scans->size(), 1u);
-  const ScanCandidate& s = (*scans)[0];
-  EXPECT_EQ(s.schema, "public");
-  EXPECT_EQ(s.table, "messages");
-  EXPECT_EQ(s.equality, Columns{"conversation_id"});
-  EXPECT_TRUE(s.range.empty());
-  EXPECT_EQ(s.sort, Columns{"created_at"});
-  EXPECT_EQ(s.indexColumns(), (Columns{"conversation_id", "created_at"}));
+  auto c = advisor::planCandidates(kParallelTopN);
+  ASSERT_TRUE(c.ok()) << c.status().toString();
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*c)[0].schema, "public");
+  EXPECT_EQ((*c)[0].table, "messages");
+  EXPECT_EQ(keyTexts((*c)[0].equality), Columns{"conversation_id"});
+  EXPECT_EQ(keyTexts((*c)[0].sort), Columns{"created_at"});
+  EXPECT_EQ(keyTexts((*c)[0].keys()), (Columns{"conversation_id", "created_at"}));
   EXPECT_DOUBLE_EQ(planCostOf(kParallelTopN).value(), 3947.04);
 }
 
 TEST(AdvisorPlanTest, FilterConditionsByKind) {
   const char* plan = R"json([{"Plan": {"Node Type": "Seq Scan", "Schema": "chat",
-    "Relation Name": "Participants", "Total Cost": 10,
+    "Relation Name": "Participants", "Alias": "p", "Total Cost": 10,
     "Filter": "((p.user_id = ANY ($1)) AND (p.joined_at >= '2024-01-01 00:00:00+00'::timestamp with time zone) AND (p.\"Role\" = 'admin'::text) AND (p.left_at < $2) AND (p.user_id <> 3))"
 }
 }])json";
-  auto scans = seqScansOf(plan);
-  ASSERT_TRUE(scans.ok());
-  ASSERT_EQ(scans->size(), 1u);
-  const ScanCandidate& s = (*scans)[0];
-  EXPECT_EQ(s.table, "Participants");
-  EXPECT_EQ(s.equality, (Columns{"user_id", "Role"}));
-  EXPECT_EQ(s.range, (Columns{"joined_at", "left_at"}));
+  auto c = advisor::planCandidates(plan);
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*c)[0].table, "Participants");
+  EXPECT_EQ(keyTexts((*c)[0].equality), (Columns{"user_id", "Role"}));
+  EXPECT_EQ(keyTexts((*c)[0].range), (Columns{"joined_at", "left_at"}));
   // Equality columns, then the first range column; the ORDER BY is not applicable then.
-  EXPECT_EQ(s.indexColumns(), (Columns{"user_id", "Role", "joined_at"}));
+  EXPECT_EQ(keyTexts((*c)[0].keys()), (Columns{"user_id", "Role", "joined_at"}));
 }
 
 // A cast in the filter is not a column: "(customer_id)::numeric = $1" once suggested
 // CREATE INDEX ... (numeric). A varchar column cast to text still is its column (an index
-// on it serves the comparison); a cast an index on the column cannot serve is dropped.
+// on it serves the comparison); any other cast is an expression key, never the column.
 TEST(AdvisorPlanTest, CastsAreNeverReadAsColumns) {
   const char* plan = R"json([{"Plan": {"Node Type": "Seq Scan", "Schema": "public",
-    "Relation Name": "orders", "Total Cost": 10,
-    "Filter": "(((customer_id)::numeric = $1) AND ((status)::text = 'paid'::text) AND ((o.code)::character varying = $2) AND ((lower(email))::text = $3) AND ((region)::bpchar >= $4))"
+    "Relation Name": "orders", "Alias": "o", "Total Cost": 10,
+    "Filter": "(((o.customer_id)::numeric = $1) AND ((o.status)::text = 'paid'::text) AND ((o.code)::character varying = $2) AND ((lower(o.email))::text = $3) AND ((o.region)::bpchar >= $4))"
 }
 }])json";
-  auto scans = seqScansOf(plan);
-  ASSERT_TRUE(scans.ok());
-  ASSERT_EQ(scans->size(), 1u);
-  const ScanCandidate& s = (*scans)[0];
-  EXPECT_EQ(s.equality, (Columns{"status", "code"}));
-  EXPECT_EQ(s.range, (Columns{"region"}));
-  for (const auto& c : s.indexColumns()) {
-    EXPECT_NE(c, "numeric");
-    EXPECT_NE(c, "customer_id");
-    EXPECT_NE(c, "text");
-    EXPECT_NE(c, "varying");
+  auto c = advisor::planCandidates(plan);
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->size(), 1u);
+  const auto& eq = (*c)[0].equality;
+  ASSERT_EQ(eq.size(), 4u);
+  EXPECT_EQ(eq[0].text, "(customer_id)::numeric");
+  EXPECT_TRUE(eq[0].expression);
+  EXPECT_EQ(eq[1].text, "status");
+  EXPECT_FALSE(eq[1].expression);
+  EXPECT_EQ(eq[2].text, "code");
+  EXPECT_TRUE(eq[3].expression);
+  EXPECT_EQ(keyTexts((*c)[0].range), Columns{"region"});
+  for (const auto& k : (*c)[0].keys()) {
+    EXPECT_NE(k.text, "numeric");
+    EXPECT_NE(k.text, "customer_id");
+    EXPECT_NE(k.text, "text");
   }
 }
 
-TEST(AdvisorPlanTest, NothingToFilterOnIsNoCandidateAndJoinsAreNotFilters) {
-  const char* plan = R"json([{"Plan": {"Node Type": "Hash Join", "Total Cost": 50,
+TEST(AdvisorPlanTest, AJoinConditionInAScanFilterIsAJoinKeyNotAFilter) {
+  const char* plan = R"json([{"Plan": {"Node Type": "Nested Loop", "Total Cost": 50,
     "Plans": [{"Node Type": "Seq Scan", "Schema": "public", "Relation Name": "users",
-               "Total Cost": 20},
+               "Alias": "users", "Total Cost": 20},
               {"Node Type": "Seq Scan", "Schema": "public", "Relation Name": "messages",
-               "Total Cost": 30, "Filter": "(messages.sender_id = users.id)"}]
+               "Alias": "messages", "Total Cost": 30,
+               "Filter": "(messages.sender_id = users.id)"}]
 }
 }])json";
-  auto scans = seqScansOf(plan);
-  ASSERT_TRUE(scans.ok());
-  ASSERT_EQ(scans->size(), 2u);
-  for (const auto& s : *scans) EXPECT_TRUE(s.indexColumns().empty()) << s.table;
+  auto c = advisor::planCandidates(plan);
+  ASSERT_TRUE(c.ok());
+  // The scan filter compares with another relation's column: the inner side of a nested
+  // loop, which an index on messages(sender_id) serves.
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*c)[0].table, "messages");
+  EXPECT_EQ(keyTexts((*c)[0].keys()), Columns{"sender_id"});
 }
 
 TEST(AdvisorPlanTest, SortByAnExpressionIsNotAnIndexOrder) {
   const char* plan = R"json([{"Plan": {"Node Type": "Sort", "Sort Key": ["lower(u.name)"],
     "Plans": [{"Node Type": "Seq Scan", "Schema": "public", "Relation Name": "users",
-               "Total Cost": 20, "Filter": "(u.status = $1)"}]
+               "Alias": "u", "Total Cost": 20, "Filter": "(u.status = $1)"}]
 }
 }])json";
-  auto scans = seqScansOf(plan);
-  ASSERT_TRUE(scans.ok());
-  EXPECT_TRUE((*scans)[0].sort.empty());
-  EXPECT_EQ((*scans)[0].indexColumns(), Columns{"status"});
+  auto c = advisor::planCandidates(plan);
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_TRUE((*c)[0].sort.empty());
+  EXPECT_EQ(keyTexts((*c)[0].keys()), Columns{"status"});
 }
 
 TEST(AdvisorPlanTest, HypotheticalIndexUseAndBadInput) {
@@ -114,8 +128,8 @@ TEST(AdvisorPlanTest, HypotheticalIndexUseAndBadInput) {
                "Index Name": "<13556>btree_messages_conversation_id_created_at"}]}}])json";
   EXPECT_TRUE(planUsesIndex(plan, "<13556>btree_messages_conversation_id_created_at"));
   EXPECT_FALSE(planUsesIndex(kParallelTopN, "<13556>btree_messages_conversation_id_created_at"));
-  EXPECT_FALSE(seqScansOf("not json").ok());
-  EXPECT_FALSE(seqScansOf("[]").ok());
+  EXPECT_FALSE(advisor::planCandidates("not json").ok());
+  EXPECT_FALSE(advisor::planCandidates("[]").ok());
   EXPECT_FALSE(planCostOf("{}").ok());
 }
 
