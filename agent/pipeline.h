@@ -1,7 +1,8 @@
 #pragma once
-// Pipeline: what one configuration schedules — the PostgreSQL sessions, the collectors and
-// the scheduler that runs them — built by buildPipeline() and taken out of service by
-// retirePipeline(), the one retire step both Agent::reload() and Agent::stop() use.
+// Pipeline: what one configuration schedules — the clients (PostgreSQL sessions by group and
+// the others, made by kind through the client registry in pipeline.cpp), the collectors of
+// the catalogue and the scheduler that runs them — built by buildPipeline() and taken out of
+// service by retirePipeline(), the one retire step both Agent::reload() and Agent::stop() use.
 // Also the options every PostgreSQL client of the agent derives from the config.
 
 #include <any>

@@ -7,8 +7,9 @@
 // reader: the README's collector table is kept by hand (tests check that it names every
 // collector and option).
 //
-// Adding a collector over an existing kind of server = its files + one row in catalog.cpp;
-// a new kind of server adds a ClientKind and its registration in agent/pipeline.cpp.
+// Adding a collector over an existing kind of server = its files + one row in catalog.cpp
+// (+ its README row and its names in metric_names.tsv, which tests check); a new kind of
+// server adds a ClientKind, its client and one registration in agent/pipeline.cpp.
 
 #include <any>
 #include <chrono>

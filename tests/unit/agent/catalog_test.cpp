@@ -12,7 +12,7 @@
 #include <string>
 
 #include "agent/config.h"
-#include "collectors/postgres/pg_session.h"
+#include "agent/pipeline.h"  // PgSession, as the pipeline uses it
 
 namespace dbpulse {
 namespace {

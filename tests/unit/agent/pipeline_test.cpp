@@ -115,6 +115,15 @@ TEST_F(PipelineTest, PostgresCollectorsShareTheirGroupsSession) {
                                                 p->postgres.at("own").get()}));
 }
 
+// `group` is a PostgreSQL setting: on another kind of collector it makes no session.
+TEST_F(PipelineTest, AGroupOnANonPostgresCollectorMakesNoSession) {
+  auto p = build(load("[collectors.redis]\ngroup = \"cachegroup\"\n[pgbouncer]\ndsn = \"" +
+                      std::string(kBouncerDsn) + "\"\n[collectors.pgbouncer]\ngroup = \"b\"\n"));
+  EXPECT_EQ(p->postgres.size(), 2u);
+  EXPECT_EQ(p->postgres.count("cachegroup") + p->postgres.count("b"), 0u);
+  EXPECT_EQ(p->collectors.count("redis") + p->collectors.count("pgbouncer"), 2u);
+}
+
 TEST_F(PipelineTest, TheElectorsSessionServesTheLocalGroup) {
   collectors::PgSessionOptions o;
   o.dsn = kPostgresDsn;
