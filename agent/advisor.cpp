@@ -570,22 +570,23 @@ void exportSuggestionCounts(const IndexSuggestions& s, SampleBatch& out) {
 }
 
 bool AdvisorGate::tryEnter() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (busy_) return false;
   busy_ = true;
   return true;
 }
 
 bool AdvisorGate::enter(std::chrono::steady_clock::time_point deadline, std::stop_token stop) {
-  std::unique_lock lock(mu_);
-  if (!cv_.wait_until(lock, stop, deadline, [this] { return !busy_; })) return false;
+  MutexLock lock(mu_);
+  if (!cv_.wait_until(lock, stop, deadline, [this]() REQUIRES(mu_) { return !busy_; }))
+    return false;
   busy_ = true;
   return true;
 }
 
 void AdvisorGate::leave() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     busy_ = false;
   }
   cv_.notify_all();
@@ -594,12 +595,12 @@ void AdvisorGate::leave() {
 void AdvisorGate::publish(IndexSuggestions suggestions, int64_t at_ms) {
   auto p = std::make_shared<const PublishedSuggestions>(
       PublishedSuggestions{std::move(suggestions), at_ms});
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   latest_ = std::move(p);
 }
 
 std::shared_ptr<const PublishedSuggestions> AdvisorGate::latest() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return latest_;
 }
 
@@ -615,12 +616,12 @@ Status AdvisorCollector::collect(const collectors::CollectContext& ctx, SampleBa
   } leave{gate_.get()};
   PgSession session(advisorSession(options_));
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     session_ = &session;
   }
   auto result = suggestIndexes(session, options_, {});
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     session_ = nullptr;
   }
   if (!result.ok()) return result.status();
@@ -630,7 +631,7 @@ Status AdvisorCollector::collect(const collectors::CollectContext& ctx, SampleBa
 }
 
 void AdvisorCollector::cancel() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (session_ != nullptr) session_->cancel();
 }
 

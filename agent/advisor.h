@@ -34,6 +34,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/core/mutex.h"
 #include "agent/core/status.h"
 #include "collectors/collector.h"
 #include "collectors/postgres/indexes_collector.h"
@@ -141,10 +142,10 @@ class AdvisorGate {
   std::shared_ptr<const PublishedSuggestions> latest() const;
 
  private:
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable_any cv_;
-  bool busy_ = false;                                   // GUARDED_BY(mu_)
-  std::shared_ptr<const PublishedSuggestions> latest_;  // GUARDED_BY(mu_)
+  bool busy_ GUARDED_BY(mu_) = false;
+  std::shared_ptr<const PublishedSuggestions> latest_ GUARDED_BY(mu_);
 };
 
 class AdvisorCollector final : public collectors::Collector {
@@ -160,8 +161,8 @@ class AdvisorCollector final : public collectors::Collector {
   const std::string name_ = "advisor";
   const AdvisorOptions options_;
   const std::shared_ptr<AdvisorGate> gate_;
-  std::mutex mu_;
-  collectors::PgSession* session_ = nullptr;  // GUARDED_BY(mu_): the run's, for cancel()
+  Mutex mu_;
+  collectors::PgSession* session_ GUARDED_BY(mu_) = nullptr;  // the run's, for cancel()
 };
 
 // {"create": [...], "drop": [...], "notes": [...]} as DESIGN.md's contract has it.

@@ -98,28 +98,28 @@ Agent::Agent(Config config)
 Agent::~Agent() { stop(Duration(10'000)); }
 
 Config Agent::config() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return config_;
 }
 
 std::string Agent::boundHost() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return bound_host_;
 }
 
 std::shared_ptr<MaintenanceEngine> Agent::maintenance() const {
-  std::lock_guard lock(maintenance_mu_);
+  MutexLock lock(maintenance_mu_);
   return maintenance_;
 }
 
 std::shared_ptr<Pipeline> Agent::pipeline() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return pipeline_;
 }
 
 Status Agent::start() {
   // A POST /admin/reload arriving once the listener is up waits until start() is done.
-  std::lock_guard reload_lock(reload_mu_);
+  MutexLock reload_lock(reload_mu_);
   const Config cfg = config();
   // The rule files were validated with the config; parsed again here, a file broken in
   // between fails the start like any config error.
@@ -142,7 +142,7 @@ Status Agent::start() {
   http.request_timeout = cfg.agent.request_timeout;
   if (Status s = http_.start(http); !s.ok()) return s;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     bound_host_ = cfg.agent.listen_addr.host;
   }
   spdlog::info("listening on {}:{}", cfg.agent.listen_addr.host, http_.port());
@@ -157,7 +157,7 @@ Status Agent::start() {
   }
   p->scheduler->start();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     pipeline_ = std::move(p);
   }
   rules_->setAlertSink(alertSink());
@@ -202,7 +202,7 @@ std::vector<ConfigError> Agent::reloadFromFile() {
 }
 
 bool Agent::reload(Config config) {
-  std::lock_guard reload_lock(reload_mu_);
+  MutexLock reload_lock(reload_mu_);
   if (stopped_) {
     spdlog::warn("reload: the agent is stopping; reload refused");
     return false;
@@ -245,7 +245,7 @@ bool Agent::reload(Config config) {
     rules_->recordReloadFailure(rule_set.errors);
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     config_ = std::move(config);
     pipeline_ = fresh;
   }
@@ -256,7 +256,7 @@ bool Agent::reload(Config config) {
 AlertSink* Agent::alertSink() const { return notifier(); }
 
 exporters::AlertmanagerNotifier* Agent::notifier() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return notifier_.get();
 }
 
@@ -277,7 +277,7 @@ void Agent::configureAlertmanager(const Config& config) {
   std::string urls;
   for (const auto& u : config.alertmanager.urls) urls += (urls.empty() ? "" : ", ") + u;
   spdlog::info("alertmanager: notifying {}", urls);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   notifier_ = std::move(n);
 }
 
@@ -375,7 +375,7 @@ void Agent::configureMaintenance(const Config& config) {
   if (key == maintenance_key_) return;
   std::shared_ptr<MaintenanceEngine> old;
   {
-    std::lock_guard lock(maintenance_mu_);
+    MutexLock lock(maintenance_mu_);
     old = std::move(maintenance_);
   }
   if (old) old->stop();
@@ -384,7 +384,7 @@ void Agent::configureMaintenance(const Config& config) {
   auto engine = std::make_shared<MaintenanceEngine>(maintenanceOptions(config, *window), store_,
                                                     clock_, [this] { return is_leader_.load(); });
   engine->start();
-  std::lock_guard lock(maintenance_mu_);
+  MutexLock lock(maintenance_mu_);
   maintenance_ = std::move(engine);
 }
 
@@ -395,19 +395,19 @@ void Agent::gateOnLeadership(Scheduler& scheduler) {
 bool Agent::stop(Duration grace) {
   // After a reload in flight (it may install a pipeline or a leader elector), and before
   // any later one.
-  std::lock_guard reload_lock(reload_mu_);
+  MutexLock reload_lock(reload_mu_);
   stopped_ = true;
   // Rules first: their last notifications reach the notifier before it writes its outbox.
   if (rules_) rules_->stop();
   std::shared_ptr<Pipeline> p;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     p = std::move(pipeline_);
   }
   const bool clean = retirePipeline(retired_, std::move(p), grace);
   std::shared_ptr<MaintenanceEngine> maintenance;
   {
-    std::lock_guard lock(maintenance_mu_);
+    MutexLock lock(maintenance_mu_);
     maintenance = std::move(maintenance_);
   }
   if (maintenance) maintenance->stop();  // cancels a running VACUUM

@@ -20,6 +20,7 @@
 #include "agent/config.h"
 #include "agent/core/alert.h"
 #include "agent/core/clock.h"
+#include "agent/core/mutex.h"
 #include "agent/core/sample_store.h"
 #include "agent/http_server.h"
 #include "agent/pipeline.h"
@@ -84,11 +85,11 @@ class Agent final : private admin::AgentView {
   exporters::AlertmanagerNotifier* notifier() const;
   // Starts, replaces or stops the leader elector for `config` (under reload_mu_; the
   // scheduler of the old pipeline is stopped, the new one not yet started).
-  void configureLeaderElection(const Config& config);
+  void configureLeaderElection(const Config& config) REQUIRES(reload_mu_);
   // The gate a new pipeline's scheduler asks before database-wide collectors run.
-  void gateOnLeadership(Scheduler& scheduler);
+  void gateOnLeadership(Scheduler& scheduler) REQUIRES(reload_mu_);
   // Starts, replaces or stops the maintenance engine for `config` (under reload_mu_).
-  void configureMaintenance(const Config& config);
+  void configureMaintenance(const Config& config) REQUIRES(reload_mu_);
 
   SystemClock clock_;
   mutable SampleStore store_;
@@ -97,30 +98,30 @@ class Agent final : private admin::AgentView {
   const std::shared_ptr<AdvisorGate> advisor_gate_;
   admin::AdminApi admin_;  // before http_: its handlers serve http_'s routes
   HttpServer http_;
-  std::mutex reload_mu_;       // start, reload and stop one at a time (SIGHUP, /admin/reload)
-  bool stopped_ = false;       // GUARDED_BY(reload_mu_): stop() began; reloads are refused
-  Retirer<Pipeline> retired_;  // GUARDED_BY(reload_mu_)
-  mutable std::mutex mu_;
-  Config config_;  // GUARDED_BY(mu_)
+  Mutex reload_mu_;  // start, reload and stop one at a time (SIGHUP, /admin/reload)
+  bool stopped_ GUARDED_BY(reload_mu_) = false;  // stop() began; reloads are refused
+  Retirer<Pipeline> retired_ GUARDED_BY(reload_mu_);
+  mutable Mutex mu_;
+  Config config_ GUARDED_BY(mu_);
   // The host the HTTP listener is bound to (AgentView::boundHost).
-  std::string bound_host_;              // GUARDED_BY(mu_)
-  std::shared_ptr<Pipeline> pipeline_;  // GUARDED_BY(mu_)
+  std::string bound_host_ GUARDED_BY(mu_);
+  std::shared_ptr<Pipeline> pipeline_ GUARDED_BY(mu_);
   // Leader election: the elector (null when off or nothing database-wide is collected) and
   // its answer, read by the scheduler's gate and HTTP threads.
-  std::unique_ptr<LeaderElector> leader_;  // GUARDED_BY(reload_mu_)
+  std::unique_ptr<LeaderElector> leader_ GUARDED_BY(reload_mu_);
   // The leader lock's session, shared with the pipeline's local PostgreSQL group.
-  std::shared_ptr<collectors::PgSession> election_session_;  // GUARDED_BY(reload_mu_)
-  std::string leader_key_;  // GUARDED_BY(reload_mu_): the settings leader_ was made from
+  std::shared_ptr<collectors::PgSession> election_session_ GUARDED_BY(reload_mu_);
+  std::string leader_key_ GUARDED_BY(reload_mu_);  // the settings leader_ was made from
   std::atomic<bool> is_leader_{true};
   std::atomic<bool> election_on_{false};  // leader_ != nullptr, for HTTP threads
   // The maintenance engine (null without a DSN) and the settings it was made from;
   // replaced under reload_mu_, read by HTTP threads under maintenance_mu_.
-  mutable std::mutex maintenance_mu_;
-  std::shared_ptr<MaintenanceEngine> maintenance_;  // GUARDED_BY(maintenance_mu_)
-  std::string maintenance_key_;                     // GUARDED_BY(reload_mu_)
+  mutable Mutex maintenance_mu_;
+  std::shared_ptr<MaintenanceEngine> maintenance_ GUARDED_BY(maintenance_mu_);
+  std::string maintenance_key_ GUARDED_BY(reload_mu_);
   // Last members: destroyed (and their state written) before the store they report into;
   // the rule manager, which sends to the notifier, goes first.
-  std::unique_ptr<exporters::AlertmanagerNotifier> notifier_;  // GUARDED_BY(mu_) (the pointer)
+  std::unique_ptr<exporters::AlertmanagerNotifier> notifier_ GUARDED_BY(mu_);  // (the pointer)
   std::unique_ptr<rules::RuleManager> rules_;  // the rule engine's thread; set in the ctor
 };
 

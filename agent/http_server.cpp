@@ -26,6 +26,8 @@
 #include <optional>
 #include <thread>
 
+#include "agent/core/mutex.h"
+
 namespace dbpulse {
 namespace {
 
@@ -169,7 +171,7 @@ class WorkerPool {
 
   bool submit(std::function<void()> task) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (stopping_ || queue_.size() >= max_queue_) return false;
       queue_.push_back(std::move(task));
     }
@@ -182,7 +184,7 @@ class WorkerPool {
   void stop() {
     std::deque<std::function<void()>> dropped;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
       dropped.swap(queue_);
     }
@@ -197,8 +199,8 @@ class WorkerPool {
     while (true) {
       std::function<void()> task;
       {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        MutexLock lock(mu_);
+        cv_.wait(lock, [this]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
         if (stopping_) return;
         task = std::move(queue_.front());
         queue_.pop_front();
@@ -208,10 +210,10 @@ class WorkerPool {
   }
 
   const size_t max_queue_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // GUARDED_BY(mu_)
-  bool stopping_ = false;                    // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<std::function<void()>> queue_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

@@ -57,7 +57,7 @@ void LeaderElector::stop() {
 }
 
 void LeaderElector::run(std::stop_token stop) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stop.stop_requested()) {
     cv_.wait_for(lock, stop, options_.period, [] { return false; });
     if (stop.stop_requested()) break;

@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "agent/core/duration.h"
+#include "agent/core/mutex.h"
 #include "agent/core/sample_store.h"
 #include "collectors/postgres/pg_session.h"
 
@@ -78,7 +79,7 @@ class LeaderElector {
   uint64_t changes_ = 0;  // only the round's thread touches these
   std::string last_error_;
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable_any cv_;
   std::jthread thread_;
 };

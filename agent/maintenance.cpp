@@ -197,7 +197,7 @@ void MaintenanceEngine::loadHistory() {
     corrupt("not a history document");
     return;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   try {
     for (const auto& r : doc["runs"]) history_.push_back(runFrom(r));
   } catch (const std::exception& e) {
@@ -213,7 +213,7 @@ void MaintenanceEngine::loadHistory() {
 void MaintenanceEngine::record(const MaintenanceRun& run) {
   json runs = json::array();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& r : history_) runs.push_back(runJson(r));
     if (running_ && running_->id == run.id) runs.push_back(runJson(run));
   }
@@ -230,7 +230,7 @@ void MaintenanceEngine::record(const MaintenanceRun& run) {
 
 void MaintenanceEngine::publish() {
   SampleBatch b;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& [key, n] : counts_) {
     b.counter("dbpulse_maintenance_runs_total",
               "VACUUM/ANALYZE of one table by the maintenance engine, by operation and result",
@@ -272,7 +272,7 @@ Result<std::string> MaintenanceEngine::requestRun(const std::vector<std::string>
       return invalidArgument("unknown tables (schema.table of a user table): " + list);
     }
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (queued_ || running_) return unavailable("busy", "a maintenance run is queued or running");
   MaintenanceRun r;
   r.id = "m-" + std::to_string(next_id_++);
@@ -292,9 +292,10 @@ void MaintenanceEngine::run(std::stop_token stop) {
     std::vector<std::string> only;
     bool window_bound = false;
     {
-      std::unique_lock lock(mu_);
+      MutexLock lock(mu_);
       if (!first) {
-        cv_.wait_for(lock, stop, options_.tick, [this] { return queued_.has_value(); });
+        cv_.wait_for(lock, stop, options_.tick,
+                     [this]() REQUIRES(mu_) { return queued_.has_value(); });
       }
       first = false;
       if (stop.stop_requested()) break;
@@ -329,7 +330,7 @@ void MaintenanceEngine::run(std::stop_token stop) {
     session_.disconnect();
     job->finished_ms = toMillis(clock_.now());
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       running_.reset();
       history_.push_back(*job);
       while (history_.size() > kHistoryRuns) history_.pop_front();
@@ -389,7 +390,7 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
       }
       spdlog::info("maintenance: database busy ({} active sessions > {}); waiting", active,
                    options_.max_active_sessions);
-      std::unique_lock lock(mu_);
+      MutexLock lock(mu_);
       cv_.wait_for(lock, stop, options_.busy_wait, [] { return false; });
     }
     if (closed) {
@@ -436,7 +437,7 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
       const std::string op = t.operation == "vacuum_full" ? "vacuum" : t.operation;
       const std::string result = o.result == "timeout" ? "failed" : o.result;
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         ++counts_[{op, result}];
       }
       spdlog::info("maintenance: {} -> {}{}{} ({:.1f} s)", o.statement, o.result,
@@ -449,7 +450,7 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
     }
     run.tables.push_back(o);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (running_) running_->tables = run.tables;
     }
     record(run);
@@ -461,7 +462,7 @@ std::string MaintenanceEngine::statusJson() const {
   json running = nullptr;
   bool queued = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = history_.rbegin(); it != history_.rend() && history.size() < 20; ++it) {
       history.push_back(runJson(*it));
     }

@@ -33,6 +33,7 @@
 
 #include "agent/core/clock.h"
 #include "agent/core/duration.h"
+#include "agent/core/mutex.h"
 #include "agent/core/sample_store.h"
 #include "agent/core/status.h"
 #include "agent/cron.h"
@@ -123,15 +124,15 @@ class MaintenanceEngine {
   const std::function<bool()> is_leader_;
   collectors::PgSession session_;  // the engine's own; used only by its thread (+ cancel)
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable_any cv_;
-  std::deque<MaintenanceRun> history_;      // GUARDED_BY(mu_), newest last
-  std::optional<MaintenanceRun> running_;   // GUARDED_BY(mu_)
-  std::optional<MaintenanceRun> queued_;    // GUARDED_BY(mu_): a manual request
-  std::vector<std::string> queued_tables_;  // GUARDED_BY(mu_)
-  int64_t last_window_start_ms_ = 0;        // GUARDED_BY(mu_): the window already served
-  std::map<std::pair<std::string, std::string>, uint64_t> counts_;  // GUARDED_BY(mu_)
-  uint64_t next_id_ = 1;                                            // GUARDED_BY(mu_)
+  std::deque<MaintenanceRun> history_ GUARDED_BY(mu_);  // newest last
+  std::optional<MaintenanceRun> running_ GUARDED_BY(mu_);
+  std::optional<MaintenanceRun> queued_ GUARDED_BY(mu_);  // a manual request
+  std::vector<std::string> queued_tables_ GUARDED_BY(mu_);
+  int64_t last_window_start_ms_ GUARDED_BY(mu_) = 0;  // the window already served
+  std::map<std::pair<std::string, std::string>, uint64_t> counts_ GUARDED_BY(mu_);
+  uint64_t next_id_ GUARDED_BY(mu_) = 1;
   std::jthread thread_;
 };
 

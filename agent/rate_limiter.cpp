@@ -21,7 +21,7 @@ RateLimiter::Decision RateLimiter::take(const std::string& client, const RateLim
   if (limit.per_second <= 0) return {};
   const double burst = std::max(1.0, limit.burst);
   const WallTime now = clock_.now();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = buckets_.find(client);
   if (it == buckets_.end()) {
     if (buckets_.size() >= max_clients_) makeRoom(now, limit);
@@ -52,7 +52,7 @@ void RateLimiter::makeRoom(WallTime now, const RateLimit& limit) {
 }
 
 std::size_t RateLimiter::clients() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return buckets_.size();
 }
 

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "agent/core/clock.h"
+#include "agent/core/mutex.h"
 
 namespace dbpulse {
 
@@ -40,12 +41,12 @@ class RateLimiter {
     double tokens = 0;
     WallTime updated;
   };
-  void makeRoom(WallTime now, const RateLimit& limit);  // mu_ held
+  void makeRoom(WallTime now, const RateLimit& limit) REQUIRES(mu_);
 
   const Clock& clock_;
   const std::size_t max_clients_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, Bucket> buckets_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::unordered_map<std::string, Bucket> buckets_ GUARDED_BY(mu_);
 };
 
 }  // namespace dbpulse

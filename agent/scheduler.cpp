@@ -19,12 +19,12 @@ Scheduler::~Scheduler() {
   // A thread is still inside a collector (or its cancel()): freeing the jobs now would pull
   // them from under it. Owners keep a scheduler that did not stop alive; this wait only
   // guards one that did not.
-  std::unique_lock lock(mu_);
-  idle_cv_.wait(lock, [this] { return threads_alive_ == 0; });
+  MutexLock lock(mu_);
+  idle_cv_.wait(lock, [this]() REQUIRES(mu_) { return threads_alive_ == 0; });
 }
 
 void Scheduler::add(std::unique_ptr<collectors::Collector> collector, JobOptions options) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   plan_.add(collector->name(), options);
   auto slot = std::make_unique<Slot>();
   slot->collector = std::move(collector);
@@ -33,7 +33,7 @@ void Scheduler::add(std::unique_ptr<collectors::Collector> collector, JobOptions
 
 void Scheduler::start() {
   const MonotonicTime now = clock_.monotonicNow();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (started_) return;
   started_ = true;
   plan_.start(now);
@@ -46,12 +46,12 @@ void Scheduler::start() {
 }
 
 void Scheduler::setLeaderGate(std::function<bool()> is_leader) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   leader_gate_ = std::move(is_leader);
 }
 
 void Scheduler::leadershipChanged() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   wake_ = true;
   cv_.notify_all();
 }
@@ -73,7 +73,7 @@ void Scheduler::emit(const std::vector<PlanLog>& logs) {
 }
 
 void Scheduler::dispatchLoop(std::stop_token stop) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stop.stop_requested()) {
     wake_ = false;
     plan_.setLeader(!leader_gate_ || leader_gate_());
@@ -95,14 +95,14 @@ void Scheduler::dispatchLoop(std::stop_token stop) {
     const auto until_next = plan_.nextWakeup() - clock_.monotonicNow();
     const auto wait = std::clamp<std::chrono::steady_clock::duration>(
         until_next, std::chrono::steady_clock::duration::zero(), std::chrono::hours(1));
-    cv_.wait_for(lock, stop, wait, [this] { return wake_; });
+    cv_.wait_for(lock, stop, wait, [this]() REQUIRES(mu_) { return wake_; });
   }
 }
 
 void Scheduler::workerLoop(std::stop_token stop) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
-    work_cv_.wait(lock, stop, [this] { return !queue_.empty(); });
+    work_cv_.wait(lock, stop, [this]() REQUIRES(mu_) { return !queue_.empty(); });
     if (stop.stop_requested()) break;
     const Dispatch run = queue_.front();
     queue_.pop_front();
@@ -117,9 +117,9 @@ void Scheduler::workerLoop(std::stop_token stop) {
 }
 
 void Scheduler::cancelLoop(std::stop_token stop) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
-    cancel_cv_.wait(lock, stop, [this] { return !cancel_queue_.empty(); });
+    cancel_cv_.wait(lock, stop, [this]() REQUIRES(mu_) { return !cancel_queue_.empty(); });
     if (cancel_queue_.empty()) break;  // stop requested and nothing left to cancel
     const CancelRun c = cancel_queue_.front();
     cancel_queue_.pop_front();
@@ -159,28 +159,28 @@ void Scheduler::execute(const Dispatch& run, std::stop_token stop) {
   std::vector<PlanLog> logs;
   bool keep = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     keep = plan_.onFinished(run.job, run.run, status, took, t1, wall, logs);
   }
   if (keep) publish(run.job, run.run, &batch);
   emit(logs);
   // Only now is the run over for stop() and the dispatcher: the job (and the store write
   // above) must not be in use when stop() lets the owner free the pipeline.
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   plan_.onReturned(run.job, run.run);
   wake_ = true;
   cv_.notify_all();
 }
 
 void Scheduler::publish(size_t job, uint64_t run, const SampleBatch* samples) {
-  std::lock_guard publish_lock(publish_mu_);
+  MutexLock publish_lock(publish_mu_);
   Slot& slot = *slots_[job];
   CollectorStatus s;
   uint64_t timeouts = 0;
   uint64_t skipped = 0;
   Duration staleness{0};
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     s = plan_.status(job);
     timeouts = plan_.timeouts(job);
     skipped = plan_.skipped(job);
@@ -236,7 +236,7 @@ void Scheduler::publish(size_t job, uint64_t run, const SampleBatch* samples) {
 
 bool Scheduler::stop(Duration grace) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!started_) return true;
     if (stopping_) return threads_alive_ == 0;
     stopping_ = true;
@@ -249,8 +249,9 @@ bool Scheduler::stop(Duration grace) {
   if (dispatcher_.joinable()) dispatcher_.join();  // it never calls out: joins at once
   bool finished;
   {
-    std::unique_lock lock(mu_);
-    finished = idle_cv_.wait_for(lock, grace, [this] { return threads_alive_ == 0; });
+    MutexLock lock(mu_);
+    finished =
+        idle_cv_.wait_for(lock, grace, [this]() REQUIRES(mu_) { return threads_alive_ == 0; });
   }
   if (finished) {
     for (auto& w : workers_) w.join();
@@ -267,7 +268,7 @@ bool Scheduler::stop(Duration grace) {
 }
 
 bool Scheduler::drained() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return !started_ || (stopping_ && threads_alive_ == 0);
 }
 
@@ -276,7 +277,7 @@ void Scheduler::runAllOnce() {
     Dispatch run;
     {
       const MonotonicTime now = clock_.monotonicNow();
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       run = plan_.begin(job, now);
     }
     execute(run, stop_source_.get_token());
@@ -284,12 +285,12 @@ void Scheduler::runAllOnce() {
 }
 
 bool Scheduler::firstCycleDone() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return plan_.firstCycleDone();
 }
 
 std::vector<CollectorStatus> Scheduler::status() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<CollectorStatus> out;
   for (size_t job = 0; job < plan_.size(); ++job) out.push_back(plan_.status(job));
   return out;

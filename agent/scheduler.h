@@ -34,6 +34,7 @@
 
 #include "agent/core/clock.h"
 #include "agent/core/duration.h"
+#include "agent/core/mutex.h"
 #include "agent/core/sample_store.h"
 #include "agent/schedule_plan.h"
 #include "collectors/collector.h"
@@ -75,7 +76,8 @@ class Scheduler {
   // A scheduled collector; the plan knows it by its index in slots_.
   struct Slot {
     std::unique_ptr<collectors::Collector> collector;
-    // GUARDED_BY(publish_mu_): what the store holds, so an older write never lands last.
+    // Guarded by publish_mu_ (a comment: an annotation here cannot name the scheduler's
+    // mutex): what the store holds, so an older write never lands last.
     uint64_t published_run = 0;
     std::string published_reason;
     bool published_once = false;
@@ -89,32 +91,32 @@ class Scheduler {
   // its samples) to the store. Never called with mu_ held.
   void publish(size_t job, uint64_t run = 0, const SampleBatch* samples = nullptr);
   static void emit(const std::vector<PlanLog>& logs);
-  void threadExitLocked();
+  void threadExitLocked() REQUIRES(mu_);
 
   SampleStore& store_;
   const Clock& clock_;
   const int threads_;
 
-  mutable std::mutex mu_;
-  SchedulePlan plan_;                         // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  SchedulePlan plan_ GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Slot>> slots_;  // fixed after start()
   std::condition_variable_any cv_;            // dispatcher: wake_, due times, stop
-  bool wake_ = false;                         // re-run the plan before sleeping
+  bool wake_ GUARDED_BY(mu_) = false;         // re-run the plan before sleeping
   std::condition_variable_any work_cv_;       // workers: queue, stop
   std::condition_variable_any idle_cv_;       // stop(): threads_alive_
-  std::deque<Dispatch> queue_;
+  std::deque<Dispatch> queue_ GUARDED_BY(mu_);
   std::condition_variable_any cancel_cv_;  // canceller: cancel_queue_, stop
-  std::deque<CancelRun> cancel_queue_;
-  int threads_alive_ = 0;  // workers + canceller that have not left their loop
-  bool started_ = false;
-  bool stopping_ = false;
-  std::function<bool()> leader_gate_;  // null: every job runs
+  std::deque<CancelRun> cancel_queue_ GUARDED_BY(mu_);
+  int threads_alive_ GUARDED_BY(mu_) = 0;  // workers + canceller that have not left their loop
+  bool started_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::function<bool()> leader_gate_ GUARDED_BY(mu_);  // null: every job runs
 
   std::stop_source stop_source_;
   std::vector<std::jthread> workers_;
   std::jthread canceller_;
   std::jthread dispatcher_;
-  std::mutex publish_mu_;  // orders store writes; taken before mu_, never inside it
+  Mutex publish_mu_;  // orders store writes; taken before mu_, never inside it
 };
 
 }  // namespace dbpulse

@@ -89,21 +89,21 @@ RuleSet RuleManager::load(const RuleManagerOptions& options) {
 }
 
 void RuleManager::setAlertSink(AlertSink* sink) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   sink_ = sink;
 }
 
 std::string RuleManager::stateFile() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return options_.state_dir.empty() ? "" : options_.state_dir + "/rules/alert_state.json";
 }
 
 void RuleManager::apply(RuleSet set, const RuleManagerOptions& options) {
-  std::lock_guard eval_lock(eval_mu_);
+  MutexLock eval_lock(eval_mu_);
   std::vector<std::string> dropped_sources;
   size_t rule_count = 0, group_count = 0, file_count = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     // The state of what stays, by group key and rule identity.
     std::map<std::string, std::map<std::string, RuleState>> kept;
     std::map<std::string, GroupState> kept_groups;
@@ -172,7 +172,7 @@ void RuleManager::apply(RuleSet set, const RuleManagerOptions& options) {
 
 void RuleManager::recordReloadFailure(const std::vector<LoadError>& errors) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     last_reload_ok_ = false;
     last_reload_errors_.clear();
     for (const auto& e : errors) last_reload_errors_.push_back(e.toString());
@@ -183,7 +183,7 @@ void RuleManager::recordReloadFailure(const std::vector<LoadError>& errors) {
 
 void RuleManager::start() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (started_) return;
     started_ = true;
   }
@@ -199,7 +199,7 @@ void RuleManager::stop() {
   }
   bool started;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     started = started_;
     started_ = false;
   }
@@ -207,13 +207,13 @@ void RuleManager::stop() {
 }
 
 void RuleManager::setStartGate(std::function<bool()> ready, std::chrono::milliseconds max_wait) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   start_gate_ = std::move(ready);
   start_gate_max_ = max_wait;
 }
 
 void RuleManager::run(std::stop_token stop) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (start_gate_) {
     // Polled (the gate has no notification of its own), on the cv so stop() ends it at once.
     const auto deadline = std::chrono::steady_clock::now() + start_gate_max_;
@@ -236,7 +236,7 @@ void RuleManager::run(std::stop_token stop) {
       // Waits for the next due group, a new rule set, or shutdown; never a bare sleep.
       const auto wait = next == INT64_MAX ? std::chrono::milliseconds(3'600'000)
                                           : std::chrono::milliseconds(next - now);
-      cv_.wait_for(lock, stop, wait, [&] { return wake_; });
+      cv_.wait_for(lock, stop, wait, [&]() REQUIRES(mu_) { return wake_; });
       continue;
     }
     lock.unlock();
@@ -246,7 +246,7 @@ void RuleManager::run(std::stop_token stop) {
 }
 
 void RuleManager::evaluate(bool all) {
-  std::lock_guard eval_lock(eval_mu_);
+  MutexLock eval_lock(eval_mu_);
   const int64_t now = nowMs();
   std::vector<AlertNotification> notifications;
   bool changed = false;
@@ -254,7 +254,7 @@ void RuleManager::evaluate(bool all) {
   size_t count;
   AlertSink* sink;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     options = options_.engine;
     count = groups_.size();
     sink = sink_;
@@ -263,15 +263,18 @@ void RuleManager::evaluate(bool all) {
   // kill -9 right after an alert was shown or sent as firing must not restart it as pending.
   std::map<size_t, GroupState> results;
   for (size_t i = 0; i < count; ++i) {
-    // groups_ only changes under eval_mu_, which this thread holds: reading the rules
-    // without mu_ is safe; the state is read and written under mu_ for the admin API.
-    Group& g = groups_[i];
+    // groups_ only changes under eval_mu_, which this thread holds: the group found under
+    // mu_ stays put, and its rules are read without mu_; the state is read and written
+    // under mu_ for the admin API.
+    const Group* group;
     GroupState previous;
     {
-      std::lock_guard lock(mu_);
-      if (!all && g.next_due_ms > now) continue;
-      previous = g.state;
+      MutexLock lock(mu_);
+      group = &groups_[i];
+      if (!all && group->next_due_ms > now) continue;
+      previous = group->state;
     }
+    const Group& g = *group;
     GroupResult r = evaluateGroup(g.rules, previous, store_, now, options);
     const uint64_t new_failures = r.state.rule_failures - previous.rule_failures;
     if (new_failures > 0) {
@@ -293,7 +296,7 @@ void RuleManager::evaluate(bool all) {
   }
   if (changed) saveState(&results);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& [i, state] : results) {
       Group& g = groups_[i];
       g.state = std::move(state);
@@ -312,7 +315,7 @@ void RuleManager::writeSelfMetrics() {
   SampleBatch b;
   int64_t longest = 15'000;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     size_t rules = 0, pending = 0, firing = 0;
     for (const auto& g : groups_) {
       rules += g.rules.rules.size();
@@ -353,7 +356,7 @@ void RuleManager::writeSelfMetrics() {
 }
 
 size_t RuleManager::ruleCount() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   size_t n = 0;
   for (const auto& g : groups_) n += g.rules.rules.size();
   return n;
@@ -364,7 +367,7 @@ void RuleManager::saveState(const std::map<size_t, GroupState>* pending) {
   if (path.empty()) return;
   nlohmann::json groups = nlohmann::json::object();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (size_t gi = 0; gi < groups_.size(); ++gi) {
       const Group& g = groups_[gi];
       const GroupState* state = &g.state;
@@ -454,7 +457,7 @@ void RuleManager::restoreState() {
   }
   size_t matched = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     // Rules loaded already take their alerts now; the rest waits for a later apply().
     for (auto& g : groups_) {
       auto r = restored.find(g.rules.key());
@@ -473,7 +476,7 @@ void RuleManager::restoreState() {
 }
 
 std::string RuleManager::rulesJson() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   nlohmann::json groups = nlohmann::json::array();
   for (const auto& g : groups_) {
     nlohmann::json rules = nlohmann::json::array();
@@ -534,7 +537,7 @@ std::string RuleManager::rulesJson() const {
 }
 
 std::string RuleManager::alertsJson() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   nlohmann::json alerts = nlohmann::json::array();
   for (const auto& g : groups_) {
     for (size_t i = 0; i < g.rules.rules.size(); ++i) {

@@ -33,6 +33,7 @@
 
 #include "agent/core/alert.h"
 #include "agent/core/clock.h"
+#include "agent/core/mutex.h"
 #include "agent/core/sample_store.h"
 #include "rules/rule_engine.h"
 #include "rules/rule_file.h"
@@ -111,23 +112,24 @@ class RuleManager {
   SampleStore& store_;
   const Clock& clock_;
 
-  std::mutex eval_mu_;  // one evaluation or apply() at a time; taken before mu_
-  mutable std::mutex mu_;
+  Mutex eval_mu_;  // one evaluation or apply() at a time; taken before mu_
+  mutable Mutex mu_;
   std::condition_variable_any cv_;
-  bool wake_ = false;               // GUARDED_BY(mu_): re-plan the wait (apply)
-  AlertSink* sink_ = nullptr;       // GUARDED_BY(mu_)
-  RuleManagerOptions options_;      // GUARDED_BY(mu_)
-  std::vector<Group> groups_;       // GUARDED_BY(mu_); rules change only under eval_mu_ too
-  std::vector<std::string> files_;  // GUARDED_BY(mu_)
-  bool last_reload_ok_ = true;      // GUARDED_BY(mu_)
-  std::vector<std::string> last_reload_errors_;  // GUARDED_BY(mu_)
-  int64_t last_reload_ms_ = 0;                   // GUARDED_BY(mu_)
+  bool wake_ GUARDED_BY(mu_) = false;  // re-plan the wait (apply)
+  AlertSink* sink_ GUARDED_BY(mu_) = nullptr;
+  RuleManagerOptions options_ GUARDED_BY(mu_);
+  std::vector<Group> groups_ GUARDED_BY(mu_);  // rules change only under eval_mu_ too
+  std::vector<std::string> files_ GUARDED_BY(mu_);
+  bool last_reload_ok_ GUARDED_BY(mu_) = true;
+  std::vector<std::string> last_reload_errors_ GUARDED_BY(mu_);
+  int64_t last_reload_ms_ GUARDED_BY(mu_) = 0;
   // Alert state read from the state file and not yet matched to a loaded rule:
-  // group key -> rule id -> alerts. GUARDED_BY(mu_)
-  std::map<std::string, std::map<std::string, std::map<std::string, Alert>>> restored_;
-  bool started_ = false;                         // GUARDED_BY(mu_)
-  std::function<bool()> start_gate_;             // GUARDED_BY(mu_)
-  std::chrono::milliseconds start_gate_max_{0};  // GUARDED_BY(mu_)
+  // group key -> rule id -> alerts.
+  std::map<std::string, std::map<std::string, std::map<std::string, Alert>>> restored_
+      GUARDED_BY(mu_);
+  bool started_ GUARDED_BY(mu_) = false;
+  std::function<bool()> start_gate_ GUARDED_BY(mu_);
+  std::chrono::milliseconds start_gate_max_ GUARDED_BY(mu_){0};
   std::jthread thread_;
 };
 

@@ -33,7 +33,7 @@ std::string SampleStore::key(std::string_view name, const Labels& labels) {
 void SampleStore::write(std::string_view source, const SampleBatch& batch,
                         std::chrono::milliseconds staleness, bool exported,
                         std::chrono::milliseconds renew_within) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   writeLocked(source, batch, staleness, exported, renew_within, 0);
 }
 
@@ -96,7 +96,7 @@ void SampleStore::appendPoint(Series& series, Point p) const {
 }
 
 void SampleStore::dropSource(std::string_view source) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   eraseSourceLocked(source, 0);
   ++version_;
 }
@@ -118,7 +118,7 @@ size_t SampleStore::eraseSourceLocked(std::string_view source, uint64_t keep_seq
 
 void SampleStore::replace(std::string_view source, const SampleBatch& batch,
                           std::chrono::milliseconds staleness, bool exported, int64_t at_ms) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   writeLocked(source, batch, staleness, exported, std::chrono::milliseconds(0), at_ms);
   eraseSourceLocked(source, write_seq_);  // what this write did not touch
 }
@@ -142,7 +142,7 @@ void SampleStore::unindexSourceLocked(const Series& series) const {
 void SampleStore::expireLocked(int64_t now_ms) const {
   if (now_ms < next_expiry_ms_) return;
   int64_t next = INT64_MAX;
-  size_t removed = std::erase_if(series_, [&](const auto& kv) {
+  size_t removed = std::erase_if(series_, [&](const auto& kv) REQUIRES(mu_) {
     if (kv.second.expires_ms <= now_ms) {
       unindexLocked(kv.second);
       return true;
@@ -155,7 +155,7 @@ void SampleStore::expireLocked(int64_t now_ms) const {
 }
 
 std::shared_ptr<const Snapshot> SampleStore::snapshot() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const int64_t now_ms = toMillis(clock_.now());
   expireLocked(now_ms);
   if (cached_ && cached_->version == version_) return cached_;
@@ -189,7 +189,7 @@ std::shared_ptr<const Snapshot> SampleStore::snapshot() const {
 
 std::vector<Point> SampleStore::history(std::string_view name, const Labels& labels,
                                         int64_t since_ms) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   expireLocked(toMillis(clock_.now()));
   std::vector<Point> out;
   auto it = series_.find(key(name, labels));
@@ -204,7 +204,7 @@ std::vector<Point> SampleStore::history(std::string_view name, const Labels& lab
 }
 
 void SampleStore::visit(std::string_view name, int64_t since_ms, const SeriesVisitor& fn) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   expireLocked(toMillis(clock_.now()));
   auto it = by_name_.find(std::string(name));
   if (it == by_name_.end()) return;
@@ -235,7 +235,7 @@ void SampleStore::visit(std::string_view name, int64_t since_ms, const SeriesVis
 }
 
 std::vector<std::string> SampleStore::names() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   expireLocked(toMillis(clock_.now()));
   std::vector<std::string> out;
   out.reserve(by_name_.size());
@@ -245,7 +245,7 @@ std::vector<std::string> SampleStore::names() const {
 }
 
 size_t SampleStore::seriesCount() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return series_.size();
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "agent/core/clock.h"
+#include "agent/core/mutex.h"
 #include "agent/core/sample.h"
 
 namespace dbpulse {
@@ -126,31 +127,34 @@ class SampleStore {
   };
 
   static std::string key(std::string_view name, const Labels& labels);
-  void expireLocked(int64_t now_ms) const;
-  void unindexLocked(const Series& series) const;  // from by_name_ and by_source_
-  void unindexSourceLocked(const Series& series) const;
+  // The *Locked functions need mu_.
+  void expireLocked(int64_t now_ms) const REQUIRES(mu_);
+  void unindexLocked(const Series& series) const REQUIRES(mu_);  // from by_name_, by_source_
+  void unindexSourceLocked(const Series& series) const REQUIRES(mu_);
   void appendPoint(Series& series, Point p) const;
   void writeLocked(std::string_view source, const SampleBatch& batch,
                    std::chrono::milliseconds staleness, bool exported,
-                   std::chrono::milliseconds renew_within, int64_t at_ms);
+                   std::chrono::milliseconds renew_within, int64_t at_ms) REQUIRES(mu_);
   // Erases the series of `source` not written by write number `keep_seq` (all when 0);
   // returns how many.
-  size_t eraseSourceLocked(std::string_view source, uint64_t keep_seq);
+  size_t eraseSourceLocked(std::string_view source, uint64_t keep_seq) REQUIRES(mu_);
 
   const Clock& clock_;
   SampleStoreOptions options_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // mutable: expiry happens lazily in readers; it only removes series past their staleness.
-  mutable std::unordered_map<std::string, Series> series_;
+  mutable std::unordered_map<std::string, Series> series_ GUARDED_BY(mu_);
   // name -> its series (pointers into series_, whose nodes never move): rules select by name.
-  mutable std::unordered_map<std::string, std::unordered_set<const Series*>> by_name_;
+  mutable std::unordered_map<std::string, std::unordered_set<const Series*>> by_name_
+      GUARDED_BY(mu_);
   // source -> its series: dropSource() and replace() touch only the writer's own series.
-  mutable std::unordered_map<std::string, std::unordered_set<const Series*>> by_source_;
-  std::unordered_map<std::string, FamilyInfo> families_;
-  mutable uint64_t version_ = 1;
-  uint64_t write_seq_ = 0;  // counts writes, for replace()
-  mutable int64_t next_expiry_ms_ = INT64_MAX;
-  mutable std::shared_ptr<const Snapshot> cached_;
+  mutable std::unordered_map<std::string, std::unordered_set<const Series*>> by_source_
+      GUARDED_BY(mu_);
+  std::unordered_map<std::string, FamilyInfo> families_ GUARDED_BY(mu_);
+  mutable uint64_t version_ GUARDED_BY(mu_) = 1;
+  uint64_t write_seq_ GUARDED_BY(mu_) = 0;  // counts writes, for replace()
+  mutable int64_t next_expiry_ms_ GUARDED_BY(mu_) = INT64_MAX;
+  mutable std::shared_ptr<const Snapshot> cached_ GUARDED_BY(mu_);
 };
 
 }  // namespace dbpulse

@@ -571,7 +571,7 @@ Status IndexesCollector::collect(const CollectContext& ctx, SampleBatch& out) {
 
   exportIndexSamples(scan->stats, scan->findings, options_.top_n, out);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     latest_ = std::move(scan->findings);
   }
   pgutil::releaseFreedMemory();  // the chunks and each table's parsed indexes
@@ -581,7 +581,7 @@ Status IndexesCollector::collect(const CollectContext& ctx, SampleBatch& out) {
 void IndexesCollector::cancel() { session_.cancel(); }
 
 std::vector<IndexFinding> IndexesCollector::latestFindings() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return latest_;
 }
 

@@ -49,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/mutex.h"
 #include "collectors/collector.h"
 #include "collectors/postgres/pg_rows.h"
 #include "collectors/postgres/pg_session.h"
@@ -160,8 +161,8 @@ class IndexesCollector final : public Collector {
   // run (their age is the statistics window). Only collect() touches these.
   std::map<long long, WallTime> first_seen_;
   bool baseline_taken_ = false;
-  mutable std::mutex mu_;
-  std::vector<IndexFinding> latest_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::vector<IndexFinding> latest_ GUARDED_BY(mu_);
 };
 
 }  // namespace dbpulse::collectors

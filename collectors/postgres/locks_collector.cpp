@@ -216,7 +216,7 @@ Status LocksCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) 
   if (!rows.ok()) return pgutil::mapQueryError(kCollector, rows.status(), kPrivilegeHint);
   std::vector<BlockedSession> waiting;
   if (Status s = parseLockRows(*rows, max_details_, out, waiting); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   latest_ = std::move(waiting);
   return okStatus();
 }
@@ -224,7 +224,7 @@ Status LocksCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) 
 void LocksCollector::cancel() { session_.cancel(); }
 
 std::vector<BlockedSession> LocksCollector::latestBlocked() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return latest_;
 }
 

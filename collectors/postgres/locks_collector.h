@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/mutex.h"
 #include "collectors/collector.h"
 #include "collectors/postgres/pg_rows.h"
 #include "collectors/postgres/pg_session.h"
@@ -74,8 +75,8 @@ class LocksCollector final : public Collector, public DetailsProvider {
   const std::string name_ = "locks";
   PgCaller session_;  // this collector's statements on the group's session
   const int max_details_;
-  mutable std::mutex mu_;
-  std::vector<BlockedSession> latest_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::vector<BlockedSession> latest_ GUARDED_BY(mu_);
 };
 
 }  // namespace dbpulse::collectors

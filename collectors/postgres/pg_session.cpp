@@ -149,10 +149,12 @@ PgSession::~PgSession() {
 }
 
 Status PgSession::acquire(uint64_t caller, bool cancellable) {
-  std::unique_lock lock(state_mu_);
+  MutexLock lock(state_mu_);
   const uint64_t ticket = ++next_ticket_;
   waiting_.emplace(ticket, caller);
-  state_cv_.wait(lock, [&] { return !busy_ || (cancellable && cancelled_.count(ticket) > 0); });
+  state_cv_.wait(lock, [&]() REQUIRES(state_mu_) {
+    return !busy_ || (cancellable && cancelled_.count(ticket) > 0);
+  });
   waiting_.erase(ticket);
   if (cancelled_.erase(ticket) > 0 && busy_) {
     return deadlineExceeded(redacted_dsn_ +
@@ -170,12 +172,12 @@ Status PgSession::acquire(uint64_t caller, bool cancellable) {
 }
 
 size_t PgSession::waitingStatements() const {
-  std::lock_guard lock(state_mu_);
+  MutexLock lock(state_mu_);
   return waiting_.size();
 }
 
 void PgSession::release() {
-  std::lock_guard lock(state_mu_);
+  MutexLock lock(state_mu_);
   busy_ = false;
   running_caller_ = 0;
   cancel_requested_ = false;
@@ -185,7 +187,7 @@ void PgSession::release() {
 void PgSession::cancel() { cancelCaller(0, true); }
 
 void PgSession::cancelCaller(uint64_t caller, bool everyone) {
-  std::lock_guard lock(state_mu_);
+  MutexLock lock(state_mu_);
   for (const auto& [ticket, who] : waiting_) {
     if (everyone || who == caller) cancelled_.insert(ticket);
   }

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/mutex.h"
 #include "agent/core/status.h"
 #include "collectors/postgres/pg_rows.h"
 
@@ -155,13 +156,13 @@ class PgSession {
   const std::string redacted_dsn_;
   int wake_fd_ = -1;  // eventfd: cancel() wakes the thread waiting on the socket
 
-  mutable std::mutex state_mu_;
-  std::condition_variable state_cv_;
-  bool busy_ = false;                          // GUARDED_BY(state_mu_): a thread holds the session
-  uint64_t running_caller_ = 0;                // GUARDED_BY(state_mu_)
-  uint64_t next_ticket_ = 0;                   // GUARDED_BY(state_mu_)
-  std::map<uint64_t, uint64_t> waiting_;       // GUARDED_BY(state_mu_): ticket -> caller
-  std::set<uint64_t> cancelled_;               // GUARDED_BY(state_mu_): waiting tickets cancelled
+  mutable Mutex state_mu_;
+  std::condition_variable_any state_cv_;
+  bool busy_ GUARDED_BY(state_mu_) = false;  // a thread holds the session
+  uint64_t running_caller_ GUARDED_BY(state_mu_) = 0;
+  uint64_t next_ticket_ GUARDED_BY(state_mu_) = 0;
+  std::map<uint64_t, uint64_t> waiting_ GUARDED_BY(state_mu_);  // ticket -> caller
+  std::set<uint64_t> cancelled_ GUARDED_BY(state_mu_);          // waiting tickets cancelled
   std::atomic<bool> cancel_requested_{false};  // the running statement is to be cancelled
   std::atomic<uint64_t> next_caller_{0};
   std::atomic<int> server_version_{0};

@@ -208,13 +208,13 @@ Status SizeCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
     if (Status s = parseSizeRows(rows.value(), top_n_, out, report); !s.ok()) return s;
   }
   pgutil::releaseFreedMemory();  // the rows of every table and index
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   latest_ = std::move(report);
   return okStatus();
 }
 
 SizeReport SizeCollector::latest() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return latest_;
 }
 

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/mutex.h"
 #include "collectors/collector.h"
 #include "collectors/postgres/pg_rows.h"
 #include "collectors/postgres/pg_session.h"
@@ -84,8 +85,8 @@ class SizeCollector final : public Collector, public DetailsProvider {
   PgCaller session_;  // this collector's statements on the group's session
   const int top_n_;
 
-  mutable std::mutex mu_;
-  SizeReport latest_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  SizeReport latest_ GUARDED_BY(mu_);
 };
 
 }  // namespace dbpulse::collectors

@@ -423,7 +423,7 @@ Status StatementsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& 
 
   std::vector<TopStatement> top = tracker_.top();
   fillTexts(top);
-  std::lock_guard lock(top_mu_);
+  MutexLock lock(top_mu_);
   top_ = std::move(top);
   return okStatus();
 }
@@ -473,7 +473,7 @@ void StatementsCollector::fillTexts(std::vector<TopStatement>& top) {
 }
 
 std::vector<TopStatement> StatementsCollector::topStatements() const {
-  std::lock_guard lock(top_mu_);
+  MutexLock lock(top_mu_);
   return top_;
 }
 

@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "agent/core/mutex.h"
 #include "collectors/collector.h"
 #include "collectors/postgres/pg_rows.h"
 #include "collectors/postgres/pg_session.h"
@@ -156,8 +157,8 @@ class StatementsCollector final : public Collector, public DetailsProvider {
   std::map<std::string, std::string> texts_;  // statement key -> query text (bounded)
   bool hidden_logged_ = false;
 
-  mutable std::mutex top_mu_;
-  std::vector<TopStatement> top_;  // GUARDED_BY(top_mu_)
+  mutable Mutex top_mu_;
+  std::vector<TopStatement> top_ GUARDED_BY(top_mu_);
 };
 
 }  // namespace dbpulse::collectors

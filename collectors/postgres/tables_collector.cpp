@@ -410,13 +410,13 @@ Status TablesCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out)
         "the tables; fix: GRANT SELECT ON ALL TABLES IN SCHEMA ... TO the dbpulse role)",
         report.stats_hidden, report.datname);
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   latest_ = std::move(report);
   return okStatus();
 }
 
 TablesReport TablesCollector::latest() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return latest_;
 }
 

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/mutex.h"
 #include "collectors/collector.h"
 #include "collectors/postgres/pg_rows.h"
 #include "collectors/postgres/pg_session.h"
@@ -100,8 +101,8 @@ class TablesCollector final : public Collector {
   const int top_n_;
   bool stats_hidden_logged_ = false;
 
-  mutable std::mutex mu_;
-  TablesReport latest_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  TablesReport latest_ GUARDED_BY(mu_);
 };
 
 }  // namespace dbpulse::collectors

@@ -215,14 +215,14 @@ ProcessCollector::ProcessCollector(ProcessCollectorOptions options)
       ticks_per_second_(ticksPerSecond()) {}
 
 void ProcessCollector::cancel() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   run_stop_.request_stop();
 }
 
 Status ProcessCollector::collect(const CollectContext& ctx, SampleBatch& out) {
   std::stop_source run_stop;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     run_stop_ = run_stop;  // shares state: cancel() now stops this run
   }
   // Shutdown stops the run too. Only the /proc scan checks it: every other read is one

@@ -53,6 +53,7 @@
 #include <stop_token>
 #include <string>
 
+#include "agent/core/mutex.h"
 #include "collectors/collector.h"
 #include "collectors/process/proc_reader.h"
 
@@ -88,8 +89,8 @@ class ProcessCollector final : public Collector {
   const proc::ProcFs cgroupfs_;
   const double ticks_per_second_;  // sysconf(_SC_CLK_TCK), the unit of /proc/PID/stat times
 
-  std::mutex mu_;
-  std::stop_source run_stop_;  // GUARDED_BY(mu_): the current run's, for cancel()
+  Mutex mu_;
+  std::stop_source run_stop_ GUARDED_BY(mu_);  // the current run's, for cancel()
 };
 
 }  // namespace dbpulse::collectors

@@ -83,20 +83,20 @@ RedisSession::RedisSession(RedisSessionOptions options)
 RedisSession::~RedisSession() { disconnect(); }
 
 void RedisSession::disconnect() {
-  std::lock_guard use_lock(use_mu_);
-  std::lock_guard conn_lock(conn_mu_);
+  MutexLock use_lock(use_mu_);
+  MutexLock conn_lock(conn_mu_);
   ctx_.reset();
   backoff_ = milliseconds(0);
   next_attempt_ = {};
 }
 
 bool RedisSession::connected() const {
-  std::lock_guard conn_lock(conn_mu_);
+  MutexLock conn_lock(conn_mu_);
   return ctx_ != nullptr;
 }
 
 void RedisSession::cancel() {
-  std::lock_guard conn_lock(conn_mu_);
+  MutexLock conn_lock(conn_mu_);
   cancel_requested_ = true;
   // shutdown(), not close(): the descriptor stays ours until redisFree, so it cannot be
   // reused by another thread's open() while hiredis still reads from it.
@@ -107,7 +107,7 @@ void RedisSession::dropConnectionLocked(const std::string& why, bool backoff, St
   last_error_ = why;
   last_code_ = code;
   {
-    std::lock_guard conn_lock(conn_mu_);
+    MutexLock conn_lock(conn_mu_);
     ctx_.reset();
   }
   if (backoff) {
@@ -123,7 +123,7 @@ void RedisSession::dropConnectionLocked(const std::string& why, bool backoff, St
 
 Status RedisSession::ensureConnectedLocked(SteadyTime deadline) {
   {
-    std::lock_guard conn_lock(conn_mu_);
+    MutexLock conn_lock(conn_mu_);
     if (ctx_) return okStatus();
   }
   const auto now = std::chrono::steady_clock::now();
@@ -149,7 +149,7 @@ Status RedisSession::ensureConnectedLocked(SteadyTime deadline) {
     return unavailable(last_error_);
   }
   {
-    std::lock_guard conn_lock(conn_mu_);
+    MutexLock conn_lock(conn_mu_);
     ctx_ = std::move(ctx);
   }
 
@@ -207,7 +207,7 @@ Result<RedisReply> RedisSession::runLocked(const std::vector<std::string>& args,
 
   redisContext* c = nullptr;
   {
-    std::lock_guard conn_lock(conn_mu_);
+    MutexLock conn_lock(conn_mu_);
     if (cancel_requested_) return cancelled("redis " + address_ + ": cancelled");
     c = ctx_->c;
     in_flight_ = true;
@@ -217,7 +217,7 @@ Result<RedisReply> RedisSession::runLocked(const std::vector<std::string>& args,
   const int saved_errno = errno;
   bool was_cancelled = false;
   {
-    std::lock_guard conn_lock(conn_mu_);
+    MutexLock conn_lock(conn_mu_);
     in_flight_ = false;
     was_cancelled = cancel_requested_;
   }
@@ -247,15 +247,15 @@ Result<RedisReply> RedisSession::runLocked(const std::vector<std::string>& args,
 Result<RedisReply> RedisSession::command(const std::vector<std::string>& args,
                                          SteadyTime deadline) {
   if (args.empty()) return invalidArgument("redis: empty command");
-  std::lock_guard use_lock(use_mu_);
+  MutexLock use_lock(use_mu_);
   {
-    std::lock_guard conn_lock(conn_mu_);
+    MutexLock conn_lock(conn_mu_);
     cancel_requested_ = false;
   }
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
     {
-      std::lock_guard conn_lock(conn_mu_);
+      MutexLock conn_lock(conn_mu_);
       reused = ctx_ != nullptr;
     }
     if (Status s = ensureConnectedLocked(deadline); !s.ok()) return s;

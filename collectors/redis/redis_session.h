@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/core/mutex.h"
 #include "agent/core/status.h"
 #include "collectors/redis/redis_reply.h"
 
@@ -79,26 +80,28 @@ class RedisSession {
  private:
   struct Context;  // owns the redisContext (RAII)
 
-  Status ensureConnectedLocked(SteadyTime deadline);
-  Result<RedisReply> runLocked(const std::vector<std::string>& args, SteadyTime deadline);
+  // The *Locked helpers run inside command(), with use_mu_ held.
+  Status ensureConnectedLocked(SteadyTime deadline) REQUIRES(use_mu_);
+  Result<RedisReply> runLocked(const std::vector<std::string>& args, SteadyTime deadline)
+      REQUIRES(use_mu_);
   // Frees the connection; with `backoff`, also delays the next connect attempt (calls
   // meanwhile fail with `code` and `why`).
   void dropConnectionLocked(const std::string& why, bool backoff,
-                            StatusCode code = StatusCode::kUnavailable);
+                            StatusCode code = StatusCode::kUnavailable) REQUIRES(use_mu_);
 
   const RedisSessionOptions options_;
   const std::string address_;
 
-  std::mutex use_mu_;              // held for a whole command(); serialises use of the session
-  mutable std::mutex conn_mu_;     // guards ctx_ itself, so cancel() never sees a dying socket
-  std::unique_ptr<Context> ctx_;   // GUARDED_BY(conn_mu_); replaced under both mutexes
-  bool in_flight_ = false;         // GUARDED_BY(conn_mu_)
-  bool cancel_requested_ = false;  // GUARDED_BY(conn_mu_)
+  Mutex use_mu_;           // held for a whole command(); serialises use of the session
+  mutable Mutex conn_mu_;  // guards ctx_ itself, so cancel() never sees a dying socket
+  std::unique_ptr<Context> ctx_ GUARDED_BY(conn_mu_);  // replaced under both mutexes
+  bool in_flight_ GUARDED_BY(conn_mu_) = false;
+  bool cancel_requested_ GUARDED_BY(conn_mu_) = false;
 
-  SteadyTime next_attempt_{};                        // GUARDED_BY(use_mu_)
-  std::chrono::milliseconds backoff_{0};             // GUARDED_BY(use_mu_)
-  std::string last_error_;                           // GUARDED_BY(use_mu_)
-  StatusCode last_code_ = StatusCode::kUnavailable;  // GUARDED_BY(use_mu_)
+  SteadyTime next_attempt_ GUARDED_BY(use_mu_){};
+  std::chrono::milliseconds backoff_ GUARDED_BY(use_mu_){0};
+  std::string last_error_ GUARDED_BY(use_mu_);
+  StatusCode last_code_ GUARDED_BY(use_mu_) = StatusCode::kUnavailable;
   std::atomic<uint64_t> connects_{0};
 };
 

@@ -130,7 +130,7 @@ AlertmanagerNotifier::AlertmanagerNotifier(AlertmanagerNotifierOptions options, 
   load();
   publishMetrics();
   if (options_.background) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& u : urls_) startThreadLocked(*u);
     housekeeper_ = std::jthread([this](std::stop_token stop) { housekeepingLoop(stop); });
   }
@@ -191,7 +191,7 @@ void AlertmanagerNotifier::markChangedLocked(bool urgent) {
 void AlertmanagerNotifier::send(const std::vector<AlertNotification>& alerts) {
   if (alerts.empty()) return;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (urls_.empty()) return;
     std::vector<std::string> keys;
     keys.reserve(alerts.size());
@@ -308,7 +308,7 @@ void AlertmanagerNotifier::clockStepLocked(UrlState& u, WallTime now) {
   if (u.last_attempt > now) u.last_attempt = now;
 }
 
-bool AlertmanagerNotifier::deliverOnce(UrlState& u, std::unique_lock<std::mutex>& lock) {
+bool AlertmanagerNotifier::deliverOnce(UrlState& u) {
   clockStepLocked(u, clock_.now());
   const std::optional<WallTime> due = nextDueLocked(u);
   if (!due || *due > clock_.now()) return false;
@@ -316,12 +316,12 @@ bool AlertmanagerNotifier::deliverOnce(UrlState& u, std::unique_lock<std::mutex>
   u.attempted = true;
   u.last_attempt = clock_.now();
   AlertTransport* transport = u.transport.get();
-  lock.unlock();
+  mu_.unlock();
   std::vector<const AlertNotification*> ptrs;
   ptrs.reserve(batch.alerts.size());
   for (const auto& a : batch.alerts) ptrs.push_back(&a);
   const TransportResult result = transport->post(alertsPayload(ptrs));
-  lock.lock();
+  mu_.lock();
   finishLocked(u, batch, result);
   return true;
 }
@@ -329,14 +329,14 @@ bool AlertmanagerNotifier::deliverOnce(UrlState& u, std::unique_lock<std::mutex>
 int AlertmanagerNotifier::deliverDue() {
   std::vector<std::shared_ptr<UrlState>> states;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopped_) return 0;
     states = urls_;
   }
   int posts = 0;
   for (auto& u : states) {
-    std::unique_lock lock(mu_);
-    while (deliverOnce(*u, lock)) {
+    MutexLock lock(mu_);
+    while (deliverOnce(*u)) {
       ++posts;
       if (!u->up || u->outbox.entries.empty()) break;  // failed, or probe/last batch done
     }
@@ -346,7 +346,7 @@ int AlertmanagerNotifier::deliverDue() {
 }
 
 void AlertmanagerNotifier::deliveryLoop(std::stop_token stop, UrlState* u) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stop.stop_requested()) {
     u->wake = false;
     const WallTime now = clock_.now();
@@ -360,7 +360,7 @@ void AlertmanagerNotifier::deliveryLoop(std::stop_token stop, UrlState* u) {
       cv_.wait_for(lock, stop, *due - now, [u] { return u->wake; });
       continue;
     }
-    deliverOnce(*u, lock);
+    deliverOnce(*u);
     lock.unlock();
     cv_.notify_all();  // the housekeeper saves removals
     publishMetrics();
@@ -373,9 +373,9 @@ void AlertmanagerNotifier::deliveryLoop(std::stop_token stop, UrlState* u) {
 void AlertmanagerNotifier::housekeepingLoop(std::stop_token stop) {
   SteadyClock::time_point last_save = SteadyClock::now() - options_.save_debounce;
   SteadyClock::time_point next_metrics = SteadyClock::now() + options_.metrics_refresh;
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stop.stop_requested()) {
-    auto save_due = [&] {
+    auto save_due = [&]() REQUIRES(mu_) {
       return change_gen_ != saved_gen_ &&
              (urgent_save_ || SteadyClock::now() >= last_save + options_.save_debounce);
     };
@@ -402,11 +402,11 @@ void AlertmanagerNotifier::housekeepingLoop(std::stop_token stop) {
 
 Status AlertmanagerNotifier::flush() {
   if (state_path_.empty()) return okStatus();
-  std::lock_guard save_lock(save_mu_);
+  MutexLock save_lock(save_mu_);
   uint64_t gen = 0;
   std::vector<std::pair<std::string, std::vector<AlertNotification>>> copy;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     gen = change_gen_;
     if (gen == saved_gen_) return okStatus();
     urgent_save_ = false;
@@ -449,7 +449,7 @@ Status AlertmanagerNotifier::flush() {
     spdlog::info("alertmanager outbox: {} written again", state_path_);
     last_save_error_.clear();
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   saved_gen_ = gen;
   return okStatus();
 }
@@ -492,7 +492,7 @@ void AlertmanagerNotifier::load() {
                   aside.ok() ? aside.value() : "(not moved: " + aside.status().message() + ")");
     return;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   bool changed = false;
   for (auto& [url, alerts] : loaded) {
     // By name, not [&]: clang before 16 cannot capture a structured binding.
@@ -521,10 +521,10 @@ void AlertmanagerNotifier::load() {
 
 void AlertmanagerNotifier::publishMetrics() {
   if (options_.metrics_store == nullptr) return;
-  std::lock_guard metrics_lock(metrics_mu_);
+  MutexLock metrics_lock(metrics_mu_);
   SampleBatch b;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const char* kNotifications = "dbpulse_alertmanager_notifications_total";
     const char* kNotificationsHelp =
         "Alert notifications by outcome, counted once per Alertmanager URL: sent (accepted), "
@@ -563,7 +563,7 @@ void AlertmanagerNotifier::setUrls(const std::vector<std::string>& urls) {
   const std::vector<std::string> wanted = dedup(urls);
   std::vector<std::shared_ptr<UrlState>> removed;
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     std::vector<std::shared_ptr<UrlState>> next;
     for (const auto& url : wanted) {
       auto it =
@@ -601,7 +601,7 @@ void AlertmanagerNotifier::setUrls(const std::vector<std::string>& urls) {
 void AlertmanagerNotifier::shutdown() {
   std::vector<std::shared_ptr<UrlState>> states;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopped_ = true;
     states = urls_;
     for (auto& u : states) {
@@ -619,7 +619,7 @@ void AlertmanagerNotifier::shutdown() {
 }
 
 AlertmanagerNotifier::Stats AlertmanagerNotifier::stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Stats s;
   s.sent = sent_;
   s.failed = failed_;

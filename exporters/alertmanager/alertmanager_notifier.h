@@ -50,6 +50,7 @@
 #include "agent/core/alert.h"
 #include "agent/core/clock.h"
 #include "agent/core/duration.h"
+#include "agent/core/mutex.h"
 #include "agent/core/status.h"
 #include "exporters/alertmanager/alert_transport.h"
 
@@ -171,21 +172,21 @@ class AlertmanagerNotifier final : public AlertSink {
 
   // All *Locked functions need mu_.
   void upsertLocked(Outbox& box, const std::string& key, const AlertNotification& alert,
-                    uint64_t seq);
-  void eraseLocked(Outbox& box, const std::string& key);
+                    uint64_t seq) REQUIRES(mu_);
+  void eraseLocked(Outbox& box, const std::string& key) REQUIRES(mu_);
   // Drops the oldest entries (resolved first) beyond max_outbox; returns how many.
-  size_t evictLocked(Outbox& box);
+  size_t evictLocked(Outbox& box) REQUIRES(mu_);
   // When `u` should POST next (a batch or a probe), or nullopt when it has nothing to do.
-  std::optional<WallTime> nextDueLocked(const UrlState& u) const;
-  void clockStepLocked(UrlState& u, WallTime now);
-  Batch takeBatchLocked(const UrlState& u) const;
-  void finishLocked(UrlState& u, const Batch& batch, const TransportResult& result);
-  // One POST for `u` if due: takes the batch under `lock`, posts with it released.
-  // Returns false when nothing was due.
-  bool deliverOnce(UrlState& u, std::unique_lock<std::mutex>& lock);
-  void markChangedLocked(bool urgent);
+  std::optional<WallTime> nextDueLocked(const UrlState& u) const REQUIRES(mu_);
+  void clockStepLocked(UrlState& u, WallTime now) REQUIRES(mu_);
+  Batch takeBatchLocked(const UrlState& u) const REQUIRES(mu_);
+  void finishLocked(UrlState& u, const Batch& batch, const TransportResult& result) REQUIRES(mu_);
+  // One POST for `u` if due: takes the batch under mu_, posts with it released (the
+  // transport never throws). Returns false when nothing was due.
+  bool deliverOnce(UrlState& u) REQUIRES(mu_);
+  void markChangedLocked(bool urgent) REQUIRES(mu_);
 
-  void startThreadLocked(UrlState& u);
+  void startThreadLocked(UrlState& u) REQUIRES(mu_);
   void deliveryLoop(std::stop_token stop, UrlState* u);
   void housekeepingLoop(std::stop_token stop);
 
@@ -197,20 +198,22 @@ class AlertmanagerNotifier final : public AlertSink {
   const Clock& clock_;
   const std::string state_path_;  // "" = no persistence
 
-  std::mutex save_mu_;           // one writer of the state file at a time; taken before mu_
-  std::string last_save_error_;  // GUARDED_BY(save_mu_)
-  std::mutex metrics_mu_;        // orders metric writes; taken before mu_
-  mutable std::mutex mu_;
+  Mutex save_mu_;  // one writer of the state file at a time; taken before mu_
+  std::string last_save_error_ GUARDED_BY(save_mu_);
+  Mutex metrics_mu_;  // orders metric writes; taken before mu_
+  mutable Mutex mu_;
   std::condition_variable_any cv_;
   // shared_ptr: deliverDue() and setUrls() keep a removed URL's state alive until done.
-  std::vector<std::shared_ptr<UrlState>> urls_;       // GUARDED_BY(mu_)
-  uint64_t next_seq_ = 1;                             // GUARDED_BY(mu_)
-  uint64_t change_gen_ = 0;                           // GUARDED_BY(mu_) bumped on every change
-  uint64_t saved_gen_ = 0;                            // GUARDED_BY(mu_) written to disk
-  bool urgent_save_ = false;                          // GUARDED_BY(mu_) queued, not yet saved
-  bool stopped_ = false;                              // GUARDED_BY(mu_)
-  uint64_t sent_ = 0, failed_ = 0;                    // GUARDED_BY(mu_)
-  uint64_t dropped_full_ = 0, dropped_rejected_ = 0;  // GUARDED_BY(mu_)
+  std::vector<std::shared_ptr<UrlState>> urls_ GUARDED_BY(mu_);
+  uint64_t next_seq_ GUARDED_BY(mu_) = 1;
+  uint64_t change_gen_ GUARDED_BY(mu_) = 0;   // bumped on every change
+  uint64_t saved_gen_ GUARDED_BY(mu_) = 0;    // written to disk
+  bool urgent_save_ GUARDED_BY(mu_) = false;  // queued, not yet saved
+  bool stopped_ GUARDED_BY(mu_) = false;
+  uint64_t sent_ GUARDED_BY(mu_) = 0;
+  uint64_t failed_ GUARDED_BY(mu_) = 0;
+  uint64_t dropped_full_ GUARDED_BY(mu_) = 0;
+  uint64_t dropped_rejected_ GUARDED_BY(mu_) = 0;
   std::jthread housekeeper_;
 };
 

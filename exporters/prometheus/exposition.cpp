@@ -119,13 +119,13 @@ void Exposition::refresh() {
 }
 
 std::shared_ptr<const std::string> Exposition::render() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   refresh();
   return cached_;
 }
 
 std::shared_ptr<const std::string> Exposition::renderGzip() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   refresh();
   if (!cached_gzip_) cached_gzip_ = std::make_shared<const std::string>(gzipCompress(*cached_));
   return cached_gzip_;

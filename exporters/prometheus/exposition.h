@@ -11,6 +11,8 @@
 #include <mutex>
 #include <string>
 
+#include "agent/core/mutex.h"
+
 namespace dbpulse {
 class SampleStore;
 struct Snapshot;
@@ -28,14 +30,14 @@ class Exposition {
   std::shared_ptr<const std::string> renderGzip();
 
  private:
-  // Brings cached_ up to the store's latest snapshot. Caller holds mu_.
-  void refresh();
+  // Brings cached_ up to the store's latest snapshot.
+  void refresh() REQUIRES(mu_);
 
   const SampleStore& store_;
-  std::mutex mu_;
-  uint64_t cached_version_ = 0;
-  std::shared_ptr<const std::string> cached_;       // GUARDED_BY(mu_)
-  std::shared_ptr<const std::string> cached_gzip_;  // GUARDED_BY(mu_); null until asked
+  Mutex mu_;
+  uint64_t cached_version_ GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const std::string> cached_ GUARDED_BY(mu_);
+  std::shared_ptr<const std::string> cached_gzip_ GUARDED_BY(mu_);  // null until asked
 };
 
 // gzip (RFC 1952) of `data` at zlib's default level.
