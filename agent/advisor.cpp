@@ -11,7 +11,7 @@
 #include <set>
 
 #include "agent/query_guard.h"
-#include "collectors/postgres/pg_collect_util.h"
+#include "collectors/clients/postgres/pg_fields.h"
 
 namespace dbpulse {
 namespace {

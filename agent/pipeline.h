@@ -18,7 +18,7 @@
 #include "agent/maintenance.h"
 #include "agent/retirer.h"
 #include "agent/scheduler.h"
-#include "collectors/postgres/pg_session.h"
+#include "collectors/clients/postgres/pg_session.h"
 
 namespace dbpulse {
 

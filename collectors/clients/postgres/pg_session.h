@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "agent/core/status.h"
-#include "collectors/postgres/pg_rows.h"
+#include "collectors/clients/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 

@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "agent/core/status.h"
-#include "collectors/redis/redis_reply.h"
+#include "collectors/clients/redis/redis_reply.h"
 
 namespace dbpulse::collectors {
 
