@@ -13,7 +13,7 @@
 #include "agent/advisor_plan.h"
 #include "agent/advisor_select.h"
 #include "agent/query_guard.h"
-#include "collectors/postgres/pg_collect_util.h"
+#include "collectors/clients/postgres/pg_fields.h"
 
 namespace dbpulse {
 namespace {

@@ -36,9 +36,9 @@
 
 #include "agent/core/mutex.h"
 #include "agent/core/status.h"
+#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/collector.h"
 #include "collectors/postgres/indexes_collector.h"
-#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse {
 

@@ -32,7 +32,7 @@
 #include "agent/core/duration.h"
 #include "agent/core/mutex.h"
 #include "agent/core/sample_store.h"
-#include "collectors/postgres/pg_session.h"
+#include "collectors/clients/postgres/pg_session.h"
 
 namespace dbpulse {
 

@@ -8,7 +8,7 @@
 
 #include "agent/core/atomic_file.h"
 #include "agent/core/duration.h"
-#include "collectors/postgres/pg_collect_util.h"
+#include "collectors/clients/postgres/pg_fields.h"
 
 namespace dbpulse {
 namespace {

@@ -37,7 +37,7 @@
 #include "agent/core/sample_store.h"
 #include "agent/core/status.h"
 #include "agent/cron.h"
-#include "collectors/postgres/pg_session.h"
+#include "collectors/clients/postgres/pg_session.h"
 
 namespace dbpulse {
 

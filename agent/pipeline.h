@@ -22,7 +22,7 @@
 #include "agent/retirer.h"
 #include "agent/scheduler.h"
 #include "collectors/catalog.h"
-#include "collectors/postgres/pg_session.h"
+#include "collectors/clients/postgres/pg_session.h"
 
 namespace dbpulse {
 

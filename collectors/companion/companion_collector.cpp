@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <exception>
 
-#include "collectors/companion/http_fetcher.h"
+#include "collectors/clients/http/http_client.h"
 
 namespace dbpulse::collectors {
 namespace {
@@ -64,10 +64,10 @@ ChatSeriesCounts chatSeriesToSamples(const ParsedExposition& parsed, bool reexpo
 
 CompanionCollector::CompanionCollector(CompanionCollectorOptions options)
     : options_(std::move(options)) {
-  HttpFetchOptions fetch;
+  HttpClientOptions fetch;
   fetch.max_body_bytes = options_.max_body_bytes;
   fetch.accept = kAccept;
-  fetcher_ = std::make_unique<HttpFetcher>(fetch);
+  fetcher_ = std::make_unique<HttpClient>(fetch);
 }
 
 CompanionCollector::~CompanionCollector() = default;

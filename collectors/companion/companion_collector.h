@@ -1,7 +1,7 @@
 #pragma once
 // `companion`: is the chat server beside us healthy, and what do its own metrics say?
 //
-// Per run, over one kept-alive HTTP connection (HttpFetcher):
+// Per run, over one kept-alive HTTP connection (HttpClient):
 //   GET health_url  -> dbpulse_companion_up (1 on a 2xx answer within the timeout),
 //                      dbpulse_companion_health_status_code (0 when nothing answered),
 //                      dbpulse_companion_health_latency_seconds (only when it answered)
@@ -22,7 +22,7 @@
 // stored at the scrape's time. Names dbpulse owns (dbpulse_*, pg_up, redis_up, ALERTS,
 // ALERTS_FOR_STATE) are never taken from the chat server (counted as reserved_name).
 //
-// Errors: the fetcher's Status for the first endpoint that did not answer (Unavailable,
+// Errors: the client's Status for the first endpoint that did not answer (Unavailable,
 // DeadlineExceeded), Unavailable for a non-2xx health answer or a non-200 metrics answer,
 // FailedPrecondition "invalid_url" for a URL curl cannot use. No exception escapes.
 //
@@ -39,7 +39,7 @@
 
 namespace dbpulse::collectors {
 
-class HttpFetcher;
+class HttpClient;
 
 struct CompanionCollectorOptions {
   std::string health_url;
@@ -87,7 +87,7 @@ class CompanionCollector final : public Collector {
 
   const std::string name_ = "companion";
   const CompanionCollectorOptions options_;
-  std::unique_ptr<HttpFetcher> fetcher_;
+  std::unique_ptr<HttpClient> fetcher_;
 };
 
 }  // namespace dbpulse::collectors

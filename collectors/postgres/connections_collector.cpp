@@ -4,7 +4,7 @@
 #include <charconv>
 #include <map>
 
-#include "collectors/postgres/pg_session.h"
+#include "collectors/clients/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
 

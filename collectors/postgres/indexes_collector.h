@@ -50,9 +50,9 @@
 #include <vector>
 
 #include "agent/core/mutex.h"
+#include "collectors/clients/postgres/pg_rows.h"
+#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_rows.h"
-#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
 

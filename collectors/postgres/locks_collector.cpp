@@ -6,8 +6,8 @@
 #include <map>
 #include <set>
 
+#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/postgres/pg_collect_util.h"
-#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
 

@@ -3,8 +3,8 @@
 #include <initializer_list>
 #include <optional>
 
+#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/postgres/pg_collect_util.h"
-#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
 

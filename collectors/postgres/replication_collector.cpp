@@ -4,8 +4,8 @@
 #include <map>
 #include <tuple>
 
+#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/postgres/pg_collect_util.h"
-#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
 

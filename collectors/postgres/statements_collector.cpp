@@ -8,8 +8,9 @@
 #include <set>
 #include <tuple>
 
-#include "collectors/postgres/pg_session.h"
-#include "collectors/postgres/result_reader.h"
+#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/result_reader.h"
+#include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
 namespace {

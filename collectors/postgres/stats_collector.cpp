@@ -6,8 +6,8 @@
 #include <tuple>
 #include <vector>
 
+#include "collectors/clients/postgres/result_reader.h"
 #include "collectors/postgres/pg_collect_util.h"
-#include "collectors/postgres/result_reader.h"
 
 namespace dbpulse::collectors {
 

@@ -25,9 +25,9 @@
 #include <string>
 #include <string_view>
 
+#include "collectors/clients/postgres/pg_rows.h"
+#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/collector.h"
-#include "collectors/postgres/pg_rows.h"
-#include "collectors/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
 

@@ -7,9 +7,9 @@
 #include <set>
 #include <tuple>
 
+#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/result_reader.h"
 #include "collectors/postgres/pg_collect_util.h"
-#include "collectors/postgres/pg_session.h"
-#include "collectors/postgres/result_reader.h"
 
 namespace dbpulse::collectors {
 

@@ -37,9 +37,9 @@
 #include <set>
 #include <string>
 
+#include "collectors/clients/redis/redis_session.h"
 #include "collectors/collector.h"
 #include "collectors/redis/redis_parse.h"
-#include "collectors/redis/redis_session.h"
 
 namespace dbpulse::collectors {
 

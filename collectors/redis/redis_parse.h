@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "agent/core/sample.h"
-#include "collectors/redis/redis_reply.h"
+#include "collectors/clients/redis/redis_reply.h"
 
 namespace dbpulse::collectors {
 

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "collectors/postgres/pg_session.h"
+#include "collectors/clients/postgres/pg_session.h"
 #include "integration/chat_server_stub.h"
 #include "integration/harness/harness.h"
 

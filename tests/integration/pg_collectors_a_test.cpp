@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "collectors/catalog.h"
+#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/postgres/cache_collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/size_collector.h"
 #include "collectors/postgres/statements_collector.h"
 #include "collectors/postgres/stats_collector.h"

@@ -18,9 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/postgres/indexes_collector.h"
 #include "collectors/postgres/locks_collector.h"
-#include "collectors/postgres/pg_session.h"
 #include "collectors/postgres/pgbouncer_collector.h"
 #include "collectors/postgres/replication_collector.h"
 #include "collectors/postgres/stats_collector.h"

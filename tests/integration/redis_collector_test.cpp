@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "collectors/catalog.h"
-#include "collectors/redis/redis_session.h"
+#include "collectors/clients/redis/redis_session.h"
 #include "integration/harness/harness.h"
 
 namespace dbpulse::testing {

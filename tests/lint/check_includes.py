@@ -5,9 +5,12 @@
                                       boundary below; 0 when there is none
     check_includes.py --self-test     shows on a scratch tree that a crossing is caught
 
-The layers, bottom up: the shared core (agent/core), then collectors, rules and exporters,
-which see only the core and their own folder, then the agent that composes them. Project
-includes are the quoted ones ("dir/file.h"); system and library headers (<...>) are free.
+The layers, bottom up: the shared core (agent/core); the clients (collectors/clients:
+PostgreSQL, Redis, HTTP), which see only the core; then collectors, rules and exporters,
+which see the core and their own folder (collectors and exporters the clients too); then the
+agent that composes them. No folder but the agent's own includes agent/ beyond agent/core.
+Project includes are the quoted ones ("dir/file.h"); system and library headers (<...>) are
+free.
 """
 import argparse
 import os
@@ -23,17 +26,22 @@ RULES = [
     ("agent/admin/", ["agent/", "collectors/", "rules/", "exporters/",
                       "!agent/agent.h", "!agent/cli.h"]),
     ("agent/", ["agent/", "collectors/", "rules/", "exporters/"]),
-    # One collector kind (postgres, redis, ...) sees the collector interface and the core,
-    # not the catalogue above it nor another kind.
-    ("collectors/postgres/", ["agent/core/", "collectors/collector.h"]),
-    ("collectors/redis/", ["agent/core/", "collectors/collector.h"]),
-    ("collectors/companion/", ["agent/core/", "collectors/collector.h"]),
-    ("collectors/process/", ["agent/core/", "collectors/collector.h"]),
+    # The clients: each sees only the shared core and its own folder.
+    ("collectors/clients/postgres/", ["agent/core/"]),
+    ("collectors/clients/redis/", ["agent/core/"]),
+    ("collectors/clients/http/", ["agent/core/"]),
+    ("collectors/clients/", ["agent/core/"]),
+    # One collector kind (postgres, redis, ...) sees the collector interface, the clients
+    # and the core, not the catalogue above it nor another kind.
+    ("collectors/postgres/", ["agent/core/", "collectors/collector.h", "collectors/clients/"]),
+    ("collectors/redis/", ["agent/core/", "collectors/collector.h", "collectors/clients/"]),
+    ("collectors/companion/", ["agent/core/", "collectors/collector.h", "collectors/clients/"]),
+    ("collectors/process/", ["agent/core/", "collectors/collector.h", "collectors/clients/"]),
     ("collectors/", ["agent/core/", "collectors/"]),
     ("rules/", ["agent/core/"]),
-    ("exporters/alertmanager/", ["agent/core/"]),
-    ("exporters/prometheus/", ["agent/core/"]),
-    ("exporters/", ["agent/core/", "exporters/"]),
+    ("exporters/alertmanager/", ["agent/core/", "collectors/clients/"]),
+    ("exporters/prometheus/", ["agent/core/", "collectors/clients/"]),
+    ("exporters/", ["agent/core/", "exporters/", "collectors/clients/"]),
 ]
 SOURCE_DIRS = ("agent", "collectors", "rules", "exporters")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
@@ -80,6 +88,24 @@ def self_test():
         "collectors/postgres/q.cpp": ('#include "agent/core/status.h"\n#include <vector>\n'
                                       '#include "collectors/collector.h"\n', False),
         "agent/admin/b.cpp": ('#include "agent/pipeline.h"\n', False),
+        # The clients layer: below collectors, exporters and the agent, above the core.
+        "collectors/clients/postgres/s.cpp": ('#include "collectors/collector.h"\n', True),
+        "collectors/clients/redis/t.cpp": ('#include "agent/scheduler.h"\n', True),
+        "collectors/clients/redis/t2.cpp": ('#include "collectors/clients/postgres/pg_rows.h"\n',
+                                            True),
+        "collectors/clients/http/u.cpp": ('#include "exporters/alertmanager/alert_transport.h"\n',
+                                          True),
+        "collectors/clients/postgres/v.cpp": ('#include "agent/core/status.h"\n'
+                                              '#include "collectors/clients/postgres/pg_rows.h"\n',
+                                              False),
+        "collectors/postgres/w.cpp": ('#include "collectors/clients/postgres/pg_session.h"\n',
+                                      False),
+        "collectors/postgres/x.cpp": ('#include "agent/maintenance.h"\n', True),
+        "exporters/alertmanager/y.cpp": ('#include "collectors/clients/http/http_client.h"\n',
+                                         False),
+        "exporters/alertmanager/z.cpp": ('#include "collectors/companion/text_parser.h"\n', True),
+        "agent/m.cpp": ('#include "collectors/clients/postgres/pg_session.h"\n', False),
+        "rules/r.cpp": ('#include "collectors/clients/http/http_client.h"\n', True),
     }
     failures = 0
     for path, (text, crossing) in cases.items():

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "collectors/postgres/pg_session.h"
+#include "collectors/clients/postgres/pg_session.h"
 
 namespace dbpulse::collectors {
 namespace {

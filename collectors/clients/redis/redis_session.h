@@ -35,7 +35,7 @@
 
 #include "agent/core/mutex.h"
 #include "agent/core/status.h"
-#include "collectors/redis/redis_reply.h"
+#include "collectors/clients/redis/redis_reply.h"
 
 namespace dbpulse::collectors {
 

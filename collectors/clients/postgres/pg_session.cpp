@@ -1,4 +1,4 @@
-#include "collectors/postgres/pg_session.h"
+#include "collectors/clients/postgres/pg_session.h"
 
 #include <libpq-fe.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-#include "collectors/postgres/result_reader.h"
+#include "collectors/clients/postgres/result_reader.h"
 
 #include <charconv>
 #include <cmath>
@@ -56,13 +56,6 @@ std::optional<double> parseNumber(const std::optional<std::string>& field) {
   auto [ptr, ec] = std::from_chars(begin, end, v);
   if (ec != std::errc() || ptr != end || !std::isfinite(v)) return std::nullopt;
   return v;
-}
-
-Status collectorQueryError(std::string_view collector, const Status& status, std::string_view fix) {
-  if (status.code() != StatusCode::kPermissionDenied) return status;
-  return failedPrecondition(
-      "privilege_missing",
-      "" + std::string(collector) + ": " + status.message() + "; fix: " + std::string(fix));
 }
 
 }  // namespace dbpulse::collectors

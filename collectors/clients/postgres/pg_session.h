@@ -36,7 +36,7 @@
 
 #include "agent/core/mutex.h"
 #include "agent/core/status.h"
-#include "collectors/postgres/pg_rows.h"
+#include "collectors/clients/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 

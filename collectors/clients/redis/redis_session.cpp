@@ -1,4 +1,4 @@
-#include "collectors/redis/redis_session.h"
+#include "collectors/clients/redis/redis_session.h"
 
 #include <hiredis/hiredis.h>
 #include <sys/socket.h>

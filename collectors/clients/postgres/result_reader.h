@@ -1,10 +1,8 @@
 #pragma once
 // ResultReader: checked, typed access to a PgRows result by column name, for the parse
-// functions of the statements, cache, tables and size collectors. The shape is checked
+// functions of the collectors and the other users of the PostgreSQL client. The shape is checked
 // once (every needed column present, every row as wide as the header); fields are then
 // read as text or numbers without further error plumbing.
-//
-// Also the one place that turns a failed query into the Status a collector returns.
 
 #include <optional>
 #include <string>
@@ -12,7 +10,7 @@
 #include <vector>
 
 #include "agent/core/status.h"
-#include "collectors/postgres/pg_rows.h"
+#include "collectors/clients/postgres/pg_rows.h"
 
 namespace dbpulse::collectors {
 
@@ -50,12 +48,5 @@ class ResultReader {
 
 // Parses a whole field as a number; nullopt for NULL, empty or trailing garbage.
 std::optional<double> parseNumber(const std::optional<std::string>& field);
-
-// What a collector returns for a failed query: PermissionDenied becomes
-// FailedPrecondition("privilege_missing: COLLECTOR: <server message>; fix: <fix>") so the
-// scheduler switches the collector off visibly and names the missing privilege; every
-// other Status is returned unchanged (Unavailable, DeadlineExceeded, ...).
-Status collectorQueryError(std::string_view collector, const Status& status,
-                           std::string_view fix = "GRANT pg_monitor TO the dbpulse role");
 
 }  // namespace dbpulse::collectors
