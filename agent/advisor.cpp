@@ -11,7 +11,7 @@
 #include <set>
 
 #include "agent/query_guard.h"
-#include "collectors/clients/postgres/pg_fields.h"
+#include "collectors/clients/postgres/result_reader.h"
 
 namespace dbpulse {
 namespace {
@@ -19,6 +19,7 @@ namespace {
 using collectors::PgRows;
 using collectors::PgSession;
 using collectors::PgSessionOptions;
+using collectors::SqlSession;
 using nlohmann::json;
 
 // An identifier as PostgreSQL's quote_ident would write it.
@@ -38,15 +39,6 @@ std::string quoteIdent(const std::string& name) {
     out += c;
   }
   return out + "\"";
-}
-
-std::string quoteLiteral(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
 }
 
 std::string joined(const std::vector<std::string>& items, const std::string& sep) {
@@ -211,11 +203,6 @@ bool anyNodeNamesIndex(const json& node, std::string_view name, int depth = 0) {
   return false;
 }
 
-std::optional<std::string> cell(const PgRows& rows, size_t row, size_t col) {
-  if (row >= rows.rows.size() || col >= rows.rows[row].size()) return std::nullopt;
-  return rows.rows[row][col];
-}
-
 // The statement kinds a generic plan is worth taking of: the application's reads, updates
 // and deletes, not queries on the system catalogues (monitoring, dbpulse's own), which no
 // user index serves and whose normalised text often cannot be prepared.
@@ -259,7 +246,7 @@ struct Examined {
 
 // Plans `text` generically (parameters unknown) inside a read-only transaction; returns
 // EXPLAIN's JSON. The statement is never executed.
-Result<std::string> genericPlan(PgSession& session, const std::string& text, int params,
+Result<std::string> genericPlan(SqlSession& session, const std::string& text, int params,
                                 int& counter) {
   const std::string name = "dbpulse_advisor_" + std::to_string(++counter);
   if (auto r = session.query("BEGIN READ ONLY"); !r.ok()) return r.status();
@@ -279,7 +266,7 @@ Result<std::string> genericPlan(PgSession& session, const std::string& text, int
   rollback();
   (void)session.query("DEALLOCATE " + name);
   if (!plan.ok()) return plan.status();
-  auto v = cell(*plan, 0, 0);
+  auto v = collectors::fieldAt(*plan, 0, 0);
   if (!v) return internalError("EXPLAIN returned no plan");
   return *v;
 }
@@ -452,7 +439,7 @@ void AdvisorCollector::cancel() {
   if (session_ != nullptr) session_->cancel();
 }
 
-Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions& options,
+Result<IndexSuggestions> suggestIndexes(SqlSession& session, const AdvisorOptions& options,
                                         const std::function<void(const std::string&)>& progress) {
   auto say = [&](const std::string& line) {
     if (progress) progress(line);
@@ -467,8 +454,8 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   std::string pgss_schema;
   bool has_hypopg = false;
   for (size_t r = 0; r < ext->rows.size(); ++r) {
-    const std::string name = cell(*ext, r, 0).value_or("");
-    if (name == "pg_stat_statements") pgss_schema = cell(*ext, r, 1).value_or("");
+    const std::string name = collectors::fieldAt(*ext, r, 0).value_or("");
+    if (name == "pg_stat_statements") pgss_schema = collectors::fieldAt(*ext, r, 1).value_or("");
     if (name == "hypopg") has_hypopg = true;
   }
   if (options.hypopg == HypopgMode::kRequire && !has_hypopg) {
@@ -532,10 +519,10 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   size_t skipped = 0;
   for (size_t r = 0; r < top->rows.size(); ++r) {
     Examined e;
-    e.queryid = cell(*top, r, 0).value_or("");
-    e.calls = collectors::pgutil::toDoubleOr(cell(*top, r, 1));
-    e.total_ms = collectors::pgutil::toDoubleOr(cell(*top, r, 2));
-    e.text = withoutPrepare(cell(*top, r, 3).value_or(""));
+    e.queryid = collectors::fieldAt(*top, r, 0).value_or("");
+    e.calls = collectors::pgutil::toDoubleOr(collectors::fieldAt(*top, r, 1));
+    e.total_ms = collectors::pgutil::toDoubleOr(collectors::fieldAt(*top, r, 2));
+    e.text = withoutPrepare(collectors::fieldAt(*top, r, 3).value_or(""));
     if (!plannable(e.text)) {
       ++skipped;
       continue;
@@ -571,20 +558,20 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   for (const auto& c : candidates) {
     const std::string target = quoteIdent(c.schema) + "." + quoteIdent(c.table);
     // Big enough to matter, and not served by an index that exists already.
-    auto facts = session.query(
+    auto facts = session.queryParams(
         "SELECT c.reltuples::float8, (SELECT string_agg(x.cols, ';') FROM (SELECT "
         "(SELECT string_agg(a.attname::text, ',' ORDER BY k.ord) FROM unnest(i.indkey) WITH "
         "ORDINALITY k(attnum, ord) JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
         "a.attnum = k.attnum) AS cols FROM pg_index i WHERE i.indrelid = c.oid AND "
         "i.indisvalid AND i.indpred IS NULL) x) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-        "c.relnamespace WHERE n.nspname = " +
-        quoteLiteral(c.schema) + " AND c.relname = " + quoteLiteral(c.table));
+        "c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+        {c.schema, c.table});
     if (!facts.ok()) return facts.status();
-    const double rows = collectors::pgutil::toDoubleOr(cell(*facts, 0, 0));
+    const double rows = collectors::pgutil::toDoubleOr(collectors::fieldAt(*facts, 0, 0));
     if (rows < options.min_table_rows) continue;
     const std::string wanted = joined(c.columns, ",");
     bool covered = false;
-    const std::string existing = cell(*facts, 0, 1).value_or("");
+    const std::string existing = collectors::fieldAt(*facts, 0, 1).value_or("");
     size_t start = 0;
     while (start <= existing.size() && !existing.empty()) {
       const auto end = existing.find(';', start);
@@ -621,17 +608,16 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
 
     if (use_hypopg) {
       say("validating " + s.statement + " with hypopg");
-      auto created = session.query(
-          "SELECT indexrelid::text, indexname::text FROM "
-          "hypopg_create_index(" +
-          quoteLiteral("CREATE INDEX ON " + target + " (" + columnList(c.columns) + ")") + ")");
+      auto created = session.queryParams(
+          "SELECT indexrelid::text, indexname::text FROM hypopg_create_index($1)",
+          {"CREATE INDEX ON " + target + " (" + columnList(c.columns) + ")"});
       if (!created.ok()) {
         out.notes.push_back(s.statement + ": hypopg could not create it (" +
                             created.status().message() + ")");
         continue;
       }
-      const std::string oid = cell(*created, 0, 0).value_or("0");
-      const std::string name = cell(*created, 0, 1).value_or("");
+      const std::string oid = collectors::fieldAt(*created, 0, 0).value_or("0");
+      const std::string name = collectors::fieldAt(*created, 0, 1).value_or("");
       double before = 0, after = 0;
       bool used = false;
       for (size_t i : c.statements) {
@@ -647,7 +633,7 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
           after += weight * e.cost;
         }
       }
-      (void)session.query("SELECT hypopg_drop_index(" + oid + ")");
+      (void)session.queryParams("SELECT hypopg_drop_index($1::oid)", {oid});
       const double improvement = before > 0 ? 1.0 - after / before : 0;
       if (!used || improvement < options.min_improvement) {
         out.notes.push_back(
@@ -722,12 +708,13 @@ namespace {
 
 // Before EXPLAIN ANALYZE executes `query`: InvalidArgument when it would call a volatile
 // function (other than the harmless few) or read a foreign table (query_guard.h).
-Status refuseSideEffects(PgSession& session, const std::string& query) {
+Status refuseSideEffects(SqlSession& session, const std::string& query) {
   auto verbose = session.querySingle("EXPLAIN (VERBOSE, FORMAT JSON) " + query);
   if (!verbose.ok()) return verbose.status();
   CalledNames names;
   collectCalls(query, names);
-  if (Status s = collectPlanCalls(cell(*verbose, 0, 0).value_or(""), names); !s.ok()) return s;
+  if (Status s = collectPlanCalls(collectors::fieldAt(*verbose, 0, 0).value_or(""), names); !s.ok())
+    return s;
   const std::string refused = "\"analyze\": true would execute a statement that ";
   const std::string plain = "; ask for the plan alone (\"analyze\": false)";
   if (!names.unsafe.empty()) {
@@ -737,12 +724,12 @@ Status refuseSideEffects(PgSession& session, const std::string& query) {
   if (names.foreign_scan) {
     return invalidArgument(refused + "reads a foreign table (another server's connection)" + plain);
   }
-  auto rows = session.query(volatileLookupSql(names));
+  auto rows = session.queryParams(kVolatileLookupSql, volatileLookupParams(names));
   if (!rows.ok()) return rows.status();
   std::vector<std::string> found;
   for (size_t r = 0; r < rows->rows.size(); ++r) {
-    const std::string kind = cell(*rows, r, 0).value_or("");
-    const std::string name = cell(*rows, r, 1).value_or("");
+    const std::string kind = collectors::fieldAt(*rows, r, 0).value_or("");
+    const std::string name = collectors::fieldAt(*rows, r, 1).value_or("");
     if (kind == "function" && volatileButHarmless(name)) continue;
     found.push_back(kind == "function" ? name + "()" : "operator " + name);
   }
@@ -778,17 +765,17 @@ Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::str
   (void)session.query("ROLLBACK");
   if (!plan.ok()) return plan.status();
   QueryAnalysis out;
-  out.plan_json = cell(*plan, 0, 0).value_or("[]");
+  out.plan_json = collectors::fieldAt(*plan, 0, 0).value_or("[]");
   auto scans = seqScansOf(out.plan_json);
   if (scans.ok()) {
     for (const auto& scan : *scans) {
       const auto cols = scan.indexColumns();
-      auto facts = session.query(
+      auto facts = session.queryParams(
           "SELECT c.reltuples::float8 FROM pg_class c JOIN pg_namespace n ON n.oid = "
-          "c.relnamespace WHERE n.nspname = " +
-          quoteLiteral(scan.schema.empty() ? "public" : scan.schema) +
-          " AND c.relname = " + quoteLiteral(scan.table));
-      const double rows = facts.ok() ? collectors::pgutil::toDoubleOr(cell(*facts, 0, 0)) : 0;
+          "c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+          {scan.schema.empty() ? "public" : scan.schema, scan.table});
+      const double rows =
+          facts.ok() ? collectors::pgutil::toDoubleOr(collectors::fieldAt(*facts, 0, 0)) : 0;
       if (rows < options.min_table_rows) continue;
       std::string f = "Seq Scan on " + scan.table + " (about " +
                       std::to_string(static_cast<long long>(rows)) + " rows)";

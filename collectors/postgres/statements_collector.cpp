@@ -8,8 +8,8 @@
 #include <set>
 #include <tuple>
 
-#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/clients/postgres/result_reader.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
@@ -371,13 +371,13 @@ Status StatementsTracker::update(const PgRows& rows, SampleBatch& out) {
   return okStatus();
 }
 
-StatementsCollector::StatementsCollector(PgSession& session, StatementsOptions options)
-    : session_(session), options_(options), tracker_(options.top_n) {}
+StatementsCollector::StatementsCollector(SqlSession& session, StatementsOptions options)
+    : session_(session.caller()), options_(options), tracker_(options.top_n) {}
 
 Status StatementsCollector::ensureProbed() {
-  const int version = session_.serverVersion();
+  const int version = session_->serverVersion();
   if (probe_ && version != 0 && probe_->server_version == version) return okStatus();
-  auto rows = session_.query(kStatementsProbeQuery);
+  auto rows = session_->query(kStatementsProbeQuery);
   if (!rows.ok()) return collectorQueryError(name_, rows.status());
   auto reader = ResultReader::open(name_, rows.value(), {"schema", "version"});
   if (!reader.ok()) return reader.status();
@@ -385,10 +385,10 @@ Status StatementsCollector::ensureProbed() {
     return failedPrecondition("extension_missing",
                               "pg_stat_statements is not installed in the database dbpulse "
                               "connects to (" +
-                                  session_.redactedDsn() + "); fix: " + kFix);
+                                  session_->redactedDsn() + "); fix: " + kFix);
   }
   probe_ = Probe{reader->text(0, reader->col("schema")), reader->text(0, reader->col("version")),
-                 session_.serverVersion()};
+                 session_->serverVersion()};
   return okStatus();
 }
 
@@ -400,7 +400,7 @@ Status StatementsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& 
   const StatementsSqlVariant variant =
       statementsSqlVariant(probe_->server_version, probe_->version);
   auto rows =
-      session_.query(statementsQuery(variant, probe_->schema, options_.long_running_threshold));
+      session_->query(statementsQuery(variant, probe_->schema, options_.long_running_threshold));
   if (!rows.ok()) {
     const Status failed = rows.status();
     probe_.reset();
@@ -442,7 +442,7 @@ void StatementsCollector::fillTexts(std::vector<TopStatement>& top) {
     missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
     const std::string sql = statementTextsQuery(probe_->schema, missing);
     if (!sql.empty()) {
-      auto rows = session_.query(sql);
+      auto rows = session_->query(sql);
       if (rows.ok()) {
         auto reader =
             ResultReader::open(name_, rows.value(), {"queryid", "datname", "user", "query"});
@@ -478,6 +478,6 @@ std::vector<TopStatement> StatementsCollector::topStatements() const {
   return top_;
 }
 
-void StatementsCollector::cancel() { session_.cancel(); }
+void StatementsCollector::cancel() { session_->cancel(); }
 
 }  // namespace dbpulse::collectors

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -32,7 +33,7 @@
 #include <vector>
 
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -127,7 +128,7 @@ class StatementsTracker {
 
 class StatementsCollector final : public Collector {
  public:
-  StatementsCollector(PgSession& session, StatementsOptions options);
+  StatementsCollector(SqlSession& session, StatementsOptions options);
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
@@ -146,7 +147,7 @@ class StatementsCollector final : public Collector {
   void fillTexts(std::vector<TopStatement>& top);
 
   const std::string name_ = "statements";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
   const StatementsOptions options_;
   StatementsTracker tracker_;
   std::optional<Probe> probe_;  // reset after any failed query: re-learned on reconnect
