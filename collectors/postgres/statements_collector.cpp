@@ -155,14 +155,17 @@ SELECT 'summary', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NU
   return sql;
 }
 
-std::string statementTextsQuery(std::string_view schema, const std::vector<std::string>& queryids) {
+std::string statementTextsParam(const std::vector<std::string>& queryids) {
   std::string list;
   for (const auto& q : queryids) {
     if (!isInteger(q)) continue;
     if (!list.empty()) list += ',';
     list += q;
   }
-  if (list.empty()) return "";
+  return list;
+}
+
+std::string statementTextsQuery(std::string_view schema) {
   return R"SQL(
 SELECT s.queryid::text AS queryid,
        COALESCE(d.datname::text, s.dbid::text) AS datname,
@@ -174,8 +177,7 @@ SELECT s.queryid::text AS queryid,
          R"SQL(.pg_stat_statements(true) s
   LEFT JOIN pg_database d ON d.oid = s.dbid
   LEFT JOIN pg_roles r ON r.oid = s.userid
- WHERE s.queryid IN ()SQL" +
-         list + R"SQL()
+ WHERE s.queryid = ANY (string_to_array($1, ',')::bigint[])
 )SQL";
 }
 
@@ -440,9 +442,9 @@ void StatementsCollector::fillTexts(std::vector<TopStatement>& top) {
   if (!missing.empty()) {
     std::sort(missing.begin(), missing.end());
     missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
-    const std::string sql = statementTextsQuery(probe_->schema, missing);
-    if (!sql.empty()) {
-      auto rows = session_->query(sql);
+    const std::string ids = statementTextsParam(missing);
+    if (!ids.empty()) {
+      auto rows = session_->queryParams(statementTextsQuery(probe_->schema), {ids});
       if (rows.ok()) {
         auto reader =
             ResultReader::open(name_, rows.value(), {"queryid", "datname", "user", "query"});

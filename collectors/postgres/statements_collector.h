@@ -75,9 +75,11 @@ extern const char* const kStatementsProbeQuery;
 std::string statementsQuery(const StatementsSqlVariant& variant, std::string_view schema,
                             std::chrono::milliseconds threshold);
 
-// Query text of the given statements (queryid, datname, user, query). Queryids that are
-// not integers are left out (they are never embedded in SQL). Empty when none remain.
-std::string statementTextsQuery(std::string_view schema, const std::vector<std::string>& queryids);
+// Query text of the statements whose queryids $1 lists (queryid, datname, user, query).
+std::string statementTextsQuery(std::string_view schema);
+// statementTextsQuery's $1: the integer queryids of `queryids`, comma-separated (others are
+// left out). Empty when none remain.
+std::string statementTextsParam(const std::vector<std::string>& queryids);
 
 // One exported statement: lifetime counters (since the entry's last reset) and the share
 // of them since the previous run.
