@@ -13,7 +13,7 @@
 #include "agent/advisor_plan.h"
 #include "agent/advisor_select.h"
 #include "agent/query_guard.h"
-#include "collectors/clients/postgres/pg_fields.h"
+#include "collectors/clients/postgres/result_reader.h"
 
 namespace dbpulse {
 namespace {
@@ -21,6 +21,8 @@ namespace {
 using collectors::PgRows;
 using collectors::PgSession;
 using collectors::PgSessionOptions;
+using collectors::SqlParams;
+using collectors::SqlSession;
 using nlohmann::json;
 
 // An identifier as PostgreSQL's quote_ident would write it.
@@ -40,15 +42,6 @@ std::string quoteIdent(const std::string& name) {
     out += c;
   }
   return out + "\"";
-}
-
-std::string quoteLiteral(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
 }
 
 std::string joined(const std::vector<std::string>& items, const std::string& sep) {
@@ -90,11 +83,6 @@ bool anyNodeNamesIndex(const json& node, std::string_view name, int depth = 0) {
     }
   }
   return false;
-}
-
-std::optional<std::string> cell(const PgRows& rows, size_t row, size_t col) {
-  if (row >= rows.rows.size() || col >= rows.rows[row].size()) return std::nullopt;
-  return rows.rows[row][col];
 }
 
 // The statement kinds a generic plan is worth taking of: the application's reads, updates
@@ -147,7 +135,7 @@ struct Examined {
 
 // Plans `text` inside a read-only transaction and returns EXPLAIN's JSON; the statement is
 // never executed. Generic (parameters unknown) without `args`, else a custom plan for them.
-Result<std::string> genericPlan(PgSession& session, const std::string& text, int params,
+Result<std::string> genericPlan(SqlSession& session, const std::string& text, int params,
                                 const std::vector<std::string>& args, int& counter) {
   const std::string name = "dbpulse_advisor_" + std::to_string(++counter);
   if (auto r = session.query("BEGIN READ ONLY"); !r.ok()) return r.status();
@@ -161,18 +149,28 @@ Result<std::string> genericPlan(PgSession& session, const std::string& text, int
     rollback();
     return r.status();
   }
+  // EXECUTE's arguments are SQL text: the server quotes each value (quote_literal), bound
+  // as a parameter, so a value is never read as SQL.
   std::string list;
   for (int i = 0; i < params; ++i) {
     const size_t at = static_cast<size_t>(i);
-    list +=
-        (i == 0 ? "" : ", ") + (at < args.size() ? quoteLiteral(args[at]) : std::string("NULL"));
+    std::string literal = "NULL";
+    if (at < args.size()) {
+      auto quoted = session.queryParams("SELECT quote_literal($1::text)", {args[at]});
+      if (!quoted.ok()) {
+        rollback();
+        return quoted.status();
+      }
+      literal = collectors::fieldAt(*quoted, 0, 0).value_or("NULL");
+    }
+    list += (i == 0 ? "" : ", ") + literal;
   }
   auto plan = session.query("EXPLAIN (FORMAT JSON, VERBOSE) EXECUTE " + name +
                             (params > 0 ? "(" + list + ")" : ""));
   rollback();
   (void)session.query("DEALLOCATE " + name);
   if (!plan.ok()) return plan.status();
-  auto v = cell(*plan, 0, 0);
+  auto v = collectors::fieldAt(*plan, 0, 0);
   if (!v) return internalError("EXPLAIN returned no plan");
   return *v;
 }
@@ -212,42 +210,43 @@ std::string normalisedKey(const std::string& text) {
   return out;
 }
 
-Result<TableFacts> tableFacts(PgSession& session, const std::string& schema,
+Result<TableFacts> tableFacts(SqlSession& session, const std::string& schema,
                               const std::string& table) {
-  const std::string rel = quoteLiteral(quoteIdent(schema) + "." + quoteIdent(table));
+  const SqlParams rel{quoteIdent(schema) + "." + quoteIdent(table)};
   TableFacts f;
   auto main =
-      session.query("SELECT reltuples::float8 FROM pg_class WHERE oid = " + rel + "::regclass");
+      session.queryParams("SELECT reltuples::float8 FROM pg_class WHERE oid = $1::regclass", rel);
   if (!main.ok()) return main.status();
-  f.rows = collectors::pgutil::toDoubleOr(cell(*main, 0, 0));
-  auto cols = session.query(
+  f.rows = collectors::pgutil::toDoubleOr(collectors::fieldAt(*main, 0, 0));
+  auto cols = session.queryParams(
       "SELECT a.attname::text, format_type(a.atttypid, NULL), s.n_distinct::float8, "
       "s.null_frac::float8, s.most_common_freqs[1]::float8, CASE WHEN s.histogram_bounds IS NOT "
       "NULL THEN (s.histogram_bounds::text::text[])[greatest(1, array_length(s.histogram_bounds::"
       "text::text[], 1) / 2)] END FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN "
       "pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_stats s ON s.schemaname = n.nspname "
-      "AND s.tablename = c.relname AND s.attname = a.attname WHERE a.attrelid = " +
-      rel + "::regclass AND a.attnum > 0 AND NOT a.attisdropped");
+      "AND s.tablename = c.relname AND s.attname = a.attname WHERE a.attrelid = $1::regclass "
+      "AND a.attnum > 0 AND NOT a.attisdropped",
+      rel);
   if (!cols.ok()) return cols.status();
   for (size_t r = 0; r < cols->rows.size(); ++r) {
     ColumnFacts c;
-    c.type = cell(*cols, r, 1).value_or("");
-    const double nd = collectors::pgutil::toDoubleOr(cell(*cols, r, 2));
+    c.type = collectors::fieldAt(*cols, r, 1).value_or("");
+    const double nd = collectors::pgutil::toDoubleOr(collectors::fieldAt(*cols, r, 2));
     c.distinct = nd < 0 ? -nd * f.rows : nd;
-    c.null_frac = collectors::pgutil::toDoubleOr(cell(*cols, r, 3));
-    c.top_freq = collectors::pgutil::toDoubleOr(cell(*cols, r, 4));
-    c.sample = cell(*cols, r, 5).value_or("");
-    f.columns.emplace(cell(*cols, r, 0).value_or(""), std::move(c));
+    c.null_frac = collectors::pgutil::toDoubleOr(collectors::fieldAt(*cols, r, 3));
+    c.top_freq = collectors::pgutil::toDoubleOr(collectors::fieldAt(*cols, r, 4));
+    c.sample = collectors::fieldAt(*cols, r, 5).value_or("");
+    f.columns.emplace(collectors::fieldAt(*cols, r, 0).value_or(""), std::move(c));
   }
-  auto idx = session.query(
+  auto idx = session.queryParams(
       "SELECT i.indexrelid::regclass::text, (SELECT string_agg(pg_get_indexdef(i.indexrelid, "
       "k, true), E'\\x1f' ORDER BY k) FROM generate_series(1, i.indnkeyatts::int) k) FROM "
-      "pg_index i WHERE i.indrelid = " +
-      rel + "::regclass AND i.indisvalid AND i.indpred IS NULL");
+      "pg_index i WHERE i.indrelid = $1::regclass AND i.indisvalid AND i.indpred IS NULL",
+      rel);
   if (!idx.ok()) return idx.status();
   for (size_t r = 0; r < idx->rows.size(); ++r) {
     std::vector<std::string> keys;
-    const std::string all = cell(*idx, r, 1).value_or("");
+    const std::string all = collectors::fieldAt(*idx, r, 1).value_or("");
     size_t from = 0;
     while (from <= all.size()) {
       const auto at = all.find('\x1f', from);
@@ -255,7 +254,7 @@ Result<TableFacts> tableFacts(PgSession& session, const std::string& schema,
       if (at == std::string::npos) break;
       from = at + 1;
     }
-    f.indexes.emplace_back(cell(*idx, r, 0).value_or(""), std::move(keys));
+    f.indexes.emplace_back(collectors::fieldAt(*idx, r, 0).value_or(""), std::move(keys));
   }
   return f;
 }
@@ -394,7 +393,7 @@ bool planUsesAnyIndex(const std::string& plan) {
 // The planner with hypothetical indexes (hypopg, session memory only).
 class HypoWhatIf final : public advisor::WhatIf {
  public:
-  HypoWhatIf(PgSession& session, const std::vector<Proposal>& proposals,
+  HypoWhatIf(SqlSession& session, const std::vector<Proposal>& proposals,
              const std::vector<Examined>& examined, const std::vector<size_t>& statements,
              int& counter)
       : session_(session),
@@ -407,14 +406,13 @@ class HypoWhatIf final : public advisor::WhatIf {
 
   Status add(size_t c) override {
     const Proposal& p = proposals_.at(c);
-    auto created =
-        session_.query("SELECT indexrelid::text, indexname::text FROM hypopg_create_index(" +
-                       quoteLiteral("CREATE INDEX ON " + quoteIdent(p.schema) + "." +
-                                    quoteIdent(p.table) + " " + p.definition) +
-                       ")");
+    auto created = session_.queryParams(
+        "SELECT indexrelid::text, indexname::text FROM hypopg_create_index($1)",
+        {"CREATE INDEX ON " + quoteIdent(p.schema) + "." + quoteIdent(p.table) + " " +
+         p.definition});
     if (!created.ok()) return created.status();
-    oid_[c] = cell(*created, 0, 0).value_or("");
-    name_[c] = cell(*created, 0, 1).value_or("");
+    oid_[c] = collectors::fieldAt(*created, 0, 0).value_or("");
+    name_[c] = collectors::fieldAt(*created, 0, 1).value_or("");
     return okStatus();
   }
   Status remove(size_t c) override {
@@ -443,12 +441,12 @@ class HypoWhatIf final : public advisor::WhatIf {
     if (oid_.at(c).empty()) return std::nullopt;
     auto r = session_.query("SELECT hypopg_relation_size(" + oid_[c] + ")::float8");
     if (!r.ok()) return std::nullopt;
-    return collectors::pgutil::toDoubleOr(cell(*r, 0, 0));
+    return collectors::pgutil::toDoubleOr(collectors::fieldAt(*r, 0, 0));
   }
   void reset() { (void)session_.query("SELECT hypopg_reset()"); }
 
  private:
-  PgSession& session_;
+  SqlSession& session_;
   const std::vector<Proposal>& proposals_;
   const std::vector<Examined>& examined_;
   const std::vector<size_t>& statements_;
@@ -458,20 +456,20 @@ class HypoWhatIf final : public advisor::WhatIf {
 
 // Seconds that pg_stat_statements' counters cover (since its reset, PostgreSQL 14+, or the
 // server's start); 0 when unknown.
-double statementsWindowSeconds(PgSession& session, const std::string& pgss_schema, int version) {
+double statementsWindowSeconds(SqlSession& session, const std::string& pgss_schema, int version) {
   const std::string sql =
       version >= 140000
           ? "SELECT extract(epoch FROM now() - stats_reset)::float8 FROM " +
                 quoteIdent(pgss_schema) + ".pg_stat_statements_info"
           : std::string("SELECT extract(epoch FROM now() - pg_postmaster_start_time())::float8");
   auto r = session.query(sql);
-  return r.ok() ? collectors::pgutil::toDoubleOr(cell(*r, 0, 0)) : 0;
+  return r.ok() ? collectors::pgutil::toDoubleOr(collectors::fieldAt(*r, 0, 0)) : 0;
 }
 
 // Rows that recurring statements (called more than once) inserted, updated, deleted or
 // copied into the table in pg_stat_statements' window: each is an entry a new index would
 // have to write. A one-off bulk load is not the table's write rate and is left out.
-double recurrentWrites(PgSession& session, const std::string& pgss_schema,
+double recurrentWrites(SqlSession& session, const std::string& pgss_schema,
                        const std::string& schema, const std::string& table) {
   auto pattern = [](const std::string& name) {
     std::string out = "\"?";
@@ -484,11 +482,13 @@ double recurrentWrites(PgSession& session, const std::string& pgss_schema,
   const std::string re =
       "^\\s*(insert\\s+into|update|delete\\s+from|merge\\s+into|copy)\\s+(only\\s+)?(" +
       pattern(schema) + "\\.)?" + pattern(table) + "([\\s(]|$)";
-  auto r = session.query("SELECT coalesce(sum(rows), 0)::float8 FROM " + quoteIdent(pgss_schema) +
-                         ".pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE "
-                         "datname = current_database()) AND calls > 1 AND query ~* " +
-                         quoteLiteral(re));
-  return r.ok() ? collectors::pgutil::toDoubleOr(cell(*r, 0, 0)) : 0;
+  auto r =
+      session.queryParams("SELECT coalesce(sum(rows), 0)::float8 FROM " + quoteIdent(pgss_schema) +
+                              ".pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+                              "WHERE datname = current_database()) AND calls > 1 AND query "
+                              "~* $1",
+                          {re});
+  return r.ok() ? collectors::pgutil::toDoubleOr(collectors::fieldAt(*r, 0, 0)) : 0;
 }
 
 std::string formatRate(double per_second) {
@@ -635,7 +635,7 @@ void AdvisorCollector::cancel() {
   if (session_ != nullptr) session_->cancel();
 }
 
-Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions& options,
+Result<IndexSuggestions> suggestIndexes(SqlSession& session, const AdvisorOptions& options,
                                         const std::function<void(const std::string&)>& progress) {
   auto say = [&](const std::string& line) {
     if (progress) progress(line);
@@ -650,8 +650,8 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   std::string pgss_schema;
   bool has_hypopg = false;
   for (size_t r = 0; r < ext->rows.size(); ++r) {
-    const std::string name = cell(*ext, r, 0).value_or("");
-    if (name == "pg_stat_statements") pgss_schema = cell(*ext, r, 1).value_or("");
+    const std::string name = collectors::fieldAt(*ext, r, 0).value_or("");
+    if (name == "pg_stat_statements") pgss_schema = collectors::fieldAt(*ext, r, 1).value_or("");
     if (name == "hypopg") has_hypopg = true;
   }
   if (options.hypopg == HypopgMode::kRequire && !has_hypopg) {
@@ -712,7 +712,7 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   auto collation =
       session.query("SELECT datcollate::text FROM pg_database WHERE datname = current_database()");
   if (!collation.ok()) return collation.status();
-  const std::string datcollate = cell(*collation, 0, 0).value_or("");
+  const std::string datcollate = collectors::fieldAt(*collation, 0, 0).value_or("");
   const bool collation_is_c = datcollate == "C" || datcollate == "POSIX";
 
   // Every top statement, planned as PostgreSQL would plan it for any parameters.
@@ -723,10 +723,10 @@ Result<IndexSuggestions> suggestIndexes(PgSession& session, const AdvisorOptions
   int counter = 0;
   for (size_t r = 0; r < top->rows.size(); ++r) {
     Examined e;
-    e.queryid = cell(*top, r, 0).value_or("");
-    e.calls = collectors::pgutil::toDoubleOr(cell(*top, r, 1));
-    e.total_ms = collectors::pgutil::toDoubleOr(cell(*top, r, 2));
-    e.text = withoutPrepare(cell(*top, r, 3).value_or(""));
+    e.queryid = collectors::fieldAt(*top, r, 0).value_or("");
+    e.calls = collectors::pgutil::toDoubleOr(collectors::fieldAt(*top, r, 1));
+    e.total_ms = collectors::pgutil::toDoubleOr(collectors::fieldAt(*top, r, 2));
+    e.text = withoutPrepare(collectors::fieldAt(*top, r, 3).value_or(""));
     const size_t index = examined.size();
     examined.push_back(e);
     Examined& ex = examined.back();
@@ -1090,12 +1090,13 @@ namespace {
 
 // Before EXPLAIN ANALYZE executes `query`: InvalidArgument when it would call a volatile
 // function (other than the harmless few) or read a foreign table (query_guard.h).
-Status refuseSideEffects(PgSession& session, const std::string& query) {
+Status refuseSideEffects(SqlSession& session, const std::string& query) {
   auto verbose = session.querySingle("EXPLAIN (VERBOSE, FORMAT JSON) " + query);
   if (!verbose.ok()) return verbose.status();
   CalledNames names;
   collectCalls(query, names);
-  if (Status s = collectPlanCalls(cell(*verbose, 0, 0).value_or(""), names); !s.ok()) return s;
+  if (Status s = collectPlanCalls(collectors::fieldAt(*verbose, 0, 0).value_or(""), names); !s.ok())
+    return s;
   const std::string refused = "\"analyze\": true would execute a statement that ";
   const std::string plain = "; ask for the plan alone (\"analyze\": false)";
   if (!names.unsafe.empty()) {
@@ -1105,12 +1106,12 @@ Status refuseSideEffects(PgSession& session, const std::string& query) {
   if (names.foreign_scan) {
     return invalidArgument(refused + "reads a foreign table (another server's connection)" + plain);
   }
-  auto rows = session.query(volatileLookupSql(names));
+  auto rows = session.queryParams(kVolatileLookupSql, volatileLookupParams(names));
   if (!rows.ok()) return rows.status();
   std::vector<std::string> found;
   for (size_t r = 0; r < rows->rows.size(); ++r) {
-    const std::string kind = cell(*rows, r, 0).value_or("");
-    const std::string name = cell(*rows, r, 1).value_or("");
+    const std::string kind = collectors::fieldAt(*rows, r, 0).value_or("");
+    const std::string name = collectors::fieldAt(*rows, r, 1).value_or("");
     if (kind == "function" && volatileButHarmless(name)) continue;
     found.push_back(kind == "function" ? name + "()" : "operator " + name);
   }
@@ -1149,13 +1150,15 @@ Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::str
   (void)session.query("ROLLBACK");
   if (!plan.ok()) return plan.status();
   QueryAnalysis out;
-  out.plan_json = cell(*plan, 0, 0).value_or("[]");
+  out.plan_json = collectors::fieldAt(*plan, 0, 0).value_or("[]");
   auto collation =
       session.query("SELECT datcollate::text FROM pg_database WHERE datname = current_database()");
-  const std::string datcollate = collation.ok() ? cell(*collation, 0, 0).value_or("") : "";
+  const std::string datcollate =
+      collation.ok() ? collectors::fieldAt(*collation, 0, 0).value_or("") : "";
   const bool collation_is_c = datcollate == "C" || datcollate == "POSIX";
-  auto candidates = verbose.ok() ? advisor::planCandidates(cell(*verbose, 0, 0).value_or(""))
-                                 : Result<std::vector<advisor::PlanCandidate>>(verbose.status());
+  auto candidates = verbose.ok()
+                        ? advisor::planCandidates(collectors::fieldAt(*verbose, 0, 0).value_or(""))
+                        : Result<std::vector<advisor::PlanCandidate>>(verbose.status());
   if (candidates.ok()) {
     std::map<std::string, TableFacts> tables;
     std::set<std::string> said;
@@ -1197,16 +1200,17 @@ Result<QueryAnalysis> analyzeQuery(const AdvisorOptions& options, const std::str
         const std::string relation = node.value("Relation Name", std::string());
         std::string why = "statistics may be stale: ANALYZE";
         if (!relation.empty()) {
-          auto fresh = session.query(
+          auto fresh = session.queryParams(
               "SELECT coalesce(s.n_mod_since_analyze, 0)::float8, c.reltuples::float8, "
               "extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze))::float8 "
               "FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relid = "
-              "to_regclass(" +
-              quoteLiteral(quoteIdent(relation)) + ")");
-          const auto since = fresh.ok() ? cell(*fresh, 0, 2) : std::nullopt;
+              "to_regclass($1)",
+              {quoteIdent(relation)});
+          const auto since = fresh.ok() ? collectors::fieldAt(*fresh, 0, 2) : std::nullopt;
           if (since) {
-            const double modified = collectors::pgutil::toDoubleOr(cell(*fresh, 0, 0));
-            const double rows = collectors::pgutil::toDoubleOr(cell(*fresh, 0, 1));
+            const double modified =
+                collectors::pgutil::toDoubleOr(collectors::fieldAt(*fresh, 0, 0));
+            const double rows = collectors::pgutil::toDoubleOr(collectors::fieldAt(*fresh, 0, 1));
             if (modified <= 0.1 * std::max(rows, 1.0)) {
               why = "statistics are current (ANALYZE " +
                     std::to_string(std::llround(collectors::pgutil::toDoubleOr(since))) +

@@ -107,7 +107,7 @@ std::string firstKeyword(std::string_view sql);
 Result<IndexSuggestions> suggestIndexes(const AdvisorOptions& options,
                                         const std::function<void(const std::string&)>& progress);
 // The same on a session the caller made (from advisorSession(options)) and may cancel().
-Result<IndexSuggestions> suggestIndexes(collectors::PgSession& session,
+Result<IndexSuggestions> suggestIndexes(collectors::SqlSession& session,
                                         const AdvisorOptions& options,
                                         const std::function<void(const std::string&)>& progress);
 // The advisor's session options: read-only, application_name dbpulse-advisor.

@@ -7,17 +7,14 @@ namespace {
 
 // Holding the lock already (a bigint key k is classid = k >> 32, objid = k & 0xffffffff,
 // objsubid = 1 in pg_locks), or taking it now. CASE evaluates pg_try_advisory_lock only
-// when the lock is not held, so the session never stacks a second hold.
-std::string roundSql() {
-  const int64_t k = kLeaderLockKey;
-  return "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON "
-         "d.oid = l.database WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() "
-         "AND l.granted AND l.classid = " +
-         std::to_string(k >> 32) + " AND l.objid = " + std::to_string(k & 0xffffffff) +
-         " AND l.objsubid = 1 AND d.datname = current_database()) THEN true "
-         "ELSE pg_try_advisory_lock(" +
-         std::to_string(k) + ") END AS leader";
-}
+// when the lock is not held, so the session never stacks a second hold. $1 is the key.
+constexpr const char* kRoundSql =
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON "
+    "d.oid = l.database WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() "
+    "AND l.granted AND l.classid = ($1::bigint >> 32)::oid "
+    "AND l.objid = ($1::bigint & 4294967295)::oid "
+    "AND l.objsubid = 1 AND d.datname = current_database()) THEN true "
+    "ELSE pg_try_advisory_lock($1::bigint) END AS leader";
 
 }  // namespace
 
@@ -28,7 +25,7 @@ LeaderElector::LeaderElector(LeaderElectorOptions options, SampleStore& store,
       on_round_(std::move(on_round)),
       session_(options_.shared_session ? options_.shared_session
                                        : std::make_shared<collectors::PgSession>(options_.session)),
-      caller_(*session_) {}
+      caller_(session_->caller()) {}
 
 LeaderElector::~LeaderElector() { stop(); }
 
@@ -44,7 +41,7 @@ void LeaderElector::stop() {
   if (thread_.joinable()) {
     thread_.request_stop();
     cv_.notify_all();
-    caller_.cancel();  // a round waiting on a hung server ends now (never blocks)
+    caller_->cancel();  // a round waiting on a hung server ends now (never blocks)
     thread_.join();
   }
   session_->disconnect();
@@ -69,7 +66,7 @@ void LeaderElector::run(std::stop_token stop) {
 
 void LeaderElector::round() {
   bool leader = false;
-  auto rows = caller_.query(roundSql());
+  auto rows = caller_->queryParams(kRoundSql, {std::to_string(kLeaderLockKey)});
   if (!rows.ok()) {
     if (rows.status().message() != last_error_) {
       last_error_ = rows.status().message();

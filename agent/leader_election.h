@@ -33,6 +33,7 @@
 #include "agent/core/mutex.h"
 #include "agent/core/sample_store.h"
 #include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 
 namespace dbpulse {
 
@@ -42,7 +43,7 @@ inline constexpr int64_t kLeaderLockKey = 0x64627075;
 struct LeaderElectorOptions {
   collectors::PgSessionOptions session;  // of the elector's own session
   // When set, the lock is held on this session instead (options above unused).
-  std::shared_ptr<collectors::PgSession> shared_session;
+  std::shared_ptr<collectors::SqlSession> shared_session;
   Duration period{5000};
 };
 
@@ -72,8 +73,9 @@ class LeaderElector {
   const LeaderElectorOptions options_;
   SampleStore& store_;
   const std::function<void(bool, bool)> on_round_;
-  const std::shared_ptr<collectors::PgSession> session_;
-  collectors::PgCaller caller_;  // the elector's statements, cancelled alone
+  const std::shared_ptr<collectors::SqlSession> session_;
+  // The elector's statements, cancelled alone.
+  const std::unique_ptr<collectors::SqlSession> caller_;
 
   std::atomic<bool> leader_{false};
   uint64_t changes_ = 0;  // only the round's thread touches these

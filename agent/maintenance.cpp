@@ -8,7 +8,7 @@
 
 #include "agent/core/atomic_file.h"
 #include "agent/core/duration.h"
-#include "collectors/clients/postgres/pg_fields.h"
+#include "collectors/clients/postgres/result_reader.h"
 
 namespace dbpulse {
 namespace {
@@ -29,6 +29,9 @@ constexpr const char* kPlanSql =
 constexpr const char* kBusySql =
     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND backend_type = "
     "'client backend' AND pid <> pg_backend_pid()";
+
+// The session's statement_timeout (milliseconds, $1) from now on; SET takes no parameters.
+constexpr const char* kSetTimeoutSql = "SELECT set_config('statement_timeout', $1, false)";
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -155,7 +158,7 @@ MaintenanceEngine::MaintenanceEngine(MaintenanceOptions options, SampleStore& st
       store_(store),
       clock_(clock),
       is_leader_(std::move(is_leader)),
-      session_(engineSession(options_)) {
+      session_(openSession()) {
   for (const char* op : {"vacuum", "analyze"}) {
     for (const char* result : {"ok", "skipped_locked", "failed"}) counts_[{op, result}] = 0;
   }
@@ -163,6 +166,11 @@ MaintenanceEngine::MaintenanceEngine(MaintenanceOptions options, SampleStore& st
 }
 
 MaintenanceEngine::~MaintenanceEngine() { stop(); }
+
+std::unique_ptr<collectors::SqlSession> MaintenanceEngine::openSession() const {
+  if (options_.session_factory) return options_.session_factory(engineSession(options_));
+  return std::make_unique<collectors::PgSession>(engineSession(options_));
+}
 
 void MaintenanceEngine::start() {
   publish();
@@ -173,9 +181,9 @@ void MaintenanceEngine::stop() {
   if (!thread_.joinable()) return;
   thread_.request_stop();
   cv_.notify_all();
-  session_.cancel();
+  session_->cancel();
   thread_.join();
-  session_.disconnect();
+  session_->disconnect();
 }
 
 std::string MaintenanceEngine::historyFile() const {
@@ -257,8 +265,8 @@ Result<std::string> MaintenanceEngine::requestRun(const std::vector<std::string>
   for (const auto& t : tables) names.push_back(normalizedName(t));
   if (!names.empty()) {
     // Checked on a fresh short session so the engine's own may be busy with a VACUUM.
-    collectors::PgSession check(engineSession(options_));
-    auto rows = check.query(kPlanSql);
+    const auto check = openSession();
+    auto rows = check->query(kPlanSql);
     if (!rows.ok()) return rows.status();
     std::vector<std::string> unknown;
     for (const auto& n : names) {
@@ -327,7 +335,7 @@ void MaintenanceEngine::run(std::stop_token stop) {
                  job->dry_run ? ", dry run" : "");
     execute(*job, only, window_bound, stop);
     // Short-lived: the next run connects afresh, no idle session is held between runs.
-    session_.disconnect();
+    session_->disconnect();
     job->finished_ms = toMillis(clock_.now());
     {
       MutexLock lock(mu_);
@@ -345,7 +353,7 @@ void MaintenanceEngine::run(std::stop_token stop) {
 
 void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::string>& only,
                                 bool window_bound, std::stop_token stop) {
-  auto rows = session_.query(kPlanSql);
+  auto rows = session_->query(kPlanSql);
   if (!rows.ok()) {
     run.error = "planning failed: " + rows.status().message();
     return;
@@ -374,7 +382,7 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
         closed = true;
         break;
       }
-      auto busy = session_.query(kBusySql);
+      auto busy = session_->query(kBusySql);
       if (!busy.ok() || busy->rows.empty()) {
         if (!busy.ok() && busy.status().code() == StatusCode::kUnavailable) break;  // below
         skipped = "busy check failed: " +
@@ -409,11 +417,11 @@ void MaintenanceEngine::execute(MaintenanceRun& run, const std::vector<std::stri
       o.result = "dry_run";
     } else {
       const auto t0 = std::chrono::steady_clock::now();
-      auto set = session_.query("SET statement_timeout = " +
-                                std::to_string(options_.table_timeout.count()));
-      auto done = set.ok() ? session_.query(o.statement, options_.table_timeout) : set;
-      const auto notices = session_.takeNotices();  // before the next query clears them
-      (void)session_.query("SET statement_timeout = " + planning_timeout);
+      auto set =
+          session_->queryParams(kSetTimeoutSql, {std::to_string(options_.table_timeout.count())});
+      auto done = set.ok() ? session_->query(o.statement, options_.table_timeout) : set;
+      const auto notices = session_->takeNotices();  // before the next query clears them
+      (void)session_->queryParams(kSetTimeoutSql, {planning_timeout});
       o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (!done.ok()) {
         o.result = done.status().code() == StatusCode::kDeadlineExceeded ? "timeout" : "failed";

@@ -38,6 +38,7 @@
 #include "agent/core/status.h"
 #include "agent/cron.h"
 #include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 
 namespace dbpulse {
 
@@ -54,6 +55,10 @@ struct MaintenanceOptions {
   std::string state_dir;  // "" = history in memory only
   Duration tick{15'000};  // how often the window is checked
   Duration busy_wait{10'000};
+  // Opens the engine's sessions (its own, and a short one for requestRun's table check);
+  // null = PgSession. Tests pass a fake.
+  std::function<std::unique_ptr<collectors::SqlSession>(const collectors::PgSessionOptions&)>
+      session_factory;
 };
 
 // One table's outcome. result: ok, skipped_locked, skipped_privilege (the role may not
@@ -117,12 +122,14 @@ class MaintenanceEngine {
   void publish();
   void loadHistory();
   std::string historyFile() const;
+  std::unique_ptr<collectors::SqlSession> openSession() const;
 
   const MaintenanceOptions options_;
   SampleStore& store_;
   const Clock& clock_;
   const std::function<bool()> is_leader_;
-  collectors::PgSession session_;  // the engine's own; used only by its thread (+ cancel)
+  // The engine's own; used only by its thread (+ cancel).
+  const std::unique_ptr<collectors::SqlSession> session_;
 
   mutable Mutex mu_;
   std::condition_variable_any cv_;

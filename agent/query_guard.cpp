@@ -208,14 +208,13 @@ bool volatileButHarmless(std::string_view function) {
   return false;
 }
 
-std::string volatileLookupSql(const CalledNames& names) {
+collectors::SqlParams volatileLookupParams(const CalledNames& names) {
   auto list = [](const std::set<std::string>& items, bool (*ok)(std::string_view)) {
     std::string out;
     for (const auto& item : items) {
-      if (!ok(item)) continue;
-      out += (out.empty() ? "'" : ", '") + item + "'";
+      if (ok(item)) out += (out.empty() ? "" : " ") + item;
     }
-    return out.empty() ? std::string("NULL") : out;
+    return out;
   };
   auto operatorName = [](std::string_view s) {
     if (s.empty() || s.size() > 63) return false;
@@ -224,13 +223,7 @@ std::string volatileLookupSql(const CalledNames& names) {
     }
     return true;
   };
-  return "SELECT DISTINCT 'function', p.proname::text FROM pg_catalog.pg_proc p "
-         "WHERE p.provolatile = 'v' AND p.proname IN (" +
-         list(names.functions, plainName) +
-         ") UNION SELECT DISTINCT 'operator', o.oprname::text FROM pg_catalog.pg_operator o "
-         "JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
-         "WHERE p.provolatile = 'v' AND o.oprname IN (" +
-         list(names.operators, operatorName) + ")";
+  return {list(names.functions, plainName), list(names.operators, operatorName)};
 }
 
 }  // namespace dbpulse

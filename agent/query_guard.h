@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "agent/core/status.h"
+#include "collectors/clients/postgres/sql_session.h"
 
 namespace dbpulse {
 
@@ -43,8 +44,16 @@ Status collectPlanCalls(std::string_view plan_json, CalledNames& out);
 bool volatileButHarmless(std::string_view function);
 
 // One catalog query returning a row ("function"|"operator", name) per volatile function
-// among `names` and per operator among them that calls a volatile function. Names are
-// checked to hold only identifier and operator characters before they are embedded.
-std::string volatileLookupSql(const CalledNames& names);
+// among $1 and per operator among $2 that calls a volatile function; each parameter is a
+// space-separated list of names.
+inline constexpr const char* kVolatileLookupSql =
+    "SELECT DISTINCT 'function', p.proname::text FROM pg_catalog.pg_proc p "
+    "WHERE p.provolatile = 'v' AND p.proname::text = ANY (string_to_array($1, ' ')) "
+    "UNION SELECT DISTINCT 'operator', o.oprname::text FROM pg_catalog.pg_operator o "
+    "JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode "
+    "WHERE p.provolatile = 'v' AND o.oprname::text = ANY (string_to_array($2, ' '))";
+// kVolatileLookupSql's parameters for `names`: only names holding identifier or operator
+// characters (so never a space) are listed.
+collectors::SqlParams volatileLookupParams(const CalledNames& names);
 
 }  // namespace dbpulse

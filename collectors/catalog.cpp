@@ -1,6 +1,7 @@
 #include "collectors/catalog.h"
 
 #include "agent/core/duration.h"
+#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/companion/companion_collector.h"
 #include "collectors/postgres/cache_collector.h"
 #include "collectors/postgres/connections_collector.h"

@@ -4,8 +4,8 @@
 #include <tuple>
 #include <vector>
 
-#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/clients/postgres/result_reader.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
@@ -138,7 +138,7 @@ Status CacheTracker::update(const PgRows& rows, SampleBatch& out) {
 Status CacheCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
   Status status;
   {
-    auto rows = session_.query(kCacheQuery);
+    auto rows = session_->query(kCacheQuery);
     if (!rows.ok()) return collectorQueryError(name_, rows.status());
     status = tracker_.update(rows.value(), out);
   }
@@ -146,6 +146,6 @@ Status CacheCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) 
   return status;
 }
 
-void CacheCollector::cancel() { session_.cancel(); }
+void CacheCollector::cancel() { session_->cancel(); }
 
 }  // namespace dbpulse::collectors

@@ -15,11 +15,12 @@
 //   previous run (bounded cardinality whatever the number of tables).
 
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -51,14 +52,14 @@ class CacheTracker {
 
 class CacheCollector final : public Collector {
  public:
-  CacheCollector(PgSession& session, int top_n) : session_(session), tracker_(top_n) {}
+  CacheCollector(SqlSession& session, int top_n) : session_(session.caller()), tracker_(top_n) {}
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
 
  private:
   const std::string name_ = "cache";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
   CacheTracker tracker_;
 };
 

@@ -1,10 +1,10 @@
 #include "collectors/postgres/connections_collector.h"
 
 #include <algorithm>
-#include <charconv>
 #include <map>
 
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/result_reader.h"
+#include "collectors/clients/postgres/sql_session.h"
 
 namespace dbpulse::collectors {
 
@@ -48,17 +48,6 @@ SELECT 'settings', '', '', '', current_setting('max_connections')::float8,
        current_setting('superuser_reserved_connections')::float8
 )SQL";
 
-namespace {
-
-bool toDouble(const std::optional<std::string>& s, double& out) {
-  if (!s) return false;
-  const char* begin = s->data();
-  auto [ptr, ec] = std::from_chars(begin, begin + s->size(), out);
-  return ec == std::errc() && ptr == begin + s->size();
-}
-
-}  // namespace
-
 Status parseConnectionRows(const PgRows& rows, SampleBatch& out) {
   const int c_kind = rows.column("kind"), c_db = rows.column("datname"),
             c_state = rows.column("state"), c_app = rows.column("app"), c_v1 = rows.column("v1"),
@@ -89,7 +78,7 @@ Status parseConnectionRows(const PgRows& rows, SampleBatch& out) {
     }
     const std::string kind = row[c_kind].value_or("");
     double v1 = 0, v2 = 0;
-    if (!toDouble(row[c_v1], v1) || !toDouble(row[c_v2], v2)) {
+    if (!pgutil::toDouble(row[c_v1], v1) || !pgutil::toDouble(row[c_v2], v2)) {
       return internalError("connections: non-numeric value in row of kind '" + kind + "'");
     }
     const std::string datname = row[c_db].value_or("");
@@ -158,18 +147,18 @@ Status parseConnectionRows(const PgRows& rows, SampleBatch& out) {
 }
 
 Status ConnectionsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
-  auto rows = session_.query(kConnectionsQuery);
+  auto rows = session_->query(kConnectionsQuery);
   const bool reachable = rows.ok() || rows.status().code() != StatusCode::kUnavailable;
   out.gauge("pg_up", "1 when the last connection attempt to PostgreSQL succeeded.", {},
             reachable ? 1 : 0);
   if (!rows.ok()) return rows.status();
-  if (int v = session_.serverVersion(); v > 0) {
+  if (int v = session_->serverVersion(); v > 0) {
     out.gauge("dbpulse_pg_server_version_num", "server_version_num of the PostgreSQL server.", {},
               v);
   }
   return parseConnectionRows(rows.value(), out);
 }
 
-void ConnectionsCollector::cancel() { session_.cancel(); }
+void ConnectionsCollector::cancel() { session_->cancel(); }
 
 }  // namespace dbpulse::collectors

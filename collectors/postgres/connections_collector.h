@@ -4,10 +4,11 @@
 // number of backends and databases). Reports pg_up as well: 0 when the server
 // cannot be reached, with the reason in the returned Status.
 
+#include <memory>
 #include <string>
 
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -24,14 +25,14 @@ Status parseConnectionRows(const PgRows& rows, SampleBatch& out);
 
 class ConnectionsCollector final : public Collector {
  public:
-  explicit ConnectionsCollector(PgSession& session) : session_(session) {}
+  explicit ConnectionsCollector(SqlSession& session) : session_(session.caller()) {}
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
 
  private:
   const std::string name_ = "connections";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
 };
 
 }  // namespace dbpulse::collectors

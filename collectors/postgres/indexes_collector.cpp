@@ -7,7 +7,7 @@
 #include <set>
 #include <tuple>
 
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
@@ -533,15 +533,15 @@ void exportIndexSamples(const IndexStats& stats, const std::vector<IndexFinding>
   }
 }
 
-IndexesCollector::IndexesCollector(PgSession& session, IndexesOptions options)
-    : session_(session), options_([&options] {
+IndexesCollector::IndexesCollector(SqlSession& session, IndexesOptions options)
+    : session_(session.caller()), options_([&options] {
         if (options.top_n <= 0) options.top_n = kDefaultIndexesTopN;
         if (options.min_age.count() <= 0) options.min_age = kDefaultUnusedIndexMinAge;
         return options;
       }()) {}
 
 Status IndexesCollector::collect(const CollectContext& ctx, SampleBatch& out) {
-  auto version = pgutil::serverVersionNum(session_);
+  auto version = serverVersionNum(*session_);
   if (!version.ok()) return pgutil::mapQueryError(kCollector, version.status(), kPrivilegeHint);
 
   // Index ages: those present at the first run are as old as the statistics window; those
@@ -562,7 +562,7 @@ Status IndexesCollector::collect(const CollectContext& ctx, SampleBatch& out) {
   const double min_age_seconds = std::chrono::duration<double>(options_.min_age).count();
   auto scan = scanIndexes(
       [this](const std::string& sql, const PgChunkFn& on_chunk) {
-        return session_.queryChunks(sql, kIndexChunkRows, on_chunk);
+        return session_->queryChunks(sql, kIndexChunkRows, on_chunk);
       },
       *version, options_.top_n, min_age_seconds, adjust);
   if (!scan.ok()) return pgutil::mapQueryError(kCollector, scan.status(), kPrivilegeHint);
@@ -578,7 +578,7 @@ Status IndexesCollector::collect(const CollectContext& ctx, SampleBatch& out) {
   return okStatus();
 }
 
-void IndexesCollector::cancel() { session_.cancel(); }
+void IndexesCollector::cancel() { session_->cancel(); }
 
 std::vector<IndexFinding> IndexesCollector::latestFindings() const {
   MutexLock lock(mu_);

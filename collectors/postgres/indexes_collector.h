@@ -44,6 +44,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -51,7 +52,7 @@
 
 #include "agent/core/mutex.h"
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -121,7 +122,7 @@ struct IndexScan {
   std::vector<IndexFinding> findings;
 };
 
-// Runs a statement and hands its rows over in chunks (PgSession/PgCaller::queryChunks).
+// Runs a statement and hands its rows over in chunks (SqlSession::queryChunks).
 using ChunkedQuery = std::function<Status(const std::string& sql, const PgChunkFn& on_chunk)>;
 
 // indexesQuery() through `run`, one table's indexes at a time (the query returns them
@@ -145,7 +146,7 @@ struct IndexesOptions {
 
 class IndexesCollector final : public Collector {
  public:
-  IndexesCollector(PgSession& session, IndexesOptions options);
+  IndexesCollector(SqlSession& session, IndexesOptions options);
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
@@ -155,7 +156,7 @@ class IndexesCollector final : public Collector {
 
  private:
   const std::string name_ = "indexes";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
   const IndexesOptions options_;
   // When each index oid was first seen; WallTime::min() for those present at the first
   // run (their age is the statistics window). Only collect() touches these.

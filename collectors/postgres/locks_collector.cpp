@@ -6,7 +6,7 @@
 #include <map>
 #include <set>
 
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
@@ -206,13 +206,14 @@ Status parseLockRows(const PgRows& rows, int max_details, SampleBatch& out,
   return okStatus();
 }
 
-LocksCollector::LocksCollector(PgSession& session, int max_details)
-    : session_(session), max_details_(max_details > 0 ? max_details : kDefaultBlockedDetails) {}
+LocksCollector::LocksCollector(SqlSession& session, int max_details)
+    : session_(session.caller()),
+      max_details_(max_details > 0 ? max_details : kDefaultBlockedDetails) {}
 
 Status LocksCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
-  auto version = pgutil::serverVersionNum(session_);
+  auto version = serverVersionNum(*session_);
   if (!version.ok()) return pgutil::mapQueryError(kCollector, version.status(), kPrivilegeHint);
-  auto rows = session_.query(locksQuery(*version));
+  auto rows = session_->query(locksQuery(*version));
   if (!rows.ok()) return pgutil::mapQueryError(kCollector, rows.status(), kPrivilegeHint);
   std::vector<BlockedSession> waiting;
   if (Status s = parseLockRows(*rows, max_details_, out, waiting); !s.ok()) return s;
@@ -221,7 +222,7 @@ Status LocksCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) 
   return okStatus();
 }
 
-void LocksCollector::cancel() { session_.cancel(); }
+void LocksCollector::cancel() { session_->cancel(); }
 
 std::vector<BlockedSession> LocksCollector::latestBlocked() const {
   MutexLock lock(mu_);

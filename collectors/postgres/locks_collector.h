@@ -20,13 +20,14 @@
 // Details (pid, blockers, wait, truncated query text) never become labels: they are kept
 // in memory for the admin API, see LocksCollector::latestBlocked().
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "agent/core/mutex.h"
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -59,7 +60,7 @@ Status parseLockRows(const PgRows& rows, int max_details, SampleBatch& out,
 class LocksCollector final : public Collector, public DetailsProvider {
  public:
   // `max_details` <= 0 means kDefaultBlockedDetails.
-  LocksCollector(PgSession& session, int max_details);
+  LocksCollector(SqlSession& session, int max_details);
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
@@ -73,7 +74,7 @@ class LocksCollector final : public Collector, public DetailsProvider {
 
  private:
   const std::string name_ = "locks";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
   const int max_details_;
   mutable Mutex mu_;
   std::vector<BlockedSession> latest_ GUARDED_BY(mu_);

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "agent/core/status.h"
-#include "collectors/clients/postgres/pg_fields.h"
+#include "collectors/clients/postgres/result_reader.h"
 
 namespace dbpulse::collectors {
 

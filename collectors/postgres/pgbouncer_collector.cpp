@@ -3,7 +3,7 @@
 #include <initializer_list>
 #include <optional>
 
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
@@ -159,15 +159,15 @@ Status PgbouncerCollector::collect(const CollectContext& /*ctx*/, SampleBatch& o
     if (status.message().find("not allowed") != std::string::npos) {
       return report(failedPrecondition(
           "privilege_missing",
-          "pgbouncer: " + session_.redactedDsn() +
+          "pgbouncer: " + session_->redactedDsn() +
               ": the admin console refused the login; add the role to pgbouncer's stats_users "
               "(or admin_users) and reload pgbouncer"));
     }
     return report(status);
   };
-  auto pools = session_.query(kPgbouncerPoolsQuery);
+  auto pools = session_->query(kPgbouncerPoolsQuery);
   if (!pools.ok()) return failed(pools.status());
-  auto stats = session_.query(kPgbouncerStatsQuery);
+  auto stats = session_->query(kPgbouncerStatsQuery);
   if (!stats.ok()) return failed(stats.status());
   SampleBatch parsed;
   Status s = parsePgbouncerPools(*pools, parsed);
@@ -178,6 +178,6 @@ Status PgbouncerCollector::collect(const CollectContext& /*ctx*/, SampleBatch& o
   return report(okStatus());
 }
 
-void PgbouncerCollector::cancel() { session_.cancel(); }
+void PgbouncerCollector::cancel() { session_->cancel(); }
 
 }  // namespace dbpulse::collectors

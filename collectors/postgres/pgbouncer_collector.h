@@ -17,10 +17,11 @@
 //   pgbouncer_stats_{received,sent}_bytes_total{database}
 // Labels are bounded by pgbouncer's own configuration ([databases] x users).
 
+#include <memory>
 #include <string>
 
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -37,14 +38,14 @@ Status parsePgbouncerStats(const PgRows& rows, SampleBatch& out);
 class PgbouncerCollector final : public Collector {
  public:
   // `session` must be an admin-console session (PgSessionOptions::admin_console).
-  explicit PgbouncerCollector(PgSession& session) : session_(session) {}
+  explicit PgbouncerCollector(SqlSession& session) : session_(session.caller()) {}
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
 
  private:
   const std::string name_ = "pgbouncer";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
 };
 
 }  // namespace dbpulse::collectors

@@ -4,7 +4,7 @@
 #include <map>
 #include <tuple>
 
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
@@ -264,9 +264,9 @@ void exportReplicationSamples(const ReplicationStatus& status, SampleBatch& out)
 }
 
 Status ReplicationCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
-  auto version = pgutil::serverVersionNum(session_);
+  auto version = serverVersionNum(*session_);
   if (!version.ok()) return pgutil::mapQueryError(kCollector, version.status(), kPrivilegeHint);
-  auto rows = session_.query(replicationQuery(*version));
+  auto rows = session_->query(replicationQuery(*version));
   if (!rows.ok()) return pgutil::mapQueryError(kCollector, rows.status(), kPrivilegeHint);
   auto status = parseReplicationRows(*rows);
   if (!status.ok()) return status.status();
@@ -274,6 +274,6 @@ Status ReplicationCollector::collect(const CollectContext& /*ctx*/, SampleBatch&
   return okStatus();
 }
 
-void ReplicationCollector::cancel() { session_.cancel(); }
+void ReplicationCollector::cancel() { session_->cancel(); }
 
 }  // namespace dbpulse::collectors

@@ -32,12 +32,13 @@
 // Replica positions are visible only to roles with pg_read_all_stats (part of
 // pg_monitor); without it the collector switches itself off with privilege_missing.
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -78,14 +79,14 @@ void exportReplicationSamples(const ReplicationStatus& status, SampleBatch& out)
 
 class ReplicationCollector final : public Collector {
  public:
-  explicit ReplicationCollector(PgSession& session) : session_(session) {}
+  explicit ReplicationCollector(SqlSession& session) : session_(session.caller()) {}
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
 
  private:
   const std::string name_ = "replication";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
 };
 
 }  // namespace dbpulse::collectors

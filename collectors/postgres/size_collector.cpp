@@ -4,8 +4,8 @@
 #include <map>
 #include <tuple>
 
-#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/clients/postgres/result_reader.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
@@ -203,7 +203,7 @@ Status parseSizeRows(const PgRows& rows, int top_n, SampleBatch& out, SizeReport
 Status SizeCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
   SizeReport report;
   {
-    auto rows = session_.query(sizeQuery(2 * top_n_));
+    auto rows = session_->query(sizeQuery(2 * top_n_));
     if (!rows.ok()) return collectorQueryError(name_, rows.status());
     if (Status s = parseSizeRows(rows.value(), top_n_, out, report); !s.ok()) return s;
   }
@@ -218,7 +218,7 @@ SizeReport SizeCollector::latest() const {
   return latest_;
 }
 
-void SizeCollector::cancel() { session_.cancel(); }
+void SizeCollector::cancel() { session_->cancel(); }
 
 std::any SizeCollector::details() const { return latest(); }
 

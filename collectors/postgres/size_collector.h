@@ -18,13 +18,14 @@
 // index / total sizes of the top N tables by total size, and per-database sums over all
 // user tables. Every table and index is kept in memory for the admin API (latest()).
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "agent/core/mutex.h"
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -67,8 +68,8 @@ Status parseSizeRows(const PgRows& rows, int top_n, SampleBatch& out, SizeReport
 
 class SizeCollector final : public Collector, public DetailsProvider {
  public:
-  SizeCollector(PgSession& session, int top_n)
-      : session_(session), top_n_(top_n > 0 ? top_n : kDefaultSizeTopN) {}
+  SizeCollector(SqlSession& session, int top_n)
+      : session_(session.caller()), top_n_(top_n > 0 ? top_n : kDefaultSizeTopN) {}
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
@@ -82,7 +83,7 @@ class SizeCollector final : public Collector, public DetailsProvider {
 
  private:
   const std::string name_ = "size";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
   const int top_n_;
 
   mutable Mutex mu_;

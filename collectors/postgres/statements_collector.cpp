@@ -8,8 +8,8 @@
 #include <set>
 #include <tuple>
 
-#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/clients/postgres/result_reader.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
@@ -155,14 +155,17 @@ SELECT 'summary', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NU
   return sql;
 }
 
-std::string statementTextsQuery(std::string_view schema, const std::vector<std::string>& queryids) {
+std::string statementTextsParam(const std::vector<std::string>& queryids) {
   std::string list;
   for (const auto& q : queryids) {
     if (!isInteger(q)) continue;
     if (!list.empty()) list += ',';
     list += q;
   }
-  if (list.empty()) return "";
+  return list;
+}
+
+std::string statementTextsQuery(std::string_view schema) {
   return R"SQL(
 SELECT s.queryid::text AS queryid,
        COALESCE(d.datname::text, s.dbid::text) AS datname,
@@ -174,8 +177,7 @@ SELECT s.queryid::text AS queryid,
          R"SQL(.pg_stat_statements(true) s
   LEFT JOIN pg_database d ON d.oid = s.dbid
   LEFT JOIN pg_roles r ON r.oid = s.userid
- WHERE s.queryid IN ()SQL" +
-         list + R"SQL()
+ WHERE s.queryid = ANY (string_to_array($1, ',')::bigint[])
 )SQL";
 }
 
@@ -371,13 +373,13 @@ Status StatementsTracker::update(const PgRows& rows, SampleBatch& out) {
   return okStatus();
 }
 
-StatementsCollector::StatementsCollector(PgSession& session, StatementsOptions options)
-    : session_(session), options_(options), tracker_(options.top_n) {}
+StatementsCollector::StatementsCollector(SqlSession& session, StatementsOptions options)
+    : session_(session.caller()), options_(options), tracker_(options.top_n) {}
 
 Status StatementsCollector::ensureProbed() {
-  const int version = session_.serverVersion();
+  const int version = session_->serverVersion();
   if (probe_ && version != 0 && probe_->server_version == version) return okStatus();
-  auto rows = session_.query(kStatementsProbeQuery);
+  auto rows = session_->query(kStatementsProbeQuery);
   if (!rows.ok()) return collectorQueryError(name_, rows.status());
   auto reader = ResultReader::open(name_, rows.value(), {"schema", "version"});
   if (!reader.ok()) return reader.status();
@@ -385,10 +387,10 @@ Status StatementsCollector::ensureProbed() {
     return failedPrecondition("extension_missing",
                               "pg_stat_statements is not installed in the database dbpulse "
                               "connects to (" +
-                                  session_.redactedDsn() + "); fix: " + kFix);
+                                  session_->redactedDsn() + "); fix: " + kFix);
   }
   probe_ = Probe{reader->text(0, reader->col("schema")), reader->text(0, reader->col("version")),
-                 session_.serverVersion()};
+                 session_->serverVersion()};
   return okStatus();
 }
 
@@ -400,7 +402,7 @@ Status StatementsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& 
   const StatementsSqlVariant variant =
       statementsSqlVariant(probe_->server_version, probe_->version);
   auto rows =
-      session_.query(statementsQuery(variant, probe_->schema, options_.long_running_threshold));
+      session_->query(statementsQuery(variant, probe_->schema, options_.long_running_threshold));
   if (!rows.ok()) {
     const Status failed = rows.status();
     probe_.reset();
@@ -440,9 +442,9 @@ void StatementsCollector::fillTexts(std::vector<TopStatement>& top) {
   if (!missing.empty()) {
     std::sort(missing.begin(), missing.end());
     missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
-    const std::string sql = statementTextsQuery(probe_->schema, missing);
-    if (!sql.empty()) {
-      auto rows = session_.query(sql);
+    const std::string ids = statementTextsParam(missing);
+    if (!ids.empty()) {
+      auto rows = session_->queryParams(statementTextsQuery(probe_->schema), {ids});
       if (rows.ok()) {
         auto reader =
             ResultReader::open(name_, rows.value(), {"queryid", "datname", "user", "query"});
@@ -478,7 +480,7 @@ std::vector<TopStatement> StatementsCollector::topStatements() const {
   return top_;
 }
 
-void StatementsCollector::cancel() { session_.cancel(); }
+void StatementsCollector::cancel() { session_->cancel(); }
 
 std::any StatementsCollector::details() const { return topStatements(); }
 

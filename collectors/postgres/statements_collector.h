@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -33,7 +34,7 @@
 
 #include "agent/core/mutex.h"
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -75,9 +76,11 @@ extern const char* const kStatementsProbeQuery;
 std::string statementsQuery(const StatementsSqlVariant& variant, std::string_view schema,
                             std::chrono::milliseconds threshold);
 
-// Query text of the given statements (queryid, datname, user, query). Queryids that are
-// not integers are left out (they are never embedded in SQL). Empty when none remain.
-std::string statementTextsQuery(std::string_view schema, const std::vector<std::string>& queryids);
+// Query text of the statements whose queryids $1 lists (queryid, datname, user, query).
+std::string statementTextsQuery(std::string_view schema);
+// statementTextsQuery's $1: the integer queryids of `queryids`, comma-separated (others are
+// left out). Empty when none remain.
+std::string statementTextsParam(const std::vector<std::string>& queryids);
 
 // One exported statement: lifetime counters (since the entry's last reset) and the share
 // of them since the previous run.
@@ -128,7 +131,7 @@ class StatementsTracker {
 
 class StatementsCollector final : public Collector, public DetailsProvider {
  public:
-  StatementsCollector(PgSession& session, StatementsOptions options);
+  StatementsCollector(SqlSession& session, StatementsOptions options);
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
@@ -150,7 +153,7 @@ class StatementsCollector final : public Collector, public DetailsProvider {
   void fillTexts(std::vector<TopStatement>& top);
 
   const std::string name_ = "statements";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
   const StatementsOptions options_;
   StatementsTracker tracker_;
   std::optional<Probe> probe_;  // reset after any failed query: re-learned on reconnect

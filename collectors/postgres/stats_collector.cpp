@@ -480,25 +480,25 @@ Status parseStatsTablesRows(const PgRows& rows, int top_n, SampleBatch& out) {
 }
 
 Status StatsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
-  auto version = pgutil::serverVersionNum(session_);
+  auto version = serverVersionNum(*session_);
   if (!version.ok()) return collectorQueryError(name_, version.status());
   {
-    auto rows = session_.query(statsDatabaseQuery(*version));
+    auto rows = session_->query(statsDatabaseQuery(*version));
     if (!rows.ok()) return collectorQueryError(name_, rows.status());
     if (Status s = parseStatsDatabaseRows(*rows, out); !s.ok()) return s;
   }
   {
-    auto rows = session_.query(statsServerQuery(*version));
+    auto rows = session_->query(statsServerQuery(*version));
     if (!rows.ok()) return collectorQueryError(name_, rows.status());
     if (Status s = parseStatsServerRows(*rows, out); !s.ok()) return s;
   }
   {
-    auto rows = session_.query(kStatsSettingsQuery);
+    auto rows = session_->query(kStatsSettingsQuery);
     if (!rows.ok()) return collectorQueryError(name_, rows.status());
     if (Status s = parseStatsSettingsRows(*rows, out); !s.ok()) return s;
   }
   {
-    auto rows = session_.query(statsTablesQuery(top_n_));
+    auto rows = session_->query(statsTablesQuery(top_n_));
     if (!rows.ok()) return collectorQueryError(name_, rows.status());
     if (Status s = parseStatsTablesRows(*rows, top_n_, out); !s.ok()) return s;
   }
@@ -506,6 +506,6 @@ Status StatsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) 
   return okStatus();
 }
 
-void StatsCollector::cancel() { session_.cancel(); }
+void StatsCollector::cancel() { session_->cancel(); }
 
 }  // namespace dbpulse::collectors

@@ -22,11 +22,12 @@
 //
 // Needs pg_monitor (or pg_read_all_stats + pg_read_all_settings) for the whole picture.
 
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -61,15 +62,15 @@ Status parseStatsTablesRows(const PgRows& rows, int top_n, SampleBatch& out);
 
 class StatsCollector final : public Collector {
  public:
-  StatsCollector(PgSession& session, int top_n)
-      : session_(session), top_n_(top_n > 0 ? top_n : kDefaultStatsTopTables) {}
+  StatsCollector(SqlSession& session, int top_n)
+      : session_(session.caller()), top_n_(top_n > 0 ? top_n : kDefaultStatsTopTables) {}
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
 
  private:
   const std::string name_ = "stats";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
   const int top_n_;
 };
 

@@ -7,8 +7,8 @@
 #include <set>
 #include <tuple>
 
-#include "collectors/clients/postgres/pg_session.h"
 #include "collectors/clients/postgres/result_reader.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/postgres/pg_collect_util.h"
 
 namespace dbpulse::collectors {
@@ -397,7 +397,7 @@ Status parseTablesRows(const PgRows& rows, int top_n, SampleBatch& out, TablesRe
 Status TablesCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
   TablesReport report;
   {
-    auto rows = session_.query(kTablesQuery);
+    auto rows = session_->query(kTablesQuery);
     if (!rows.ok()) return collectorQueryError(name_, rows.status());
     if (Status s = parseTablesRows(rows.value(), top_n_, out, report); !s.ok()) return s;
   }
@@ -420,6 +420,6 @@ TablesReport TablesCollector::latest() const {
   return latest_;
 }
 
-void TablesCollector::cancel() { session_.cancel(); }
+void TablesCollector::cancel() { session_->cancel(); }
 
 }  // namespace dbpulse::collectors

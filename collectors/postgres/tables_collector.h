@@ -20,6 +20,7 @@
 // missing SELECT privilege). Deduplicated B-tree indexes (PG13+) may be smaller than
 // estimated: index bloat is then under-reported, never invented.
 
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -27,7 +28,7 @@
 
 #include "agent/core/mutex.h"
 #include "collectors/clients/postgres/pg_rows.h"
-#include "collectors/clients/postgres/pg_session.h"
+#include "collectors/clients/postgres/sql_session.h"
 #include "collectors/collector.h"
 
 namespace dbpulse::collectors {
@@ -86,8 +87,8 @@ Status parseTablesRows(const PgRows& rows, int top_n, SampleBatch& out, TablesRe
 
 class TablesCollector final : public Collector {
  public:
-  TablesCollector(PgSession& session, int top_n)
-      : session_(session), top_n_(top_n > 0 ? top_n : kDefaultTablesTopN) {}
+  TablesCollector(SqlSession& session, int top_n)
+      : session_(session.caller()), top_n_(top_n > 0 ? top_n : kDefaultTablesTopN) {}
   const std::string& name() const override { return name_; }
   Status collect(const CollectContext& ctx, SampleBatch& out) override;
   void cancel() override;
@@ -97,7 +98,7 @@ class TablesCollector final : public Collector {
 
  private:
   const std::string name_ = "tables";
-  PgCaller session_;  // this collector's statements on the group's session
+  std::unique_ptr<SqlSession> session_;  // this collector's handle on the group's session
   const int top_n_;
   bool stats_hidden_logged_ = false;
 

@@ -313,6 +313,12 @@ Result<PgRows> PgSession::query(const std::string& sql, std::chrono::millisecond
   return run(sql, false, server_timeout, 0);
 }
 
+Result<PgRows> PgSession::queryParams(const std::string& sql, const SqlParams& params) {
+  return run(sql, true, options_.statement_timeout, 0, 0, nullptr, &params);
+}
+
+std::unique_ptr<SqlSession> PgSession::caller() { return std::make_unique<PgCaller>(*this); }
+
 Result<PgRows> PgSession::querySingle(const std::string& sql) {
   return run(sql, true, options_.statement_timeout, 0);
 }
@@ -324,11 +330,12 @@ Status PgSession::queryChunks(const std::string& sql, size_t chunk_rows,
 
 Result<PgRows> PgSession::run(const std::string& sql, bool single_statement,
                               std::chrono::milliseconds server_timeout, uint64_t caller,
-                              size_t chunk_rows, const PgChunkFn* on_chunk) {
+                              size_t chunk_rows, const PgChunkFn* on_chunk,
+                              const SqlParams* params) {
   if (Status s = acquire(caller, true); !s.ok()) return s;
   Status connected = ensureConnected();
   Result<PgRows> out = connected.ok() ? execute(sql, single_statement, server_timeout,
-                                                std::max<size_t>(1, chunk_rows), on_chunk)
+                                                std::max<size_t>(1, chunk_rows), on_chunk, params)
                                       : Result<PgRows>(connected);
   release();
   return out;
@@ -336,13 +343,20 @@ Result<PgRows> PgSession::run(const std::string& sql, bool single_statement,
 
 Result<PgRows> PgSession::execute(const std::string& sql, bool single_statement,
                                   std::chrono::milliseconds server_timeout, size_t chunk_rows,
-                                  const PgChunkFn* on_chunk) {
+                                  const PgChunkFn* on_chunk, const SqlParams* params) {
   PGconn* c = conn_->pg;
   conn_->notices.clear();
-  // PQsendQueryParams without parameters still uses the extended protocol (one statement).
-  const int sent = single_statement
-                       ? PQsendQueryParams(c, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0)
-                       : PQsendQuery(c, sql.c_str());
+  // Parameters as text, the server converts them; NULL for nullopt.
+  std::vector<const char*> values;
+  if (params != nullptr) {
+    for (const auto& p : *params) values.push_back(p ? p->c_str() : nullptr);
+  }
+  // PQsendQueryParams (even without parameters) uses the extended protocol: one statement.
+  const int sent =
+      single_statement
+          ? PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                              values.empty() ? nullptr : values.data(), nullptr, nullptr, 0)
+          : PQsendQuery(c, sql.c_str());
   if (sent == 0) {
     return dropConnection(redacted_dsn_ + ": connection lost: " + oneLine(PQerrorMessage(c)));
   }

@@ -20,7 +20,8 @@
 // - Rows are read one at a time (libpq's single-row mode): a result is never held twice
 //   (as libpq's PGresult and as PgRows), and queryChunks() hands a large result over in
 //   chunks so that a catalog of 10,000 tables costs a chunk's memory, not the result's.
-// libpq stays inside pg_session.cpp; callers see PgRows and Status.
+// libpq stays inside pg_session.cpp; callers see PgRows and Status, through SqlSession
+// (sql_session.h), the interface every user of PostgreSQL takes.
 
 #include <atomic>
 #include <chrono>
@@ -37,13 +38,9 @@
 #include "agent/core/mutex.h"
 #include "agent/core/status.h"
 #include "collectors/clients/postgres/pg_rows.h"
+#include "collectors/clients/postgres/sql_session.h"
 
 namespace dbpulse::collectors {
-
-// Receives the next rows of a result (`columns` always set; at most the chunk size of
-// rows). An error stops the hand-over: the statement's remaining rows are read and dropped
-// and queryChunks() returns that error.
-using PgChunkFn = std::function<Status(const PgRows& chunk)>;
 
 struct PgSessionOptions {
   std::string dsn;       // libpq key=value string or postgres:// URI
@@ -66,19 +63,11 @@ struct PgSessionOptions {
   std::chrono::milliseconds answer_grace{1000};
 };
 
-// A NOTICE or WARNING the server sent. severity and sqlstate are never translated, so
-// callers classify by them; message is in the server's lc_messages.
-struct PgNotice {
-  std::string severity;  // "WARNING", "NOTICE", ... (PG_DIAG_SEVERITY_NONLOCALIZED)
-  std::string sqlstate;  // e.g. "55P03" lock_not_available; "01000" a plain warning
-  std::string message;   // the primary message, one line
-};
-
-class PgSession {
+class PgSession final : public SqlSession {
  public:
   explicit PgSession(PgSessionOptions options);
   // Waits for a running statement (bounded, see above), then closes the connection.
-  ~PgSession();
+  ~PgSession() override;
   PgSession(const PgSession&) = delete;
   PgSession& operator=(const PgSession&) = delete;
 
@@ -86,41 +75,46 @@ class PgSession {
   // lost, backing off, server not answering), DeadlineExceeded (statement_timeout or
   // cancel), PermissionDenied (missing privilege), InvalidArgument (SQL error).
   // Any thread; statements of different callers run one after the other.
-  Result<PgRows> query(const std::string& sql);
+  Result<PgRows> query(const std::string& sql) override;
   // For a statement the caller put under a statement_timeout of its own (SET
   // statement_timeout = server_timeout): the client waits that long + answer_grace.
-  Result<PgRows> query(const std::string& sql, std::chrono::milliseconds server_timeout);
+  Result<PgRows> query(const std::string& sql, std::chrono::milliseconds server_timeout) override;
+  // One statement with $1..$n bound to `params` (PQsendQueryParams, text format).
+  Result<PgRows> queryParams(const std::string& sql, const SqlParams& params) override;
   // Like query(), but over the extended protocol, which takes exactly one statement: a
   // text with a second statement hidden after a ';' is rejected by the server
   // (InvalidArgument) instead of run. For SQL that comes from outside dbpulse.
-  Result<PgRows> querySingle(const std::string& sql);
+  Result<PgRows> querySingle(const std::string& sql) override;
   // Like query() for one statement, but the rows go to `on_chunk` in chunks of at most
   // `chunk_rows` (> 0) as they arrive, then the call returns. Errors as query(); rows
   // already handed over before an error stay handed over (the caller drops what it built).
   // `on_chunk` is called at least once (with no rows for an empty result), on this thread,
   // while the session is held: it must not query the session.
-  Status queryChunks(const std::string& sql, size_t chunk_rows, const PgChunkFn& on_chunk);
+  Status queryChunks(const std::string& sql, size_t chunk_rows, const PgChunkFn& on_chunk) override;
 
   // The server's notices and warnings (e.g. VACUUM's "skipping ... lock not available")
   // since the last call, oldest first; cleared at every query. Not for the console.
-  std::vector<PgNotice> takeNotices();
+  std::vector<PgNotice> takeNotices() override;
 
   // Cancels every statement of the session: the running one and those waiting to start
   // (for an owner that is the session's only user: maintenance, the advisor). Callers
-  // that share a session cancel through their PgCaller instead. Thread-safe; never
+  // that share a session cancel through their caller() handle instead. Thread-safe; never
   // blocks.
-  void cancel();
+  void cancel() override;
 
   // Closes the connection (shutdown); the next query() reconnects. Waits for a running
   // statement first (bounded by its client-side deadline).
-  void disconnect();
+  void disconnect() override;
 
   // server_version_num of the connected server (e.g. 150004), 0 when not connected.
   // Any thread.
-  int serverVersion() const { return server_version_.load(); }
+  int serverVersion() const override { return server_version_.load(); }
 
   // The DSN with any password replaced by "***", for logs and errors.
-  const std::string& redactedDsn() const { return redacted_dsn_; }
+  const std::string& redactedDsn() const override { return redacted_dsn_; }
+
+  // A PgCaller on this session.
+  std::unique_ptr<SqlSession> caller() override;
 
   // Statements waiting for the session to be free (diagnostics). Any thread.
   size_t waitingStatements() const;
@@ -136,7 +130,8 @@ class PgSession {
 
   Result<PgRows> run(const std::string& sql, bool single_statement,
                      std::chrono::milliseconds server_timeout, uint64_t caller,
-                     size_t chunk_rows = 0, const PgChunkFn* on_chunk = nullptr);
+                     size_t chunk_rows = 0, const PgChunkFn* on_chunk = nullptr,
+                     const SqlParams* params = nullptr);
   // Takes the session for one statement (a ticket), or gives up when the caller's
   // waiting statement is cancelled. Release with release().
   Status acquire(uint64_t caller, bool cancellable);
@@ -146,7 +141,7 @@ class PgSession {
   Status ensureConnected();
   Result<PgRows> execute(const std::string& sql, bool single_statement,
                          std::chrono::milliseconds server_timeout, size_t chunk_rows,
-                         const PgChunkFn* on_chunk);
+                         const PgChunkFn* on_chunk, const SqlParams* params);
   Wake waitSocket(int fd, short events, SteadyTime deadline);
   void sendCancel();
   Status dropConnection(const std::string& why);
@@ -181,24 +176,34 @@ class PgSession {
 // queries, and a cancel() that ends only this caller's statement, the one it runs or
 // waits to start, never another member's (each statement takes a ticket naming its
 // caller when it starts). Thread-safety as PgSession; cancel() never blocks. The session
-// must outlive it.
-class PgCaller {
+// must outlive it. takeNotices() and disconnect() are the session's.
+class PgCaller final : public SqlSession {
  public:
   explicit PgCaller(PgSession& session) : session_(session), id_(session.newCallerId()) {}
 
-  Result<PgRows> query(const std::string& sql) {
+  Result<PgRows> query(const std::string& sql) override {
     return session_.run(sql, false, session_.options_.statement_timeout, id_);
   }
-  Result<PgRows> querySingle(const std::string& sql) {
+  Result<PgRows> query(const std::string& sql, std::chrono::milliseconds server_timeout) override {
+    return session_.run(sql, false, server_timeout, id_);
+  }
+  Result<PgRows> queryParams(const std::string& sql, const SqlParams& params) override {
+    return session_.run(sql, true, session_.options_.statement_timeout, id_, 0, nullptr, &params);
+  }
+  Result<PgRows> querySingle(const std::string& sql) override {
     return session_.run(sql, true, session_.options_.statement_timeout, id_);
   }
-  Status queryChunks(const std::string& sql, size_t chunk_rows, const PgChunkFn& on_chunk) {
+  Status queryChunks(const std::string& sql, size_t chunk_rows,
+                     const PgChunkFn& on_chunk) override {
     return session_.run(sql, false, session_.options_.statement_timeout, id_, chunk_rows, &on_chunk)
         .status();
   }
-  void cancel() { session_.cancelCaller(id_, false); }
-  int serverVersion() const { return session_.serverVersion(); }
-  const std::string& redactedDsn() const { return session_.redactedDsn(); }
+  std::vector<PgNotice> takeNotices() override { return session_.takeNotices(); }
+  void cancel() override { session_.cancelCaller(id_, false); }
+  void disconnect() override { session_.disconnect(); }
+  int serverVersion() const override { return session_.serverVersion(); }
+  const std::string& redactedDsn() const override { return session_.redactedDsn(); }
+  std::unique_ptr<SqlSession> caller() override { return session_.caller(); }
 
  private:
   PgSession& session_;

@@ -43,10 +43,7 @@ std::optional<double> ResultReader::number(size_t row, int col) const {
   return parseNumber(field(row, col));
 }
 
-bool ResultReader::flag(size_t row, int col) const {
-  const auto& f = field(row, col);
-  return f && (*f == "t" || *f == "true");
-}
+bool ResultReader::flag(size_t row, int col) const { return pgutil::toBool(field(row, col)); }
 
 std::optional<double> parseNumber(const std::optional<std::string>& field) {
   if (!field || field->empty()) return std::nullopt;
@@ -57,5 +54,50 @@ std::optional<double> parseNumber(const std::optional<std::string>& field) {
   if (ec != std::errc() || ptr != end || !std::isfinite(v)) return std::nullopt;
   return v;
 }
+
+std::optional<std::string> fieldAt(const PgRows& rows, size_t row, size_t col) {
+  if (row >= rows.rows.size() || col >= rows.rows[row].size()) return std::nullopt;
+  return rows.rows[row][col];
+}
+
+namespace pgutil {
+
+bool toDouble(const std::optional<std::string>& field, double& out) {
+  if (!field || field->empty()) return false;
+  const char* begin = field->data();
+  const char* end = begin + field->size();
+  auto [ptr, ec] = std::from_chars(begin, end, out);
+  return ec == std::errc() && ptr == end;
+}
+
+double toDoubleOr(const std::optional<std::string>& field, double fallback) {
+  double v = 0;
+  return toDouble(field, v) ? v : fallback;
+}
+
+bool toInt64(const std::optional<std::string>& field, long long& out) {
+  if (!field || field->empty()) return false;
+  const char* begin = field->data();
+  const char* end = begin + field->size();
+  auto [ptr, ec] = std::from_chars(begin, end, out);
+  return ec == std::errc() && ptr == end;
+}
+
+bool toBool(const std::optional<std::string>& field) {
+  return field && (*field == "t" || *field == "true");
+}
+
+Status requireColumns(std::string_view collector, const PgRows& rows,
+                      std::initializer_list<std::string_view> names) {
+  for (std::string_view name : names) {
+    if (rows.column(name) < 0) {
+      return internalError(std::string(collector) + ": result has no column '" + std::string(name) +
+                           "'");
+    }
+  }
+  return okStatus();
+}
+
+}  // namespace pgutil
 
 }  // namespace dbpulse::collectors

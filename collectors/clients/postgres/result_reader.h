@@ -1,9 +1,12 @@
 #pragma once
-// ResultReader: checked, typed access to a PgRows result by column name, for the parse
-// functions of the collectors and the other users of the PostgreSQL client. The shape is checked
+// Reading PgRows, the one place for it: ResultReader gives checked, typed access to a result
+// by column name (for parse functions); the free functions below read single fields by
+// position (numbers, booleans) for callers that take rows apart by hand. The shape is checked
 // once (every needed column present, every row as wide as the header); fields are then
 // read as text or numbers without further error plumbing.
 
+#include <cstddef>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,7 +49,28 @@ class ResultReader {
   std::vector<std::pair<std::string_view, int>> index_;  // name -> position in rows_
 };
 
-// Parses a whole field as a number; nullopt for NULL, empty or trailing garbage.
+// Parses a whole field as a number; nullopt for NULL, empty, trailing garbage or not finite.
 std::optional<double> parseNumber(const std::optional<std::string>& field);
+
+// Field `col` of row `row`; nullopt for NULL or a position outside the result.
+std::optional<std::string> fieldAt(const PgRows& rows, size_t row, size_t col);
+
+namespace pgutil {
+
+// Parses a whole field as a number; false for NULL, empty or trailing garbage.
+bool toDouble(const std::optional<std::string>& field, double& out);
+bool toInt64(const std::optional<std::string>& field, long long& out);
+// The field as a number, or `fallback` where toDouble() would say false.
+double toDoubleOr(const std::optional<std::string>& field, double fallback = 0);
+
+// "t"/"true" -> true; anything else (including NULL) -> false.
+bool toBool(const std::optional<std::string>& field);
+
+// Every column in `names` exists in `rows`; otherwise an Internal status naming the first
+// missing one ("COLLECTOR: result has no column 'x'").
+Status requireColumns(std::string_view collector, const PgRows& rows,
+                      std::initializer_list<std::string_view> names);
+
+}  // namespace pgutil
 
 }  // namespace dbpulse::collectors

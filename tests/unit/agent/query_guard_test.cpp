@@ -50,7 +50,9 @@ TEST(QueryGuardTest, NamesThatCannotBeEmbeddedSafelyAreReportedUnsafe) {
   ASSERT_EQ(n.unsafe.size(), 1u);
   EXPECT_EQ(n.unsafe.front(), "a'b");
   EXPECT_TRUE(n.functions.empty());
-  EXPECT_EQ(volatileLookupSql(n).find("a'b"), std::string::npos);
+  const auto params = volatileLookupParams(n);
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params[0], std::string()) << "an unsafe name is not looked up";
 }
 
 TEST(QueryGuardTest, PlanExpressionsAndForeignScansAreCollected) {
@@ -79,15 +81,22 @@ TEST(QueryGuardTest, AllowListHoldsOnlyFunctionsWithoutOutsideEffects) {
   }
 }
 
-TEST(QueryGuardTest, LookupSqlEmbedsOnlyCheckedNames) {
+TEST(QueryGuardTest, LookupBindsOnlyCheckedNames) {
   CalledNames n;
-  n.functions = {"lower", "pg_terminate_backend"};
-  n.operators = {"+", "@@"};
-  const std::string sql = volatileLookupSql(n);
-  EXPECT_NE(sql.find("'lower', 'pg_terminate_backend'"), std::string::npos) << sql;
-  EXPECT_NE(sql.find("'+', '@@'"), std::string::npos) << sql;
-  const std::string empty = volatileLookupSql(CalledNames{});
-  EXPECT_NE(empty.find("IN (NULL)"), std::string::npos) << empty;
+  n.functions = {"lower", "pg_terminate_backend", "no space"};
+  n.operators = {"+", "@@", "x y"};
+  const auto params = volatileLookupParams(n);
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params[0], std::string("lower pg_terminate_backend"));
+  EXPECT_EQ(params[1], std::string("+ @@"));
+  const auto empty = volatileLookupParams(CalledNames{});
+  ASSERT_EQ(empty.size(), 2u);
+  EXPECT_EQ(empty[0], std::string());
+  EXPECT_EQ(empty[1], std::string());
+  const std::string sql = kVolatileLookupSql;
+  EXPECT_NE(sql.find("$1"), std::string::npos);
+  EXPECT_NE(sql.find("$2"), std::string::npos);
+  EXPECT_EQ(sql.find('+'), std::string::npos) << "names are bound, not embedded";
 }
 
 }  // namespace

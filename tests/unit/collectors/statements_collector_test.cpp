@@ -161,12 +161,12 @@ TEST(StatementsSqlVariantTest, QueryUsesTheVariantColumnsAndQuotedSchema) {
   EXPECT_NE(pg17.find("max(stats_since)"), std::string::npos);
 }
 
-TEST(StatementTextsQueryTest, EmbedsOnlyIntegerQueryIds) {
-  const std::string sql = statementTextsQuery("public", {"123", "-45", "1; DROP TABLE x", ""});
-  EXPECT_NE(sql.find("IN (123,-45)"), std::string::npos);
-  EXPECT_EQ(sql.find("DROP"), std::string::npos);
-  EXPECT_EQ(statementTextsQuery("public", {"abc"}), "");
-  EXPECT_EQ(statementTextsQuery("public", {}), "");
+TEST(StatementTextsQueryTest, BindsOnlyIntegerQueryIds) {
+  EXPECT_EQ(statementTextsParam({"123", "-45", "1; DROP TABLE x", ""}), "123,-45");
+  EXPECT_EQ(statementTextsParam({"abc"}), "");
+  EXPECT_EQ(statementTextsParam({}), "");
+  const std::string sql = statementTextsQuery("public");
+  EXPECT_NE(sql.find("$1"), std::string::npos) << "the queryids are a parameter, not SQL text";
 }
 
 // ---------------------------------------------------------------- deltas and top-N
