@@ -101,7 +101,7 @@ bool CronSchedule::matches(const std::tm& t) const {
 }
 
 bool CronSchedule::dayMatches(const std::tm& t) const {
-  if (!month_.test(static_cast<size_t>(t.tm_mon + 1))) return false;
+  if (!month_.test(static_cast<size_t>(t.tm_mon) + 1)) return false;
   const bool day = day_.test(static_cast<size_t>(t.tm_mday));
   const bool weekday = weekday_.test(static_cast<size_t>(t.tm_wday));
   if (day_restricted_ && weekday_restricted_) return day || weekday;

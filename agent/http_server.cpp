@@ -345,7 +345,7 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
   }
 
   // Called (posted) when a handler finished.
-  void reply(HttpResponse response, bool close_after) {
+  void reply(const HttpResponse& response, bool close_after) {
     if (state_ == State::kClosed) return;
     release();  // the handler is done with the body
     const bool close = close_after || !keep_alive_ || server_.stopping;
@@ -603,13 +603,13 @@ class HttpConnection final : public std::enable_shared_from_this<HttpConnection>
         pool.submit([self = shared_from_this(), &server, request = std::move(request)]() mutable {
           HttpResponse response = server.owner.handle(request);
           asio::post(server.io, [self, response = std::move(response)]() mutable {
-            self->reply(std::move(response), false);
+            self->reply(response, false);
           });
         });
     if (!queued) {
       auto busy = HttpResponse::error(503, "overloaded", "too many requests in progress; retry");
       busy.headers.emplace_back("Retry-After", "1");
-      reply(std::move(busy), false);
+      reply(busy, false);
     }
   }
 

@@ -1124,7 +1124,7 @@ class Evaluator {
       case Function::kYear: {
         if (e.args.empty()) {
           // Whole seconds of the evaluation time, like Prometheus.
-          const double now = static_cast<double>(ts_ / 1000);
+          const double now = static_cast<double>(ts_ / 1000);  // NOLINT(bugprone-integer-division)
           return vector(Vector{Element{Labels{}, dateFunction(e.func, now)}});
         }
         Value v = eval(*e.args[0]);

@@ -286,7 +286,9 @@ GroupResult evaluateGroup(const RuleGroup& group, const GroupState& previous, Sa
       for (const auto& [key, a] : rs.alerts) {
         if (a.state == AlertState::kInactive) continue;
         Labels l = a.labels;
-        batch.add("ALERTS_FOR_STATE", l, static_cast<double>(a.active_at_ms / 1000));
+        // Whole seconds, like Prometheus.
+        batch.add("ALERTS_FOR_STATE", l,
+                  static_cast<double>(a.active_at_ms / 1000));  // NOLINT(bugprone-integer-division)
         l.set("alertstate", alertStateName(a.state));
         batch.add("ALERTS", std::move(l), 1);
       }

@@ -28,7 +28,7 @@ MetricType storedType(const ExpositionSample& s, const ExpositionFamily* family)
   }
 }
 
-Status failure(Status s) {
+Status failure(const Status& s) {
   if (s.code() == StatusCode::kInvalidArgument) {
     return failedPrecondition(
         "invalid_url", "companion: " + s.message() + " (fix [companion] health_url / metrics_url)");

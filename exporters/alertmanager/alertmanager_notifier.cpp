@@ -115,7 +115,7 @@ std::string alertsPayload(const std::vector<const AlertNotification*>& alerts) {
 }
 
 AlertTransportFactory curlTransportFactory(CurlTransportOptions options) {
-  return [options](const std::string& base_url) {
+  return [options = std::move(options)](const std::string& base_url) {
     return makeCurlTransport(trimSlash(base_url) + "/api/v2/alerts", options);
   };
 }

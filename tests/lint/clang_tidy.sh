@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# clang-tidy (.clang-tidy: bugprone-*, a few performance-* and modernize-*) over every
+# library source (agent, collectors, exporters, rules; not tests), with run-clang-tidy-14
+# and the compile commands of the clang tree TSA_BUILD (default build-tsa, configured here;
+# nothing is built in it). Exit 1 on any finding.
+# Time: 9.5 min of CPU, so about 5 min on 2 idle cores (700 s measured with three builds
+# sharing them): too slow for .ci/run, so run it by hand. Its last run found 5 things left
+# (agent/config.cpp, agent/pipeline.cpp, agent/core/labels.h, redis_collector.cpp,
+# statements_collector.cpp: value params, a copy, a 0 for nullptr), so it exits 1 until
+# those are fixed.
+#
+#   JOBS=2   parallel clang-tidy processes
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+build=${TSA_BUILD:-build-tsa}
+jobs=${JOBS:-2}
+start=$(date +%s)
+mkdir -p "$build"
+if ! cmake -S . -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+    -DDBPULSE_BUILD_BENCH=OFF >"$build/configure.log" 2>&1; then
+  cat "$build/configure.log" >&2
+  echo "clang_tidy: cmake failed" >&2
+  exit 2
+fi
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! run-clang-tidy-14 -p "$build" -j "$jobs" -quiet \
+    "^$root/(agent|collectors|exporters|rules)/.*\.cpp\$" >"$log" 2>&1; then
+  grep -E "(warning|error):" "$log" | sort -u
+  echo "clang_tidy: FAILED ($(($(date +%s) - start)) s); full output above the summary:" >&2
+  tail -n 5 "$log" >&2
+  exit 1
+fi
+echo "clang_tidy: library sources clean ($(($(date +%s) - start)) s)"
