@@ -310,5 +310,37 @@ TEST(PgSessionCancelTest, CancelNeverBlocksAndTheStatementEndsWhenTheServerIsHun
   EXPECT_TRUE(pollUntil([&] { return caller.query("SELECT 1").ok(); }, 10s));
 }
 
+// Review 4(d)5: serverVersion() is read by other threads (collectors choosing their SQL,
+// the status page) while the session (re)connects and writes it. A plain int there was a
+// data race; under ThreadSanitizer (tests/sanitize/run.sh runs this suite) this test
+// reports it, and it checks the value a reader sees is 0 or the server's.
+TEST(PgSessionCancelTest, ServerVersionIsReadSafelyWhileTheSessionReconnects) {
+  if (!requirePostgres()) return;
+  PgServer& pg = sharedPostgres();
+  collectors::PgSessionOptions o;
+  o.dsn = pg.dsn();
+  o.statement_timeout = 10s;
+  collectors::PgSession session(o);
+  ASSERT_TRUE(session.query("SELECT 1").ok());
+  const int version = session.serverVersion();
+  ASSERT_GE(version, 130000);
+  std::atomic<bool> stop{false};
+  std::atomic<int> odd{0};
+  std::thread reader([&] {
+    while (!stop.load()) {
+      const int seen = session.serverVersion();
+      if (seen != 0 && seen != version) odd = seen;
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    session.disconnect();
+    ASSERT_TRUE(session.query("SELECT 1").ok());
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(odd.load(), 0);
+  EXPECT_EQ(session.serverVersion(), version);
+}
+
 }  // namespace
 }  // namespace dbpulse::testing
