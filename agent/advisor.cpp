@@ -150,13 +150,14 @@ Result<std::string> genericPlan(SqlSession& session, const std::string& text, in
     return r.status();
   }
   // EXECUTE's arguments are SQL text: the server quotes each value (quote_literal), bound
-  // as a parameter, so a value is never read as SQL.
+  // as a parameter, so a value is never read as SQL. Schema-qualified, so that with
+  // track = all a later run takes it for a catalogue statement, not the application's.
   std::string list;
   for (int i = 0; i < params; ++i) {
     const size_t at = static_cast<size_t>(i);
     std::string literal = "NULL";
     if (at < args.size()) {
-      auto quoted = session.queryParams("SELECT quote_literal($1::text)", {args[at]});
+      auto quoted = session.queryParams("SELECT pg_catalog.quote_literal($1::text)", {args[at]});
       if (!quoted.ok()) {
         rollback();
         return quoted.status();
