@@ -24,8 +24,15 @@ Result<Selection> chooseIndexes(WhatIf& what_if, const SelectionInput& input) {
   };
   Selection out;
   std::vector<bool> present(input.candidates, false);
+  std::vector<bool> failed(input.candidates, false);
   for (size_t c = 0; c < input.candidates; ++c) {
-    if (auto st = what_if.add(c); !st.ok()) return st;
+    if (auto st = what_if.add(c); !st.ok()) {
+      // The server is gone: nothing else can be validated either.
+      if (st.code() == StatusCode::kUnavailable) return st;
+      failed[c] = true;  // this one cannot exist even hypothetically; the others still can
+      out.rejected.emplace_back(c, "hypopg could not create it (" + st.message() + ")");
+      continue;
+    }
     present[c] = true;
   }
   std::vector<WhatIfPlan> plans(n);
@@ -38,7 +45,7 @@ Result<Selection> chooseIndexes(WhatIf& what_if, const SelectionInput& input) {
   for (size_t c = 0; c < input.candidates; ++c) {
     const bool used =
         std::any_of(plans.begin(), plans.end(), [c](const WhatIfPlan& p) { return uses(p, c); });
-    if (used) continue;
+    if (used || failed[c]) continue;
     if (auto st = what_if.remove(c); !st.ok()) return st;
     present[c] = false;
     out.rejected.emplace_back(c, "the planner would not use it");

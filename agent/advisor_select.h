@@ -60,7 +60,9 @@ struct Selection {
   std::vector<WhatIfPlan> final_plans;  // per statement, with the chosen set
 };
 
-// On return only the chosen candidates exist in `what_if`. Errors are the planner's.
+// On return only the chosen candidates exist in `what_if`. A candidate that cannot be
+// created is rejected with the reason and the others go on; errors are the planner's, and
+// Unavailable from add().
 Result<Selection> chooseIndexes(WhatIf& what_if, const SelectionInput& input);
 
 // Whether an index pays for itself: the plan cost it saves per second against what keeping

@@ -23,9 +23,11 @@ class FakeWhatIf final : public WhatIf {
       : statements_(std::move(statements)) {}
 
   Status add(size_t c) override {
+    if (refuse_.count(c)) return invalidArgument("unsupported index definition");
     present_.insert(c);
     return okStatus();
   }
+  void refuse(size_t c) { refuse_.insert(c); }
   Status remove(size_t c) override {
     present_.erase(c);
     return okStatus();
@@ -46,6 +48,7 @@ class FakeWhatIf final : public WhatIf {
  private:
   std::vector<std::vector<FakePlan>> statements_;
   std::set<size_t> present_;
+  std::set<size_t> refuse_;
   int plans_ = 0;
 };
 
@@ -119,6 +122,17 @@ TEST(AdvisorSelectTest, IndependentIndexesOfDifferentStatementsAreAllKept) {
   EXPECT_EQ(chosenOf(*sel), (std::vector<size_t>{0, 1, 2}));
   ASSERT_EQ(sel->final_plans.size(), 3u);
   EXPECT_DOUBLE_EQ(sel->final_plans[1].cost, 8);
+}
+
+TEST(AdvisorSelectTest, ACandidateThatCannotBeCreatedIsRejectedAndTheOthersGoOn) {
+  FakeWhatIf planner({{{{}, 500}, {{0}, 5}}, {{{}, 800}, {{1}, 8}}});
+  planner.refuse(0);
+  auto sel = chooseIndexes(planner, input(2, {500, 800}));
+  ASSERT_TRUE(sel.ok()) << sel.status().toString();
+  EXPECT_EQ(chosenOf(*sel), std::vector<size_t>{1});
+  ASSERT_EQ(sel->rejected.size(), 1u);
+  EXPECT_EQ(sel->rejected[0].first, 0u);
+  EXPECT_NE(sel->rejected[0].second.find("unsupported index definition"), std::string::npos);
 }
 
 TEST(AdvisorSelectTest, WritesOutweighingTheSavingsDoNotPay) {
