@@ -135,41 +135,44 @@ struct Examined {
 
 // Plans `text` inside a read-only transaction and returns EXPLAIN's JSON; the statement is
 // never executed. Generic (parameters unknown) without `args`, else a custom plan for them.
-Result<std::string> genericPlan(SqlSession& session, const std::string& text, int params,
-                                const std::vector<std::string>& args, int& counter) {
-  const std::string name = "dbpulse_advisor_" + std::to_string(++counter);
+// - A custom plan binds `args` to EXPLAIN itself over the extended protocol: the planner
+//   takes bound values as constants, so no PREPARE and no value is ever pasted into SQL.
+// - A generic plan on PostgreSQL 16+ is EXPLAIN (GENERIC_PLAN): no PREPARE either.
+// - Before 16 a generic plan needs a prepared statement (dbpulse_advisor_N) under
+//   plan_cache_mode = force_generic_plan, deallocated at once. With track = all such a
+//   PREPARE is recorded under the statement's queryid; the top-statements query and
+//   withoutPrepare() make sure it never hides the statement.
+Result<std::string> planOf(SqlSession& session, const std::string& text, int params,
+                           const std::vector<std::string>& args, int& counter) {
+  const bool custom = !args.empty();
+  const bool explain_generic = !custom && session.serverVersion() >= 160000;
   if (auto r = session.query("BEGIN READ ONLY"); !r.ok()) return r.status();
   auto rollback = [&session] { (void)session.query("ROLLBACK"); };
-  const char* mode = args.empty() ? "force_generic_plan" : "force_custom_plan";
-  if (auto r = session.query(std::string("SET LOCAL plan_cache_mode = ") + mode); !r.ok()) {
-    rollback();
-    return r.status();
-  }
-  if (auto r = session.querySingle("PREPARE " + name + " AS " + text); !r.ok()) {
-    rollback();
-    return r.status();
-  }
-  // EXECUTE's arguments are SQL text: the server quotes each value (quote_literal), bound
-  // as a parameter, so a value is never read as SQL. Schema-qualified, so that with
-  // track = all a later run takes it for a catalogue statement, not the application's.
-  std::string list;
-  for (int i = 0; i < params; ++i) {
-    const size_t at = static_cast<size_t>(i);
-    std::string literal = "NULL";
-    if (at < args.size()) {
-      auto quoted = session.queryParams("SELECT pg_catalog.quote_literal($1::text)", {args[at]});
-      if (!quoted.ok()) {
-        rollback();
-        return quoted.status();
-      }
-      literal = collectors::fieldAt(*quoted, 0, 0).value_or("NULL");
+  Result<PgRows> plan = internalError("not planned");
+  if (custom) {
+    SqlParams values(args.begin(), args.end());
+    values.resize(static_cast<size_t>(std::max(params, 0)));
+    plan = session.queryParams("EXPLAIN (FORMAT JSON, VERBOSE) " + text, values);
+  } else if (explain_generic) {
+    plan = session.query("EXPLAIN (GENERIC_PLAN, FORMAT JSON, VERBOSE) " + text);
+  } else {
+    const std::string name = "dbpulse_advisor_" + std::to_string(++counter);
+    if (auto r = session.query("SET LOCAL plan_cache_mode = force_generic_plan"); !r.ok()) {
+      rollback();
+      return r.status();
     }
-    list += (i == 0 ? "" : ", ") + literal;
+    if (auto r = session.querySingle("PREPARE " + name + " AS " + text); !r.ok()) {
+      rollback();
+      return r.status();
+    }
+    std::string nulls;
+    for (int i = 0; i < params; ++i) nulls += i == 0 ? "NULL" : ", NULL";
+    plan = session.query("EXPLAIN (FORMAT JSON, VERBOSE) EXECUTE " + name +
+                         (params > 0 ? "(" + nulls + ")" : ""));
+    rollback();
+    (void)session.query("DEALLOCATE " + name);
   }
-  auto plan = session.query("EXPLAIN (FORMAT JSON, VERBOSE) EXECUTE " + name +
-                            (params > 0 ? "(" + list + ")" : ""));
-  rollback();
-  (void)session.query("DEALLOCATE " + name);
+  if (custom || explain_generic) rollback();
   if (!plan.ok()) return plan.status();
   auto v = collectors::fieldAt(*plan, 0, 0);
   if (!v) return internalError("EXPLAIN returned no plan");
@@ -420,7 +423,7 @@ class HypoWhatIf final : public advisor::WhatIf {
   }
   Result<advisor::WhatIfPlan> plan(size_t s) override {
     const Examined& e = examined_.at(statements_.at(s));
-    auto plan = genericPlan(session_, e.text, e.params, e.args, counter_);
+    auto plan = planOf(session_, e.text, e.params, e.args, counter_);
     if (!plan.ok()) {
       if (plan.status().code() == StatusCode::kUnavailable) return plan.status();
       return advisor::WhatIfPlan{e.cost, {}};  // as without the candidates
@@ -729,12 +732,12 @@ Result<IndexSuggestions> suggestIndexes(SqlSession& session, const AdvisorOption
       continue;
     }
     ex.params = highestParameter(ex.text);
-    auto plan = genericPlan(session, ex.text, ex.params, {}, counter);
+    auto plan = planOf(session, ex.text, ex.params, {}, counter);
     if (!plan.ok() && plan.status().code() != StatusCode::kUnavailable) {
       // Normalised text can lose what typed a parameter ("interval $1"): retry typed.
       const std::string typed = typedParameters(ex.text);
       if (typed != ex.text) {
-        auto again = genericPlan(session, typed, ex.params, {}, counter);
+        auto again = planOf(session, typed, ex.params, {}, counter);
         if (again.ok()) {
           ex.text = typed;
           plan = std::move(again);
@@ -815,7 +818,7 @@ Result<IndexSuggestions> suggestIndexes(SqlSession& session, const AdvisorOption
       args.push_back(it->second);
     }
     if (static_cast<int>(args.size()) != e.params) continue;
-    auto plan = genericPlan(session, e.text, e.params, args, counter);
+    auto plan = planOf(session, e.text, e.params, args, counter);
     if (!plan.ok()) continue;
     auto cost = planCostOf(*plan);
     if (!cost.ok()) continue;

@@ -3,9 +3,10 @@
 //
 // Create suggestions come from the statements that take the database's time
 // (pg_stat_statements, top N by total execution time, in the DSN's database): each is
-// planned as PostgreSQL would plan it for any parameters (PREPARE + EXPLAIN EXECUTE with
-// plan_cache_mode = force_generic_plan; the statement is never executed; a custom plan with
-// values from pg_stats where a generic one cannot show an index's use). Every place a plan
+// planned as PostgreSQL would plan it for any parameters (EXPLAIN (GENERIC_PLAN) on 16+,
+// before that PREPARE + EXPLAIN EXECUTE with plan_cache_mode = force_generic_plan; the
+// statement is never executed; a custom plan with values from pg_stats bound to EXPLAIN
+// where a generic one cannot show an index's use). Every place a plan
 // reads a whole big table becomes a candidate (advisor_plan.h: filters, join keys, ORDER BY,
 // expressions, LIKE prefixes), and with hypopg the candidates are chosen as a set
 // (advisor_select.h): hypothetical indexes (session memory only, never real ones) that the
