@@ -24,7 +24,7 @@ enum class StatusCode {
 
 const char* statusCodeName(StatusCode code);
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -76,7 +76,7 @@ inline Status failedPrecondition(std::string reason, const std::string& m) {
 // Either a value or a non-OK Status. Accessing value() of an error is a bug
 // (std::bad_variant_access), not an expected failure.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)

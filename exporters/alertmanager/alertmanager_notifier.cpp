@@ -389,7 +389,7 @@ void AlertmanagerNotifier::housekeepingLoop(std::stop_token stop) {
     const bool metrics = SteadyClock::now() >= next_metrics;
     lock.unlock();
     if (save) {
-      flush();
+      (void)flush();  // a failure is logged there and retried after the debounce period
       last_save = SteadyClock::now();
     }
     if (metrics) {
@@ -615,7 +615,7 @@ void AlertmanagerNotifier::shutdown() {
     if (u->thread.joinable()) u->thread.join();
   }
   if (housekeeper_.joinable()) housekeeper_.join();
-  flush();
+  (void)flush();  // a failure is logged there; the outbox stays in memory until exit
 }
 
 AlertmanagerNotifier::Stats AlertmanagerNotifier::stats() const {
