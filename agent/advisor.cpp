@@ -280,6 +280,46 @@ std::vector<advisor::IndexKey> orderedKeys(advisor::PlanCandidate c, const Table
   return keys;
 }
 
+// The columns a covering index would INCLUDE so that the scan becomes an Index Only Scan:
+// what the scan reads beyond the keys, when that is one or two columns of fixed, narrow
+// types (text, json or arrays would make the index nearly a copy of the table).
+// "" when there is none or it is not worth it.
+std::string coveringColumns(const advisor::PlanCandidate& c,
+                            const std::vector<advisor::IndexKey>& keys, const TableFacts& facts) {
+  static const std::set<std::string> kNarrow = {
+      "smallint",
+      "integer",
+      "bigint",
+      "real",
+      "double precision",
+      "boolean",
+      "date",
+      "timestamp without time zone",
+      "timestamp with time zone",
+      "uuid",
+      "money",
+      "oid",
+      "numeric"};  // variable length, but amounts and counts take a few bytes
+  constexpr size_t kMaxIncluded = 2;
+  if (c.reads.empty()) return "";
+  std::vector<std::string> include;
+  for (const auto& column : c.reads) {
+    const bool key = std::any_of(keys.begin(), keys.end(), [&](const advisor::IndexKey& k) {
+      return !k.expression && k.text == column;
+    });
+    if (key) continue;
+    const auto it = facts.columns.find(column);
+    if (it == facts.columns.end() || !kNarrow.count(it->second.type)) return "";
+    include.push_back(quoteIdent(column));
+  }
+  // An expression key reads its column too; the scan would still need the heap for it.
+  for (const auto& k : keys) {
+    if (k.expression) return "";
+  }
+  if (include.empty() || include.size() > kMaxIncluded) return "";
+  return joined(include, ", ");
+}
+
 std::string keyList(const std::vector<advisor::IndexKey>& keys) {
   std::vector<std::string> t;
   for (const auto& k : keys) t.push_back(k.text);
@@ -372,9 +412,10 @@ std::string likeSample(const advisor::IndexKey& key, const TableFacts& facts) {
 struct Proposal {
   std::string schema, table;
   std::vector<advisor::IndexKey> keys;
-  std::string definition;       // "(a, b)" as in CREATE INDEX
-  std::set<size_t> statements;  // into the examined list
-  bool join = false;            // first asked for by a join key
+  std::string definition;        // "(a, b)" as in CREATE INDEX
+  std::set<size_t> statements;   // into the examined list
+  bool join = false;             // first asked for by a join key
+  std::optional<size_t> covers;  // covering (INCLUDE): the plain proposal with its keys
 };
 
 // Whether a plan reads any index at all (every name contains "").
@@ -792,9 +833,25 @@ Result<IndexSuggestions> suggestIndexes(SqlSession& session, const AdvisorOption
                                      keys,
                                      definition,
                                      {},
-                                     candidate.source == advisor::CandidateSource::kJoin});
+                                     candidate.source == advisor::CandidateSource::kJoin,
+                                     std::nullopt});
       }
       proposals[it->second].statements.insert(index);
+      if (use_hypopg) {
+        if (const auto include = coveringColumns(candidate, keys, facts); !include.empty()) {
+          const size_t plain = it->second;
+          const std::string covering = definition + " INCLUDE (" + include + ")";
+          auto [cit, cnew] = by_key.emplace(qualified + " " + covering, proposals.size());
+          if (cnew) {
+            Proposal cp = proposals[plain];
+            cp.definition = covering;
+            cp.statements.clear();
+            cp.covers = plain;
+            proposals.push_back(std::move(cp));
+          }
+          proposals[cit->second].statements.insert(index);
+        }
+      }
       for (const auto& k : keys) {
         if (k.like && k.param > 0) ex.like_params.emplace(k.param, likeSample(k, facts));
       }
@@ -846,6 +903,9 @@ Result<IndexSuggestions> suggestIndexes(SqlSession& session, const AdvisorOption
     advisor::SelectionInput in;
     in.candidates = proposals.size();
     in.min_improvement = options.min_improvement;
+    for (size_t c = 0; c < proposals.size(); ++c) {
+      if (proposals[c].covers) in.covers.emplace(c, *proposals[c].covers);
+    }
     for (size_t s : stmts) {
       in.weights.push_back(examined[s].calls);
       in.baseline_costs.push_back(examined[s].cost);

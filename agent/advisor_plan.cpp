@@ -306,6 +306,42 @@ std::vector<IndexKey> sortKeys(const json& node) {
   return keys;
 }
 
+// The plain columns of `alias` that a scan's Filter and Output refer to; empty when any
+// part refers to something else of the row (a whole-row reference, a system column).
+std::vector<std::string> columnsRead(const json& node, const std::string& alias) {
+  if (!node.contains("Output") || !node["Output"].is_array()) return {};
+  std::set<std::string> columns;
+  std::vector<std::string> parts;
+  for (const auto& o : node["Output"]) {
+    if (!o.is_string()) return {};
+    // A query of one table prints its output columns unqualified.
+    const std::string text = o.get<std::string>();
+    if (plainIdentifier(text) && text != alias) {
+      columns.insert(unquoted(text));
+    } else if (!references(text).empty()) {
+      parts.push_back(text);
+    } else {
+      return {};  // the whole row, or an expression of unqualified columns
+    }
+  }
+  if (node.contains("Filter") && node["Filter"].is_string()) {
+    parts.push_back(node["Filter"].get<std::string>());
+  }
+  for (const auto& part : parts) {
+    const auto refs = references(part);
+    for (const auto& r : refs) {
+      if (r.qualifier != alias) continue;
+      const size_t end = identEnd(part, r.dot + 1);
+      if (end == std::string_view::npos) return {};
+      const std::string column =
+          unquoted(std::string_view(part).substr(r.dot + 1, end - r.dot - 1));
+      if (column == "*" || column == "ctid" || column == "tableoid") return {};
+      columns.insert(column);
+    }
+  }
+  return {columns.begin(), columns.end()};
+}
+
 void joinKeys(const std::string& condition, const std::map<std::string, Relation>& relations,
               std::vector<PlanCandidate>& out) {
   for (const auto& part : conjuncts(condition)) {
@@ -347,6 +383,7 @@ void walk(const json& node, const std::vector<IndexKey>& sort_above,
     }
     if (!c.equality.empty() || !c.range.empty()) {
       for (const auto& k : sort_above) c.sort.push_back(k);
+      c.reads = columnsRead(node, alias);
       out.push_back(std::move(c));
     }
   }

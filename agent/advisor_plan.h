@@ -9,7 +9,8 @@
 //   the column does not serve) as expression keys;
 // - join keys: Hash Cond, Merge Cond and a Nested Loop's Join Filter (inner, semi and anti
 //   joins alike), one candidate per side;
-// - the ORDER BY of a Sort right above a sequential scan (after its equality keys).
+// - the ORDER BY of a Sort right above a sequential scan (after its equality keys);
+// - the columns a filtered scan reads, for a covering index (the advisor decides which).
 // A key is never a cast or function mistaken for a column: a plain column is an identifier
 // that EXPLAIN printed as `alias.column` and nothing else.
 
@@ -43,6 +44,10 @@ struct PlanCandidate {
   std::vector<IndexKey> range;     // <, <=, >, >=, LIKE
   std::vector<IndexKey> sort;      // ORDER BY right above the scan
   double scan_cost = 0;            // the sequential scan's (or the join's) total cost
+  // The table's columns the scan reads (its Filter and its Output), for a covering index
+  // (INCLUDE) that lets the plan become an Index Only Scan; empty when unknown (a join key,
+  // a whole-row reference).
+  std::vector<std::string> reads;
 
   // Index keys to try: the equality keys, then one range key (a LIKE prefix counts) or else
   // the sort keys; at most three. Empty when there is nothing to serve.

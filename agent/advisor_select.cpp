@@ -7,6 +7,8 @@
 namespace dbpulse::advisor {
 namespace {
 
+constexpr double kCoveringMinShare = 0.25;
+
 bool uses(const WhatIfPlan& p, size_t c) {
   return std::find(p.uses.begin(), p.uses.end(), c) != p.uses.end();
 }
@@ -41,11 +43,18 @@ Result<Selection> chooseIndexes(WhatIf& what_if, const SelectionInput& input) {
     if (!p.ok()) return p.status();
     plans[s] = *p;
   }
+  auto usedByAny = [&plans](size_t c) {
+    return std::any_of(plans.begin(), plans.end(), [c](const WhatIfPlan& p) { return uses(p, c); });
+  };
+  // A plain candidate whose covering one is used stays for now: it is what the covering one
+  // is measured against.
+  std::set<size_t> fallback;
+  for (const auto& [cover, plain] : input.covers) {
+    if (cover < input.candidates && present[cover] && usedByAny(cover)) fallback.insert(plain);
+  }
   // Unused by every plan: gone.
   for (size_t c = 0; c < input.candidates; ++c) {
-    const bool used =
-        std::any_of(plans.begin(), plans.end(), [c](const WhatIfPlan& p) { return uses(p, c); });
-    if (used || failed[c]) continue;
+    if (usedByAny(c) || failed[c] || fallback.count(c)) continue;
     if (auto st = what_if.remove(c); !st.ok()) return st;
     present[c] = false;
     out.rejected.emplace_back(c, "the planner would not use it");
@@ -61,6 +70,9 @@ Result<Selection> chooseIndexes(WhatIf& what_if, const SelectionInput& input) {
   };
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return served(a) < served(b); });
+  // Covering candidates first, while their plain candidates are still there.
+  std::stable_partition(order.begin(), order.end(),
+                        [&input](size_t c) { return input.covers.count(c) > 0; });
   for (size_t c : order) {
     std::vector<size_t> affected;
     for (size_t s = 0; s < n; ++s) {
@@ -82,12 +94,23 @@ Result<Selection> chooseIndexes(WhatIf& what_if, const SelectionInput& input) {
       base += weight(s) * input.baseline_costs[s];
       without.push_back(*p);
     }
+    // A covering index is measured against its plain one's plans, which it must beat by a
+    // quarter at least (it is wider, and an Index Only Scan needs a vacuumed table).
+    const bool covering = input.covers.count(c) > 0;
+    if (covering) {
+      base = 0;
+      for (size_t i = 0; i < affected.size(); ++i) base += weight(affected[i]) * without[i].cost;
+    }
     const double share = base > 0 ? loss / base : 0;
-    if (share < input.min_improvement) {
+    if (share <
+        (covering ? std::max(input.min_improvement, kCoveringMinShare) : input.min_improvement)) {
       present[c] = false;
       for (size_t i = 0; i < affected.size(); ++i) plans[affected[i]] = without[i];
-      out.rejected.emplace_back(c, "the others serve its statements almost as well (" +
-                                       percent(share) + " of their cost without it)");
+      out.rejected.emplace_back(
+          c, covering ? "the plain index serves its statements almost as well (" + percent(share) +
+                            " of their cost without the INCLUDE columns)"
+                      : "the others serve its statements almost as well (" + percent(share) +
+                            " of their cost without it)");
     } else if (auto st = what_if.add(c); !st.ok()) {
       return st;
     }

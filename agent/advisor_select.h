@@ -11,6 +11,7 @@
 // implements it with hypopg on its read-only session.
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,11 @@ struct SelectionInput {
   std::vector<double> weights;         // per statement: calls (at least 1)
   std::vector<double> baseline_costs;  // per statement: cost with no candidate
   double min_improvement = 0.10;
+  // Covering candidate -> the plain candidate with the same keys. A covering index is taken
+  // away before anything else, with its plain one still there: it stays only when the
+  // Index Only Scan saves a quarter (or `min_improvement`, if more) of the cost of the plans
+  // with the plain index.
+  std::map<size_t, size_t> covers;
 };
 
 struct StatementGain {

@@ -178,5 +178,38 @@ TEST(AdvisorPlanCandidatesTest, NotAPlanIsAnError) {
                !planCandidates("[{\"Plan\": 1}]")->empty());
 }
 
+// A covering index needs every column the scan reads: its filter's and its output's.
+std::string scanWithOutput(const nlohmann::json& output, const std::string& filter) {
+  nlohmann::json scan{
+      {"Node Type", "Seq Scan"}, {"Schema", "public"}, {"Relation Name", "orders"}, {"Alias", "o"},
+      {"Total Cost", 6000.0},    {"Filter", filter},   {"Output", output}};
+  return nlohmann::json::array({{{"Plan", scan}}}).dump();
+}
+
+TEST(AdvisorPlanCandidatesTest, ReadsAreTheFilterAndOutputColumnsOfTheScannedAlias) {
+  auto c = candidates(scanWithOutput({"o.total", "(o.placed_at)::date"}, "(o.customer_id = $1)"));
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].reads, (Texts{"customer_id", "placed_at", "total"}));
+  // A query of one table: unqualified output columns; an unqualified expression is unknown.
+  auto single = candidates(scanWithOutput({"total", "\"Note\""}, "(o.customer_id = $1)"));
+  ASSERT_EQ(single.size(), 1u);
+  EXPECT_EQ(single[0].reads, (Texts{"Note", "customer_id", "total"}));
+  auto expr = candidates(scanWithOutput({"(total * 2)"}, "(o.customer_id = $1)"));
+  ASSERT_EQ(expr.size(), 1u);
+  EXPECT_TRUE(expr[0].reads.empty());
+}
+
+TEST(AdvisorPlanCandidatesTest, AWholeRowOrNoOutputLeavesReadsUnknown) {
+  auto whole = candidates(scanWithOutput({"o.*"}, "(o.customer_id = $1)"));
+  ASSERT_EQ(whole.size(), 1u);
+  EXPECT_TRUE(whole[0].reads.empty());
+  auto row = candidates(scanWithOutput({"o"}, "(o.customer_id = $1)"));
+  ASSERT_EQ(row.size(), 1u);
+  EXPECT_TRUE(row[0].reads.empty());
+  auto none = candidates(seqScan("orders", "o", "(o.customer_id = $1)"));
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_TRUE(none[0].reads.empty());
+}
+
 }  // namespace
 }  // namespace dbpulse::advisor

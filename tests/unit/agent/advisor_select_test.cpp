@@ -141,5 +141,24 @@ TEST(AdvisorSelectTest, WritesOutweighingTheSavingsDoNotPay) {
   EXPECT_TRUE(paysForItself(0, 0));
 }
 
+// Candidate 1 covers candidate 0 (same keys, INCLUDE): it stays only when the Index Only
+// Scan saves min_improvement over the plain index's plan, which it is measured against even
+// though no plan uses the plain one while both exist.
+TEST(AdvisorSelectTest, CoveringIndexIsKeptOnlyWhenItBeatsItsPlainIndex) {
+  SelectionInput in{2, {1}, {1000}, 0.10, {{1, 0}}};
+  FakeWhatIf large({{{{}, 1000}, {{0}, 40}, {{1}, 5}}});
+  auto s = chooseIndexes(large, in);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(chosenOf(*s), (std::vector<size_t>{1}));
+  EXPECT_EQ(large.present(), (std::set<size_t>{1}));
+
+  FakeWhatIf small({{{{}, 1000}, {{0}, 40}, {{1}, 35}}});
+  s = chooseIndexes(small, in);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(chosenOf(*s), (std::vector<size_t>{0}));
+  ASSERT_EQ(s->rejected.size(), 1u);
+  EXPECT_EQ(s->rejected[0].first, 1u);
+}
+
 }  // namespace
 }  // namespace dbpulse::advisor
