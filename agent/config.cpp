@@ -128,7 +128,8 @@ KeySpec<Section> positiveDurationField(std::string key, Duration Section::*membe
 template <typename Section>
 KeySpec<Section> oneOfField(std::string key, std::string Section::*member,
                             std::vector<std::string> allowed) {
-  return {std::move(key), Kind::kString, [member, allowed](Section& s, const Value& v) {
+  return {std::move(key), Kind::kString,
+          [member, allowed = std::move(allowed)](Section& s, const Value& v) {
             const auto& str = std::get<std::string>(v);
             if (std::find(allowed.begin(), allowed.end(), str) == allowed.end()) {
               std::string list;

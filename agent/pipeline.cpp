@@ -194,7 +194,8 @@ std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store
   auto p = std::make_shared<Pipeline>();
   p->scheduler = std::make_unique<Scheduler>(store, clock, config.agent.worker_threads);
   // The elector's session serves the local group (if there is one).
-  if (shared_session && !localPostgresGroup(config).empty()) p->shared_session = shared_session;
+  if (shared_session && !localPostgresGroup(config).empty())
+    p->shared_session = std::move(shared_session);
 
   for (const auto& entry : collectors::catalog()) {
     const CollectorSection& section = config.collectors.at(entry.name);

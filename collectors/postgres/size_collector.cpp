@@ -20,7 +20,9 @@ namespace dbpulse::collectors {
 // keep their relpages estimate, so a long ALTER TABLE or VACUUM FULL cannot stall the run
 // until lock_timeout. Index pages are summed per table in one pass (ipages), never by a
 // per-table subquery over all indexes.
-std::string sizeQuery(int measured) {
+std::string sizeQueryParam(int measured) { return std::to_string(std::max(1, measured)); }
+
+std::string sizeQuery() {
   return R"SQL(
 WITH locked AS (
   SELECT DISTINCT relation
@@ -52,8 +54,7 @@ ranked AS (
     LEFT JOIN ipages p ON p.indrelid = t.oid
 ),
 m AS (
-  SELECT r.*, (r.rank <= )SQL" +
-         std::to_string(std::max(1, measured)) + R"SQL( OR r.reltuples < 0)
+  SELECT r.*, (r.rank <= $1::int OR r.reltuples < 0)
               AND NOT EXISTS (SELECT 1 FROM locked l
                                WHERE l.relation IN (r.oid, r.reltoastrelid)) AS exact
     FROM ranked r
@@ -203,7 +204,7 @@ Status parseSizeRows(const PgRows& rows, int top_n, SampleBatch& out, SizeReport
 Status SizeCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) {
   SizeReport report;
   {
-    auto rows = session_->query(sizeQuery(2 * top_n_));
+    auto rows = session_->queryParams(sizeQuery(), {sizeQueryParam(2 * top_n_)});
     if (!rows.ok()) return collectorQueryError(name_, rows.status());
     if (Status s = parseSizeRows(rows.value(), top_n_, out, report); !s.ok()) return s;
   }

@@ -32,8 +32,10 @@ namespace dbpulse::collectors {
 
 inline constexpr int kDefaultSizeTopN = 20;
 
-// The per-run query; the `measured` largest tables (by relpages) are measured exactly.
-std::string sizeQuery(int measured);
+// The per-run query; the $1 largest tables (by relpages) are measured exactly.
+std::string sizeQuery();
+// sizeQuery's $1 for `measured` tables (at least 1).
+std::string sizeQueryParam(int measured);
 
 struct DatabaseSize {
   std::string datname;

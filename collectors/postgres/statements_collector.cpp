@@ -60,12 +60,6 @@ std::string statementKey(const std::string& queryid, const std::string& datname,
   return key;
 }
 
-std::string formatSeconds(std::chrono::milliseconds ms) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ms.count()) / 1000.0);
-  return buf;
-}
-
 }  // namespace
 
 StatementsSqlVariant statementsSqlVariant(int server_version, std::string_view extension_version) {
@@ -99,8 +93,7 @@ SELECT n.nspname::text AS schema, e.extversion::text AS version
  WHERE e.extname = 'pg_stat_statements'
 )SQL";
 
-std::string statementsQuery(const StatementsSqlVariant& v, std::string_view schema,
-                            std::chrono::milliseconds threshold) {
+std::string statementsQuery(const StatementsSqlVariant& v, std::string_view schema) {
   const std::string ext = quoteIdent(schema);
   // pg_stat_statements(false): counters only. Reading the text means loading the whole
   // query-text file on every call; texts are fetched separately, only for new top entries.
@@ -145,14 +138,19 @@ SELECT 'summary', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NU
                          ? "(SELECT dealloc FROM " + ext + ".pg_stat_statements_info)::float8"
                          : std::string("NULL::float8")) +
                     R"SQL(
-  FROM (SELECT count(*) FILTER (WHERE query_start < now() - make_interval(secs => )SQL" +
-                    formatSeconds(threshold) + R"SQL()) AS running,
+  FROM (SELECT count(*) FILTER (WHERE query_start < now() - make_interval(secs => $1::float8)) AS running,
                COALESCE(max(extract(epoch FROM now() - query_start)), 0) AS longest
           FROM pg_stat_activity
          WHERE state = 'active' AND backend_type = 'client backend'
            AND pid <> pg_backend_pid()) a
 )SQL";
   return sql;
+}
+
+std::string statementsThresholdParam(std::chrono::milliseconds threshold) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(threshold.count()) / 1000.0);
+  return buf;
 }
 
 std::string statementTextsParam(const std::vector<std::string>& queryids) {
@@ -401,10 +399,10 @@ Status StatementsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& 
   }
   const StatementsSqlVariant variant =
       statementsSqlVariant(probe_->server_version, probe_->version);
-  auto rows =
-      session_->query(statementsQuery(variant, probe_->schema, options_.long_running_threshold));
+  auto rows = session_->queryParams(statementsQuery(variant, probe_->schema),
+                                    {statementsThresholdParam(options_.long_running_threshold)});
   if (!rows.ok()) {
-    const Status failed = rows.status();
+    const Status& failed = rows.status();
     probe_.reset();
     // Installed but not preloaded: the extension's functions refuse to run (SQLSTATE 55000).
     if (failed.message().find("shared_preload_libraries") != std::string::npos) {

@@ -70,11 +70,12 @@ StatementsSqlVariant statementsSqlVariant(int server_version, std::string_view e
 // extension is not installed there. Columns: schema, version.
 extern const char* const kStatementsProbeQuery;
 
-// The per-run query. `schema` is the extension's schema (quoted here); `threshold` is the
-// long-running threshold. Row kinds: 'stmt' (one per queryid x database x user, summed
-// over toplevel) and one 'summary'.
-std::string statementsQuery(const StatementsSqlVariant& variant, std::string_view schema,
-                            std::chrono::milliseconds threshold);
+// The per-run query. `schema` is the extension's schema (quoted here); $1 is the
+// long-running threshold (statementsThresholdParam). Row kinds: 'stmt' (one per queryid x
+// database x user, summed over toplevel) and one 'summary'.
+std::string statementsQuery(const StatementsSqlVariant& variant, std::string_view schema);
+// statementsQuery's $1: `threshold` in seconds, with milliseconds ("0.250").
+std::string statementsThresholdParam(std::chrono::milliseconds threshold);
 
 // Query text of the statements whose queryids $1 lists (queryid, datname, user, query).
 std::string statementTextsQuery(std::string_view schema);

@@ -291,7 +291,7 @@ SELECT name, setting, COALESCE(unit, '') AS unit, vartype
 
 // The top N user tables by rows read and written (ranked on the server, so 10,000 tables
 // cost the agent N rows, not 10,000).
-std::string statsTablesQuery(int top_n) {
+std::string statsTablesQuery() {
   return R"SQL(
 SELECT current_database()::text AS datname, s.schemaname::text AS schemaname,
        s.relname::text AS relname,
@@ -314,8 +314,8 @@ SELECT current_database()::text AS datname, s.schemaname::text AS schemaname,
   LEFT JOIN pg_statio_user_tables io ON io.relid = s.relid
  ORDER BY COALESCE(s.seq_tup_read, 0) + COALESCE(s.idx_tup_fetch, 0) + s.n_tup_ins +
           s.n_tup_upd + s.n_tup_del DESC, s.schemaname, s.relname
- LIMIT )SQL" +
-         std::to_string(std::max(1, top_n));
+ LIMIT $1::int
+)SQL";
 }
 
 bool settingExportedElsewhere(std::string_view setting_name) {
@@ -498,7 +498,7 @@ Status StatsCollector::collect(const CollectContext& /*ctx*/, SampleBatch& out) 
     if (Status s = parseStatsSettingsRows(*rows, out); !s.ok()) return s;
   }
   {
-    auto rows = session_->query(statsTablesQuery(top_n_));
+    auto rows = session_->queryParams(statsTablesQuery(), {std::to_string(std::max(1, top_n_))});
     if (!rows.ok()) return collectorQueryError(name_, rows.status());
     if (Status s = parseStatsTablesRows(*rows, top_n_, out); !s.ok()) return s;
   }

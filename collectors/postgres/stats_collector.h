@@ -38,7 +38,8 @@ inline constexpr int kDefaultStatsTopTables = 20;
 std::string statsDatabaseQuery(int server_version_num);
 std::string statsServerQuery(int server_version_num);
 extern const char* const kStatsSettingsQuery;
-std::string statsTablesQuery(int top_n);
+// $1: how many tables (at least 1).
+std::string statsTablesQuery();
 
 // pg_settings names whose series another collector already exports (connections: the
 // connection limits it computes utilization from; tables: the wraparound threshold).

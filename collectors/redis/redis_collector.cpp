@@ -37,7 +37,8 @@ void RedisCollector::cancel() {
   session_->cancel();
 }
 
-Result<RedisReply> RedisCollector::call(const CollectContext& ctx, std::vector<std::string> args) {
+Result<RedisReply> RedisCollector::call(const CollectContext& ctx,
+                                        const std::vector<std::string>& args) {
   if (cancelled_ || ctx.stop.stop_requested()) {
     return cancelled("redis " + session_->address() + ": cancelled");
   }

@@ -66,7 +66,7 @@ class RedisCollector final : public Collector {
  private:
   Status collectRun(const CollectContext& ctx, SampleBatch& run);
   // One command, checking cancel/shutdown first.
-  Result<RedisReply> call(const CollectContext& ctx, std::vector<std::string> args);
+  Result<RedisReply> call(const CollectContext& ctx, const std::vector<std::string>& args);
   // Logs a refused optional command once per command.
   void noteRefused(const std::string& command, const std::string& error);
 

@@ -138,27 +138,30 @@ TEST(StatementsSqlVariantTest, InstalledExtensionVersionOverridesTheServer) {
 }
 
 TEST(StatementsSqlVariantTest, QueryUsesTheVariantColumnsAndQuotedSchema) {
-  const std::string pg15 =
-      statementsQuery(statementsSqlVariant(150004, "1.10"), "public", std::chrono::seconds(5));
+  const std::string pg15 = statementsQuery(statementsSqlVariant(150004, "1.10"), "public");
   EXPECT_NE(pg15.find("sum(total_exec_time)"), std::string::npos);
   EXPECT_NE(pg15.find("sum(blk_read_time)"), std::string::npos);
   EXPECT_NE(pg15.find("\"public\".pg_stat_statements(false)"), std::string::npos);
   EXPECT_NE(pg15.find("\"public\".pg_stat_statements_info"), std::string::npos);
-  EXPECT_NE(pg15.find("make_interval(secs => 5.000)"), std::string::npos);
+  EXPECT_NE(pg15.find("make_interval(secs => $1::float8)"), std::string::npos)
+      << "the threshold is a parameter, not SQL text";
   EXPECT_EQ(pg15.find("stats_since"), std::string::npos);
 
-  const std::string pg12 =
-      statementsQuery(statementsSqlVariant(120000, ""), "ext\"s", std::chrono::milliseconds(250));
+  const std::string pg12 = statementsQuery(statementsSqlVariant(120000, ""), "ext\"s");
   EXPECT_NE(pg12.find("sum(total_time)"), std::string::npos);
   EXPECT_EQ(pg12.find("total_exec_time"), std::string::npos);
   EXPECT_EQ(pg12.find("pg_stat_statements_info"), std::string::npos);
   EXPECT_NE(pg12.find("\"ext\"\"s\".pg_stat_statements(false)"), std::string::npos);
-  EXPECT_NE(pg12.find("secs => 0.250"), std::string::npos);
 
-  const std::string pg17 =
-      statementsQuery(statementsSqlVariant(170000, ""), "public", std::chrono::seconds(1));
+  const std::string pg17 = statementsQuery(statementsSqlVariant(170000, ""), "public");
   EXPECT_NE(pg17.find("sum(shared_blk_read_time)"), std::string::npos);
   EXPECT_NE(pg17.find("max(stats_since)"), std::string::npos);
+}
+
+TEST(StatementsSqlVariantTest, ThresholdParamIsSecondsWithMilliseconds) {
+  EXPECT_EQ(statementsThresholdParam(std::chrono::seconds(5)), "5.000");
+  EXPECT_EQ(statementsThresholdParam(std::chrono::milliseconds(250)), "0.250");
+  EXPECT_EQ(statementsThresholdParam(std::chrono::milliseconds(90'500)), "90.500");
 }
 
 TEST(StatementTextsQueryTest, BindsOnlyIntegerQueryIds) {
