@@ -43,8 +43,10 @@ struct SelectionInput {
   // Covering candidate -> the plain candidate with the same keys. A covering index is taken
   // away before anything else, with its plain one still there: it stays only when the
   // Index Only Scan saves a quarter (or `min_improvement`, if more) of the cost of the plans
-  // with the plain index.
+  // with the plain index, and at least `covering_min_saving` per call (about ten heap pages
+  // read at random: a lookup of a row or two is not worth the wider index).
   std::map<size_t, size_t> covers;
+  double covering_min_saving = 40;
 };
 
 struct StatementGain {

@@ -118,7 +118,7 @@ def normalise(definition: str) -> str:
 
 
 def parse_create(statement: str):
-    """(table, column list) of CREATE INDEX ... ON [schema.]table [USING m] (list)."""
+    """(table, column list) of CREATE INDEX ... ON [schema.]table [USING m] (list) [INCLUDE (l)]."""
     m = re.search(r"\bON\s+(?:ONLY\s+)?([\w\".]+)\s*(?:USING\s+\w+\s*)?\(", statement, re.I)
     if not m:
         return None, None
@@ -130,7 +130,10 @@ def parse_create(statement: str):
         elif statement[i] == ")":
             depth -= 1
             if depth == 0:
-                return table, statement[start + 1:i]
+                # A covering index's INCLUDE list is part of the answer: "a) INCLUDE (b".
+                include = re.match(r"\s*INCLUDE\s*\(([^)]*)\)", statement[i + 1:], re.I)
+                columns = statement[start + 1:i]
+                return table, columns + (f") INCLUDE ({include.group(1)}" if include else "")
     return table, None
 
 

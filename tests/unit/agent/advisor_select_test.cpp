@@ -145,19 +145,27 @@ TEST(AdvisorSelectTest, WritesOutweighingTheSavingsDoNotPay) {
 // Scan saves min_improvement over the plain index's plan, which it is measured against even
 // though no plan uses the plain one while both exist.
 TEST(AdvisorSelectTest, CoveringIndexIsKeptOnlyWhenItBeatsItsPlainIndex) {
-  SelectionInput in{2, {1}, {1000}, 0.10, {{1, 0}}};
-  FakeWhatIf large({{{{}, 1000}, {{0}, 40}, {{1}, 5}}});
+  SelectionInput in{2, {1}, {5000}, 0.10, {{1, 0}}};
+  // A hundred rows: the Index Only Scan skips a hundred heap reads.
+  FakeWhatIf large({{{{}, 5000}, {{0}, 400}, {{1}, 50}}});
   auto s = chooseIndexes(large, in);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(chosenOf(*s), (std::vector<size_t>{1}));
   EXPECT_EQ(large.present(), (std::set<size_t>{1}));
 
-  FakeWhatIf small({{{{}, 1000}, {{0}, 40}, {{1}, 35}}});
+  // 12 % off the plain plan: under a quarter.
+  FakeWhatIf small({{{{}, 5000}, {{0}, 400}, {{1}, 350}}});
   s = chooseIndexes(small, in);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(chosenOf(*s), (std::vector<size_t>{0}));
   ASSERT_EQ(s->rejected.size(), 1u);
   EXPECT_EQ(s->rejected[0].first, 1u);
+
+  // A two-row lookup: 44 % off the plain plan, but two heap reads.
+  FakeWhatIf lookup({{{{}, 5000}, {{0}, 16}, {{1}, 9}}});
+  s = chooseIndexes(lookup, in);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(chosenOf(*s), (std::vector<size_t>{0}));
 }
 
 }  // namespace
