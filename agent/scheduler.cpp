@@ -56,6 +56,27 @@ void Scheduler::leadershipChanged() {
   cv_.notify_all();
 }
 
+void Scheduler::clockChanged() {
+  MutexLock lock(mu_);
+  wake_ = true;
+  cv_.notify_all();
+}
+
+bool Scheduler::waitDrained(Duration timeout) const {
+  MutexLock lock(mu_);
+  return idle_cv_.wait_for(lock, timeout, [this]() REQUIRES(mu_) {
+    return !started_ || (stopping_ && threads_alive_ == 0);
+  });
+}
+
+void Scheduler::setPublishObserver(std::function<void(const std::string&)> observer) {
+  observer_ = std::move(observer);
+}
+
+void Scheduler::observe(size_t job) const {
+  if (observer_) observer_(slots_[job]->collector->name());
+}
+
 void Scheduler::emit(const std::vector<PlanLog>& logs) {
   for (const PlanLog& l : logs) {
     switch (l.level) {
@@ -87,6 +108,7 @@ void Scheduler::dispatchLoop(std::stop_token stop) {
       lock.unlock();
       for (size_t job : step.changed) publish(job);
       emit(step.logs);
+      for (size_t job : step.changed) observe(job);
       lock.lock();
       continue;  // time has passed: look again before sleeping
     }
@@ -166,10 +188,13 @@ void Scheduler::execute(const Dispatch& run, std::stop_token stop) {
   emit(logs);
   // Only now is the run over for stop() and the dispatcher: the job (and the store write
   // above) must not be in use when stop() lets the owner free the pipeline.
-  MutexLock lock(mu_);
-  plan_.onReturned(run.job, run.run);
-  wake_ = true;
-  cv_.notify_all();
+  {
+    MutexLock lock(mu_);
+    plan_.onReturned(run.job, run.run);
+    wake_ = true;
+    cv_.notify_all();
+  }
+  observe(run.job);
 }
 
 void Scheduler::publish(size_t job, uint64_t run, const SampleBatch* samples) {

@@ -65,6 +65,16 @@ class Scheduler {
   // The gate's answer may have changed: re-examine leader_only jobs now.
   void leadershipChanged();
 
+  // Wakes the dispatcher to read the clock again: for a clock moved by hand (tests).
+  void clockChanged();
+  // Waits up to `timeout` for drained().
+  bool waitDrained(Duration timeout) const;
+  // Observation hook for tests, set before start(): called with the collector's name,
+  // outside the scheduler's locks, once a state the scheduler wrote to the store is
+  // final for now: at the end of every run (samples and self-metrics written, the run
+  // over) and after the dispatcher published a change (a timeout, skip or switch-off).
+  void setPublishObserver(std::function<void(const std::string&)> observer);
+
   // Runs every collector once on the calling thread, in order (for `dbpulse once`).
   void runAllOnce();
 
@@ -90,6 +100,7 @@ class Scheduler {
   // Writes the job's current self-metrics (and, when `run` is newer than the last written,
   // its samples) to the store. Never called with mu_ held.
   void publish(size_t job, uint64_t run = 0, const SampleBatch* samples = nullptr);
+  void observe(size_t job) const;
   static void emit(const std::vector<PlanLog>& logs);
   void threadExitLocked() REQUIRES(mu_);
 
@@ -99,11 +110,11 @@ class Scheduler {
 
   mutable Mutex mu_;
   SchedulePlan plan_ GUARDED_BY(mu_);
-  std::vector<std::unique_ptr<Slot>> slots_;  // fixed after start()
-  std::condition_variable_any cv_;            // dispatcher: wake_, due times, stop
-  bool wake_ GUARDED_BY(mu_) = false;         // re-run the plan before sleeping
-  std::condition_variable_any work_cv_;       // workers: queue, stop
-  std::condition_variable_any idle_cv_;       // stop(): threads_alive_
+  std::vector<std::unique_ptr<Slot>> slots_;     // fixed after start()
+  std::condition_variable_any cv_;               // dispatcher: wake_, due times, stop
+  bool wake_ GUARDED_BY(mu_) = false;            // re-run the plan before sleeping
+  std::condition_variable_any work_cv_;          // workers: queue, stop
+  mutable std::condition_variable_any idle_cv_;  // stop(): threads_alive_
   std::deque<Dispatch> queue_ GUARDED_BY(mu_);
   std::condition_variable_any cancel_cv_;  // canceller: cancel_queue_, stop
   std::deque<CancelRun> cancel_queue_ GUARDED_BY(mu_);
@@ -111,6 +122,7 @@ class Scheduler {
   bool started_ GUARDED_BY(mu_) = false;
   bool stopping_ GUARDED_BY(mu_) = false;
   std::function<bool()> leader_gate_ GUARDED_BY(mu_);  // null: every job runs
+  std::function<void(const std::string&)> observer_;   // fixed after start()
 
   std::stop_source stop_source_;
   std::vector<std::jthread> workers_;

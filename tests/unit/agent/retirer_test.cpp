@@ -9,19 +9,14 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include "agent/scheduler.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace dbpulse {
 namespace {
 
 using namespace std::chrono_literals;
-
-class FixedClock final : public Clock {
- public:
-  WallTime now() const override { return WallTime(std::chrono::milliseconds(1'700'000'000'000)); }
-};
 
 // collect() blocks until released and ignores cancel(), like a client without a deadline.
 class StuckCollector final : public collectors::Collector {
@@ -29,15 +24,21 @@ class StuckCollector final : public collectors::Collector {
   struct Shared {
     std::mutex mu;
     std::condition_variable cv;
-    bool released = false;
-    std::atomic<bool> entered{false};
+    bool released = false;  // guarded by mu
+    bool entered = false;   // guarded by mu
     std::atomic<bool> returned{false};
+    // Blocks until collect() was entered (a failure bound of `cap`).
+    bool waitEntered(std::chrono::milliseconds cap = 5s) {
+      std::unique_lock lock(mu);
+      return cv.wait_for(lock, cap, [this] { return entered; });
+    }
   };
   explicit StuckCollector(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
   const std::string& name() const override { return name_; }
   Status collect(const collectors::CollectContext&, SampleBatch&) override {
-    shared_->entered = true;
     std::unique_lock lock(shared_->mu);
+    shared_->entered = true;
+    shared_->cv.notify_all();
     shared_->cv.wait_for(lock, 5s, [this] { return shared_->released; });
     shared_->returned = true;
     return okStatus();
@@ -49,20 +50,10 @@ class StuckCollector final : public collectors::Collector {
 };
 
 struct FakePipeline {
-  FixedClock clock;
+  fakes::FakeClock clock;
   SampleStore store{clock};
   std::unique_ptr<Scheduler> scheduler = std::make_unique<Scheduler>(store, clock, 1);
 };
-
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 3s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
 
 TEST(RetirerTest, KeepsAPipelineWhoseSchedulerDidNotStopUntilItDrains) {
   auto shared = std::make_shared<StuckCollector::Shared>();
@@ -73,7 +64,7 @@ TEST(RetirerTest, KeepsAPipelineWhoseSchedulerDidNotStopUntilItDrains) {
   every.jitter = 0;
   pipeline->scheduler->add(std::make_unique<StuckCollector>(shared), every);
   pipeline->scheduler->start();
-  ASSERT_TRUE(eventually([&] { return shared->entered.load(); }));
+  ASSERT_TRUE(shared->waitEntered());
 
   Retirer<FakePipeline> retirer;
   std::weak_ptr<FakePipeline> watch = pipeline;
@@ -86,7 +77,13 @@ TEST(RetirerTest, KeepsAPipelineWhoseSchedulerDidNotStopUntilItDrains) {
     shared->released = true;
   }
   shared->cv.notify_all();
-  ASSERT_TRUE(eventually([&] { return retirer.reap() == 0; }));
+  {
+    // Blocks until the worker has left (no reference kept past this scope).
+    const std::shared_ptr<FakePipeline> kept = watch.lock();
+    ASSERT_TRUE(kept);
+    ASSERT_TRUE(kept->scheduler->waitDrained(5s));
+  }
+  EXPECT_EQ(retirer.reap(), 0u);
   EXPECT_TRUE(watch.expired()) << "a drained pipeline is freed";
   EXPECT_TRUE(shared->returned);
 }

@@ -1,7 +1,9 @@
 // The scheduler's thread loop around its SchedulePlan (planning is tested on made-up
-// time in schedule_plan_test.cpp). Most tests run on a FakeClock that never moves, so
-// each job runs exactly once; the few that need time to pass for a timeout use the real
-// clock, and all of them wait for other threads by polling with a timeout, never sleeping.
+// time in schedule_plan_test.cpp). Every test runs on a FakeClock that moves only when
+// the test advances it (then Scheduler::clockChanged() wakes the dispatcher), so each job
+// runs exactly once unless the test moves time. Tests never sleep or poll: they block on
+// events (Events below) signalled by the fake collectors and by the scheduler's publish
+// observer, re-checking their condition on each signal, with a timeout as failure bound.
 #include "agent/scheduler.h"
 
 #include <gtest/gtest.h>
@@ -32,16 +34,28 @@ using fakes::kFakeWallStartMs;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-// Polls `pred` until it holds or `timeout` passes; returns its last value.
-template <typename Pred>
-bool eventually(Pred pred, milliseconds timeout = 3s) {
-  const auto deadline = steady_clock::now() + timeout;
-  while (!pred()) {
-    if (steady_clock::now() >= deadline) return pred();
-    std::this_thread::yield();
+// Something happened on another thread (a collector was entered, returned or cancelled; the
+// scheduler published): waiters re-check their condition on each signal.
+class Events {
+ public:
+  void signal() {
+    std::lock_guard lock(mu_);
+    ++generation_;
+    cv_.notify_all();
   }
-  return true;
-}
+  // Blocks until `pred` holds, re-evaluating it after each signal; gives up after `cap`
+  // (a failure bound, not a wait for time to pass). Returns pred's last value.
+  template <typename Pred>
+  bool waitUntil(Pred pred, milliseconds cap = 5s) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, cap, pred);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t generation_ = 0;
+};
 
 // A latch a collector can wait on; opened by the test or by cancel().
 class Gate {
@@ -65,6 +79,8 @@ class Gate {
 
 // What a FakeCollector did, shared with the test (the scheduler owns the collector).
 struct FakeState {
+  explicit FakeState(Events& e) : events(e) {}
+  Events& events;
   std::atomic<int> calls{0};
   std::atomic<int> returned{0};
   std::atomic<int> cancels{0};
@@ -90,21 +106,26 @@ class FakeCollector final : public collectors::Collector {
   const std::string& name() const override { return name_; }
 
   Status collect(const collectors::CollectContext& ctx, SampleBatch& out) override {
-    const int n = ++state_->calls;
+    int n = 0;
     {
       std::lock_guard lock(state_->mu);
       state_->contexts.push_back(ctx);
+      n = ++state_->calls;
     }
+    state_->events.signal();
     Status s = fn_ ? fn_(n, ctx, out, *state_) : okStatus();
     ++state_->returned;
+    state_->events.signal();
     return s;
   }
 
   void cancel() override {
     ++state_->cancels;
+    state_->events.signal();
     if (state_->cancel_blocks) state_->cancel_gate.wait(10s);
     if (state_->cancel_opens_gate) state_->gate.open();
     ++state_->cancels_returned;
+    state_->events.signal();
   }
 
  private:
@@ -128,19 +149,29 @@ Status blockFirst(int n, const collectors::CollectContext&, SampleBatch& out, Fa
   return okStatus();
 }
 
-enum class Time { kFake, kReal };
-
 struct Harness {
-  explicit Harness(Time time = Time::kFake)
-      : scheduler(store, time == Time::kFake ? static_cast<const Clock&>(clock) : real_clock, 3) {}
+  Harness() {
+    scheduler.setPublishObserver([this](const std::string&) { events.signal(); });
+  }
 
+  Events events;  // declared before the scheduler: outlives its threads
   FakeClock clock;
-  SystemClock real_clock;
   SampleStore store{clock};
-  Scheduler scheduler;
+  Scheduler scheduler{store, clock, 3};
+
+  template <typename Pred>
+  bool waitUntil(Pred pred, milliseconds cap = 5s) {
+    return events.waitUntil(pred, cap);
+  }
+
+  // Moves the fake time on and wakes the dispatcher to look at it.
+  void advance(milliseconds d) {
+    clock.advance(d);
+    scheduler.clockChanged();
+  }
 
   std::shared_ptr<FakeState> add(const std::string& name, CollectFn fn, JobOptions options) {
-    auto state = std::make_shared<FakeState>();
+    auto state = std::make_shared<FakeState>(events);
     scheduler.add(std::make_unique<FakeCollector>(name, state, std::move(fn)), options);
     return state;
   }
@@ -158,8 +189,8 @@ struct Harness {
 
   // Self-metrics are published just after the run's status changes (outside the
   // scheduler's lock): true once metric{collector} reads `value`.
-  bool metricBecomes(const std::string& metric, const std::string& collector, double value) const {
-    return eventually([&] { return selfMetric(metric, collector) == value; });
+  bool metricBecomes(const std::string& metric, const std::string& collector, double value) {
+    return waitUntil([&] { return selfMetric(metric, collector) == value; });
   }
 
   std::optional<CollectorStatus> status(const std::string& name) const {
@@ -182,7 +213,7 @@ TEST(SchedulerTest, RunsEveryJobOnThePoolAndPublishesItsSamplesAndSelfMetrics) {
   auto b = h.add("b", blockFirst, every(50ms, 40ms));
   h.scheduler.start();
   // b blocks on a pool thread while a runs on another.
-  ASSERT_TRUE(eventually([&] { return b->calls == 1; }));
+  ASSERT_TRUE(h.waitUntil([&] { return b->calls == 1; }));
   EXPECT_TRUE(h.metricBecomes("dbpulse_collector_runs_total", "a", 1.0));
   EXPECT_TRUE(h.hasFamily("fake_value"));
   b->gate.open();
@@ -200,10 +231,10 @@ TEST(SchedulerTest, FirstCycleDoneOnlyAfterEveryCollectorRan) {
   EXPECT_FALSE(h.scheduler.firstCycleDone());
   h.scheduler.start();
 
-  ASSERT_TRUE(eventually([&] { return h.status("quick")->has_run && slow->calls == 1; }));
+  ASSERT_TRUE(h.waitUntil([&] { return h.status("quick")->has_run && slow->calls == 1; }));
   EXPECT_FALSE(h.scheduler.firstCycleDone()) << "slow has not finished its first run";
   slow->gate.open();
-  EXPECT_TRUE(eventually([&] { return h.scheduler.firstCycleDone(); }));
+  EXPECT_TRUE(h.waitUntil([&] { return h.scheduler.firstCycleDone(); }));
   EXPECT_TRUE(h.status("slow")->has_run);
   EXPECT_TRUE(h.scheduler.stop(2s));
 }
@@ -215,7 +246,7 @@ TEST(SchedulerTest, BackgroundJobDoesNotHoldTheFirstCycleBack) {
   auto advisor = h.add("advisor", blockFirst, slow);
   h.add("process", succeed, every(20ms, 10ms));
   h.scheduler.start();
-  EXPECT_TRUE(eventually([&] { return h.scheduler.firstCycleDone(); }))
+  EXPECT_TRUE(h.waitUntil([&] { return h.scheduler.firstCycleDone(); }))
       << "the running background job is not waited for";
   EXPECT_TRUE(h.status("advisor")->running);
   advisor->gate.open();
@@ -234,14 +265,14 @@ TEST(SchedulerTest, LeaderOnlyJobsWaitForTheGateAndTakeOverWhenLeadershipChanges
   h.scheduler.setLeaderGate([&] { return leader.load(); });
   h.scheduler.start();
 
-  ASSERT_TRUE(eventually([&] { return h.status("process")->has_run; }));
+  ASSERT_TRUE(h.waitUntil([&] { return h.status("process")->has_run; }));
   EXPECT_TRUE(h.status("statements")->standby);
   EXPECT_TRUE(h.scheduler.firstCycleDone()) << "standby must not hold readiness back";
   EXPECT_EQ(wide->calls, 0) << "a follower does not run database-wide collectors";
 
   leader = true;
   h.scheduler.leadershipChanged();
-  ASSERT_TRUE(eventually([&] { return wide->calls == 1; }));
+  ASSERT_TRUE(h.waitUntil([&] { return wide->calls == 1; }));
   EXPECT_TRUE(h.metricBecomes("dbpulse_collector_success", "statements", 1.0));
   EXPECT_FALSE(h.status("statements")->standby);
   EXPECT_TRUE(h.scheduler.stop(2s));
@@ -263,7 +294,7 @@ TEST(SchedulerDeathTest, NonStdExceptionOnAPoolThreadIsIsolated) {
         h.add("good", succeed, every(30ms, 20ms));
         h.scheduler.start();
         const bool isolated =
-            eventually([&] { return h.status("bad")->has_run && h.status("good")->has_run; }, 2s);
+            h.waitUntil([&] { return h.status("bad")->has_run && h.status("good")->has_run; }, 2s);
         const bool failed = !h.status("bad")->last_success;
         h.scheduler.stop(1s);
         std::_Exit(isolated && failed ? 0 : 1);
@@ -277,7 +308,7 @@ TEST(SchedulerTest, StopCancelsABlockedCollectorAndReturnsWithinGrace) {
   Harness h;
   auto stuck = h.add("stuck", blockFirst, every(10s, 10s));  // cancel() opens the gate
   h.scheduler.start();
-  ASSERT_TRUE(eventually([&] { return stuck->calls == 1; }));
+  ASSERT_TRUE(h.waitUntil([&] { return stuck->calls == 1; }));
 
   const auto t0 = steady_clock::now();
   EXPECT_TRUE(h.scheduler.stop(2s));
@@ -291,14 +322,17 @@ TEST(SchedulerTest, StopRequestsTheRunsStopToken) {
   auto st = h.add(
       "waits_for_stop",
       [](int, const collectors::CollectContext& ctx, SampleBatch&, FakeState&) {
-        // Ignores cancel(); only the stop token ends it.
-        eventually([&] { return ctx.stop.stop_requested(); }, 3s);
+        // Ignores cancel(); only the stop token ends it (a wait the token interrupts).
+        std::mutex mu;
+        std::condition_variable_any cv;
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, ctx.stop, 3s, [] { return false; });
         return ctx.stop.stop_requested() ? cancelled("stopped") : okStatus();
       },
       every(10s, 10s));
   st->cancel_opens_gate = false;
   h.scheduler.start();
-  ASSERT_TRUE(eventually([&] { return st->calls == 1; }));
+  ASSERT_TRUE(h.waitUntil([&] { return st->calls == 1; }));
   const auto t0 = steady_clock::now();
   EXPECT_TRUE(h.scheduler.stop(2s));
   EXPECT_LT(steady_clock::now() - t0, 1s);
@@ -319,25 +353,29 @@ TEST(SchedulerTest, StopReportsAThreadLeftBehindUntilItLeaves) {
   auto stuck = h.add("stuck", blockFirst, every(10s, 10s));
   stuck->cancel_opens_gate = false;  // ignores cancel()
   h.scheduler.start();
-  ASSERT_TRUE(eventually([&] { return stuck->calls == 1; }));
+  ASSERT_TRUE(h.waitUntil([&] { return stuck->calls == 1; }));
 
   EXPECT_FALSE(h.scheduler.stop(100ms));
   EXPECT_FALSE(h.scheduler.drained());
-  EXPECT_TRUE(eventually([&] { return stuck->cancels >= 1; }));
+  EXPECT_TRUE(h.waitUntil([&] { return stuck->cancels >= 1; }));
   stuck->gate.open();
-  EXPECT_TRUE(eventually([&] { return h.scheduler.drained(); }));
+  EXPECT_TRUE(h.scheduler.waitDrained(5s));
+  EXPECT_TRUE(h.scheduler.drained());
   EXPECT_TRUE(h.scheduler.stop(100ms)) << "a later stop() reports the drained scheduler";
 }
 
-// ---- timeouts, where real time has to pass ----
+// ---- timeouts: the test moves the fake time past the deadline ----
 
 TEST(SchedulerTest, TimedOutRunFailsIsCancelledAndItsLateResultIsDiscarded) {
-  Harness h(Time::kReal);
+  Harness h;
   auto slow = h.add("slow", blockFirst, every(10s, 50ms));
   slow->cancel_opens_gate = false;  // stays blocked after cancel(), returns late
   h.scheduler.start();
 
-  ASSERT_TRUE(eventually([&] { return slow->cancels == 1; }));
+  ASSERT_TRUE(h.waitUntil([&] { return slow->calls == 1; }));
+  EXPECT_EQ(slow->cancels, 0) << "no time has passed: not timed out yet";
+  h.advance(50ms);
+  ASSERT_TRUE(h.waitUntil([&] { return slow->cancels == 1; }));
   const CollectorStatus st = *h.status("slow");
   EXPECT_EQ(st.runs, 1u);
   EXPECT_NE(st.last_error.find("timed out"), std::string::npos) << st.last_error;
@@ -347,7 +385,7 @@ TEST(SchedulerTest, TimedOutRunFailsIsCancelledAndItsLateResultIsDiscarded) {
   EXPECT_TRUE(h.metricBecomes("dbpulse_collector_timeouts_total", "slow", 1.0));
 
   slow->gate.open();
-  ASSERT_TRUE(eventually([&] { return slow->returned == 1 && !h.status("slow")->running; }));
+  ASSERT_TRUE(h.waitUntil([&] { return slow->returned == 1 && !h.status("slow")->running; }));
   EXPECT_FALSE(h.hasFamily("fake_late")) << "samples of a timed-out run must be discarded";
   EXPECT_EQ(h.status("slow")->runs, 1u) << "the late return is not a second run";
   EXPECT_EQ(h.selfMetric("dbpulse_collector_success", "slow"), 0.0);
@@ -357,21 +395,31 @@ TEST(SchedulerTest, TimedOutRunFailsIsCancelledAndItsLateResultIsDiscarded) {
 // Review 4(d)2: cancel() was called under the scheduler's lock, so a cancel that blocks
 // (PQcancel against a hung server) froze every other job and status() with it.
 TEST(SchedulerTest, ABlockingCancelDelaysNeitherStatusNorOtherJobs) {
-  Harness h(Time::kReal);
+  Harness h;
   auto hung = h.add("hung", blockFirst, every(10s, 50ms));
   hung->cancel_opens_gate = false;
   hung->cancel_blocks = true;  // until the test opens cancel_gate
   auto quick = h.add("quick", succeed, every(20ms, 1s));
   h.scheduler.start();
+  ASSERT_TRUE(h.waitUntil(
+      [&] { return hung->calls == 1 && quick->calls == 1 && !h.status("quick")->running; }));
 
   // The hung run times out at 50 ms; its cancel() then blocks.
-  ASSERT_TRUE(eventually([&] { return hung->cancels == 1; }));
+  h.advance(50ms);
+  ASSERT_TRUE(h.waitUntil([&] { return hung->cancels == 1; }));
+  ASSERT_TRUE(h.waitUntil([&] { return quick->calls == 2 && !h.status("quick")->running; }));
   const int quick_before = quick->calls;
   const auto st = h.status("hung");  // would wait for cancel() if it ran under the lock
   ASSERT_TRUE(st.has_value());
   EXPECT_NE(st->last_error.find("timed out"), std::string::npos) << st->last_error;
-  EXPECT_TRUE(eventually([&] { return quick->calls >= quick_before + 3; }))
-      << "quick job ran " << quick->calls - quick_before << " times during the blocked cancel";
+  // Three more of quick's intervals pass while the cancel blocks: quick runs each time.
+  for (int i = 1; i <= 3; ++i) {
+    h.advance(20ms);
+    EXPECT_TRUE(h.waitUntil([&] {
+      return quick->calls == quick_before + i && !h.status("quick")->running;
+    })) << "quick job ran "
+        << quick->calls - quick_before << " times during the blocked cancel";
+  }
   EXPECT_TRUE(h.metricBecomes("dbpulse_collector_success", "hung", 0.0));
   EXPECT_EQ(hung->cancels_returned, 0) << "the cancel is still blocking";
 
