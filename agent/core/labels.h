@@ -14,9 +14,9 @@ struct Label {
   std::string name;
   std::string value;
   bool operator==(const Label&) const = default;
-  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 reads the literal 0 the defaulted
-  // <=> compares each member's ordering with as a null pointer (a false positive).
-  auto operator<=>(const Label&) const = default;
+  // clang-tidy 14 reads the literal 0 the defaulted <=> compares each member's ordering
+  // with as a null pointer (a false positive).
+  auto operator<=>(const Label&) const = default;  // NOLINT(modernize-use-nullptr)
 };
 
 class Labels {
