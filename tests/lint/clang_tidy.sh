@@ -3,10 +3,9 @@
 # library source (agent, collectors, exporters, rules; not tests), with run-clang-tidy-14
 # and the compile commands of the clang tree TSA_BUILD (default build-tsa, configured here;
 # nothing is built in it). Exit 1 on any finding.
-# Time: 9.5 min of CPU; 338 s measured on 2 cores, 1054 s with other builds sharing them.
-# Not in .ci/run yet: its last run found only agent/core/labels.h's <=> (a clang-tidy 14
-# false positive, since marked NOLINT on its line); run it once clean before adding it
-# after tests/lint/thread_safety.sh (which configures the same build-tsa tree).
+# Time: 8-9.5 min of CPU; 278-338 s measured on 2 cores (1054 s with other builds sharing
+# them). Part of .ci/run, after tests/lint/thread_safety.sh (which configures the same
+# build-tsa tree).
 #
 #   JOBS=2   parallel clang-tidy processes
 set -uo pipefail
