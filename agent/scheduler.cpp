@@ -64,9 +64,7 @@ void Scheduler::clockChanged() {
 
 bool Scheduler::waitDrained(Duration timeout) const {
   MutexLock lock(mu_);
-  return idle_cv_.wait_for(lock, timeout, [this]() REQUIRES(mu_) {
-    return !started_ || (stopping_ && threads_alive_ == 0);
-  });
+  return idle_cv_.wait_for(lock, timeout, [this]() REQUIRES(mu_) { return drainedLocked(); });
 }
 
 void Scheduler::setPublishObserver(std::function<void(const std::string&)> observer) {
@@ -294,8 +292,10 @@ bool Scheduler::stop(Duration grace) {
 
 bool Scheduler::drained() const {
   MutexLock lock(mu_);
-  return !started_ || (stopping_ && threads_alive_ == 0);
+  return drainedLocked();
 }
+
+bool Scheduler::drainedLocked() const { return !started_ || (stopping_ && threads_alive_ == 0); }
 
 void Scheduler::runAllOnce() {
   for (size_t job = 0; job < slots_.size(); ++job) {

@@ -103,6 +103,7 @@ class Scheduler {
   void observe(size_t job) const;
   static void emit(const std::vector<PlanLog>& logs);
   void threadExitLocked() REQUIRES(mu_);
+  bool drainedLocked() const REQUIRES(mu_);
 
   SampleStore& store_;
   const Clock& clock_;
