@@ -644,7 +644,7 @@ std::shared_ptr<const PublishedSuggestions> AdvisorGate::latest() const {
   return latest_;
 }
 
-Status AdvisorCollector::collect(const collectors::CollectContext& ctx, SampleBatch& out) {
+Status AdvisorJob::run(const JobContext& ctx, SampleBatch& out) {
   if (gate_ && !gate_->enter(ctx.deadline, ctx.stop)) {
     return deadlineExceeded("an advisor run from the admin API was still in progress");
   }
@@ -670,7 +670,7 @@ Status AdvisorCollector::collect(const collectors::CollectContext& ctx, SampleBa
   return okStatus();
 }
 
-void AdvisorCollector::cancel() {
+void AdvisorJob::cancel() {
   MutexLock lock(mu_);
   if (session_ != nullptr) session_->cancel();
 }

@@ -37,8 +37,8 @@
 
 #include "agent/core/mutex.h"
 #include "agent/core/status.h"
+#include "agent/job.h"
 #include "collectors/clients/postgres/pg_session.h"
-#include "collectors/collector.h"
 #include "collectors/postgres/indexes_collector.h"
 
 namespace dbpulse {
@@ -149,13 +149,15 @@ class AdvisorGate {
   std::shared_ptr<const PublishedSuggestions> latest_ GUARDED_BY(mu_);
 };
 
-class AdvisorCollector final : public collectors::Collector {
+// The hourly run: suggestIndexes() on the leader, published to the gate for the admin
+// routes and as dbpulse_index_suggestions. A scheduler job, not a collector.
+class AdvisorJob final : public Job {
  public:
   // `gate` (may be null) is shared with the admin routes, so a run never overlaps theirs.
-  AdvisorCollector(AdvisorOptions options, std::shared_ptr<AdvisorGate> gate)
+  AdvisorJob(AdvisorOptions options, std::shared_ptr<AdvisorGate> gate)
       : options_(std::move(options)), gate_(std::move(gate)) {}
   const std::string& name() const override { return name_; }
-  Status collect(const collectors::CollectContext& ctx, SampleBatch& out) override;
+  Status run(const JobContext& ctx, SampleBatch& out) override;
   void cancel() override;
 
  private:

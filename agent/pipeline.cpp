@@ -223,8 +223,8 @@ std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store
     JobOptions job{Duration(3'600'000), Duration(120'000), 0.1};
     job.leader_only = config.agent.leader_election;
     job.background = true;
-    p->scheduler->add(
-        std::make_unique<AdvisorCollector>(advisorOptions(config), std::move(advisor_gate)), job);
+    p->scheduler->add(std::make_unique<AdvisorJob>(advisorOptions(config), std::move(advisor_gate)),
+                      job);
     p->collectors.insert("advisor");
   }
   return p;

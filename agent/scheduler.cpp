@@ -23,12 +23,16 @@ Scheduler::~Scheduler() {
   idle_cv_.wait(lock, [this]() REQUIRES(mu_) { return threads_alive_ == 0; });
 }
 
-void Scheduler::add(std::unique_ptr<collectors::Collector> collector, JobOptions options) {
+void Scheduler::add(std::unique_ptr<Job> job, JobOptions options) {
   MutexLock lock(mu_);
-  plan_.add(collector->name(), options);
+  plan_.add(job->name(), options);
   auto slot = std::make_unique<Slot>();
-  slot->collector = std::move(collector);
+  slot->job = std::move(job);
   slots_.push_back(std::move(slot));
+}
+
+void Scheduler::add(std::unique_ptr<collectors::Collector> collector, JobOptions options) {
+  add(collectorJob(std::move(collector)), options);
 }
 
 void Scheduler::start() {
@@ -72,7 +76,7 @@ void Scheduler::setPublishObserver(std::function<void(const std::string&)> obser
 }
 
 void Scheduler::observe(size_t job) const {
-  if (observer_) observer_(slots_[job]->collector->name());
+  if (observer_) observer_(slots_[job]->job->name());
 }
 
 void Scheduler::emit(const std::vector<PlanLog>& logs) {
@@ -146,7 +150,7 @@ void Scheduler::cancelLoop(std::stop_token stop) {
     // Only the run that timed out (or was running at stop()): never a later one.
     if (!plan_.isRunning(c.job, c.run)) continue;
     lock.unlock();
-    slots_[c.job]->collector->cancel();
+    slots_[c.job]->job->cancel();
     lock.lock();
   }
   threadExitLocked();
@@ -158,13 +162,13 @@ void Scheduler::threadExitLocked() {
 }
 
 void Scheduler::execute(const Dispatch& run, std::stop_token stop) {
-  collectors::Collector& collector = *slots_[run.job]->collector;
+  Job& job = *slots_[run.job]->job;
   SampleBatch batch;
-  collectors::CollectContext ctx{clock_.now(), run.deadline, stop};
+  const JobContext ctx{clock_.now(), run.deadline, stop};
   const MonotonicTime t0 = clock_.monotonicNow();
   Status status;
   try {
-    status = collector.collect(ctx, batch);
+    status = job.run(ctx, batch);
   } catch (const std::exception& e) {
     // Collectors catch their libraries' exceptions; one escaping is a bug, but it must
     // not take the agent down with it.

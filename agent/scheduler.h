@@ -1,6 +1,7 @@
 #pragma once
-// Scheduler: runs each collector on its own interval, with jitter, a timeout and no
-// overlap with its own previous run, on a small fixed thread pool.
+// Scheduler: runs each job (agent/job.h: a collector, or the advisor) on its own interval,
+// with jitter, a timeout and no overlap with its own previous run, on a small fixed thread
+// pool.
 //
 // What runs when is decided by a SchedulePlan (agent/schedule_plan.h: drift-free due
 // times, splay, skips, timeouts, backoff, switching off, leader-only standby), driven by
@@ -36,6 +37,7 @@
 #include "agent/core/duration.h"
 #include "agent/core/mutex.h"
 #include "agent/core/sample_store.h"
+#include "agent/job.h"
 #include "agent/schedule_plan.h"
 #include "collectors/collector.h"
 
@@ -49,6 +51,8 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
+  void add(std::unique_ptr<Job> job, JobOptions options);
+  // A collector as a job (collectorJob()).
   void add(std::unique_ptr<collectors::Collector> collector, JobOptions options);
   void start();
   // Stops scheduling, cancels running collectors and waits up to `grace` for them.
@@ -83,9 +87,9 @@ class Scheduler {
   std::vector<CollectorStatus> status() const;
 
  private:
-  // A scheduled collector; the plan knows it by its index in slots_.
+  // A scheduled job; the plan knows it by its index in slots_.
   struct Slot {
-    std::unique_ptr<collectors::Collector> collector;
+    std::unique_ptr<Job> job;
     // Guarded by publish_mu_ (a comment: an annotation here cannot name the scheduler's
     // mutex): what the store holds, so an older write never lands last.
     uint64_t published_run = 0;

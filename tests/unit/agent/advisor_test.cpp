@@ -156,13 +156,13 @@ TEST(AdvisorGateTest, TheHourlyJobWaitsForAnAdminRunInsteadOfOverlapping) {
   EXPECT_FALSE(gate->tryEnter());
   AdvisorOptions o;
   o.session.dsn = "host=127.0.0.1 port=1 connect_timeout=1";  // never reached
-  AdvisorCollector job(o, gate);
+  AdvisorJob job(o, gate);
   std::stop_source stop;
   const collectors::CollectContext ctx{
       WallTime{}, std::chrono::steady_clock::now() + std::chrono::milliseconds(50),
       stop.get_token()};
   SampleBatch out;
-  const Status s = job.collect(ctx, out);
+  const Status s = job.run(ctx, out);
   EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.toString();
   EXPECT_NE(s.message().find("still in progress"), std::string::npos) << s.toString();
   gate->leave();

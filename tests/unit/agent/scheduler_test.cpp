@@ -602,5 +602,32 @@ TEST(SchedulerTest, FailedPreconditionPublishesTheReasonAsALabelAndDropsItWhenFi
       << "the old reason's series is dropped";
 }
 
+// A job that is not a collector (the advisor's kind) is scheduled, run and reported like one.
+class CountingJob final : public Job {
+ public:
+  const std::string& name() const override { return name_; }
+  Status run(const JobContext&, SampleBatch& out) override {
+    ++runs;
+    out.gauge("fake_job_result", "h", {}, 7);
+    return okStatus();
+  }
+  int runs = 0;
+
+ private:
+  const std::string name_ = "hourly";
+};
+
+TEST(SchedulerTest, RunsAJobThatIsNotACollectorWithTheSameSelfMetrics) {
+  Harness h;
+  auto job = std::make_unique<CountingJob>();
+  CountingJob* raw = job.get();
+  h.scheduler.add(std::move(job), every(15s, 5s));
+  h.scheduler.runAllOnce();
+  EXPECT_EQ(raw->runs, 1);
+  EXPECT_TRUE(h.hasFamily("fake_job_result"));
+  EXPECT_EQ(h.selfMetric("dbpulse_collector_runs_total", "hourly"), 1.0);
+  ASSERT_EQ(h.scheduler.status().size(), 1u);
+  EXPECT_EQ(h.scheduler.status()[0].name, "hourly");
+}
 }  // namespace
 }  // namespace dbpulse
