@@ -20,7 +20,10 @@ constexpr const char* kPrivilegeHint = "grant pg_monitor to the dbpulse role";
 // partition locks, so counting and timing the waits from one copy halves that cost.
 // Row kinds: 'mode' (database x mode, zero-filled like postgres_exporter, which also lists
 // template databases), 'waiting' (one per session waiting on a heavyweight lock; value =
-// seconds waited). Deadlocks are the stats collector's (pg_stat_database).
+// seconds waited). A waiter must be waiting in both reads: pg_stat_activity is read after
+// the copy of pg_locks, so a session that began to wait in between (no awaited lock in the
+// copy, so no mode and no waitstart) is left to the next run. Deadlocks are the stats collector's
+// (pg_stat_database).
 constexpr const char* kLocksQueryTemplate = R"SQL(
 WITH locks AS MATERIALIZED (
   SELECT database, lower(mode) AS mode, granted, pid, @WAITSTART@ AS waitstart FROM pg_locks
@@ -39,13 +42,13 @@ SELECT 'mode' AS kind, d.datname::text AS datname, m.mode, COALESCE(p.n, 0)::flo
   FROM pg_database d CROSS JOIN modes m
   LEFT JOIN per_db p ON p.database = d.oid AND p.mode = m.mode
 UNION ALL
-SELECT 'waiting', COALESCE(a.datname::text, ''), COALESCE(w.mode, ''),
+SELECT 'waiting', COALESCE(a.datname::text, ''), w.mode,
        GREATEST(0, extract(epoch FROM now() - COALESCE(w.waitstart, a.query_start)))::float8,
        a.pid,
        -- Only for waiters: pg_blocking_pids() takes the lock manager's locks.
        array_to_string(pg_blocking_pids(a.pid), ','),
        COALESCE(a.usename::text, ''), left(a.query, @TEXT_CHARS@)
-  FROM pg_stat_activity a LEFT JOIN awaited w ON w.pid = a.pid
+  FROM pg_stat_activity a JOIN awaited w ON w.pid = a.pid
  WHERE a.wait_event_type = 'Lock'
 )SQL";
 
