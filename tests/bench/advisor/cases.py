@@ -191,7 +191,9 @@ SCHEMAS = [
                 "id": "tickets-pair-filter",
                 "kind": "index pair (filter beside the anti-join)",
                 "table": "tickets",
-                "accept": ["org_id", "org_id, created_at", "org_id, status"],
+                # With the table's pages all-visible, the index that also carries the id the
+                # anti-join reads (an Index Only Scan) is as right as the plain one.
+                "accept": ["org_id", "org_id, created_at", "org_id, status", "org_id) INCLUDE (id"],
                 "with": ["comments (ticket_id)"],  # the pair's other half, tickets-anti-join
                 "script": None,  # the anti-join statement above
                 "timing": "SELECT t.id FROM tickets t WHERE t.org_id = 42 AND NOT EXISTS "
@@ -229,8 +231,11 @@ SCHEMAS = [
             {
                 "id": "tickets-low-selectivity",
                 "kind": "low selectivity (four priorities)",
+                # Reads a column beside the filter: half the table through an index would
+                # be slower than a scan. (A bare count(*) of half the rows is another
+                # matter: an Index Only Scan of a small index beats it on a vacuumed table.)
                 "script": "\\set p random(1, 4)\n"
-                "SELECT count(*) FROM tickets WHERE priority IN (:p::int, 1 + :p::int % 4);\n",
+                "SELECT max(subject) FROM tickets WHERE priority IN (:p::int, 1 + :p::int % 4);\n",
             },
             {
                 "id": "tickets-tiny-table",
