@@ -926,6 +926,13 @@ Result<IndexSuggestions> suggestIndexes(SqlSession& session, const AdvisorOption
           gains[ch.candidate].push_back({examined[stmts[g.statement]].queryid, g.before, g.after});
         }
       }
+      // A covering index chosen in its plain one's place serves the plain one's statements
+      // too (their plans use it): they are its statements now.
+      for (size_t c = 0; c < proposals.size(); ++c) {
+        const auto plain = proposals[c].covers;
+        if (!chosen[c] || !plain || chosen[*plain]) continue;
+        for (size_t i : proposals[*plain].statements) proposals[c].statements.insert(i);
+      }
       what_if.reset();
     }
   } else {
