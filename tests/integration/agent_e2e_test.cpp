@@ -91,6 +91,7 @@ class AgentE2ETest : public ::testing::Test {
     std::string interval = "500ms";
     std::string timeout = "400ms";
     bool process_collector = true;
+    std::string connect_timeout = "5s";
   };
 
   // By default both collectors every 500 ms, PostgreSQL = the shared server's `chat`.
@@ -108,6 +109,8 @@ log_format = "text"
 dsn = "host=127.0.0.1 port=)" +
            std::to_string(port) + R"( dbname=chat user=postgres"
 statement_timeout = "2s"
+connect_timeout = ")" +
+           c.connect_timeout + R"("
 
 [companion]
 pid_file = ")" +
@@ -272,11 +275,14 @@ TEST_F(AgentE2ETest, ReadyIsServiceUnavailableWithJsonUntilTheFirstCycleFinishes
   // PostgreSQL "up but stuck": connections are accepted by the kernel and never answered,
   // so the first connections run cannot finish before its timeout.
   SilentListener stuck;
-  // Only the blocked collector, with a timeout far beyond the few ms this check needs.
+  // Only the blocked collector, with a timeout far beyond the few ms this check needs (and
+  // beyond how long a loaded CI machine takes to start the agent: with the default 5 s the
+  // connect gave up first and the agent was rightly ready).
   AgentConfig blocked;
   blocked.pg_port = stuck.port();
-  blocked.interval = "15s";
-  blocked.timeout = "10s";
+  blocked.interval = "120s";
+  blocked.timeout = "60s";
+  blocked.connect_timeout = "60s";
   blocked.process_collector = false;
   agent_.start(config(blocked));
   ASSERT_TRUE(agent_.waitHealthy(kStartup));
