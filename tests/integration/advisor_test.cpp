@@ -36,6 +36,11 @@ class AdvisorTest : public ::testing::Test {
     hypopg_ = pg_->queryValue("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'", kDb)
                   .has_value();
     if (hypopg_) pg_->exec("CREATE EXTENSION IF NOT EXISTS hypopg", kDb);
+    // Debian's PostgreSQL 15 gets hypopg from packaging/deps.sh; only the other majors' trees
+    // lack it. Under CI its absence there fails instead of skipping the hypopg tests.
+    if (inCi() && pg_->major() == 15 && !hypopg_) {
+      FAIL() << "hypopg is missing on PostgreSQL 15 (packaging/deps.sh installs it)";
+    }
     plantMissingIndexCase(*pg_, kDb);
   }
 
