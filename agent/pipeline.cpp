@@ -212,17 +212,23 @@ std::shared_ptr<Pipeline> buildPipeline(const Config& config, SampleStore& store
     }
     p->collectors.insert(entry.name);
     if (const auto* d = collector->detailsProvider()) p->details_providers[entry.name] = d;
-    JobOptions job{section.interval, section.timeout, 0.1};
+    JobOptions job;
+    job.interval = section.interval;
+    job.timeout = section.timeout;
     job.leader_only = leaderOnly(config, entry);
+    job.probe = collectors::upProbe(entry.client);
     p->scheduler->add(std::move(collector), job);
   }
   // The index advisor hourly on the leader, for dbpulse_index_suggestions (the admin route
   // and the CLI run it on demand too).
   // Only where PostgreSQL is watched at all (some database collector is on).
   if (!config.postgres.dsn.empty() && !postgresGroups(config).empty()) {
-    JobOptions job{Duration(3'600'000), Duration(120'000), 0.1};
+    JobOptions job;
+    job.interval = Duration(3'600'000);
+    job.timeout = Duration(120'000);
     job.leader_only = config.agent.leader_election;
     job.background = true;
+    job.probe = collectors::upProbe(collectors::ClientKind::kPostgres);
     p->scheduler->add(std::make_unique<AdvisorJob>(advisorOptions(config), std::move(advisor_gate)),
                       job);
     p->collectors.insert("advisor");

@@ -65,10 +65,9 @@ PlanStep SchedulePlan::runDue(MonotonicTime now, WallTime wall) {
     } else {
       step.dispatch.push_back(begin(i, now));
     }
-    // Advance the drift-free base past now; missed ticks are not made up.
-    do {
-      job.base_due += job.options.interval;
-    } while (job.base_due <= now);
+    // Advance the drift-free base past now; missed ticks are not made up. A run brought
+    // forward (retry, probe) leaves a base still ahead of now as it is.
+    while (job.base_due <= now) job.base_due += job.options.interval;
     job.due = job.base_due + splay(job);
   }
   return step;
@@ -99,7 +98,21 @@ bool SchedulePlan::onFinished(size_t i, uint64_t run, const Status& status, Dura
   if (job.timed_out && job.run_id == run) return false;  // recorded as a timeout already
   job.finishing = true;                                  // no timeout for a run whose result is in
   record(job, status, took, now, wall, logs);
+  if (status.code() == StatusCode::kUnavailable) {
+    job.due = std::min(job.due, now + std::min(job.options.interval, kUnreachableRetry));
+    runProbe(job, now);
+  }
   return true;
+}
+
+void SchedulePlan::runProbe(const Job& job, MonotonicTime now) {
+  if (job.options.probe.empty() || job.options.probe == job.status.name) return;
+  for (Job& probe : jobs_) {
+    if (probe.status.name != job.options.probe) continue;
+    const bool idle = !probe.running && !probe.status.standby && now >= probe.hold_until;
+    if (idle && !probe.unreachable) probe.due = std::min(probe.due, now);
+    return;
+  }
 }
 
 void SchedulePlan::onReturned(size_t i, uint64_t run) {
@@ -151,6 +164,7 @@ void SchedulePlan::record(Job& job, const Status& status, Duration took, Monoton
     job.consecutive_timeouts = 0;
     s.backoff = Duration(0);
   }
+  job.unreachable = status.code() == StatusCode::kUnavailable;
 
   // FailedPrecondition switches the job off until a rare retry.
   if (status.code() == StatusCode::kFailedPrecondition) {

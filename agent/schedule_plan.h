@@ -18,6 +18,13 @@
 //   max(kDisabledRetry, 10 x interval).
 // - A leader_only job runs only while setLeader(true); otherwise its ticks pass without a
 //   run and its status says standby. When it becomes leader it is due at once.
+// - A run that fails with Unavailable (its server unreachable) is retried after at most
+//   kUnreachableRetry, not one interval later: an hourly job that met a short outage
+//   catches up soon after the server is back instead of reporting failure for the hour.
+// - Such a run also makes the job's `probe` (the job that reports the server's up gauge,
+//   e.g. connections for pg_up) due at once, unless the probe already reports the server
+//   unreachable: "server down" is then published with the failure, not up to one probe
+//   interval after it, so rules that set aside failures of a server that is down see both.
 // Not thread-safe: the owner serialises every call (Scheduler holds its mutex).
 
 #include <chrono>
@@ -36,6 +43,7 @@ namespace dbpulse {
 inline constexpr int kBackoffAfterTimeouts = 3;
 inline constexpr Duration kMaxBackoff{10 * 60'000};
 inline constexpr Duration kDisabledRetry{5 * 60'000};
+inline constexpr Duration kUnreachableRetry{30'000};
 
 struct JobOptions {
   Duration interval{15'000};
@@ -43,6 +51,7 @@ struct JobOptions {
   double jitter = 0.1;       // fraction of the interval
   bool leader_only = false;  // database-wide: runs only on the elected leader
   bool background = false;   // slow, hourly work (the advisor): readiness does not wait for it
+  std::string probe;         // job reporting this job's server up or down; "" for none
 };
 
 struct CollectorStatus {
@@ -147,6 +156,7 @@ class SchedulePlan {
     uint64_t skipped = 0;
     uint64_t timeouts = 0;
     int consecutive_timeouts = 0;
+    bool unreachable = false;    // the last recorded run failed with Unavailable
     MonotonicTime hold_until{};  // no runs before this (backoff, disabled)
     CollectorStatus status;
   };
@@ -157,6 +167,7 @@ class SchedulePlan {
   }
   void record(Job& job, const Status& status, Duration took, MonotonicTime now, WallTime wall,
               std::vector<PlanLog>& logs);
+  void runProbe(const Job& job, MonotonicTime now);
 
   std::vector<Job> jobs_;
   std::mt19937 rng_;

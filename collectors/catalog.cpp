@@ -283,6 +283,8 @@ std::chrono::milliseconds CollectorSettings::duration(const std::string& key) co
   return milliseconds(it == options.end() ? 0 : it->second);
 }
 
+std::string upProbe(ClientKind kind) { return kind == ClientKind::kPostgres ? "connections" : ""; }
+
 const CatalogEntry* findCollector(const std::string& name) {
   for (const auto& e : catalog()) {
     if (e.name == name) return &e;

@@ -127,4 +127,9 @@ struct CatalogEntry {
 const std::vector<CatalogEntry>& catalog();
 const CatalogEntry* findCollector(const std::string& name);
 
+// The collector that reports whether a server of this kind is up (pg_up: connections), for
+// the scheduler to run at once when another job finds the server unreachable; "" where the
+// kind's only collector reports it itself (redis_up, dbpulse_companion_up, pgbouncer_up).
+std::string upProbe(ClientKind kind);
+
 }  // namespace dbpulse::collectors

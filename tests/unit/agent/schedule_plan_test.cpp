@@ -376,6 +376,79 @@ TEST(SchedulePlanTest, LeaderOnlyJobsWaitOnStandbyAndTakeOverAtOnceWhenElected) 
   EXPECT_EQ(p.plan.skipped(wide), 0u);
 }
 
+TEST(SchedulePlanTest, AnHourlyJobThatFindsItsServerUnreachableRetriesSoonNotInAnHour) {
+  Plan p;
+  const size_t hourly = p.add("advisor", every(1h, 2min));
+  p.start();
+  PlanStep s = p.at(0ms);
+  ASSERT_EQ(jobsOf(s.dispatch), std::vector<size_t>{hourly});
+  ASSERT_TRUE(p.finish(s.dispatch[0], 1s, unavailable("connection refused")));
+  EXPECT_EQ(p.nextWakeup(), 1s + kUnreachableRetry);
+  EXPECT_TRUE(p.at(30s).dispatch.empty());
+  s = p.at(31s);
+  ASSERT_EQ(jobsOf(s.dispatch), std::vector<size_t>{hourly}) << "the retry";
+  ASSERT_TRUE(p.finish(s.dispatch[0], 32s));
+  EXPECT_TRUE(p.plan.status(hourly).last_success);
+  // Back on its hourly grid from the first run: the retry did not move it.
+  EXPECT_EQ(p.nextWakeup(), milliseconds(1h));
+  s = p.at(1h);
+  ASSERT_EQ(jobsOf(s.dispatch), std::vector<size_t>{hourly});
+  ASSERT_TRUE(p.finish(s.dispatch[0], 1h + 1s, internalError("syntax error")));
+  EXPECT_EQ(p.nextWakeup(), milliseconds(2h)) << "other failures wait for the next tick";
+}
+
+TEST(SchedulePlanTest, AJobThatFindsItsServerUnreachableRunsTheServersProbeAtOnce) {
+  Plan p;
+  JobOptions advisor_options = every(1h, 2min);
+  advisor_options.probe = "connections";
+  JobOptions stats_options = every(15s, 5s);
+  stats_options.probe = "connections";
+  const size_t advisor = p.add("advisor", advisor_options);
+  const size_t probe = p.add("connections", every(15s, 5s));
+  const size_t stats = p.add("stats", stats_options);
+  p.start();
+  PlanStep s = p.at(0ms);
+  ASSERT_EQ(s.dispatch.size(), 3u);
+  ASSERT_TRUE(p.finish(s.dispatch[1], 100ms));
+  ASSERT_TRUE(p.finish(s.dispatch[2], 100ms));
+  EXPECT_EQ(p.nextWakeup(), 15s);
+
+  // The server goes away during the advisor's run: its failure brings the probe forward.
+  ASSERT_TRUE(p.finish(s.dispatch[0], 2s, unavailable("connection lost")));
+  EXPECT_EQ(p.nextWakeup(), 2s);
+  s = p.at(2s);
+  ASSERT_EQ(jobsOf(s.dispatch), std::vector<size_t>{probe});
+  ASSERT_TRUE(p.finish(s.dispatch[0], 2100ms, unavailable("connection refused")));
+  EXPECT_EQ(p.nextWakeup(), 15s) << "the probe keeps its own grid";
+
+  // The probe already says the server is down: another job's failure does not rerun it.
+  s = p.at(15s);
+  ASSERT_EQ(jobsOf(s.dispatch), (std::vector<size_t>{probe, stats}));
+  ASSERT_TRUE(p.finish(s.dispatch[0], 15100ms, unavailable("connection refused")));
+  ASSERT_TRUE(p.finish(s.dispatch[1], 15200ms, unavailable("connection refused")));
+  EXPECT_EQ(p.nextWakeup(), 30s);
+  EXPECT_EQ(p.plan.status(probe).runs, 3u);
+
+  // Not for other failures.
+  s = p.at(30s);
+  ASSERT_EQ(jobsOf(s.dispatch), (std::vector<size_t>{probe, stats}));
+  ASSERT_TRUE(p.finish(s.dispatch[0], 30100ms));
+  ASSERT_TRUE(p.finish(s.dispatch[1], 30200ms, internalError("bad row")));
+  EXPECT_EQ(p.nextWakeup(), 32s) << "the advisor's retry, 30 s after its failure";
+  s = p.at(32s);
+  ASSERT_EQ(jobsOf(s.dispatch), std::vector<size_t>{advisor});
+  ASSERT_TRUE(p.finish(s.dispatch[0], 33s));
+  EXPECT_EQ(p.nextWakeup(), 45s);
+
+  // Nor while the probe is running: its own result is on the way.
+  s = p.at(45s);
+  ASSERT_EQ(jobsOf(s.dispatch), (std::vector<size_t>{probe, stats}));
+  ASSERT_TRUE(p.finish(s.dispatch[1], 45100ms, unavailable("connection lost")));
+  ASSERT_TRUE(p.finish(s.dispatch[0], 45200ms));
+  EXPECT_EQ(p.nextWakeup(), 60s);
+  EXPECT_EQ(p.plan.status(probe).runs, 5u);
+}
+
 TEST(SchedulePlanTest, FirstCycleDoneOnlyAfterEveryForegroundJobFinishedOnce) {
   Plan p;
   const size_t quick = p.add("quick", every(10s, 5s));
