@@ -1,6 +1,7 @@
 #include "agent/schedule_plan.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace dbpulse {
 
@@ -8,9 +9,9 @@ SchedulePlan::SchedulePlan(uint32_t seed) : rng_(seed) {}
 
 size_t SchedulePlan::add(std::string name, JobOptions options) {
   Job job;
-  job.options = options;
+  job.options = std::move(options);
   job.status.name = std::move(name);
-  job.status.background = options.background;
+  job.status.background = job.options.background;
   jobs_.push_back(std::move(job));
   return jobs_.size() - 1;
 }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace dbpulse {
 namespace {
@@ -25,14 +26,14 @@ Scheduler::~Scheduler() {
 
 void Scheduler::add(std::unique_ptr<Job> job, JobOptions options) {
   MutexLock lock(mu_);
-  plan_.add(job->name(), options);
+  plan_.add(job->name(), std::move(options));
   auto slot = std::make_unique<Slot>();
   slot->job = std::move(job);
   slots_.push_back(std::move(slot));
 }
 
 void Scheduler::add(std::unique_ptr<collectors::Collector> collector, JobOptions options) {
-  add(collectorJob(std::move(collector)), options);
+  add(collectorJob(std::move(collector)), std::move(options));
 }
 
 void Scheduler::start() {
