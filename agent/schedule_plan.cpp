@@ -101,17 +101,20 @@ bool SchedulePlan::onFinished(size_t i, uint64_t run, const Status& status, Dura
   record(job, status, took, now, wall, logs);
   if (status.code() == StatusCode::kUnavailable) {
     job.due = std::min(job.due, now + std::min(job.options.interval, kUnreachableRetry));
-    runProbe(job, now);
   }
+  // A run that reached its server (or found it unreachable) while the probe says otherwise.
+  if (status.ok() || status.code() == StatusCode::kUnavailable) runProbe(job, !status.ok(), now);
   return true;
 }
 
-void SchedulePlan::runProbe(const Job& job, MonotonicTime now) {
+void SchedulePlan::runProbe(const Job& job, bool unreachable, MonotonicTime now) {
   if (job.options.probe.empty() || job.options.probe == job.status.name) return;
   for (Job& probe : jobs_) {
     if (probe.status.name != job.options.probe) continue;
     const bool idle = !probe.running && !probe.status.standby && now >= probe.hold_until;
-    if (idle && !probe.unreachable) probe.due = std::min(probe.due, now);
+    if (idle && probe.status.has_run && probe.unreachable != unreachable) {
+      probe.due = std::min(probe.due, now);
+    }
     return;
   }
 }

@@ -21,10 +21,12 @@
 // - A run that fails with Unavailable (its server unreachable) is retried after at most
 //   kUnreachableRetry, not one interval later: an hourly job that met a short outage
 //   catches up soon after the server is back instead of reporting failure for the hour.
-// - Such a run also makes the job's `probe` (the job that reports the server's up gauge,
-//   e.g. connections for pg_up) due at once, unless the probe already reports the server
-//   unreachable: "server down" is then published with the failure, not up to one probe
-//   interval after it, so rules that set aside failures of a server that is down see both.
+// - A job's `probe` is the job that reports its server's up gauge (connections for pg_up).
+//   A run that finds the server unreachable while the probe's last run reached it, or that
+//   succeeds while the probe's last run found it unreachable, makes the probe due at once:
+//   "server down" is published with the failure, not up to one probe interval after it (so
+//   rules that set aside failures of a server that is down see both), and "up" comes back
+//   with the first run that reaches the server.
 // Not thread-safe: the owner serialises every call (Scheduler holds its mutex).
 
 #include <chrono>
@@ -167,7 +169,7 @@ class SchedulePlan {
   }
   void record(Job& job, const Status& status, Duration took, MonotonicTime now, WallTime wall,
               std::vector<PlanLog>& logs);
-  void runProbe(const Job& job, MonotonicTime now);
+  void runProbe(const Job& job, bool unreachable, MonotonicTime now);
 
   std::vector<Job> jobs_;
   std::mt19937 rng_;

@@ -223,6 +223,64 @@ TEST_F(HungPostgresTest, StoppedPostmasterTurnsPgUpZeroFiresTheRulesAndRecovers)
   expectRecovery();
 }
 
+// PostgreSQL stopped and started again under an agent whose connections collector runs only
+// every 10 minutes: pg_up must follow the first collector that meets the outage, and the
+// first that reaches the server again (the scheduler runs connections as the probe), not
+// wait for connections' own next run. Before, a job that lost its connection (the hourly
+// advisor in the demo's fault test) reported failing while pg_up still said 1.
+TEST(PostgresProbeTest, PgUpFollowsTheFirstCollectorThatSeesPostgresGoAndComeBack) {
+  if (!requirePostgres()) return;
+  PgServer pg;
+  pg.createDatabase("chat");
+  DbpulseProcess agent;
+  std::string config =
+      "[agent]\nlisten = \"" + agent.listenAddress() + "\"\nstate_dir = \"" +
+      agent.stateDir().string() +
+      "\"\nlog_format = \"text\"\nleader_election = false\n\n"
+      "[postgres]\ndsn = \"host=127.0.0.1 port=" +
+      std::to_string(pg.port()) +
+      " dbname=chat user=postgres\"\n\n"
+      "[maintenance]\nenabled = false\n\n"
+      "[collectors.connections]\nenabled = true\ninterval = \"10m\"\n\n"
+      "[collectors.stats]\nenabled = true\ninterval = \"1s\"\ntimeout = \"1s\"\n\n";
+  for (const char* name :
+       {"statements", "cache", "tables", "size", "indexes", "locks", "replication"}) {
+    config += std::string("[collectors.") + name + "]\nenabled = false\n\n";
+  }
+  agent.start(config);
+  ASSERT_TRUE(agent.waitHealthy(kStartup));
+  const auto connections = [](const std::string& t, const std::string& metric) {
+    return sampleValue(t, metric, {{"collector", "connections"}});
+  };
+  ASSERT_TRUE(agent.waitForMetrics(
+      [&](const std::string& t) {
+        return sampleValue(t, "pg_up") == 1.0 &&
+               sampleValue(t, "dbpulse_collector_success", {{"collector", "stats"}}) == 1.0;
+      },
+      kStartup, "pg_up 1 and stats succeeding"));
+  ASSERT_EQ(connections(agent.metrics(), "dbpulse_collector_runs_total"), 1.0);
+
+  pg.stop();
+  std::string text;
+  EXPECT_TRUE(
+      agent.waitForMetrics([&](const std::string& t) { return sampleValue(t, "pg_up") == 0.0; },
+                           10s, "pg_up 0 soon after stats met the stopped server", &text));
+  EXPECT_EQ(sampleValue(text, "dbpulse_collector_success", {{"collector", "stats"}}), 0.0);
+  EXPECT_EQ(connections(text, "dbpulse_collector_runs_total"), 2.0)
+      << "one probe run for the outage, however many stats runs failed:\n"
+      << agent.logTail();
+
+  pg.start();
+  EXPECT_TRUE(agent.waitForMetrics(
+      [&](const std::string& t) {
+        return sampleValue(t, "pg_up") == 1.0 &&
+               sampleValue(t, "dbpulse_collector_success", {{"collector", "stats"}}) == 1.0;
+      },
+      20s, "pg_up 1 soon after stats reached the restarted server", &text));
+  EXPECT_EQ(connections(text, "dbpulse_collector_success"), 1.0);
+  EXPECT_TRUE(agent.running()) << agent.logTail();
+}
+
 // Review 4(d)3: two collectors share a session; the one that gives up while waiting for
 // the session must not cancel the other's statement.
 TEST(PgSessionCancelTest, CancellingOneCallerLeavesTheOtherCallersStatementAlone) {

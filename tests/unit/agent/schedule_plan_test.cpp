@@ -397,7 +397,7 @@ TEST(SchedulePlanTest, AnHourlyJobThatFindsItsServerUnreachableRetriesSoonNotInA
   EXPECT_EQ(p.nextWakeup(), milliseconds(2h)) << "other failures wait for the next tick";
 }
 
-TEST(SchedulePlanTest, AJobThatFindsItsServerUnreachableRunsTheServersProbeAtOnce) {
+TEST(SchedulePlanTest, AJobThatSeesItsServerGoOrComeBackRunsTheServersProbeAtOnce) {
   Plan p;
   JobOptions advisor_options = every(1h, 2min);
   advisor_options.probe = "connections";
@@ -429,15 +429,21 @@ TEST(SchedulePlanTest, AJobThatFindsItsServerUnreachableRunsTheServersProbeAtOnc
   EXPECT_EQ(p.nextWakeup(), 30s);
   EXPECT_EQ(p.plan.status(probe).runs, 3u);
 
-  // Not for other failures.
+  // The probe still finds it down, but the next job reaches it: the probe runs at once.
   s = p.at(30s);
   ASSERT_EQ(jobsOf(s.dispatch), (std::vector<size_t>{probe, stats}));
-  ASSERT_TRUE(p.finish(s.dispatch[0], 30100ms));
-  ASSERT_TRUE(p.finish(s.dispatch[1], 30200ms, internalError("bad row")));
+  ASSERT_TRUE(p.finish(s.dispatch[0], 30100ms, unavailable("connection refused")));
+  ASSERT_TRUE(p.finish(s.dispatch[1], 30200ms));
+  EXPECT_EQ(p.nextWakeup(), 30200ms);
+  s = p.at(30200ms);
+  ASSERT_EQ(jobsOf(s.dispatch), std::vector<size_t>{probe});
+  ASSERT_TRUE(p.finish(s.dispatch[0], 30300ms));
   EXPECT_EQ(p.nextWakeup(), 32s) << "the advisor's retry, 30 s after its failure";
+
+  // Not for other failures.
   s = p.at(32s);
   ASSERT_EQ(jobsOf(s.dispatch), std::vector<size_t>{advisor});
-  ASSERT_TRUE(p.finish(s.dispatch[0], 33s));
+  ASSERT_TRUE(p.finish(s.dispatch[0], 33s, internalError("bad plan")));
   EXPECT_EQ(p.nextWakeup(), 45s);
 
   // Nor while the probe is running: its own result is on the way.
@@ -446,7 +452,7 @@ TEST(SchedulePlanTest, AJobThatFindsItsServerUnreachableRunsTheServersProbeAtOnc
   ASSERT_TRUE(p.finish(s.dispatch[1], 45100ms, unavailable("connection lost")));
   ASSERT_TRUE(p.finish(s.dispatch[0], 45200ms));
   EXPECT_EQ(p.nextWakeup(), 60s);
-  EXPECT_EQ(p.plan.status(probe).runs, 5u);
+  EXPECT_EQ(p.plan.status(probe).runs, 6u);
 }
 
 TEST(SchedulePlanTest, FirstCycleDoneOnlyAfterEveryForegroundJobFinishedOnce) {
