@@ -29,6 +29,11 @@ void SchedulePlan::start(MonotonicTime now) {
   for (Job& job : jobs_) {
     job.base_due = now;
     job.due = now + std::min(splay(job), Duration(1000));
+    // The probe by index, once: every job is added by now.
+    const auto probe = std::find_if(jobs_.begin(), jobs_.end(), [&](const Job& j) {
+      return j.status.name == job.options.probe;
+    });
+    if (probe != jobs_.end() && &*probe != &job) job.probe = probe - jobs_.begin();
   }
 }
 
@@ -108,14 +113,11 @@ bool SchedulePlan::onFinished(size_t i, uint64_t run, const Status& status, Dura
 }
 
 void SchedulePlan::runProbe(const Job& job, bool unreachable, MonotonicTime now) {
-  if (job.options.probe.empty() || job.options.probe == job.status.name) return;
-  for (Job& probe : jobs_) {
-    if (probe.status.name != job.options.probe) continue;
-    const bool idle = !probe.running && !probe.status.standby && now >= probe.hold_until;
-    if (idle && probe.status.has_run && probe.unreachable != unreachable) {
-      probe.due = std::min(probe.due, now);
-    }
-    return;
+  if (!job.probe) return;
+  Job& probe = jobs_[*job.probe];
+  const bool idle = !probe.running && !probe.status.standby && now >= probe.hold_until;
+  if (idle && probe.status.has_run && probe.unreachable != unreachable) {
+    probe.due = std::min(probe.due, now);
   }
 }
 

@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -158,8 +159,9 @@ class SchedulePlan {
     uint64_t skipped = 0;
     uint64_t timeouts = 0;
     int consecutive_timeouts = 0;
-    bool unreachable = false;    // the last recorded run failed with Unavailable
-    MonotonicTime hold_until{};  // no runs before this (backoff, disabled)
+    bool unreachable = false;     // the last recorded run failed with Unavailable
+    std::optional<size_t> probe;  // options.probe's index (start()); none if absent or itself
+    MonotonicTime hold_until{};   // no runs before this (backoff, disabled)
     CollectorStatus status;
   };
 
